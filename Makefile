@@ -1,0 +1,160 @@
+# keyauth: build, test, fuzz, bench, install.
+#
+#   make              keyauthd, keyauthctl, libspop.a (build/)
+#   make test         deps, unit tests (plain and ASan+UBSan), fuzz corpus replay, integration
+#   make fuzz         each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make bench        benchmarks with release flags
+#   make install      PREFIX=/usr/local DESTDIR=
+#   make deps         install missing Debian packages (root), or print the command
+#
+# Sources are picked up by convention: spop/*.c is the codec library, agent/*.c
+# except the two mains is the agent library, tests/unit/test_*.c and
+# tests/integ/test_*.c are cmocka programs, tests/fuzz/fuzz_*.c are libFuzzer targets.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+CLANG   ?= clang
+FUZZ_SECONDS ?= 60
+
+OPT_CFLAGS  ?= -O2 -g
+STD_CFLAGS   = -std=c11 -D_GNU_SOURCE
+WARN_CFLAGS  = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+               -Wpointer-arith -Wformat=2 -Wundef -Wvla -Wimplicit-fallthrough \
+               -Wnull-dereference
+# spop/ is small and byte-oriented: it also gets the conversion warnings.
+SPOP_WARN    = -Wconversion -Wsign-conversion
+SAN_FLAGS    = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+PKGS      = openssl msgpack libconfig
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# libev ships no .pc file on Debian.
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+SPOP_SRC  = $(sort $(wildcard spop/*.c))
+AGENT_MAINS = agent/keyauthd.c agent/keyauthctl.c
+AGENT_SRC = $(sort $(filter-out $(AGENT_MAINS),$(wildcard agent/*.c)))
+UNIT_SRC  = $(sort $(wildcard tests/unit/test_*.c))
+INTEG_SRC = $(sort $(wildcard tests/integ/test_*.c))
+TESTLIB_SRC = $(sort $(wildcard tests/lib/*.c))
+FUZZ_SRC  = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRC = $(sort $(wildcard tests/bench/*.c))
+HDRS      = $(wildcard spop/*.h agent/*.h tests/lib/*.h)
+
+# One build tree per flavour: build/ (plain), build/san (ASan+UBSan), build/rel (bench).
+B ?= build
+FLAVOUR_CFLAGS ?=
+CFLAGS_ALL = $(STD_CFLAGS) $(OPT_CFLAGS) $(WARN_CFLAGS) $(FLAVOUR_CFLAGS) -Ispop -Iagent -Itests/lib $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(FLAVOUR_CFLAGS) $(LDFLAGS)
+
+SPOP_OBJ  = $(SPOP_SRC:%.c=$(B)/%.o)
+AGENT_OBJ = $(AGENT_SRC:%.c=$(B)/%.o)
+TESTLIB_OBJ = $(TESTLIB_SRC:%.c=$(B)/%.o)
+UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+INTEG_BIN = $(INTEG_SRC:tests/integ/%.c=$(B)/tests/%)
+BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+
+.PHONY: all deps test test-unit test-integ test-fuzz-replay fuzz fuzz-build bench install clean san-build run
+
+all: $(B)/keyauthd $(B)/keyauthctl $(B)/libspop.a
+
+deps:
+	@sh scripts/deps.sh
+
+$(B)/spop/%.o: spop/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(SPOP_WARN) -c $< -o $@
+
+$(B)/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/libspop.a: $(SPOP_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libkeyauth.a: $(AGENT_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/keyauthd: $(B)/agent/keyauthd.o $(B)/libkeyauth.a $(B)/libspop.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(B)/keyauthctl: $(B)/agent/keyauthctl.o $(B)/libkeyauth.a $(B)/libspop.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(PKG_LIBS) $(CMOCKA_LIBS)
+
+$(B)/tests/%: tests/integ/%.c $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(PKG_LIBS) $(CMOCKA_LIBS)
+
+$(B)/bench/%: tests/bench/%.c $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(PKG_LIBS)
+
+# ---- tests ----------------------------------------------------------------
+
+# Everything CI runs. The plain and the sanitizer flavour are separate make
+# invocations so each has its own object tree.
+test: deps
+	@$(MAKE) --no-print-directory B=build test-unit test-integ
+	@$(MAKE) --no-print-directory B=build/san OPT_CFLAGS="-O1 -g" FLAVOUR_CFLAGS="$(SAN_FLAGS)" test-unit test-integ
+	@$(MAKE) --no-print-directory test-fuzz-replay
+	@echo "make test: all suites passed"
+
+export ASAN_OPTIONS = halt_on_error=1:detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS = halt_on_error=1:print_stacktrace=1
+
+test-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+test-integ: $(INTEG_BIN) $(B)/keyauthd $(B)/keyauthctl
+	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; KEYAUTHD=$(B)/keyauthd KEYAUTHCTL=$(B)/keyauthctl $$t; done
+
+# ---- fuzzing (clang libFuzzer with ASan+UBSan) ------------------------------
+
+FB = build/fuzz
+FUZZ_CFLAGS = $(STD_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+              -Wall -Wextra -Werror -Ispop -Iagent -Itests/lib $(PKG_CFLAGS)
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(FB)/%)
+
+$(FB)/%: tests/fuzz/%.c $(SPOP_SRC) $(AGENT_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(SPOP_SRC) $(AGENT_SRC) $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Replays every corpus file (seeds and crash regressions) through its target once.
+test-fuzz-replay: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); d=tests/fuzz/corpus/$$n; \
+	  echo "== replay $$n ($$(ls $$d | wc -l) inputs)"; \
+	  $$f -runs=0 $$d >/dev/null 2>build/fuzz/$$n.log || { cat build/fuzz/$$n.log; exit 1; }; done
+
+fuzz: $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/spop.dict -artifact_prefix=build/fuzz/$$n- \
+	      build/fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
+
+# ---- benchmarks (release flags) ---------------------------------------------
+
+bench:
+	@$(MAKE) --no-print-directory B=build/rel OPT_CFLAGS="-O2 -g -DNDEBUG" all bench-run
+
+bench-run: $(BENCH_BIN) $(B)/keyauthd
+	@set -e; for b in $(BENCH_BIN); do echo "== $$b"; KEYAUTHD=$(B)/keyauthd $$b; done
+
+# ---- install ------------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/keyauth
+	install -m 0755 $(B)/keyauthd $(DESTDIR)$(PREFIX)/sbin/keyauthd
+	install -m 0755 $(B)/keyauthctl $(DESTDIR)$(PREFIX)/bin/keyauthctl
+	install -m 0644 agent/keyauth.conf $(DESTDIR)$(PREFIX)/share/doc/keyauth/keyauth.conf.example
+
+clean:
+	rm -rf build

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * conf: keyauthd's configuration, read from one libconfig file.
+ *
+ * conf.c is the only reader of libconfig. It turns the file into a plain,
+ * immutable struct conf that is shared read-only by every worker (and by
+ * keyauthctl, which reads the same file). Loading never prints: every error
+ * is written into a caller-owned buffer as "file:line: message (fix)".
+ */
+#ifndef AGENT_CONF_H
+#define AGENT_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONF_DEFAULT_PATH     "/etc/keyauth/keyauth.conf"
+#define CONF_MAX_LISTENERS    16
+#define CONF_MAX_ROUTES       1024
+
+enum route_type {
+	ROUTE_PROVIDER = 0,      /* an LLM provider (wraps one vendor) */
+	ROUTE_PROXY    = 1,      /* an app-facing proxy on top of a provider */
+};
+
+enum key_location {
+	KEYLOC_HEADER = 0,
+	KEYLOC_QUERY  = 1,
+};
+
+struct route {
+	char *name;              /* [A-Za-z0-9_-]+, unique */
+	enum route_type type;
+	char *context;           /* path prefix, starts with '/', unique */
+	char *key_name;          /* header or query parameter name, default "X-API-Key" */
+	enum key_location key_location; /* default header */
+	char *upstream;          /* optional "host:port" for rendering; may be NULL */
+};
+
+enum listen_family {
+	LISTEN_TCP  = 0,         /* host:port, IPv4 or [IPv6] */
+	LISTEN_UNIX = 1,         /* unix:/path */
+};
+
+struct listen_conf {
+	enum listen_family family;
+	char *addr;              /* as written, for logs and rendering */
+	char *host;              /* TCP: numeric host without brackets */
+	uint16_t port;           /* TCP */
+	char *path;              /* UNIX */
+	mode_t mode;             /* UNIX socket mode, default 0660 */
+};
+
+enum log_target {
+	LOG_TARGET_STDERR = 0,
+	LOG_TARGET_SYSLOG = 1,
+};
+
+struct conf {
+	char *path;                      /* file this was loaded from */
+	struct listen_conf listen[CONF_MAX_LISTENERS];
+	unsigned nlisten;                /* >= 1; default 127.0.0.1:12345 */
+	unsigned workers;                /* default: online CPU count */
+	unsigned max_connections;        /* default 10000 */
+	uint32_t max_frame_size;         /* default 16380, 256..SPOP_MAX_FRAME_SIZE */
+	unsigned idle_timeout_ms;        /* default 60000; 0 = none */
+	char *store_path;                /* default /var/lib/keyauth/keys.db */
+	char *key_prefix;                /* default "ka_", [A-Za-z0-9]+_ */
+	int log_level;                   /* LOG_ERR..LOG_DEBUG from <syslog.h>, default LOG_INFO */
+	enum log_target log_target;
+	char *user;                      /* NULL: do not change user */
+	char *pid_file;                  /* NULL: none */
+	struct route *routes;
+	unsigned nroutes;
+};
+
+/* Loads and validates <path>. Returns a new conf, or NULL with every error
+ * found written to <err> (one per line). */
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+
+/* Frees <c> and everything it owns. conf_free(NULL) is a no-op. */
+void conf_free(struct conf *c);
+
+/* Finds a route by exact name; NULL when absent. */
+const struct route *conf_route_find(const struct conf *c, const char *name, size_t len);
+
+const char *route_type_str(enum route_type t);
+const char *key_location_str(enum key_location l);
+
+#endif /* AGENT_CONF_H */

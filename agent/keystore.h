@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keystore: the key set and its msgpack file.
+ *
+ * A struct ks_set is an immutable snapshot of every stored key, indexed by
+ * SHA-256 digest in an open-addressing table (lookup cost independent of the
+ * number of keys). Sets are reference counted; the daemon hands a new set to
+ * each worker and the last worker to let go of the old one frees it, so the
+ * request path never takes a lock.
+ *
+ * The file (msgpack, written only by keyauthctl through ks_file_write) is
+ * validated whole before use: a bad file yields an error and no set.
+ */
+#ifndef AGENT_KEYSTORE_H
+#define AGENT_KEYSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyfmt.h"
+
+#define KS_FILE_VERSION 1
+#define KS_ROUTE_MAX    128
+#define KS_OWNER_MAX    256
+
+/* One stored key. Strings are NUL-terminated and owned by the set or record
+ * list that holds the entry. Times are Unix seconds. */
+struct ks_entry {
+	uint8_t digest[KEY_DIGEST_LEN];
+	char id[KEY_ID_LEN + 1];
+	const char *route;
+	const char *owner;       /* "" when none */
+	int64_t created;
+	int64_t expires;         /* 0 = never */
+	int64_t revoked;         /* 0 = not revoked, else revocation time */
+	uint32_t rpm;            /* requests per minute limit, 0 = none (rate-limit issue) */
+};
+
+struct ks_set;
+
+/* Loads and validates the store file at <path>. A missing file gives an empty
+ * set (and *missing = true when <missing> is not NULL). Any other problem
+ * returns NULL with "path: message" in <err>. The new set has one reference. */
+struct ks_set *ks_set_load(const char *path, bool *missing, char *err, size_t errlen);
+
+/* An empty set with one reference. */
+struct ks_set *ks_set_empty(void);
+
+/* Builds a set from <n> entries (copied). Returns NULL with <err> on duplicate
+ * digests or ids, or allocation failure. */
+struct ks_set *ks_set_build(const struct ks_entry *v, size_t n, char *err, size_t errlen);
+
+const struct ks_entry *ks_lookup(const struct ks_set *s, const uint8_t digest[KEY_DIGEST_LEN]);
+const struct ks_entry *ks_find_id(const struct ks_set *s, const char *id);
+size_t ks_count(const struct ks_set *s);
+const struct ks_entry *ks_entry_at(const struct ks_set *s, size_t i);
+
+/* Reference counting (atomic; any thread). ks_set_unref(NULL) is a no-op. */
+struct ks_set *ks_set_ref(struct ks_set *s);
+void ks_set_unref(struct ks_set *s);
+
+/* ---- the file, for keyauthctl ----------------------------------------------
+ * ks_file_lock takes an exclusive flock on "<path>.lock" (created 0600) and
+ * returns its fd, or -1 with <err>. ks_file_write writes <n> entries to a
+ * temporary file in the same directory, fsyncs it, renames it over <path>,
+ * fsyncs the directory; mode 0600. Returns 0 or -1 with <err>; on failure
+ * the old file is untouched. */
+int ks_file_lock(const char *path, char *err, size_t errlen);
+void ks_file_unlock(int fd);
+int ks_file_write(const char *path, const struct ks_entry *v, size_t n, char *err, size_t errlen);
+
+#endif /* AGENT_KEYSTORE_H */

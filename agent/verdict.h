@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * verdict: (route, presented credential, time) -> verdict.
+ *
+ * Plain C with no SPOP and no libev, so that keyauthd and `keyauthctl key
+ * verify` give the same answer through the same code. Thread-safe: reads only
+ * its immutable inputs.
+ */
+#ifndef AGENT_VERDICT_H
+#define AGENT_VERDICT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf;
+struct ks_set;
+struct ks_entry;
+
+enum verdict_status {
+	VERDICT_OK = 0,          /* valid, unexpired, unrevoked, bound to this route */
+	VERDICT_MISSING,         /* no credential, or nothing left after "Bearer" */
+	VERDICT_MALFORMED,       /* too long, bad characters, or our prefix with a bad checksum */
+	VERDICT_INVALID,         /* well formed, not in the store */
+	VERDICT_EXPIRED,
+	VERDICT_REVOKED,
+	VERDICT_FORBIDDEN,       /* valid key bound to another route */
+	VERDICT_UNKNOWN_ROUTE,   /* the route is not in the agent's configuration */
+	VERDICT_ENTRIES
+};
+
+struct verdict {
+	enum verdict_status status;
+	const struct ks_entry *entry;  /* the stored key that matched, or NULL */
+	const char *message;           /* static, JSON-safe, never the key */
+};
+
+/* Strips surrounding whitespace and a leading "Bearer" scheme (any case,
+ * followed by at least one space or tab). Returns the remaining slice in
+ * <*out>/<*outlen> (possibly empty). */
+void verdict_strip_bearer(const char *in, size_t len, const char **out, size_t *outlen);
+
+/*
+ * Evaluates one request. <key> NULL means the request carried no credential.
+ * <now> is Unix time in seconds. <prefix> is the configured key prefix.
+ * Order: unknown route, missing, malformed (length > KEY_MAX_LEN, bytes
+ * outside 0x21..0x7e, our prefix with a bad checksum: no lookup), digest
+ * lookup: invalid, revoked, expired, forbidden, ok.
+ */
+void verdict_eval(const struct conf *c, const struct ks_set *ks,
+                  const char *route, size_t route_len,
+                  const char *key, size_t key_len,
+                  int64_t now, struct verdict *v);
+
+const char *verdict_status_str(enum verdict_status s);
+
+#endif /* AGENT_VERDICT_H */

@@ -1,0 +1,39 @@
+#!/bin/sh
+# Install, with apt-get, only the Debian packages keyauth needs that are missing.
+# Idempotent: a machine that has everything runs no apt command at all.
+# A non-root user is told the exact command instead.
+set -eu
+
+PKGS="build-essential pkg-config libev-dev libssl-dev libmsgpack-dev libconfig-dev
+libcmocka-dev clang libclang-rt-14-dev llvm haproxy curl ca-certificates"
+PKGS="$PKGS ${KEYAUTH_EXTRA_PKGS:-}"
+
+missing=""
+for p in $PKGS; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$st" in
+	*"install ok installed"*) ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+
+if [ -z "$missing" ]; then
+	echo "deps: all Debian packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing packages:$missing" >&2
+	echo "deps: run as root:  apt-get update && apt-get install -y$missing" >&2
+	exit 1
+fi
+
+echo "deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
+# Debian starts the packaged haproxy service on install; keyauth's tests run their own.
+if [ -d /run/systemd/system ] && echo "$missing" | grep -qw haproxy; then
+	systemctl disable --now haproxy >/dev/null 2>&1 || true
+fi
