@@ -1,0 +1,688 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * conn: the per-connection SPOP state machine of keyauthd.
+ *
+ * One read() into <rx>, then every complete frame is split (spop/), handled
+ * according to (state, type) and answered into <tx>; <tx> leaves in one
+ * write() per pass. Runs only on the owning worker's thread.
+ *
+ * BACKPRESSURE
+ * A frame is handled only while <tx> has room for the largest reply we build
+ * (CONN_REPLY_MAX) plus a DISCONNECT. When it has not, handling stops with
+ * the frame still in <rx>, EV_READ is dropped and EV_WRITE armed; once <tx>
+ * drains, handling resumes where it stopped. So memory per connection is
+ * bounded by rx_cap + tx_cap whatever HAProxy sends, and replies keep the
+ * order of the requests.
+ *
+ * CLOSING
+ * After the last frame (DISCONNECT, health-check HELLO, protocol error) the
+ * connection flushes <tx>, shuts down its write side and discards input until
+ * EOF or CONN_LINGER seconds, so the peer reads our last frame before it sees
+ * a reset.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "keystore.h"
+#include "log.h"
+#include "snap.h"
+#include "spop.h"
+#include "verdict.h"
+#include "worker.h"
+
+#define CONN_RX_INITIAL   4096          /* grown up to max_frame + 4 when a frame needs it */
+#define CONN_TX_CAP       (64 * 1024)
+#define CONN_REPLY_MAX    1024          /* largest ACK we build (owner <= 256, message ~100) */
+#define CONN_DISCON_MAX   (SPOP_DISCONNECT_MSG_MAX + 64)
+#define CONN_LINGER       1.0           /* seconds to wait for EOF after our last frame */
+#define CONN_HELLO_MAX    10.0          /* seconds to wait for HAPROXY-HELLO when idle timeout is off */
+
+static atomic_uint_fast64_t conn_ids;
+
+const char *
+conn_st_str(enum conn_st st)
+{
+	static const char *const names[CONN_ST_ENTRIES] = {
+		[CONN_ST_HELLO_WAIT] = "hello_wait",
+		[CONN_ST_RUNNING]    = "running",
+		[CONN_ST_CLOSING]    = "closing",
+	};
+
+	return st < CONN_ST_ENTRIES ? names[st] : "?";
+}
+
+static void conn_on_io(struct ev_loop *loop, ev_io *io, int revents);
+static void conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents);
+
+static const struct conf *
+conn_conf(const struct conn *c)
+{
+	return snap_conf(c->w->snap);
+}
+
+static double
+conn_idle_limit(const struct conn *c)
+{
+	double idle = conn_conf(c)->idle_timeout_ms / 1000.0;
+
+	if (c->st == CONN_ST_HELLO_WAIT && (idle == 0 || idle > CONN_HELLO_MAX))
+		return CONN_HELLO_MAX;
+	return idle;
+}
+
+struct conn *
+conn_new(struct worker *w, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->fd = fd;
+	c->w = w;
+	c->st = CONN_ST_HELLO_WAIT;
+	c->max_frame = snap_conf(w->snap)->max_frame_size;
+	c->rx_cap = c->max_frame + SPOP_LEN_PREFIX;
+	if (c->rx_cap > CONN_RX_INITIAL)
+		c->rx_cap = CONN_RX_INITIAL;
+	c->rx = malloc(c->rx_cap);
+	c->tx_cap = CONN_TX_CAP;
+	c->tx = malloc(c->tx_cap);
+	if (c->rx == NULL || c->tx == NULL) {
+		free(c->rx);
+		free(c->tx);
+		free(c);
+		close(fd);
+		return NULL;
+	}
+	c->id = atomic_fetch_add_explicit(&conn_ids, 1, memory_order_relaxed) + 1;
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	atomic_fetch_add_explicit(&worker_conn_count, 1, memory_order_relaxed);
+
+	if (w->loop != NULL) {
+		c->last_active = ev_now(w->loop);
+		ev_io_init(&c->io, conn_on_io, fd, EV_READ);
+		c->io.data = c;
+		ev_io_start(w->loop, &c->io);
+		ev_init(&c->timer, conn_on_timer);
+		c->timer.data = c;
+		c->timer.repeat = conn_idle_limit(c);
+		if (c->timer.repeat > 0)
+			ev_timer_again(w->loop, &c->timer);
+	}
+	return c;
+}
+
+void
+conn_free(struct conn *c)
+{
+	struct worker *w;
+
+	if (c == NULL)
+		return;
+	w = c->w;
+	if (w->loop != NULL) {
+		ev_io_stop(w->loop, &c->io);
+		ev_timer_stop(w->loop, &c->timer);
+	}
+	if (c->fd != -1)
+		close(c->fd);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	w->nconns--;
+	atomic_fetch_sub_explicit(&worker_conn_count, 1, memory_order_relaxed);
+	/* <rx> may have held keys in clear. */
+	explicit_bzero(c->rx, c->rx_cap);
+	free(c->rx);
+	free(c->tx);
+	free(c);
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+static size_t
+tx_room(struct conn *c)
+{
+	if (c->tx_off == c->tx_len) {
+		c->tx_off = c->tx_len = 0;
+	} else if (c->tx_off > 0 && c->tx_cap - c->tx_len < CONN_REPLY_MAX + CONN_DISCON_MAX) {
+		memmove(c->tx, c->tx + c->tx_off, c->tx_len - c->tx_off);
+		c->tx_len -= c->tx_off;
+		c->tx_off = 0;
+	}
+	return c->tx_cap - c->tx_len;
+}
+
+/* Queues AGENT-DISCONNECT(<status>) after what is already in <tx>, drops
+ * unprocessed input and moves to CLOSING. The only way a connection ends
+ * with an error. */
+static void
+conn_error(struct conn *c, int status)
+{
+	size_t room = tx_room(c);
+	int n;
+
+	n = spop_agent_disconnect_build(c->tx + c->tx_len, room, (uint32_t)status, NULL);
+	if (n > 0)
+		c->tx_len += (size_t)n;
+	if (status > 0 && status < 14)
+		c->w->st.proto_errors[status]++;
+	else if (status != 0)
+		c->w->st.proto_errors[0]++;
+	if (status != SPOP_ERR_NONE)
+		log_msg(LOG_NOTICE, "event=protocol_error conn=%llu state=%s status=%d reason=\"%s\"",
+		    (unsigned long long)c->id, conn_st_str(c->st), status, spop_err_str(status));
+	c->rx_len = 0;
+	c->st = CONN_ST_CLOSING;
+}
+
+static int
+is_keyauth_message(const struct spop_str *name)
+{
+	static const char base[] = "keyauth";
+	size_t bl = sizeof(base) - 1;
+
+	if (name->len < bl || memcmp(name->ptr, base, bl) != 0)
+		return 0;
+	return name->len == bl || name->ptr[bl] == '-';
+}
+
+static void
+log_verdict(struct conn *c, const struct spop_str *route, const struct verdict *v)
+{
+	struct worker *w = c->w;
+	char rbuf[80];
+	double now;
+
+	if (v->status == VERDICT_OK) {
+		if (log_level() >= LOG_DEBUG)
+			log_debug("event=allow conn=%llu route=%s key_id=%s",
+			    (unsigned long long)c->id,
+			    log_safe(rbuf, sizeof(rbuf), (const char *)route->ptr, route->len),
+			    v->entry->id);
+		return;
+	}
+	/* Denials are worth a line each, but a flood of bad keys must not
+	 * become a flood of log lines: at most 20 per second per worker. */
+	now = w->loop != NULL ? ev_now(w->loop) : 0;
+	if (now - w->deny_log_window >= 1.0) {
+		if (w->deny_suppressed > 0)
+			log_info("event=deny_log_suppressed count=%llu",
+			    (unsigned long long)w->deny_suppressed);
+		w->deny_log_window = now;
+		w->deny_logged = 0;
+		w->deny_suppressed = 0;
+	}
+	if (w->deny_logged >= 20) {
+		w->deny_suppressed++;
+		return;
+	}
+	w->deny_logged++;
+	log_info("event=deny conn=%llu route=%s status=%s key_id=%s",
+	    (unsigned long long)c->id,
+	    log_safe(rbuf, sizeof(rbuf), (const char *)route->ptr, route->len),
+	    verdict_status_str(v->status), v->entry != NULL ? v->entry->id : "-");
+}
+
+static int
+build_ack(uint8_t *buf, size_t cap, const struct spop_frame *f, const struct verdict *v,
+          int full)
+{
+	struct spop_fb b;
+	struct spop_data d;
+	const char *status = verdict_status_str(v->status);
+
+	spop_fb_begin(&b, buf, cap, SPOP_FRM_ACK, f->sid, f->fid);
+	d.type = SPOP_DATA_BOOL;
+	d.u.b = v->status == VERDICT_OK;
+	spop_fb_set_var(&b, SPOP_SCOPE_TXN, "ok", 2, &d);
+	d.type = SPOP_DATA_STR;
+	d.u.s.ptr = (const uint8_t *)status;
+	d.u.s.len = strlen(status);
+	spop_fb_set_var(&b, SPOP_SCOPE_TXN, "status", 6, &d);
+	if (v->entry != NULL) {
+		d.u.s.ptr = (const uint8_t *)v->entry->id;
+		d.u.s.len = strlen(v->entry->id);
+		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "key_id", 6, &d);
+	}
+	if (full) {
+		if (v->entry != NULL && v->entry->owner[0] != '\0') {
+			d.u.s.ptr = (const uint8_t *)v->entry->owner;
+			d.u.s.len = strlen(v->entry->owner);
+			spop_fb_set_var(&b, SPOP_SCOPE_TXN, "owner", 5, &d);
+		}
+		d.u.s.ptr = (const uint8_t *)v->message;
+		d.u.s.len = strlen(v->message);
+		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "message", 7, &d);
+	}
+	return spop_fb_end(&b);
+}
+
+/* ---- frame handlers -------------------------------------------------------- */
+
+static void
+handle_hello(struct conn *c, const struct spop_frame *f)
+{
+	struct spop_hello h;
+	uint32_t mfs;
+	int r;
+
+	r = spop_hello_parse(f->payload, f->payload_len, &h);
+	if (r < 0) {
+		conn_error(c, -r);
+		return;
+	}
+	mfs = spop_negotiate_frame_size(conn_conf(c)->max_frame_size, h.max_frame_size);
+	r = spop_agent_hello_build(c->tx + c->tx_len, tx_room(c), mfs);
+	if (r < 0) {
+		conn_error(c, SPOP_ERR_RES);
+		return;
+	}
+	c->tx_len += (size_t)r;
+	c->max_frame = mfs;
+	c->w->st.handshakes++;
+	if (h.healthcheck) {
+		c->w->st.healthchecks++;
+		c->st = CONN_ST_CLOSING;
+		return;
+	}
+	c->st = CONN_ST_RUNNING;
+	if (c->w->loop != NULL) {
+		c->timer.repeat = conn_idle_limit(c);
+		ev_timer_again(c->w->loop, &c->timer);
+		if (c->timer.repeat == 0)
+			ev_timer_stop(c->w->loop, &c->timer);
+	}
+}
+
+static void
+handle_notify(struct conn *c, const struct spop_frame *f, int64_t now)
+{
+	struct spop_msg_iter it;
+	struct spop_msg m;
+	struct spop_str route = { (const uint8_t *)"", 0 };
+	const char *key = NULL;
+	size_t key_len = 0;
+	int found = 0, r, n;
+	struct verdict v;
+
+	spop_msg_iter_init(&it, f->payload, f->payload_len);
+	while ((r = spop_msg_next(&it, &m)) == 1) {
+		struct spop_arg_iter ai;
+		struct spop_kv arg;
+
+		if (found || !is_keyauth_message(&m.name))
+			continue;
+		found = 1;
+		spop_arg_iter_init(&ai, &m);
+		while ((r = spop_arg_next(&ai, &arg)) == 1) {
+			if (arg.name.len == 5 && memcmp(arg.name.ptr, "route", 5) == 0) {
+				if (arg.value.type == SPOP_DATA_STR)
+					route = arg.value.u.s;
+			} else if (arg.name.len == 3 && memcmp(arg.name.ptr, "key", 3) == 0) {
+				switch (arg.value.type) {
+				case SPOP_DATA_NULL:
+					key = NULL;
+					break;
+				case SPOP_DATA_STR:
+				case SPOP_DATA_BIN:
+					key = (const char *)arg.value.u.s.ptr;
+					key_len = arg.value.u.s.len;
+					break;
+				default:
+					/* A non-string credential cannot be a key: a
+					 * control byte makes the verdict "malformed". */
+					key = "\x01";
+					key_len = 1;
+					break;
+				}
+			}
+		}
+		if (r < 0)
+			break;
+	}
+	if (r < 0) {
+		conn_error(c, -r);
+		return;
+	}
+	if (!found) {
+		/* Not ours (or an empty NOTIFY): still ACK with a verdict, and a
+		 * failing one, so HAProxy's rules fail closed. */
+		route.ptr = (const uint8_t *)"";
+		route.len = 0;
+	}
+	verdict_eval(conn_conf(c), c->w->snap->ks, (const char *)route.ptr, route.len,
+	    key, key_len, now, &v);
+	c->w->st.verdicts[v.status]++;
+
+	n = build_ack(c->tx + c->tx_len, c->max_frame + SPOP_LEN_PREFIX < tx_room(c) ?
+	    c->max_frame + SPOP_LEN_PREFIX : tx_room(c), f, &v, 1);
+	if (n < 0)  /* a tiny negotiated frame size: the essentials only */
+		n = build_ack(c->tx + c->tx_len, c->max_frame + SPOP_LEN_PREFIX < tx_room(c) ?
+		    c->max_frame + SPOP_LEN_PREFIX : tx_room(c), f, &v, 0);
+	if (n < 0) {
+		conn_error(c, SPOP_ERR_TOO_BIG);
+		return;
+	}
+	c->tx_len += (size_t)n;
+	c->w->st.frames_out++;
+	log_verdict(c, &route, &v);
+}
+
+static void
+handle_disconnect(struct conn *c, const struct spop_frame *f)
+{
+	struct spop_disconnect d;
+	uint32_t status = SPOP_ERR_NONE;
+	int n;
+
+	if (spop_disconnect_parse(f->payload, f->payload_len, &d) == 0 && d.status <= 13)
+		status = d.status;
+	log_debug("event=haproxy_disconnect conn=%llu status=%u", (unsigned long long)c->id, d.status);
+	n = spop_agent_disconnect_build(c->tx + c->tx_len, tx_room(c), status, NULL);
+	if (n > 0)
+		c->tx_len += (size_t)n;
+	c->st = CONN_ST_CLOSING;
+}
+
+/* Handles every complete frame in <rx> while <tx> has room (see BACKPRESSURE). */
+static void
+conn_process(struct conn *c, int64_t now)
+{
+	size_t off = 0;
+
+	while (c->st != CONN_ST_CLOSING && off < c->rx_len) {
+		struct spop_frame f;
+		int n;
+
+		if (tx_room(c) < CONN_REPLY_MAX + CONN_DISCON_MAX)
+			break;
+		n = spop_frame_next(c->rx + off, c->rx_len - off, c->max_frame, &f);
+		if (n == 0) {
+			/* Incomplete: make room for the whole frame now that its
+			 * length (already checked against max_frame) is known. */
+			if (c->rx_len - off >= SPOP_LEN_PREFIX) {
+				const uint8_t *p = c->rx + off;
+				size_t need = ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
+				    (size_t)p[2] << 8 | p[3]) + SPOP_LEN_PREFIX;
+
+				if (need > c->rx_cap) {
+					uint8_t *nrx = malloc(need);
+
+					if (nrx == NULL) {
+						conn_error(c, SPOP_ERR_RES);
+						return;
+					}
+					memcpy(nrx, c->rx + off, c->rx_len - off);
+					explicit_bzero(c->rx, c->rx_cap);
+					free(c->rx);
+					c->rx = nrx;
+					c->rx_cap = need;
+					c->rx_len -= off;
+					off = 0;
+				}
+			}
+			break;
+		}
+		if (n < 0) {
+			conn_error(c, -n);
+			return;
+		}
+		c->w->st.frames_in++;
+		switch (c->st) {
+		case CONN_ST_HELLO_WAIT:
+			if (f.type == SPOP_FRM_HAPROXY_HELLO)
+				handle_hello(c, &f);
+			else
+				conn_error(c, SPOP_ERR_INVALID);
+			break;
+		case CONN_ST_RUNNING:
+			if (f.type == SPOP_FRM_NOTIFY)
+				handle_notify(c, &f, now);
+			else if (f.type == SPOP_FRM_HAPROXY_DISCON)
+				handle_disconnect(c, &f);
+			else if (f.type == SPOP_FRM_HAPROXY_HELLO)
+				conn_error(c, SPOP_ERR_INVALID);
+			/* Other types: skipped by their length (SPOP.md 2.7). */
+			break;
+		default:
+			break;
+		}
+		if (c->st == CONN_ST_CLOSING && c->rx_len == 0)
+			return;   /* conn_error() dropped the input */
+		off += (size_t)n;
+	}
+	if (off > 0) {
+		memmove(c->rx, c->rx + off, c->rx_len - off);
+		c->rx_len -= off;
+	}
+}
+
+int
+conn_feed(struct conn *c, const uint8_t *p, size_t len, int64_t now)
+{
+	while (len > 0 && c->st != CONN_ST_CLOSING) {
+		size_t take = c->rx_cap - c->rx_len;
+
+		if (take > len)
+			take = len;
+		memcpy(c->rx + c->rx_len, p, take);
+		c->rx_len += take;
+		p += take;
+		len -= take;
+		conn_process(c, now);
+		if (take == 0 && c->rx_len == c->rx_cap)
+			return -1;   /* cannot happen: frames are bounded by rx_cap */
+		/* The fuzz harness has no socket: pretend the peer read it all. */
+		c->tx_off = c->tx_len = 0;
+	}
+	return c->st == CONN_ST_CLOSING ? -1 : 0;
+}
+
+/* ---- I/O ------------------------------------------------------------------------ */
+
+static void
+conn_update_events(struct conn *c)
+{
+	int ev = 0;
+
+	if (c->tx_off < c->tx_len)
+		ev |= EV_WRITE;
+	/* Read while there is room to answer; in CLOSING only after the last
+	 * frame left, to drain until EOF. */
+	if (c->st == CONN_ST_CLOSING) {
+		if (!(ev & EV_WRITE))
+			ev |= EV_READ;
+	} else if (tx_room(c) >= CONN_REPLY_MAX + CONN_DISCON_MAX && c->rx_len < c->rx_cap &&
+	    !c->rd_closed) {
+		ev |= EV_READ;
+	}
+	if (ev != (c->io.events & (EV_READ | EV_WRITE))) {
+		ev_io_stop(c->w->loop, &c->io);
+		ev_io_set(&c->io, c->fd, ev);
+		if (ev != 0)
+			ev_io_start(c->w->loop, &c->io);
+	}
+}
+
+/* Writes what <tx> holds with one send(). Returns 0, or -1 if the peer is gone. */
+static int
+conn_flush(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->tx_off == c->tx_len)
+		return 0;
+	n = send(c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off, MSG_NOSIGNAL);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return 0;
+		return -1;   /* EPIPE, ECONNRESET: a normal end */
+	}
+	c->tx_off += (size_t)n;
+	if (c->tx_off == c->tx_len)
+		c->tx_off = c->tx_len = 0;
+	return 0;
+}
+
+static void
+conn_enter_linger(struct conn *c)
+{
+	if (c->wr_shut)
+		return;
+	c->wr_shut = 1;
+	shutdown(c->fd, SHUT_WR);
+	c->timer.repeat = CONN_LINGER;
+	ev_timer_again(c->w->loop, &c->timer);
+}
+
+static void
+conn_on_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct conn *c = io->data;
+	int64_t now = (int64_t)ev_now(loop);
+
+	if (revents & EV_READ) {
+		if (c->st == CONN_ST_CLOSING) {
+			uint8_t sink[4096];
+			ssize_t n = read(c->fd, sink, sizeof(sink));
+
+			if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+				conn_free(c);
+				return;
+			}
+		} else {
+			ssize_t n = read(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len);
+
+			if (n > 0) {
+				c->rx_len += (size_t)n;
+				c->last_active = ev_now(loop);
+				conn_process(c, now);
+			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				/* EOF, ECONNRESET: a normal close. Whatever was
+				 * answered is flushed if the socket still takes it. */
+				c->rd_closed = 1;
+				if (c->tx_off == c->tx_len || conn_flush(c) == -1 ||
+				    c->tx_off == c->tx_len) {
+					conn_free(c);
+					return;
+				}
+			}
+		}
+	}
+	if (c->tx_off < c->tx_len) {
+		if (conn_flush(c) == -1) {
+			conn_free(c);
+			return;
+		}
+		/* Frames left in <rx> by backpressure can go now. */
+		if (c->tx_off == c->tx_len && c->st != CONN_ST_CLOSING && c->rx_len > 0) {
+			conn_process(c, now);
+			if (conn_flush(c) == -1) {
+				conn_free(c);
+				return;
+			}
+		}
+	}
+	if (c->rd_closed && c->tx_off == c->tx_len) {
+		conn_free(c);
+		return;
+	}
+	if (c->st == CONN_ST_CLOSING && c->tx_off == c->tx_len)
+		conn_enter_linger(c);
+	conn_update_events(c);
+}
+
+static void
+conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct conn *c = t->data;
+	double idle, left;
+
+	(void)revents;
+	if (c->st == CONN_ST_CLOSING) {
+		conn_free(c);   /* linger or flush deadline passed */
+		return;
+	}
+	idle = conn_idle_limit(c);
+	left = c->last_active + idle - ev_now(loop);
+	if (left > 0.001) {
+		t->repeat = left;
+		ev_timer_again(loop, t);
+		return;
+	}
+	log_debug("event=idle_timeout conn=%llu state=%s", (unsigned long long)c->id,
+	    conn_st_str(c->st));
+	conn_error(c, SPOP_ERR_TOUT);
+	/* Give the DISCONNECT CONN_LINGER seconds to leave. */
+	t->repeat = CONN_LINGER;
+	ev_timer_again(loop, t);
+	if (conn_flush(c) == -1) {
+		conn_free(c);
+		return;
+	}
+	if (c->tx_off == c->tx_len)
+		conn_enter_linger(c);
+	conn_update_events(c);
+}
+
+void
+conn_close_graceful(struct conn *c)
+{
+	struct ev_loop *loop = c->w->loop;
+
+	if (c->st != CONN_ST_CLOSING) {
+		/* Answer what already arrived, then say goodbye. */
+		for (;;) {
+			ssize_t n;
+
+			if (c->rx_len == c->rx_cap || tx_room(c) < CONN_REPLY_MAX + CONN_DISCON_MAX)
+				break;
+			n = read(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len);
+			if (n <= 0)
+				break;
+			c->rx_len += (size_t)n;
+			conn_process(c, (int64_t)ev_now(loop));
+			if (c->st == CONN_ST_CLOSING)
+				break;
+		}
+		if (c->st != CONN_ST_CLOSING) {
+			conn_process(c, (int64_t)ev_now(loop));
+			if (c->st != CONN_ST_CLOSING) {
+				int n = spop_agent_disconnect_build(c->tx + c->tx_len, tx_room(c),
+				    SPOP_ERR_NONE, "agent shutting down");
+
+				if (n > 0)
+					c->tx_len += (size_t)n;
+				c->st = CONN_ST_CLOSING;
+			}
+		}
+	}
+	if (conn_flush(c) == -1) {
+		conn_free(c);
+		return;
+	}
+	c->timer.repeat = CONN_LINGER;   /* flush deadline, then linger */
+	ev_timer_again(loop, &c->timer);
+	if (c->tx_off == c->tx_len)
+		conn_enter_linger(c);
+	conn_update_events(c);
+}

@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keyauthd: the SPOE agent. Main thread: configuration, listeners, signals,
+ * store watching and snapshot publication. Worker threads: everything on the
+ * request path (worker.c, conn.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "conf.h"
+#include "keystore.h"
+#include "log.h"
+#include "snap.h"
+#include "store.h"
+#include "worker.h"
+
+#define KEYAUTHD_VERSION "0.1.0"
+#define LISTEN_BACKLOG   4096     /* reloads reopen every agent connection at once */
+
+struct daemon {
+	char *conf_path;
+	struct conf_ref *cref;
+	struct store *store;
+	struct ks_set *ks;            /* last good key set */
+	uint64_t gen;
+	struct worker workers[WORKER_MAX];
+	unsigned nworkers;
+	int shared_fds[CONF_MAX_LISTENERS];
+	unsigned nshared;
+	struct ev_loop *loop;
+	ev_signal sighup, sigterm, sigint;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: keyauthd [-t] [-c FILE]\n"
+	    "  -c FILE  configuration file (default " CONF_DEFAULT_PATH ")\n"
+	    "  -t       check the configuration and the key store, then exit 0 (OK) or 1\n"
+	    "  -V       print the version\n"
+	    "example: keyauthd -t -c /etc/keyauth/keyauth.conf\n");
+}
+
+/* Logs each line of a multi-line error text. */
+static void
+log_lines(int level, const char *event, const char *text)
+{
+	const char *p = text;
+
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		int len = nl != NULL ? (int)(nl - p) : (int)strlen(p);
+
+		if (len > 0)
+			log_msg(level, "event=%s error=\"%.*s\"", event, len, p);
+		p += len + (nl != NULL);
+	}
+}
+
+/* ---- listeners ---------------------------------------------------------------- */
+
+static int
+tcp_listener(const struct listen_conf *l, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(l->host, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(l->port);
+		if (inet_pton(AF_INET6, l->host, &s6->sin6_addr) != 1)
+			goto bad;
+		sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(l->port);
+		if (inet_pton(AF_INET, l->host, &s4->sin_addr) != 1)
+			goto bad;
+		sl = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: socket: %s", l->addr, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 || listen(fd, LISTEN_BACKLOG) == -1) {
+		snprintf(err, errlen, "%s: bind/listen: %s", l->addr, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+bad:
+	snprintf(err, errlen, "%s: bad address", l->addr);
+	return -1;
+}
+
+static int
+unix_listener(const struct listen_conf *l, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(l->path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "%s: path too long", l->addr);
+		return -1;
+	}
+	strcpy(sun.sun_path, l->path);
+	/* A socket file left by a dead agent is removed; a live one is not. */
+	if (lstat(l->path, &st) == 0) {
+		int probe;
+
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s: exists and is not a socket", l->addr);
+			return -1;
+		}
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe != -1 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(probe);
+			snprintf(err, errlen, "%s: another process is listening there", l->addr);
+			return -1;
+		}
+		if (probe != -1)
+			close(probe);
+		unlink(l->path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: socket: %s", l->addr, strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    chmod(l->path, l->mode) == -1 || listen(fd, LISTEN_BACKLOG) == -1) {
+		snprintf(err, errlen, "%s: bind/listen: %s", l->addr, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+open_listeners(struct daemon *d, const struct conf *c)
+{
+	char err[512];
+	unsigned i, k;
+
+	for (i = 0; i < c->nlisten; i++) {
+		const struct listen_conf *l = &c->listen[i];
+
+		if (l->family == LISTEN_UNIX) {
+			int fd = unix_listener(l, err, sizeof(err));
+
+			if (fd == -1)
+				goto fail;
+			d->shared_fds[d->nshared++] = fd;
+			for (k = 0; k < d->nworkers; k++)
+				worker_add_listener(&d->workers[k], fd, true);
+		} else {
+			for (k = 0; k < d->nworkers; k++) {
+				int fd = tcp_listener(l, err, sizeof(err));
+
+				if (fd == -1)
+					goto fail;
+				worker_add_listener(&d->workers[k], fd, false);
+			}
+		}
+		log_info("event=listening addr=%s workers=%u", l->addr, d->nworkers);
+	}
+	return 0;
+fail:
+	log_err("event=listen_failed error=\"%s\"", err);
+	return -1;
+}
+
+/* ---- privileges and pid file -------------------------------------------------- */
+
+static int
+drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL) {
+		log_err("event=start_failed error=\"user %s not found\"", user);
+		return -1;
+	}
+	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1) {
+		log_err("event=start_failed error=\"cannot become user %s: %s\"", user, strerror(errno));
+		return -1;
+	}
+	log_info("event=privileges_dropped user=%s uid=%u", user, (unsigned)pw->pw_uid);
+	return 0;
+}
+
+static int
+write_pid_file(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1) {
+		log_err("event=start_failed error=\"pid file %s: %s\"", path, strerror(errno));
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* ---- snapshots, reloads ---------------------------------------------------------- */
+
+static void
+publish(struct daemon *d)
+{
+	struct snap *s;
+	unsigned i;
+
+	s = snap_new(d->cref, d->ks, ++d->gen);
+	if (s == NULL) {
+		log_err("event=publish_failed error=\"out of memory\"");
+		return;
+	}
+	for (i = 0; i < d->nworkers; i++)
+		worker_publish(&d->workers[i], snap_get(s));
+	snap_put(s);
+}
+
+static int
+reload_store(struct daemon *d, const char *why)
+{
+	char err[1024];
+	struct ks_set *ks;
+
+	ks = d->store->ops->load(d->store, err, sizeof(err));
+	if (ks == NULL) {
+		log_lines(LOG_ERR, "store_rejected", err);
+		log_err("event=store_rejected where=%s trigger=%s action=keep_previous keys=%zu",
+		    d->store->ops->where(d->store), why, ks_count(d->ks));
+		return -1;
+	}
+	ks_set_unref(d->ks);
+	d->ks = ks;
+	log_info("event=store_loaded where=%s trigger=%s keys=%zu generation=%llu",
+	    d->store->ops->where(d->store), why, ks_count(ks),
+	    (unsigned long long)d->gen + 1);
+	return 0;
+}
+
+static void
+on_store_changed(struct store *st, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)st;
+	if (reload_store(d, "change") == 0)
+		publish(d);
+}
+
+static int
+listeners_equal(const struct conf *a, const struct conf *b)
+{
+	unsigned i;
+
+	if (a->nlisten != b->nlisten)
+		return 0;
+	for (i = 0; i < a->nlisten; i++)
+		if (strcmp(a->listen[i].addr, b->listen[i].addr) != 0)
+			return 0;
+	return 1;
+}
+
+static void
+reload_config(struct daemon *d)
+{
+	char err[4096];
+	struct conf *c;
+	const struct conf *old = d->cref->conf;
+	struct conf_ref *cref;
+
+	c = conf_load(d->conf_path, err, sizeof(err));
+	if (c == NULL) {
+		log_lines(LOG_ERR, "reload_rejected", err);
+		log_err("event=reload result=rejected action=keep_running_config");
+		return;
+	}
+	if (!listeners_equal(old, c) || old->workers != c->workers ||
+	    (old->user == NULL) != (c->user == NULL) ||
+	    (old->user != NULL && strcmp(old->user, c->user) != 0))
+		log_warning("event=reload_partial note=\"listen, workers and user changes need a restart\"");
+	cref = conf_ref_new(c);
+	if (cref == NULL) {
+		conf_free(c);
+		log_err("event=reload result=rejected error=\"out of memory\"");
+		return;
+	}
+	log_set(c->log_level, c->log_target);
+	if (!store_same(d->store, c)) {
+		struct store *st = store_new(c, err, sizeof(err));
+
+		if (st != NULL) {
+			struct store *prev = d->store;
+
+			d->store = st;
+			if (reload_store(d, "reload") == 0) {
+				store_free(prev);
+				st->ops->watch(st, d->loop, on_store_changed, d);
+			} else {
+				d->store = prev;
+				store_free(st);
+			}
+		}
+	} else {
+		reload_store(d, "reload");
+	}
+	conf_ref_put(d->cref);
+	d->cref = cref;
+	publish(d);
+	log_info("event=reload result=ok routes=%u", c->nroutes);
+}
+
+static void
+on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	reload_config(w->data);
+}
+
+static void
+on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	log_info("event=stopping signal=%d", w->signum);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* ---- main ----------------------------------------------------------------------- */
+
+int
+main(int argc, char **argv)
+{
+	struct daemon d;
+	char err[8192];
+	struct conf *c;
+	sigset_t all, old;
+	bool check_only = false;
+	unsigned i;
+	int opt, rc = 1;
+
+	memset(&d, 0, sizeof(d));
+	d.conf_path = getenv("KEYAUTH_CONF") != NULL ? getenv("KEYAUTH_CONF") : CONF_DEFAULT_PATH;
+	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			d.conf_path = optarg;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'V':
+			printf("keyauthd %s\n", KEYAUTHD_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	c = conf_load(d.conf_path, err, sizeof(err));
+	if (c == NULL) {
+		fprintf(stderr, "%s", err);
+		if (err[0] != '\0' && err[strlen(err) - 1] != '\n')
+			fputc('\n', stderr);
+		fprintf(stderr, "keyauthd: configuration %s rejected\n", d.conf_path);
+		return 1;
+	}
+	if (check_only) {
+		bool missing = false;
+		struct ks_set *ks = ks_set_load(c->store_path, &missing, err, sizeof(err));
+
+		if (ks == NULL) {
+			fprintf(stderr, "%s\nkeyauthd: key store rejected\n", err);
+			conf_free(c);
+			return 1;
+		}
+		printf("store %s: %s%zu keys\n", c->store_path, missing ? "missing, " : "",
+		    ks_count(ks));
+		printf("configuration OK\n");
+		ks_set_unref(ks);
+		conf_free(c);
+		return 0;
+	}
+
+	log_init("keyauthd", c->log_level, c->log_target);
+	d.cref = conf_ref_new(c);
+	d.store = store_new(c, err, sizeof(err));
+	if (d.cref == NULL || d.store == NULL) {
+		log_err("event=start_failed error=\"out of memory\"");
+		return 1;
+	}
+	d.ks = d.store->ops->load(d.store, err, sizeof(err));
+	if (d.ks == NULL) {
+		/* No previous set to fall back on: refusing to start makes
+		 * HAProxy answer 503, not a misleading 401 for every key. */
+		log_lines(LOG_ERR, "start_failed", err);
+		log_err("event=start_failed where=%s note=\"fix or restore the key store\"",
+		    d.store->ops->where(d.store));
+		return 1;
+	}
+	log_info("event=store_loaded where=%s trigger=start keys=%zu",
+	    d.store->ops->where(d.store), ks_count(d.ks));
+
+	signal(SIGPIPE, SIG_IGN);
+	d.loop = ev_default_loop(EVFLAG_AUTO);
+	d.nworkers = c->workers > WORKER_MAX ? WORKER_MAX : c->workers;
+	{
+		struct snap *s = snap_new(d.cref, d.ks, ++d.gen);
+
+		for (i = 0; i < d.nworkers; i++)
+			if (s == NULL || worker_init(&d.workers[i], (int)i, s) == -1) {
+				log_err("event=start_failed error=\"cannot create worker loop\"");
+				return 1;
+			}
+		snap_put(s);
+	}
+	if (open_listeners(&d, c) == -1)
+		return 1;
+	if (c->user != NULL && drop_privileges(c->user) == -1)
+		return 1;
+	if (c->user == NULL && geteuid() == 0)
+		log_warning("event=running_as_root note=\"set user in the configuration\"");
+	if (c->pid_file != NULL && write_pid_file(c->pid_file) == -1)
+		return 1;
+
+	/* Workers never take signals: the main loop does. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (i = 0; i < d.nworkers; i++)
+		if (worker_start(&d.workers[i]) == -1) {
+			log_err("event=start_failed error=\"pthread_create: %s\"", strerror(errno));
+			return 1;
+		}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	ev_signal_init(&d.sighup, on_sighup, SIGHUP);
+	d.sighup.data = &d;
+	ev_signal_start(d.loop, &d.sighup);
+	ev_signal_init(&d.sigterm, on_sigterm, SIGTERM);
+	ev_signal_start(d.loop, &d.sigterm);
+	ev_signal_init(&d.sigint, on_sigterm, SIGINT);
+	ev_signal_start(d.loop, &d.sigint);
+	d.store->ops->watch(d.store, d.loop, on_store_changed, &d);
+	log_info("event=started version=%s pid=%ld workers=%u routes=%u", KEYAUTHD_VERSION,
+	    (long)getpid(), d.nworkers, c->nroutes);
+
+	ev_run(d.loop, 0);
+
+	for (i = 0; i < d.nworkers; i++)
+		worker_stop(&d.workers[i]);
+	for (i = 0; i < d.nworkers; i++)
+		worker_join(&d.workers[i]);
+	for (i = 0; i < d.nworkers; i++)
+		worker_destroy(&d.workers[i]);
+	for (i = 0; i < d.nshared; i++)
+		close(d.shared_fds[i]);
+	c = d.cref->conf;
+	for (i = 0; i < c->nlisten; i++)
+		if (c->listen[i].family == LISTEN_UNIX)
+			unlink(c->listen[i].path);
+	if (c->pid_file != NULL)
+		unlink(c->pid_file);
+	store_free(d.store);
+	ks_set_unref(d.ks);
+	conf_ref_put(d.cref);
+	ev_loop_destroy(d.loop);
+	log_info("event=stopped");
+	rc = 0;
+	return rc;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * log: one line per event, key=value, to stderr or syslog.
+ *
+ * Every line starts with ts= (stderr only), level= and, on worker threads,
+ * worker=; the caller supplies "event=... k=v". A line is written with one
+ * write(2) so lines from several threads never interleave. Nothing here knows
+ * about keys: callers log key ids, never keys or Authorization values.
+ */
+#ifndef AGENT_LOG_H
+#define AGENT_LOG_H
+
+#include <stdarg.h>
+#include <syslog.h>
+
+#include "conf.h"
+
+void log_init(const char *ident, int level, enum log_target target);
+void log_set(int level, enum log_target target);
+int log_level(void);
+/* Worker id added to lines logged by this thread (-1: none). */
+void log_set_worker(int id);
+
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_vmsg(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+#define log_err(...)     log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...)  log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...)    log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)   log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* Quotes <s> for a log value: letters, digits and -_.:/@ pass, anything else
+ * becomes '?', at most <max> bytes, always NUL-terminated in <out>. For data
+ * that is not secret but comes from outside (routes, addresses). */
+const char *log_safe(char *out, size_t outlen, const char *s, size_t len);
+
+#endif /* AGENT_LOG_H */

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * store_file: the msgpack key file as a store backend.
+ *
+ * Change detection has two layers: an ev_stat watcher (inotify where libev
+ * has it) for a fast reaction, and a 250 ms timer that compares the file's
+ * identity (inode, size, mtime, ctime), so a change is seen within 1 s even
+ * where inotify misses renames. The callback fires only when the identity
+ * differs from the one of the last load attempt, so one bad file is reported
+ * once, not once per tick.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ev.h>
+
+#include "conf.h"
+#include "keystore.h"
+#include "store.h"
+
+#define STORE_POLL_INTERVAL 0.25
+
+struct file_id {
+	int exists;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim;
+	struct timespec ctim;
+	mode_t mode;
+};
+
+struct store_file {
+	struct store base;
+	char *path;
+	struct file_id last;     /* identity at the last load attempt */
+	struct ev_loop *loop;
+	ev_stat stat_w;
+	ev_timer poll_w;
+	store_changed_cb *cb;
+	void *arg;
+};
+
+static void
+file_identity(const char *path, struct file_id *id)
+{
+	struct stat st;
+
+	memset(id, 0, sizeof(*id));
+	if (stat(path, &st) == -1)
+		return;
+	id->exists = 1;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->size = st.st_size;
+	id->mtim = st.st_mtim;
+	id->ctim = st.st_ctim;
+	id->mode = st.st_mode;
+}
+
+static int
+file_id_eq(const struct file_id *a, const struct file_id *b)
+{
+	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
+	    a->size == b->size && a->mode == b->mode &&
+	    a->mtim.tv_sec == b->mtim.tv_sec && a->mtim.tv_nsec == b->mtim.tv_nsec &&
+	    a->ctim.tv_sec == b->ctim.tv_sec && a->ctim.tv_nsec == b->ctim.tv_nsec;
+}
+
+static struct ks_set *
+sf_load(struct store *st, char *err, size_t errlen)
+{
+	struct store_file *sf = (struct store_file *)st;
+
+	file_identity(sf->path, &sf->last);
+	return ks_set_load(sf->path, NULL, err, errlen);
+}
+
+static void
+sf_check(struct store_file *sf)
+{
+	struct file_id now;
+
+	file_identity(sf->path, &now);
+	if (!file_id_eq(&now, &sf->last))
+		sf->cb(&sf->base, sf->arg);
+}
+
+static void
+sf_on_stat(struct ev_loop *loop, ev_stat *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	sf_check(w->data);
+}
+
+static void
+sf_on_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	sf_check(w->data);
+}
+
+static int
+sf_watch(struct store *st, struct ev_loop *loop, store_changed_cb *cb, void *arg)
+{
+	struct store_file *sf = (struct store_file *)st;
+
+	sf->loop = loop;
+	sf->cb = cb;
+	sf->arg = arg;
+	ev_stat_init(&sf->stat_w, sf_on_stat, sf->path, STORE_POLL_INTERVAL);
+	sf->stat_w.data = sf;
+	ev_stat_start(loop, &sf->stat_w);
+	ev_timer_init(&sf->poll_w, sf_on_poll, STORE_POLL_INTERVAL, STORE_POLL_INTERVAL);
+	sf->poll_w.data = sf;
+	ev_timer_start(loop, &sf->poll_w);
+	return 0;
+}
+
+static void
+sf_unwatch(struct store *st)
+{
+	struct store_file *sf = (struct store_file *)st;
+
+	if (sf->loop == NULL)
+		return;
+	ev_stat_stop(sf->loop, &sf->stat_w);
+	ev_timer_stop(sf->loop, &sf->poll_w);
+	sf->loop = NULL;
+}
+
+static void
+sf_free(struct store *st)
+{
+	struct store_file *sf = (struct store_file *)st;
+
+	sf_unwatch(st);
+	free(sf->path);
+	free(sf);
+}
+
+static const char *
+sf_where(const struct store *st)
+{
+	return ((const struct store_file *)st)->path;
+}
+
+static const struct store_ops store_file_ops = {
+	.name = "file",
+	.load = sf_load,
+	.watch = sf_watch,
+	.unwatch = sf_unwatch,
+	.free = sf_free,
+	.where = sf_where,
+};
+
+struct store *
+store_file_new(const char *path)
+{
+	struct store_file *sf = calloc(1, sizeof(*sf));
+
+	if (sf == NULL)
+		return NULL;
+	sf->base.ops = &store_file_ops;
+	sf->path = strdup(path);
+	if (sf->path == NULL) {
+		free(sf);
+		return NULL;
+	}
+	return &sf->base;
+}
+
+struct store *
+store_new(const struct conf *c, char *err, size_t errlen)
+{
+	struct store *st = store_file_new(c->store_path);
+
+	if (st == NULL)
+		snprintf(err, errlen, "store: out of memory");
+	return st;
+}
+
+int
+store_same(const struct store *st, const struct conf *c)
+{
+	return strcmp(st->ops->name, "file") == 0 &&
+	    strcmp(st->ops->where(st), c->store_path) == 0;
+}

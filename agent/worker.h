@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * worker: one thread, one libev loop, the connections it accepted.
+ *
+ * Connections never move between workers. The main thread talks to a worker
+ * only through its mailbox (a new snapshot, or stop) and ev_async.
+ * Counters are per worker and plain integers: only the owning thread writes
+ * them; readers summing them tolerate a stale value.
+ */
+#ifndef AGENT_WORKER_H
+#define AGENT_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "verdict.h"
+
+#define WORKER_MAX       64
+#define WORKER_MAX_LST   32
+
+struct conn;
+struct snap;
+
+struct worker_stats {
+	uint64_t conn_total;         /* accepted and kept */
+	uint64_t conn_refused;       /* over max_connections: accepted and closed */
+	uint64_t accept_errors;
+	uint64_t frames_in;
+	uint64_t frames_out;
+	uint64_t handshakes;
+	uint64_t healthchecks;
+	uint64_t proto_errors[14];   /* by SPOP status 0..13 (99 counted in 0) */
+	uint64_t verdicts[VERDICT_ENTRIES];
+};
+
+struct worker_lst {
+	ev_io io;                    /* EV_READ on the listening fd */
+	int fd;
+	bool shared;                 /* fd shared by all workers (unix sockets) */
+	struct worker *w;
+};
+
+struct worker {
+	int id;
+	pthread_t thread;
+	struct ev_loop *loop;
+	ev_async wake;               /* mailbox has something */
+	ev_timer accept_backoff;     /* accept paused after EMFILE & co */
+	ev_timer drain;              /* shutdown deadline */
+	ev_check check;              /* ends the loop once stopped and empty */
+	_Atomic(struct snap *) mailbox;  /* next snapshot, owned reference */
+	atomic_bool stop;
+	bool stopping;
+	struct snap *snap;           /* current snapshot, owned reference */
+	struct worker_lst lst[WORKER_MAX_LST];
+	unsigned nlst;
+	struct conn *conns;          /* doubly linked list of live connections */
+	unsigned nconns;
+	/* log rate limit for deny lines */
+	double deny_log_window;
+	unsigned deny_logged;
+	uint64_t deny_suppressed;
+	struct worker_stats st;
+};
+
+/* Global connection count across workers (touched on accept and close only). */
+extern atomic_uint worker_conn_count;
+
+int worker_init(struct worker *w, int id, struct snap *s);
+int worker_add_listener(struct worker *w, int fd, bool shared);
+int worker_start(struct worker *w);
+/* Hands <s> (a new reference, consumed) to <w>; any thread. */
+void worker_publish(struct worker *w, struct snap *s);
+/* Asks <w> to stop: stop accepting, answer what is in flight, close. */
+void worker_stop(struct worker *w);
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+#endif /* AGENT_WORKER_H */
