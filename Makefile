@@ -55,7 +55,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 INTEG_BIN = $(INTEG_SRC:tests/integ/%.c=$(B)/tests/%)
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps test test-unit test-integ test-fuzz-replay fuzz fuzz-build bench install clean san-build run
+.PHONY: all deps test test-unit test-integ test-cli test-fuzz-replay fuzz fuzz-build bench bench-run install clean run
 
 all: $(B)/keyauthd $(B)/keyauthctl $(B)/libspop.a
 
@@ -101,8 +101,8 @@ $(B)/bench/%: tests/bench/%.c $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(
 # Everything CI runs. The plain and the sanitizer flavour are separate make
 # invocations so each has its own object tree.
 test: deps
-	@$(MAKE) --no-print-directory B=build test-unit test-integ
-	@$(MAKE) --no-print-directory B=build/san OPT_CFLAGS="-O1 -g" FLAVOUR_CFLAGS="$(SAN_FLAGS)" test-unit test-integ
+	@$(MAKE) --no-print-directory B=build test-unit test-integ test-cli
+	@$(MAKE) --no-print-directory B=build/san OPT_CFLAGS="-O1 -g" FLAVOUR_CFLAGS="$(SAN_FLAGS)" test-unit test-integ test-cli
 	@$(MAKE) --no-print-directory test-fuzz-replay
 	@echo "make test: all suites passed"
 
@@ -114,6 +114,10 @@ test-unit: $(UNIT_BIN)
 
 test-integ: $(INTEG_BIN) $(B)/keyauthd $(B)/keyauthctl
 	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; KEYAUTHD=$(B)/keyauthd KEYAUTHCTL=$(B)/keyauthctl $$t; done
+
+test-cli: $(B)/keyauthctl $(B)/keyauthd
+	@if [ -f tests/cli/run.sh ]; then echo "== tests/cli/run.sh ($(B))"; \
+	  KEYAUTHCTL=$(B)/keyauthctl KEYAUTHD=$(B)/keyauthd bash tests/cli/run.sh; fi
 
 # ---- fuzzing (clang libFuzzer with ASan+UBSan) ------------------------------
 
@@ -146,7 +150,8 @@ bench:
 	@$(MAKE) --no-print-directory B=build/rel OPT_CFLAGS="-O2 -g -DNDEBUG" all bench-run
 
 bench-run: $(BENCH_BIN) $(B)/keyauthd
-	@set -e; for b in $(BENCH_BIN); do echo "== $$b"; KEYAUTHD=$(B)/keyauthd $$b; done
+	@set -e; if [ -x $(B)/bench/bench_spop ]; then echo "== spop codec"; $(B)/bench/bench_spop; fi
+	@echo "== keyauthd (tests/bench/run.sh)"; sh tests/bench/run.sh $(B)
 
 # ---- install ------------------------------------------------------------------
 

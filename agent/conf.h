@@ -6,6 +6,8 @@
  * immutable struct conf that is shared read-only by every worker (and by
  * keyauthctl, which reads the same file). Loading never prints: every error
  * is written into a caller-owned buffer as "file:line: message (fix)".
+ * conf_load keeps no global state and may run on any thread; a loaded conf
+ * is read-only and may be shared between threads.
  */
 #ifndef AGENT_CONF_H
 #define AGENT_CONF_H
@@ -30,9 +32,11 @@ enum key_location {
 };
 
 struct route {
-	char *name;              /* [A-Za-z0-9_-]+, unique */
+	char *name;              /* [A-Za-z0-9_-]{1,64}, unique */
+	size_t name_len;         /* strlen(name), for exact-length lookups */
 	enum route_type type;
 	char *context;           /* path prefix, starts with '/', unique */
+	size_t context_len;      /* strlen(context) */
 	char *key_name;          /* header or query parameter name, default "X-API-Key" */
 	enum key_location key_location; /* default header */
 	char *upstream;          /* optional "host:port" for rendering; may be NULL */
@@ -75,8 +79,12 @@ struct conf {
 	unsigned nroutes;
 };
 
-/* Loads and validates <path>. Returns a new conf, or NULL with every error
- * found written to <err> (one per line). */
+/* Loads and validates <path>. Returns a new conf owned by the caller (free it
+ * with conf_free), or NULL with every error found written to <err>: one per
+ * line, "file:line: message (fix)", lines separated by '\n' with no trailing
+ * newline, truncated with "..." when <errlen> is too small. Errors that have
+ * no line (file unreadable, routes missing) read "file: message". <err> may
+ * be NULL when <errlen> is 0. Never prints. */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 
 /* Frees <c> and everything it owns. conf_free(NULL) is a no-op. */
@@ -85,6 +93,13 @@ void conf_free(struct conf *c);
 /* Finds a route by exact name; NULL when absent. */
 const struct route *conf_route_find(const struct conf *c, const char *name, size_t len);
 
+/* The route whose context is the longest prefix of <path> ending at a
+ * segment boundary (end of <path>, '/' or '?'): "/openai" matches "/openai"
+ * and "/openai/v1/chat" but not "/openaix"; "/" matches every path starting
+ * with '/'. NULL when no route matches. */
+const struct route *conf_route_by_context(const struct conf *c, const char *path);
+
+/* Short names as written in the config file ("provider", "header", ...). */
 const char *route_type_str(enum route_type t);
 const char *key_location_str(enum key_location l);
 

@@ -477,7 +477,7 @@ conn_process(struct conn *c, int64_t now)
 }
 
 int
-conn_feed(struct conn *c, const uint8_t *p, size_t len, int64_t now)
+conn_feed(struct conn *c, const uint8_t *p, size_t len, int64_t now, conn_sink_cb *sink)
 {
 	while (len > 0 && c->st != CONN_ST_CLOSING) {
 		size_t take = c->rx_cap - c->rx_len;
@@ -489,9 +489,11 @@ conn_feed(struct conn *c, const uint8_t *p, size_t len, int64_t now)
 		p += take;
 		len -= take;
 		conn_process(c, now);
-		if (take == 0 && c->rx_len == c->rx_cap)
-			return -1;   /* cannot happen: frames are bounded by rx_cap */
-		/* The fuzz harness has no socket: pretend the peer read it all. */
+		sink(c, c->tx + c->tx_off, c->tx_len - c->tx_off);
+		c->tx_off = c->tx_len = 0;
+		/* Frames left behind by backpressure go now that <tx> is empty. */
+		conn_process(c, now);
+		sink(c, c->tx + c->tx_off, c->tx_len - c->tx_off);
 		c->tx_off = c->tx_len = 0;
 	}
 	return c->st == CONN_ST_CLOSING ? -1 : 0;

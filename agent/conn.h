@@ -54,10 +54,11 @@ void conn_free(struct conn *c);
 void conn_close_graceful(struct conn *c);
 
 /*
- * The conversation without I/O: feeds <len> received bytes through the state
- * machine, appending replies to c->tx. Used by the read callback and by the
- * fuzz target. Returns 0, or -1 when the connection must close now.
+ * The conversation without I/O, for the fuzz target: feeds <len> received
+ * bytes through the state machine and hands every reply to <sink> as if the
+ * socket took it all. Returns 0, or -1 once the connection is closing.
  */
-int conn_feed(struct conn *c, const uint8_t *p, size_t len, int64_t now);
+typedef void conn_sink_cb(const struct conn *c, const uint8_t *p, size_t len);
+int conn_feed(struct conn *c, const uint8_t *p, size_t len, int64_t now, conn_sink_cb *sink);
 
 #endif /* AGENT_CONN_H */

@@ -44,6 +44,12 @@ struct ks_set;
  * returns NULL with "path: message" in <err>. The new set has one reference. */
 struct ks_set *ks_set_load(const char *path, bool *missing, char *err, size_t errlen);
 
+/* Validates and builds a set from the bytes of a store file (what
+ * ks_set_load does after reading; for other backends and fuzzing). Returns
+ * the set with one reference, or NULL with a message (no path) in <err>.
+ * An empty buffer is an error ("truncated"), not an empty set. */
+struct ks_set *ks_set_parse(const void *buf, size_t len, char *err, size_t errlen);
+
 /* An empty set with one reference. */
 struct ks_set *ks_set_empty(void);
 
@@ -55,6 +61,15 @@ const struct ks_entry *ks_lookup(const struct ks_set *s, const uint8_t digest[KE
 const struct ks_entry *ks_find_id(const struct ks_set *s, const char *id);
 size_t ks_count(const struct ks_set *s);
 const struct ks_entry *ks_entry_at(const struct ks_set *s, size_t i);
+
+/* The file's "generation" counter (bumped by each keyauthctl write); 0 for
+ * sets not loaded from a file. */
+uint64_t ks_generation(const struct ks_set *s);
+
+/* Checks one entry against the file's field rules (id of KEY_ID_LEN base62
+ * chars, route 1..KS_ROUTE_MAX of [A-Za-z0-9_-], owner <= KS_OWNER_MAX
+ * printable chars, times >= 0). Returns 0, or -1 with a message in <err>. */
+int ks_entry_check(const struct ks_entry *e, char *err, size_t errlen);
 
 /* Reference counting (atomic; any thread). ks_set_unref(NULL) is a no-op. */
 struct ks_set *ks_set_ref(struct ks_set *s);
@@ -69,5 +84,11 @@ void ks_set_unref(struct ks_set *s);
 int ks_file_lock(const char *path, char *err, size_t errlen);
 void ks_file_unlock(int fd);
 int ks_file_write(const char *path, const struct ks_entry *v, size_t n, char *err, size_t errlen);
+
+/* ks_file_write with the file's generation counter set to <generation>
+ * (ks_file_write writes 0). Entries that would not load back (field rules,
+ * duplicate digests or ids) are refused before anything is written. */
+int ks_file_write_gen(const char *path, const struct ks_entry *v, size_t n,
+                      uint64_t generation, char *err, size_t errlen);
 
 #endif /* AGENT_KEYSTORE_H */

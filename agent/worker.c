@@ -135,9 +135,11 @@ worker_on_wake(struct ev_loop *loop, ev_async *a, int revents)
 		worker_begin_stop(w);
 }
 
-/* Ends the loop once stopping and the last connection is gone. */
+/* Ends the loop once stopping and the last connection is gone. An
+ * ev_prepare runs after the callbacks of a pass, so a connection freed in
+ * one ends the loop in the same pass. */
 static void
-worker_on_check(struct ev_loop *loop, ev_check *chk, int revents)
+worker_on_check(struct ev_loop *loop, ev_prepare *chk, int revents)
 {
 	struct worker *w = chk->data;
 
@@ -164,9 +166,9 @@ worker_init(struct worker *w, int id, struct snap *s)
 	w->accept_backoff.data = w;
 	ev_init(&w->drain, worker_on_drain);
 	w->drain.data = w;
-	ev_check_init(&w->check, worker_on_check);
-	w->check.data = w;
-	ev_check_start(w->loop, &w->check);
+	ev_prepare_init(&w->idle_check, worker_on_check);
+	w->idle_check.data = w;
+	ev_prepare_start(w->loop, &w->idle_check);
 	return 0;
 }
 

@@ -51,7 +51,7 @@ struct worker {
 	ev_async wake;               /* mailbox has something */
 	ev_timer accept_backoff;     /* accept paused after EMFILE & co */
 	ev_timer drain;              /* shutdown deadline */
-	ev_check check;              /* ends the loop once stopped and empty */
+	ev_prepare idle_check;        /* ends the loop once stopped and empty */
 	_Atomic(struct snap *) mailbox;  /* next snapshot, owned reference */
 	atomic_bool stop;
 	bool stopping;

@@ -1,0 +1,774 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_conf: conf_load on files written to a private mkdtemp directory.
+ *
+ * Covers the defaults, every setting, the shipped agent/keyauth.conf (loaded
+ * relative to the repo root, where tests run), each error class with its
+ * exact "file:line:" prefix (syntax, unknown setting at every level, wrong
+ * type, range bounds on both sides, duplicate names and contexts,
+ * authentication type, key location, listen addresses), error collection
+ * and truncation, @include, 1,000 routes, and the route lookups.
+ * Not covered: running out of memory.
+ */
+#include <dirent.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+
+#define MIN_ROUTES "routes = ( { name = \"a\"; context = \"/a\"; } );\n"
+
+static char tmpdir[64];
+static char conf_path[PATH_MAX];
+static char err[8192];
+
+/* ---- fixture ------------------------------------------------------------- */
+
+static int setup_dir(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_conf.XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	snprintf(conf_path, sizeof(conf_path), "%s/t.conf", tmpdir);
+	return 0;
+}
+
+static int teardown_dir(void **state)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	char p[PATH_MAX];
+
+	(void)state;
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	return rmdir(tmpdir);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Writes <text> to t.conf and loads it. */
+static struct conf *load_text(const char *text)
+{
+	write_file(conf_path, text);
+	memset(err, 0, sizeof(err));
+	return conf_load(conf_path, err, sizeof(err));
+}
+
+/* ---- error assertions ------------------------------------------------------ */
+
+static unsigned err_lines(const char *e)
+{
+	unsigned n = *e ? 1 : 0;
+
+	for (; *e; e++)
+		n += *e == '\n';
+	return n;
+}
+
+/* Asserts that one line of err starts with "<file>:<line>: " and contains
+ * <frag>. */
+static void assert_err_at(const char *file, unsigned line, const char *frag)
+{
+	char prefix[PATH_MAX + 32];
+	const char *p = err;
+
+	snprintf(prefix, sizeof(prefix), "%s:%u: ", file, line);
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		char one[2048];
+
+		snprintf(one, sizeof(one), "%.*s", (int)len, p);
+		if (strncmp(one, prefix, strlen(prefix)) == 0 && strstr(one, frag))
+			return;
+		p += len + (eol ? 1 : 0);
+	}
+	print_error("no error line \"%s...%s\" in:\n%s\n", prefix, frag, err);
+	fail();
+}
+
+/* Loads <text>, expects failure with exactly one error, at <line>. */
+static void assert_one_error(const char *text, unsigned line, const char *frag)
+{
+	struct conf *c = load_text(text);
+
+	if (c) {
+		conf_free(c);
+		print_error("loaded, expected an error at line %u: %s\n%s\n", line, frag, text);
+		fail();
+	}
+	assert_err_at(conf_path, line, frag);
+	if (err_lines(err) != 1) {
+		print_error("expected one error, got:\n%s\n", err);
+		fail();
+	}
+}
+
+static void assert_loads(const char *text)
+{
+	struct conf *c = load_text(text);
+
+	if (!c) {
+		print_error("did not load:\n%s\nerrors:\n%s\n", text, err);
+		fail();
+	}
+	conf_free(c);
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+static void test_defaults_apply_when_only_routes_are_given(void **state)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned want_workers = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (unsigned)ncpu;
+	struct conf *c;
+
+	(void)state;
+	c = load_text(MIN_ROUTES);
+	assert_non_null(c);
+	assert_string_equal(c->path, conf_path);
+	assert_int_equal(c->nlisten, 1);
+	assert_int_equal(c->listen[0].family, LISTEN_TCP);
+	assert_string_equal(c->listen[0].addr, "127.0.0.1:12345");
+	assert_string_equal(c->listen[0].host, "127.0.0.1");
+	assert_int_equal(c->listen[0].port, 12345);
+	assert_int_equal(c->workers, want_workers);
+	assert_int_equal(c->max_connections, 10000);
+	assert_int_equal(c->max_frame_size, 16380);
+	assert_int_equal(c->idle_timeout_ms, 60000);
+	assert_string_equal(c->store_path, "/var/lib/keyauth/keys.db");
+	assert_string_equal(c->key_prefix, "ka_");
+	assert_int_equal(c->log_level, LOG_INFO);
+	assert_int_equal(c->log_target, LOG_TARGET_STDERR);
+	assert_null(c->user);
+	assert_null(c->pid_file);
+	assert_int_equal(c->nroutes, 1);
+	assert_string_equal(c->routes[0].name, "a");
+	assert_int_equal(c->routes[0].name_len, 1);
+	assert_int_equal(c->routes[0].type, ROUTE_PROVIDER);
+	assert_string_equal(c->routes[0].context, "/a");
+	assert_int_equal(c->routes[0].context_len, 2);
+	assert_string_equal(c->routes[0].key_name, "X-API-Key");
+	assert_int_equal(c->routes[0].key_location, KEYLOC_HEADER);
+	assert_null(c->routes[0].upstream);
+	assert_string_equal(err, "");
+	conf_free(c);
+}
+
+static void test_every_setting_is_read(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text(
+		"listen = [ \"0.0.0.0:1\", \"[::1]:65535\", \"unix:/run/keyauth/agent.sock\",\n"
+		"           \"[2001:db8::7]:8080\" ];\n"
+		"socket_mode = \"0600\";\n"
+		"workers = 3;\n"
+		"max_connections = 1000000L;\n"
+		"max_frame_size = 16777216;\n"
+		"idle_timeout = 0;\n"
+		"key_prefix = \"Ab9Zxxxxxxxxxx_\";\n"
+		"user = \"nobody\";\n"
+		"pid_file = \"/run/k.pid\";\n"
+		"store = { backend = \"file\"; path = \"/tmp/keys.db\"; };\n"
+		"log = { level = \"debug\"; target = \"syslog\"; };\n"
+		"routes = (\n"
+		"  { name = \"openai\"; type = \"provider\"; context = \"/openai\";\n"
+		"    upstream = \"api.openai.com:443\";\n"
+		"    security = { authentication = \"apiKey\"; key_name = \"Authorization\"; key_location = \"header\"; }; },\n"
+		"  { name = \"app_1-x\"; type = \"proxy\"; context = \"/apps/chat.v1\"; upstream = \"[::1]:8443\";\n"
+		"    security = { key_name = \"api_key\"; key_location = \"query\"; }; },\n"
+		"  { name = \"root\"; context = \"/\"; security = { }; }\n"
+		");\n");
+	if (!c)
+		print_error("%s\n", err);
+	assert_non_null(c);
+	assert_int_equal(c->nlisten, 4);
+	assert_int_equal(c->listen[0].family, LISTEN_TCP);
+	assert_string_equal(c->listen[0].host, "0.0.0.0");
+	assert_int_equal(c->listen[0].port, 1);
+	assert_int_equal(c->listen[1].family, LISTEN_TCP);
+	assert_string_equal(c->listen[1].addr, "[::1]:65535");
+	assert_string_equal(c->listen[1].host, "::1");
+	assert_int_equal(c->listen[1].port, 65535);
+	assert_int_equal(c->listen[2].family, LISTEN_UNIX);
+	assert_string_equal(c->listen[2].addr, "unix:/run/keyauth/agent.sock");
+	assert_string_equal(c->listen[2].path, "/run/keyauth/agent.sock");
+	assert_int_equal(c->listen[2].mode, 0600);
+	assert_string_equal(c->listen[3].host, "2001:db8::7");
+	assert_int_equal(c->listen[3].port, 8080);
+	assert_int_equal(c->workers, 3);
+	assert_int_equal(c->max_connections, 1000000);
+	assert_int_equal(c->max_frame_size, 16777216);
+	assert_int_equal(c->idle_timeout_ms, 0);
+	assert_string_equal(c->key_prefix, "Ab9Zxxxxxxxxxx_");
+	assert_string_equal(c->user, "nobody");
+	assert_string_equal(c->pid_file, "/run/k.pid");
+	assert_string_equal(c->store_path, "/tmp/keys.db");
+	assert_int_equal(c->log_level, LOG_DEBUG);
+	assert_int_equal(c->log_target, LOG_TARGET_SYSLOG);
+	assert_int_equal(c->nroutes, 3);
+	assert_string_equal(c->routes[0].key_name, "Authorization");
+	assert_string_equal(c->routes[0].upstream, "api.openai.com:443");
+	assert_int_equal(c->routes[1].type, ROUTE_PROXY);
+	assert_string_equal(c->routes[1].name, "app_1-x");
+	assert_string_equal(c->routes[1].context, "/apps/chat.v1");
+	assert_string_equal(c->routes[1].key_name, "api_key");
+	assert_int_equal(c->routes[1].key_location, KEYLOC_QUERY);
+	assert_string_equal(c->routes[1].upstream, "[::1]:8443");
+	assert_string_equal(c->routes[2].context, "/");
+	assert_string_equal(c->routes[2].key_name, "X-API-Key");
+	conf_free(c);
+}
+
+static void test_log_levels_map_to_syslog(void **state)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} t[] = {
+		{ "error", LOG_ERR }, { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
+		{ "info", LOG_INFO }, { "debug", LOG_DEBUG },
+	};
+	char text[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct conf *c;
+
+		snprintf(text, sizeof(text), "log = { level = \"%s\"; };\n" MIN_ROUTES, t[i].name);
+		c = load_text(text);
+		assert_non_null(c);
+		assert_int_equal(c->log_level, t[i].level);
+		conf_free(c);
+	}
+}
+
+static void test_shipped_config_loads(void **state)
+{
+	struct conf *c;
+	const struct route *r;
+
+	(void)state;
+	c = conf_load("agent/keyauth.conf", err, sizeof(err));
+	if (!c)
+		print_error("%s\n", err);
+	assert_non_null(c);
+	assert_int_equal(c->nroutes, 2);
+	r = conf_route_find(c, "openai", 6);
+	assert_non_null(r);
+	assert_int_equal(r->type, ROUTE_PROVIDER);
+	assert_string_equal(r->context, "/openai");
+	assert_string_equal(r->key_name, "Authorization");
+	assert_int_equal(r->key_location, KEYLOC_HEADER);
+	assert_string_equal(r->upstream, "api.openai.com:443");
+	r = &c->routes[1];
+	assert_int_equal(r->type, ROUTE_PROXY);
+	assert_string_equal(r->key_name, "api_key");
+	assert_int_equal(r->key_location, KEYLOC_QUERY);
+	/* loopback only, as the product promises by default */
+	for (unsigned i = 0; i < c->nlisten; i++)
+		assert_true(strcmp(c->listen[i].host, "127.0.0.1") == 0 ||
+			    strcmp(c->listen[i].host, "::1") == 0);
+	conf_free(c);
+}
+
+static void test_include_is_relative_to_the_config_dir(void **state)
+{
+	char inc[PATH_MAX];
+	struct conf *c;
+
+	(void)state;
+	snprintf(inc, sizeof(inc), "%s/routes.inc", tmpdir);
+	write_file(inc, "routes = (\n  { name = \"inc\"; context = \"/inc\"; bogus = 1; }\n);\n");
+	c = load_text("workers = 1;\n@include \"routes.inc\"\n");
+	assert_null(c);
+	/* the error names the included file and its line */
+	assert_err_at(inc, 2, "unknown setting \"bogus\" in route \"inc\"");
+	/* so does a syntax error inside it */
+	write_file(inc, "\nroutes = ( { name = ; } );\n");
+	c = load_text("workers = 1;\n@include \"routes.inc\"\n");
+	assert_null(c);
+	assert_err_at(inc, 2, "syntax error");
+	write_file(inc, "routes = ( { name = \"inc\"; context = \"/inc\"; } );\n");
+	c = load_text("workers = 1;\n@include \"routes.inc\"\n");
+	assert_non_null(c);
+	assert_string_equal(c->routes[0].name, "inc");
+	conf_free(c);
+}
+
+static void test_thousand_routes_load_and_are_found(void **state)
+{
+	size_t cap = 1000 * 96 + 64, off = 0;
+	char *text = malloc(cap);
+	const struct route *r;
+	struct conf *c;
+
+	(void)state;
+	assert_non_null(text);
+	off += (size_t)snprintf(text + off, cap - off, "routes = (\n");
+	for (int i = 0; i < 1000; i++)
+		off += (size_t)snprintf(text + off, cap - off,
+					"  { name = \"r%d\"; context = \"/p/%d\"; }%s\n", i, i, i < 999 ? "," : "");
+	snprintf(text + off, cap - off, ");\n");
+	c = load_text(text);
+	free(text);
+	if (!c)
+		print_error("%s\n", err);
+	assert_non_null(c);
+	assert_int_equal(c->nroutes, 1000);
+	r = conf_route_find(c, "r999", 4);
+	assert_non_null(r);
+	assert_string_equal(r->context, "/p/999");
+	assert_ptr_equal(conf_route_find(c, "r0", 2), &c->routes[0]);
+	/* exact length: a prefix or an extension of a name is not that name */
+	assert_ptr_equal(conf_route_find(c, "r99", 3), &c->routes[99]);
+	assert_ptr_equal(conf_route_find(c, "r9999", 4), &c->routes[999]);
+	assert_null(conf_route_find(c, "r1000", 5));
+	assert_null(conf_route_find(c, "r", 1));
+	assert_ptr_equal(conf_route_by_context(c, "/p/10/v1/chat"), &c->routes[10]);
+	assert_ptr_equal(conf_route_by_context(c, "/p/100"), &c->routes[100]);
+	assert_null(conf_route_by_context(c, "/p/1000"));
+	conf_free(c);
+}
+
+/* ---- errors --------------------------------------------------------------- */
+
+static void test_syntax_error_names_file_and_line(void **state)
+{
+	(void)state;
+	assert_one_error("workers = 1;\n\nmax_connections = ;\n" MIN_ROUTES, 3, "syntax error");
+	/* libconfig itself refuses a setting given twice */
+	assert_one_error("workers = 1;\nworkers = 2;\n" MIN_ROUTES, 2, "duplicate setting name");
+}
+
+static void test_missing_file_is_reported(void **state)
+{
+	char path[PATH_MAX + 16], cwd[PATH_MAX];
+	struct conf *c;
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(path, sizeof(path), "%s/absent.conf", tmpdir);
+	c = conf_load(path, err, sizeof(err));
+	assert_null(c);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "No such file or directory"));
+	/* a relative main path is shown as given */
+	write_file(conf_path, "bogus = 1;\n" MIN_ROUTES);
+	assert_int_equal(chdir(tmpdir), 0);
+	c = conf_load("./t.conf", err, sizeof(err));
+	assert_int_equal(chdir(cwd), 0);
+	assert_null(c);
+	assert_true(strncmp(err, "./t.conf:1: unknown setting", 27) == 0);
+	c = conf_load(tmpdir, err, sizeof(err));
+	assert_null(c);
+	assert_non_null(strstr(err, "cannot read"));
+}
+
+static void test_unknown_settings_are_errors_at_every_level(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text(
+		"workerz = 2;\n"                                        /* 1 */
+		"store = { backend = \"file\"; size = 1; };\n"          /* 2 */
+		"log = {\n"                                             /* 3 */
+		"  colour = true;\n"                                    /* 4 */
+		"};\n"                                                  /* 5 */
+		"routes = (\n"                                          /* 6 */
+		"  { name = \"x\"; context = \"/x\";\n"                 /* 7 */
+		"    timeout = 5;\n"                                    /* 8 */
+		"    security = {\n"                                    /* 9 */
+		"      key_nmae = \"X\"; }; }\n"                        /* 10 */
+		");\n");
+	assert_null(c);
+	assert_err_at(conf_path, 1, "unknown setting \"workerz\" (remove it or use one of: listen,");
+	assert_err_at(conf_path, 2, "unknown setting \"size\" in store (remove it or use one of: backend, path)");
+	assert_err_at(conf_path, 4, "unknown setting \"colour\" in log");
+	assert_err_at(conf_path, 8, "unknown setting \"timeout\" in route \"x\"");
+	assert_err_at(conf_path, 10, "unknown setting \"key_nmae\" in security");
+	assert_int_equal(err_lines(err), 5);
+}
+
+static void test_wrong_types_are_errors(void **state)
+{
+	(void)state;
+	assert_one_error("\nworkers = \"two\";\n" MIN_ROUTES, 2,
+			 "workers must be an integer, not a string (e.g. workers = 4;)");
+	assert_one_error("idle_timeout = 1.5;\n" MIN_ROUTES, 1, "must be an integer, not a float");
+	assert_one_error("listen = \"127.0.0.1:1\";\n" MIN_ROUTES, 1, "listen must be an array");
+	assert_one_error("listen = [ 1 ];\n" MIN_ROUTES, 1, "listen entries must be strings");
+	assert_one_error("socket_mode = 0660;\n" MIN_ROUTES, 1, "socket_mode must be a string");
+	assert_one_error("store = \"file\";\n" MIN_ROUTES, 1, "store must be a group");
+	assert_one_error("log = { level = 3; };\n" MIN_ROUTES, 1, "level in log must be a string");
+	assert_one_error("routes = { name = \"a\"; context = \"/a\"; };\n", 1, "routes must be a list");
+	assert_one_error("routes = ( \"a\" );\n", 1, "route #1 must be a group");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   security = { key_name = 5; }; }\n);\n",
+			 3, "key_name in security must be a string");
+	assert_one_error("routes = ( { name = \"a\"; context = \"/a\"; security = \"apiKey\"; } );\n",
+			 1, "security in route \"a\" must be a group");
+}
+
+static void test_integers_out_of_range_are_errors_and_bounds_load(void **state)
+{
+	static const struct {
+		const char *name;
+		long long lo, hi;
+	} t[] = {
+		{ "workers", 0, 64 },
+		{ "max_connections", 1, 1000000 },
+		{ "max_frame_size", 256, 16777216 },
+		{ "idle_timeout", 0, 86400 },
+	};
+	char text[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		snprintf(text, sizeof(text), "# c\n%s = %lld;\n" MIN_ROUTES, t[i].name, t[i].lo);
+		assert_loads(text);
+		snprintf(text, sizeof(text), "# c\n%s = %lld;\n" MIN_ROUTES, t[i].name, t[i].hi);
+		assert_loads(text);
+		snprintf(text, sizeof(text), "# c\n%s = %lld;\n" MIN_ROUTES, t[i].name, t[i].lo - 1);
+		assert_one_error(text, 2, "is out of range (use");
+		snprintf(text, sizeof(text), "# c\n%s = %lld;\n" MIN_ROUTES, t[i].name, t[i].hi + 1);
+		assert_one_error(text, 2, "is out of range (use");
+		snprintf(text, sizeof(text), "# c\n%s = 9000000000L;\n" MIN_ROUTES, t[i].name);
+		assert_one_error(text, 2, "is out of range (use");
+	}
+}
+
+/* libconfig 1.5 keeps the low 32 bits of a plain integer literal: these
+ * would load as 256, 60 and 4 without the extra scan */
+static void test_integers_libconfig_would_wrap_are_errors(void **state)
+{
+	static const char *const wrapping[] = {
+		"max_frame_size = 4294967552;", "idle_timeout = 4294967356;",
+		"workers = -4294967292;", "workers = 0x100000004;", "workers = 99999999999999999999999999;",
+	};
+	char text[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(wrapping) / sizeof(wrapping[0]); i++) {
+		snprintf(text, sizeof(text), "\n%s\n" MIN_ROUTES, wrapping[i]);
+		assert_one_error(text, 2, "libconfig would silently wrap it around");
+	}
+	/* within int32 the range check speaks */
+	assert_one_error("workers = 2147483647;\n" MIN_ROUTES, 1, "is out of range (use 0..64)");
+	assert_one_error("workers = -2147483648;\n" MIN_ROUTES, 1, "is out of range (use 0..64)");
+	/* digits in comments, strings, names and floats are not integers */
+	assert_loads("# 99999999999\n/* 99999999999\n 99999999999 */ // 99999999999\n"
+		     "key_prefix = \"k99999999999_\";\n"
+		     "store = { path = \"/tmp/99999999999\\\"99999999999\"; };\n"
+		     "routes = ( { name = \"r99999999999\"; context = \"/99999999999\"; } );\n");
+	assert_one_error("\n\nidle_timeout = 99999999999.0;\n" MIN_ROUTES, 3, "must be an integer, not a float");
+	/* and lines after a block comment are still counted right */
+	assert_one_error("/*\n\n*/ workers = 1;\nmax_connections = 99999999999;\n" MIN_ROUTES, 4,
+			 "libconfig would silently wrap it around");
+}
+
+static void test_duplicate_route_name_is_an_error(void **state)
+{
+	(void)state;
+	assert_one_error(
+		"routes = (\n"
+		"  { name = \"a\"; context = \"/a\"; },\n"
+		"  { name = \"b\"; context = \"/b\"; },\n"
+		"  { name = \"a\"; context = \"/c\"; }\n"
+		");\n", 4, "duplicate route name \"a\" (first used at line 2;");
+}
+
+static void test_duplicate_context_is_an_error(void **state)
+{
+	(void)state;
+	assert_one_error(
+		"routes = (\n"
+		"  { name = \"a\"; context = \"/a\"; },\n"
+		"  { name = \"b\";\n"
+		"    context = \"/a\"; }\n"
+		");\n", 4, "duplicate context \"/a\" (first used by route \"a\" at line 2;");
+}
+
+static void test_unsupported_authentication_type_is_an_error(void **state)
+{
+	(void)state;
+	assert_one_error(
+		"routes = (\n"
+		"  { name = \"a\"; context = \"/a\";\n"
+		"    security = { authentication = \"oauth2\"; }; }\n"
+		");\n", 3, "unsupported authentication type \"oauth2\": only \"apiKey\" is supported");
+	assert_loads("routes = ( { name = \"a\"; context = \"/a\"; security = { authentication = \"apiKey\"; }; } );\n");
+}
+
+static void test_bad_key_location_is_an_error(void **state)
+{
+	(void)state;
+	assert_one_error(
+		"routes = (\n"
+		"  { name = \"a\"; context = \"/a\";\n"
+		"    security = {\n"
+		"      key_location = \"cookie\"; }; }\n"
+		");\n", 4, "bad key_location \"cookie\" (use \"header\" or \"query\")");
+}
+
+static void test_bad_listen_addresses_are_errors(void **state)
+{
+	static const char *const bad[] = {
+		"localhost:12345", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+		"127.0.0.1:123456", "127.0.0.1:12a", "127.0.0.1:+1", "1.2.3:1", " 127.0.0.1:1",
+		"::1:12345", "[::1]12345", "[::1]:", "[zz::1]:1", "[127.0.0.1]:1", "[]:1", ":1",
+		"", "unix:", "unix:relative/path", "tcp:127.0.0.1:1",
+	};
+	char text[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "listen = [\n  \"127.0.0.1:1\",\n  \"%s\" ];\n" MIN_ROUTES, bad[i]);
+		assert_one_error(text, 3, "bad listen address");
+	}
+	/* 107 bytes of path is the longest that fits sun_path with its NUL */
+	snprintf(text, sizeof(text), "listen = [ \"unix:/%0106d\" ];\n" MIN_ROUTES, 0);
+	assert_loads(text);
+	snprintf(text, sizeof(text), "listen = [ \"unix:/%0107d\" ];\n" MIN_ROUTES, 0);
+	assert_one_error(text, 1, "shorter than 108 bytes");
+	assert_one_error("listen = [ ];\n" MIN_ROUTES, 1, "listen is empty");
+	assert_one_error("listen = [ \"127.0.0.1:1\",\n \"127.0.0.1:1\" ];\n" MIN_ROUTES, 2,
+			 "duplicate listen address");
+	assert_one_error("listen = [ \"[::1]:1\",\n \"[0:0::1]:1\" ];\n" MIN_ROUTES, 2,
+			 "duplicate listen address");
+	assert_loads("listen = [ \"127.0.0.1:1\", \"127.0.0.1:2\", \"[::1]:1\", \"unix:/tmp/a\" ];\n" MIN_ROUTES);
+	assert_one_error("listen = [ \"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\", \"127.0.0.1:4\",\n"
+			 "  \"127.0.0.1:5\", \"127.0.0.1:6\", \"127.0.0.1:7\", \"127.0.0.1:8\",\n"
+			 "  \"127.0.0.1:9\", \"127.0.0.1:10\", \"127.0.0.1:11\", \"127.0.0.1:12\",\n"
+			 "  \"127.0.0.1:13\", \"127.0.0.1:14\", \"127.0.0.1:15\", \"127.0.0.1:16\", \"127.0.0.1:17\" ];\n"
+			 MIN_ROUTES, 1, "too many listen addresses");
+}
+
+static void test_routes_are_required(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text("workers = 1;\n");
+	assert_null(c);
+	assert_non_null(strstr(err, conf_path));
+	assert_non_null(strstr(err, "no routes defined"));
+	assert_int_equal(err_lines(err), 1);
+	assert_one_error("\nroutes = ( );\n", 2, "routes is empty");
+	assert_one_error("routes = (\n  { context = \"/a\"; }\n);\n", 2, "route #1 has no name");
+	assert_one_error("routes = (\n  { name = \"a\"; }\n);\n", 2, "route \"a\" has no context");
+}
+
+static void test_bad_route_fields_are_errors(void **state)
+{
+	static const char *const bad_ctx[] = {
+		"openai", "/openai/", "/a/../b", "/..", "/a b", "/a//b", "/a?x", "", "/%41",
+	};
+	static const char *const good_ctx[] = { "/", "/a", "/a.b/c-d/e_f", "/v1.2" };
+	char text[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_ctx) / sizeof(bad_ctx[0]); i++) {
+		snprintf(text, sizeof(text), "routes = (\n { name = \"a\";\n   context = \"%s\"; }\n);\n", bad_ctx[i]);
+		assert_one_error(text, 3, "bad context");
+	}
+	for (size_t i = 0; i < sizeof(good_ctx) / sizeof(good_ctx[0]); i++) {
+		snprintf(text, sizeof(text), "routes = ( { name = \"a\"; context = \"%s\"; } );\n", good_ctx[i]);
+		assert_loads(text);
+	}
+	assert_one_error("routes = ( { name = \"a b\"; context = \"/a\"; } );\n", 1, "bad route name \"a b\"");
+	assert_one_error("routes = ( { name = \"\"; context = \"/a\"; } );\n", 1, "bad route name");
+	/* 64 characters is the longest name */
+	snprintf(text, sizeof(text), "routes = ( { name = \"%064d\"; context = \"/a\"; } );\n", 0);
+	assert_loads(text);
+	snprintf(text, sizeof(text), "routes = ( { name = \"%065d\"; context = \"/a\"; } );\n", 0);
+	assert_one_error(text, 1, "bad route name");
+	assert_one_error("routes = ( { name = \"a\"; type = \"vendor\"; context = \"/a\"; } );\n", 1,
+			 "bad route type \"vendor\" (use \"provider\" or \"proxy\")");
+	assert_one_error("routes = ( { name = \"a\"; context = \"/a\"; security = { key_name = \"X API\"; }; } );\n",
+			 1, "bad key_name");
+	assert_one_error("routes = ( { name = \"a\"; context = \"/a\"; upstream = \"api.openai.com\"; } );\n",
+			 1, "bad upstream");
+	assert_one_error("routes = ( { name = \"a\"; context = \"/a\"; upstream = \"a b:443\"; } );\n",
+			 1, "bad upstream");
+	/* a control character in a value does not split the error line */
+	assert_one_error("routes = ( { name = \"a\\nb\"; context = \"/a\"; } );\n", 1, "bad route name \"a?b\"");
+}
+
+static void test_other_bad_values_are_errors(void **state)
+{
+	(void)state;
+	assert_one_error("socket_mode = \"0860\";\n" MIN_ROUTES, 1, "bad socket_mode");
+	assert_one_error("socket_mode = \"17777\";\n" MIN_ROUTES, 1, "bad socket_mode");
+	assert_one_error("socket_mode = \"\";\n" MIN_ROUTES, 1, "bad socket_mode");
+	assert_one_error("key_prefix = \"ka\";\n" MIN_ROUTES, 1, "bad key_prefix");
+	assert_one_error("key_prefix = \"_\";\n" MIN_ROUTES, 1, "bad key_prefix");
+	assert_one_error("key_prefix = \"k-a_\";\n" MIN_ROUTES, 1, "bad key_prefix");
+	assert_one_error("key_prefix = \"abcdefghijklmno_\";\n" MIN_ROUTES, 1, "bad key_prefix");
+	assert_one_error("store = { backend = \"redis\"; };\n" MIN_ROUTES, 1,
+			 "unsupported store backend \"redis\": only \"file\" is supported");
+	assert_one_error("store = { path = \"\"; };\n" MIN_ROUTES, 1, "store path is empty");
+	assert_one_error("log = { level = \"verbose\"; };\n" MIN_ROUTES, 1, "bad log level");
+	assert_one_error("log = { target = \"file\"; };\n" MIN_ROUTES, 1, "bad log target");
+	assert_one_error("user = \"\";\n" MIN_ROUTES, 1, "bad user");
+	assert_one_error("pid_file = \"\";\n" MIN_ROUTES, 1, "pid_file is empty");
+}
+
+static void test_every_error_is_collected(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text(
+		"workers = \"two\";\n"                                  /* 1 */
+		"listen = [ \"localhost:1\" ];\n"                       /* 2 */
+		"max_frame_size = 100;\n"                               /* 3 */
+		"routes = (\n"                                          /* 4 */
+		"  { name = \"a\"; context = \"/a\"; },\n"              /* 5 */
+		"  { name = \"a\"; context = \"/b\";\n"                 /* 6 */
+		"    security = { authentication = \"basic\";\n"        /* 7 */
+		"                 key_location = \"body\"; }; }\n"      /* 8 */
+		");\n");
+	assert_null(c);
+	assert_err_at(conf_path, 1, "workers must be an integer");
+	assert_err_at(conf_path, 2, "bad listen address \"localhost:1\"");
+	assert_err_at(conf_path, 3, "max_frame_size = 100 is out of range (use 256..16777216)");
+	assert_err_at(conf_path, 6, "duplicate route name \"a\"");
+	assert_err_at(conf_path, 7, "unsupported authentication type \"basic\"");
+	assert_err_at(conf_path, 8, "bad key_location \"body\"");
+	assert_int_equal(err_lines(err), 6);
+	assert_int_not_equal(err[strlen(err) - 1], '\n');
+}
+
+static void test_errors_are_truncated_within_the_buffer(void **state)
+{
+	char buf[64];
+	struct conf *c;
+
+	(void)state;
+	write_file(conf_path, "a = 1;\nb = 2;\nc = 3;\n" MIN_ROUTES);
+	memset(buf, 'Z', sizeof(buf));
+	c = conf_load(conf_path, buf, 40);
+	assert_null(c);
+	assert_int_equal(strlen(buf), 39);
+	assert_memory_equal(buf + 36, "...", 3);
+	for (size_t i = 40; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 'Z');
+	/* no buffer at all: still fails cleanly */
+	c = conf_load(conf_path, NULL, 0);
+	assert_null(c);
+	c = conf_load(conf_path, buf, 1);
+	assert_null(c);
+	assert_int_equal(buf[0], '\0');
+}
+
+/* ---- lookups ---------------------------------------------------------------- */
+
+static void test_route_by_context_takes_longest_segment_prefix(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text(
+		"routes = (\n"
+		"  { name = \"root\"; context = \"/\"; },\n"
+		"  { name = \"openai\"; context = \"/openai\"; },\n"
+		"  { name = \"openai-v2\"; context = \"/openai/v2\"; },\n"
+		"  { name = \"other\"; context = \"/other\"; }\n"
+		");\n");
+	assert_non_null(c);
+	assert_string_equal(conf_route_by_context(c, "/openai")->name, "openai");
+	assert_string_equal(conf_route_by_context(c, "/openai/v1/chat")->name, "openai");
+	assert_string_equal(conf_route_by_context(c, "/openai/v2")->name, "openai-v2");
+	assert_string_equal(conf_route_by_context(c, "/openai/v2/x")->name, "openai-v2");
+	assert_string_equal(conf_route_by_context(c, "/openai/v20")->name, "openai");
+	assert_string_equal(conf_route_by_context(c, "/openai?x=1")->name, "openai");
+	assert_string_equal(conf_route_by_context(c, "/openaix")->name, "root");
+	assert_string_equal(conf_route_by_context(c, "/")->name, "root");
+	assert_null(conf_route_by_context(c, "openai"));
+	assert_null(conf_route_by_context(c, ""));
+	conf_free(c);
+
+	c = load_text(MIN_ROUTES);
+	assert_non_null(c);
+	assert_non_null(conf_route_by_context(c, "/a/b"));
+	assert_null(conf_route_by_context(c, "/ab"));
+	assert_null(conf_route_by_context(c, "/"));
+	conf_free(c);
+}
+
+static void test_enum_names(void **state)
+{
+	(void)state;
+	assert_string_equal(route_type_str(ROUTE_PROVIDER), "provider");
+	assert_string_equal(route_type_str(ROUTE_PROXY), "proxy");
+	assert_string_equal(key_location_str(KEYLOC_HEADER), "header");
+	assert_string_equal(key_location_str(KEYLOC_QUERY), "query");
+}
+
+static void test_conf_free_null_is_a_noop(void **state)
+{
+	(void)state;
+	conf_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults_apply_when_only_routes_are_given),
+		cmocka_unit_test(test_every_setting_is_read),
+		cmocka_unit_test(test_log_levels_map_to_syslog),
+		cmocka_unit_test(test_shipped_config_loads),
+		cmocka_unit_test(test_include_is_relative_to_the_config_dir),
+		cmocka_unit_test(test_thousand_routes_load_and_are_found),
+		cmocka_unit_test(test_syntax_error_names_file_and_line),
+		cmocka_unit_test(test_missing_file_is_reported),
+		cmocka_unit_test(test_unknown_settings_are_errors_at_every_level),
+		cmocka_unit_test(test_wrong_types_are_errors),
+		cmocka_unit_test(test_integers_out_of_range_are_errors_and_bounds_load),
+		cmocka_unit_test(test_integers_libconfig_would_wrap_are_errors),
+		cmocka_unit_test(test_duplicate_route_name_is_an_error),
+		cmocka_unit_test(test_duplicate_context_is_an_error),
+		cmocka_unit_test(test_unsupported_authentication_type_is_an_error),
+		cmocka_unit_test(test_bad_key_location_is_an_error),
+		cmocka_unit_test(test_bad_listen_addresses_are_errors),
+		cmocka_unit_test(test_routes_are_required),
+		cmocka_unit_test(test_bad_route_fields_are_errors),
+		cmocka_unit_test(test_other_bad_values_are_errors),
+		cmocka_unit_test(test_every_error_is_collected),
+		cmocka_unit_test(test_errors_are_truncated_within_the_buffer),
+		cmocka_unit_test(test_route_by_context_takes_longest_segment_prefix),
+		cmocka_unit_test(test_enum_names),
+		cmocka_unit_test(test_conf_free_null_is_a_noop),
+	};
+
+	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
