@@ -125,6 +125,10 @@ FB = build/fuzz
 FUZZ_CFLAGS = $(STD_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -Wall -Wextra -Werror -Ispop -Iagent -Itests/lib $(PKG_CFLAGS)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(FB)/%)
+# msgpack-c reserves memory from container counts: a huge count must come back
+# as NULL (a clean "out of memory" rejection), not as a sanitizer report.
+FUZZ_ENV = ASAN_OPTIONS=halt_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=1024
+FUZZ_OPTS = -malloc_limit_mb=1100 -rss_limit_mb=2048
 
 $(FB)/%: tests/fuzz/%.c $(SPOP_SRC) $(AGENT_SRC) $(HDRS)
 	@mkdir -p $(@D)
@@ -136,12 +140,12 @@ fuzz-build: $(FUZZ_BIN)
 test-fuzz-replay: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); d=tests/fuzz/corpus/$$n; \
 	  echo "== replay $$n ($$(ls $$d | wc -l) inputs)"; \
-	  $$f -runs=0 $$d >/dev/null 2>build/fuzz/$$n.log || { cat build/fuzz/$$n.log; exit 1; }; done
+	  $(FUZZ_ENV) $$f $(FUZZ_OPTS) -runs=0 $$d >/dev/null 2>build/fuzz/$$n.log || { cat build/fuzz/$$n.log; exit 1; }; done
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
 	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/spop.dict -artifact_prefix=build/fuzz/$$n- \
+	  $(FUZZ_ENV) $$f $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/spop.dict -artifact_prefix=build/fuzz/$$n- \
 	      build/fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
 
 # ---- benchmarks (release flags) ---------------------------------------------

@@ -137,7 +137,8 @@ struct spop_frame {
 	size_t payload_len;
 };
 
-/* Reason string of a status code ("normal", "I/O error", ...); never NULL. */
+/* Reason string of a status code ("normal", "I/O error", ...); never NULL.
+ * A decoder's negative return (-SPOP_ERR_x) is accepted too. */
 const char *spop_err_str(int status);
 
 /* ---- varints --------------------------------------------------------------- */
@@ -176,7 +177,8 @@ int spop_data_encode(uint8_t *p, uint8_t *end, const struct spop_data *d);
  * Returns the whole frame size (prefix included) and fills <f>; 0 when more
  * bytes are needed; or an error:
  *   -SPOP_ERR_INVALID        length < 7, or sid/fid not decodable in the frame
- *   -SPOP_ERR_TOO_BIG        length > max_frame_size (known from 4 bytes)
+ *   -SPOP_ERR_TOO_BIG        length > max_frame_size, or > SPOP_MAX_FRAME_SIZE
+ *                            whatever max_frame_size says (known from 4 bytes)
  *   -SPOP_ERR_FRAG_NOT_SUP   type 0 (fragment) or FIN clear
  * Unknown frame types are returned as they are; the caller decides.
  */
@@ -196,7 +198,7 @@ struct spop_fb {
 };
 
 /* Starts a frame of <type> with FIN set. <cap> should be at most
- * negotiated max-frame-size + 4. */
+ * negotiated max-frame-size + 4; it is clamped to SPOP_MAX_FRAME_SIZE + 4. */
 void spop_fb_begin(struct spop_fb *b, uint8_t *buf, size_t cap, uint8_t type,
                    uint64_t sid, uint64_t fid);
 /* Appends a KV entry (HELLO/DISCONNECT payloads). <name> must be non-empty. */
@@ -212,7 +214,9 @@ void spop_fb_unset_var(struct spop_fb *b, enum spop_scope scope, const char *nam
 /* Writes the length prefix. Returns the whole frame size or -SPOP_ERR_x. */
 int spop_fb_end(struct spop_fb *b);
 
-/* True if <name> is a valid variable name for SET-VAR/UNSET-VAR. */
+/* True if <name> is a valid variable name for SET-VAR/UNSET-VAR: 1 to
+ * SPOP_VAR_NAME_MAX bytes of [A-Za-z0-9_.]. The caller still checks that
+ * "scope.prefix.name" fits, since only it knows the prefix. */
 bool spop_var_name_ok(const char *name, size_t len);
 
 /* ---- KV lists ---------------------------------------------------------------- */
