@@ -41,6 +41,8 @@ struct daemon {
 	struct worker workers[WORKER_MAX];
 	unsigned nworkers;
 	int shared_fds[CONF_MAX_LISTENERS];
+	char *unix_paths[CONF_MAX_LISTENERS];  /* removed at exit */
+	char *pid_path;               /* the pid file written at start, removed at exit */
 	unsigned nshared;
 	struct ev_loop *loop;
 	ev_signal sighup, sigterm, sigint;
@@ -180,6 +182,7 @@ open_listeners(struct daemon *d, const struct conf *c)
 
 			if (fd == -1)
 				goto fail;
+			d->unix_paths[d->nshared] = strdup(l->path);
 			d->shared_fds[d->nshared++] = fd;
 			for (k = 0; k < d->nworkers; k++)
 				worker_add_listener(&d->workers[k], fd, true);
@@ -469,8 +472,11 @@ main(int argc, char **argv)
 		return 1;
 	if (c->user == NULL && geteuid() == 0)
 		log_warning("event=running_as_root note=\"set user in the configuration\"");
-	if (c->pid_file != NULL && write_pid_file(c->pid_file) == -1)
-		return 1;
+	if (c->pid_file != NULL) {
+		if (write_pid_file(c->pid_file) == -1)
+			return 1;
+		d.pid_path = strdup(c->pid_file);
+	}
 
 	/* Workers never take signals: the main loop does. */
 	sigfillset(&all);
@@ -501,14 +507,15 @@ main(int argc, char **argv)
 		worker_join(&d.workers[i]);
 	for (i = 0; i < d.nworkers; i++)
 		worker_destroy(&d.workers[i]);
-	for (i = 0; i < d.nshared; i++)
+	for (i = 0; i < d.nshared; i++) {
 		close(d.shared_fds[i]);
-	c = d.cref->conf;
-	for (i = 0; i < c->nlisten; i++)
-		if (c->listen[i].family == LISTEN_UNIX)
-			unlink(c->listen[i].path);
-	if (c->pid_file != NULL)
-		unlink(c->pid_file);
+		if (d.unix_paths[i] != NULL)
+			unlink(d.unix_paths[i]);
+		free(d.unix_paths[i]);
+	}
+	if (d.pid_path != NULL)
+		unlink(d.pid_path);
+	free(d.pid_path);
 	store_free(d.store);
 	ks_set_unref(d.ks);
 	conf_ref_put(d.cref);
