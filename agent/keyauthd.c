@@ -77,8 +77,15 @@ log_lines(int level, const char *event, const char *text)
 
 /* ---- listeners ---------------------------------------------------------------- */
 
+/*
+ * Opens one listening socket for <l>. With <reuseport>, the socket shares the
+ * port with this process's other workers (SO_REUSEPORT). Without it, it is a
+ * probe: SO_REUSEPORT would also let a second keyauthd (or anything else
+ * running as the same user) bind the same port and silently take half the
+ * connections, so the address is first bound alone to prove it is free.
+ */
 static int
-tcp_listener(const struct listen_conf *l, char *err, size_t errlen)
+tcp_listener(const struct listen_conf *l, bool reuseport, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -108,7 +115,8 @@ tcp_listener(const struct listen_conf *l, char *err, size_t errlen)
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 || listen(fd, LISTEN_BACKLOG) == -1) {
@@ -187,8 +195,13 @@ open_listeners(struct daemon *d, const struct conf *c)
 			for (k = 0; k < d->nworkers; k++)
 				worker_add_listener(&d->workers[k], fd, true);
 		} else {
+			int probe = tcp_listener(l, false, err, sizeof(err));
+
+			if (probe == -1)
+				goto fail;
+			close(probe);
 			for (k = 0; k < d->nworkers; k++) {
-				int fd = tcp_listener(l, err, sizeof(err));
+				int fd = tcp_listener(l, true, err, sizeof(err));
 
 				if (fd == -1)
 					goto fail;

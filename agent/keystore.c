@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -976,6 +977,46 @@ ks_set_parse(const void *buf, size_t len, char *err, size_t errlen)
 
 /* ---- writing (keyauthctl) ---------------------------------------------------- */
 
+/*
+ * Removes "<dir>/.<name>.XXXXXX" files left by writers that died between
+ * mkstemp and rename (kill -9, power loss). Called with the lock held, so no
+ * live writer can own one. Best effort: a failure here changes nothing else.
+ */
+static void
+ks_file_remove_stale_temps(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash != NULL ? slash + 1 : path;
+	size_t blen = strlen(base);
+	char dir[4096];
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	if (slash == NULL) {
+		strcpy(dir, ".");
+	} else if (slash == path) {
+		strcpy(dir, "/");
+	} else {
+		if ((size_t)(slash - path) >= sizeof(dir))
+			return;
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+	}
+	d = opendir(dir);
+	if (d == NULL)
+		return;
+	dfd = dirfd(d);
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+
+		if (n[0] == '.' && strlen(n) == 1 + blen + 1 + 6 &&
+		    memcmp(n + 1, base, blen) == 0 && n[1 + blen] == '.')
+			unlinkat(dfd, n, 0);
+	}
+	closedir(d);
+}
+
 int
 ks_file_lock(const char *path, char *err, size_t errlen)
 {
@@ -1004,6 +1045,7 @@ ks_file_lock(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	free(lp);
+	ks_file_remove_stale_temps(path);
 	return fd;
 }
 

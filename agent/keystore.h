@@ -77,7 +77,8 @@ void ks_set_unref(struct ks_set *s);
 
 /* ---- the file, for keyauthctl ----------------------------------------------
  * ks_file_lock takes an exclusive flock on "<path>.lock" (created 0600) and
- * returns its fd, or -1 with <err>. ks_file_write writes <n> entries to a
+ * returns its fd, or -1 with <err>; holding the lock, it removes temporary
+ * files left by writers that died before their rename. ks_file_write writes <n> entries to a
  * temporary file in the same directory, fsyncs it, renames it over <path>,
  * fsyncs the directory; mode 0600. Returns 0 or -1 with <err>; on failure
  * the old file is untouched. */

@@ -17,6 +17,12 @@ for p in $PKGS; do
 	esac
 done
 
+# Node.js and npm run the end-to-end tests (the openai SDK). Any node >= 18
+# with npm will do, whoever packaged it: only install Debian's when absent.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	missing="$missing nodejs npm"
+fi
+
 if [ -z "$missing" ]; then
 	echo "deps: all Debian packages present"
 	exit 0

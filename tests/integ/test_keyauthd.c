@@ -994,6 +994,35 @@ static void test_tcp_listener(void **state)
 	spc_close(c);
 }
 
+/* SO_REUSEPORT would let a second agent share the port and silently take half
+ * of HAProxy's connections: a second keyauthd on a busy address must refuse
+ * to start, and the first must keep serving. */
+static void test_second_agent_on_same_port_refuses_to_start(void **state)
+{
+	char log[TP_PATH_MAX], conf[TP_PATH_MAX], text[2 * TP_PATH_MAX + 256];
+	struct spc_conn *c;
+	pid_t pid;
+	int status = 0;
+
+	(void)state;
+	assert_int_equal(path_in(log, &d1, "second-agent.log"), 0);
+	assert_int_equal(path_in(conf, &d1, "second-agent.conf"), 0);
+	snprintf(text, sizeof(text),
+	    "listen = [ \"%s\" ];\nworkers = 2;\nstore = { path = \"%s\"; };\n"
+	    "routes = ( { name = \"openai\"; context = \"/openai\"; } );\n",
+	    d1.tcp_addr, d1.store);
+	assert_int_equal(tp_write_file(conf, text), 0);
+	pid = tp_spawn_keyauthd(conf, log);
+	assert_true(pid > 0);
+	assert_int_equal(tp_wait_exit(pid, tp_scaled_ms(5000), &status), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_true(tp_log_contains(log, "Address already in use"));
+	c = open_ready(d1.tcp_addr);
+	expect_verdict(c, "openai", k_valid.key, "ok", &k_valid, "first agent still serves");
+	spc_close(c);
+}
+
 static void test_config_check_flag(void **state)
 {
 	char bad[TP_PATH_MAX], out_ok[TP_PATH_MAX], out_bad[TP_PATH_MAX];
@@ -1250,6 +1279,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_input_gets_disconnect_others_served),
 		cmocka_unit_test(test_abrupt_close_others_served),
 		cmocka_unit_test(test_tcp_listener),
+		cmocka_unit_test(test_second_agent_on_same_port_refuses_to_start),
 		cmocka_unit_test(test_config_check_flag),
 		cmocka_unit_test(test_log_never_contains_a_key_1),
 	};

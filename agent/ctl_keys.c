@@ -1,0 +1,1163 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctl_keys: `keyauthctl key ...`, the key lifecycle.
+ *
+ * Every change to the store is one transaction (store_edit): exclusive lock,
+ * load and validate the whole store through keystore, change a copy of the
+ * entries, write a new file (temp, fsync, rename, fsync dir, 0600) with the
+ * next generation number, unlock. A store that does not load is never
+ * written. Key material comes from keyfmt and verdicts from verdict, the
+ * same code keyauthd runs. A new key is printed once, on stdout, only after
+ * the store holding its digest is on disk; buffers that held a key are wiped.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "ctl.h"
+#include "keyfmt.h"
+#include "keystore.h"
+#include "verdict.h"
+
+#define STDIN_MAX 8192           /* verify: more than any header HAProxy would pass */
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static const char *
+entry_status(const struct ks_entry *e, int64_t now)
+{
+	if (e->revoked != 0)
+		return "revoked";
+	if (e->expires != 0 && now >= e->expires)
+		return "expired";
+	return "active";
+}
+
+/* Owner labels end up in logs, JSON and HAProxy variables: printable text
+ * only, bounded. */
+static bool
+owner_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= KS_OWNER_MAX)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+static const struct route *
+route_lookup(const struct ctl_ctx *ctx, const struct conf *c, const char *name)
+{
+	const struct route *r = conf_route_find(c, name, strlen(name));
+
+	if (r == NULL) {
+		fprintf(stderr, "%s: unknown route '%s'; routes in %s:", ctx->prog, name, c->path);
+		for (unsigned i = 0; i < c->nroutes && i < 20; i++)
+			fprintf(stderr, " %s", c->routes[i].name);
+		if (c->nroutes > 20)
+			fprintf(stderr, " ...");
+		if (c->nroutes == 0)
+			fprintf(stderr, " (none)");
+		fprintf(stderr, "\n");
+	}
+	return r;
+}
+
+static void
+store_load_failed(const struct ctl_ctx *ctx, const struct conf *c, const char *err)
+{
+	ctl_err(ctx, "cannot read the key store: %s", err);
+	fprintf(stderr,
+	        "%s: the store was not modified. To recover, restore %s from a backup,\n"
+	        "  or move it aside (mv %s %s.broken) to start an empty store; keys held only\n"
+	        "  in the broken file then stop working and must be created again.\n",
+	        ctx->prog, c->store_path, c->store_path, c->store_path);
+}
+
+/* Reads one key from stdin into <buf> (capacity <cap>, NUL-terminated).
+ * One trailing "\n" (or "\r\n") is removed. On a terminal, echo is off and
+ * one line is read. Returns 0, 1 when the input exceeds <cap> - 1 bytes, -1
+ * on a read error. */
+static int
+read_stdin_key(const struct ctl_ctx *ctx, char *buf, size_t cap, size_t *len)
+{
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) == 1;
+	bool restore = false, over = false;
+	size_t n = 0;
+	int rc = 0;
+
+	if (tty) {
+		fprintf(stderr, "Key (input hidden, then Enter): ");
+		fflush(stderr);
+		if (tcgetattr(STDIN_FILENO, &old) == 0) {
+			quiet = old;
+			quiet.c_lflag &= ~(tcflag_t)ECHO;
+			restore = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+		}
+	}
+	for (;;) {
+		char chunk[512];
+		ssize_t r = read(STDIN_FILENO, chunk, sizeof(chunk));
+
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			ctl_err(ctx, "reading the key from stdin: %s", strerror(errno));
+			rc = -1;
+			break;
+		}
+		if (r == 0)
+			break;
+		if (!over && n + (size_t)r <= cap - 1) {
+			memcpy(buf + n, chunk, (size_t)r);
+			n += (size_t)r;
+		} else {
+			over = true;
+		}
+		explicit_bzero(chunk, sizeof(chunk));
+		if (tty && n > 0 && buf[n - 1] == '\n')
+			break;
+	}
+	if (restore) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (n > 0 && buf[n - 1] == '\n') {
+		n--;
+		if (n > 0 && buf[n - 1] == '\r')
+			n--;
+	}
+	buf[n] = '\0';
+	*len = n;
+	if (rc == 0 && over)
+		rc = 1;
+	return rc;
+}
+
+/* An entry copied out of a transaction: its strings are borrowed from the
+ * loaded set, which is gone once store_edit returns. */
+struct kept_entry {
+	struct ks_entry e;
+	char route[KS_ROUTE_MAX + 1];
+	char owner[KS_OWNER_MAX + 1];
+};
+
+static void
+keep_entry(struct kept_entry *k, const struct ks_entry *e)
+{
+	k->e = *e;
+	snprintf(k->route, sizeof(k->route), "%s", e->route);
+	snprintf(k->owner, sizeof(k->owner), "%s", e->owner);
+	k->e.route = k->route;
+	k->e.owner = k->owner;
+}
+
+/* ---- store transactions ------------------------------------------------------ */
+
+/* The working copy of the entries during a transaction. Strings are borrowed
+ * from the loaded set, the conf or argv, all of which outlive the edit. */
+struct ctl_edit {
+	const struct ctl_ctx *ctx;
+	const struct conf *conf;
+	const struct ks_set *set;    /* the store as loaded under the lock */
+	struct ks_entry *v;
+	size_t n;
+	size_t cap;
+	int64_t now;
+};
+
+#define EDIT_WRITE    0          /* write the working copy */
+#define EDIT_NOCHANGE 1          /* nothing to write; success */
+#define EDIT_FAIL     (-1)       /* the callback printed why */
+
+typedef int ctl_edit_fn(struct ctl_edit *ed, void *arg);
+
+static struct ks_entry *
+edit_find(struct ctl_edit *ed, const char *id)
+{
+	for (size_t i = 0; i < ed->n; i++)
+		if (strcmp(ed->v[i].id, id) == 0)
+			return &ed->v[i];
+	return NULL;
+}
+
+static struct ks_entry *
+edit_append(struct ctl_edit *ed)
+{
+	if (ed->n == ed->cap) {
+		size_t ncap = ed->cap == 0 ? 16 : ed->cap * 2;
+		struct ks_entry *nv = realloc(ed->v, ncap * sizeof(*nv));
+
+		if (nv == NULL) {
+			ctl_err(ed->ctx, "out of memory");
+			return NULL;
+		}
+		ed->v = nv;
+		ed->cap = ncap;
+	}
+	memset(&ed->v[ed->n], 0, sizeof(ed->v[0]));
+	return &ed->v[ed->n++];
+}
+
+/* Runs <fn> as one locked read-modify-write of the store. Returns
+ * CTL_EXIT_OK or CTL_EXIT_FAIL (messages printed). */
+static int
+store_edit(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, void *arg)
+{
+	struct ctl_edit ed = { .ctx = ctx, .conf = c, .now = ctl_now(ctx) };
+	struct ks_set *set;
+	char err[1024];
+	int lock, rc = CTL_EXIT_FAIL, r;
+
+	err[0] = '\0';
+	lock = ks_file_lock(c->store_path, err, sizeof(err));
+	if (lock == -1) {
+		ctl_err(ctx, "cannot lock the key store: %s", err);
+		fprintf(stderr, "%s: check that the directory of %s exists and that this user may "
+		        "write to it.\n", ctx->prog, c->store_path);
+		return CTL_EXIT_FAIL;
+	}
+	set = ks_set_load(c->store_path, NULL, err, sizeof(err));
+	if (set == NULL) {
+		store_load_failed(ctx, c, err);
+		goto out;
+	}
+	ed.set = set;
+	for (size_t i = 0; i < ks_count(set); i++) {
+		struct ks_entry *e = edit_append(&ed);
+
+		if (e == NULL)
+			goto out;
+		*e = *ks_entry_at(set, i);
+	}
+	r = fn(&ed, arg);
+	if (r == EDIT_FAIL)
+		goto out;
+	if (r == EDIT_NOCHANGE) {
+		rc = CTL_EXIT_OK;
+		goto out;
+	}
+	if (ks_file_write_gen(c->store_path, ed.v, ed.n, ks_generation(set) + 1,
+	                      err, sizeof(err)) == -1) {
+		ctl_err(ctx, "cannot write the key store: %s", err);
+		fprintf(stderr, "%s: the store was not modified.\n", ctx->prog);
+		goto out;
+	}
+	rc = CTL_EXIT_OK;
+out:
+	free(ed.v);
+	ks_set_unref(set);
+	ks_file_unlock(lock);
+	return rc;
+}
+
+/* A new key and entry for <route>/<owner>, appended to the working copy. The
+ * key goes to <key> (KEY_GEN_MAX + 1 bytes). */
+static struct ks_entry *
+edit_new_key(struct ctl_edit *ed, const char *route, const char *owner, int64_t expires,
+             char *key, size_t keycap)
+{
+	struct ks_entry *e;
+	uint8_t digest[KEY_DIGEST_LEN];
+	char id[KEY_ID_LEN + 1];
+	int len = -1;
+
+	/* Collisions of 256-bit keys or 71-bit ids do not happen, but checking
+	 * costs nothing and keeps the store's uniqueness invariant local. */
+	for (int tries = 0; tries < 8; tries++) {
+		len = keyfmt_generate(ed->conf->key_prefix, key, keycap);
+		if (len < 0 || keyfmt_new_id(id) == -1) {
+			ctl_err(ed->ctx, "cannot generate a key (CSPRNG failure)");
+			return NULL;
+		}
+		keyfmt_digest(key, (size_t)len, digest);
+		if (ks_lookup(ed->set, digest) == NULL && edit_find(ed, id) == NULL)
+			break;
+		len = -1;
+	}
+	if (len < 0) {
+		ctl_err(ed->ctx, "cannot generate a unique key");
+		return NULL;
+	}
+	e = edit_append(ed);
+	if (e == NULL)
+		return NULL;
+	memcpy(e->digest, digest, sizeof(digest));
+	memcpy(e->id, id, sizeof(id));
+	e->route = route;
+	e->owner = owner;
+	e->created = ed->now;
+	e->expires = expires;
+	return e;
+}
+
+/* ---- output ------------------------------------------------------------------ */
+
+/* Prints a just-stored key: the key alone on stdout (or a JSON object that
+ * includes it), the details on stderr. Returns CTL_EXIT_OK, or CTL_EXIT_FAIL
+ * when stdout could not take it (the key is stored but lost). */
+static int
+print_new_key(const struct ctl_ctx *ctx, const char *key, const struct ks_entry *e,
+              bool json, const char *note)
+{
+	char created[32], expires[32];
+	int bad;
+
+	ctl_fmt_time(e->created, created, sizeof(created));
+	ctl_fmt_time(e->expires, expires, sizeof(expires));
+	if (json) {
+		fputs("{\"id\":", stdout);
+		ctl_json_str(stdout, e->id);
+		fputs(",\"route\":", stdout);
+		ctl_json_str(stdout, e->route);
+		fputs(",\"owner\":", stdout);
+		ctl_json_str(stdout, e->owner);
+		fprintf(stdout, ",\"created\":\"%s\",\"expires\":", created);
+		ctl_json_str(stdout, e->expires != 0 ? expires : NULL);
+		fputs(",\"key\":", stdout);
+		ctl_json_str(stdout, key);
+		fputs("}\n", stdout);
+	} else {
+		fputs(key, stdout);
+		fputc('\n', stdout);
+	}
+	bad = fflush(stdout) == EOF || ferror(stdout);
+	fprintf(stderr, "Key id:  %s\nRoute:   %s\nOwner:   %s\nExpires: %s\n",
+	        e->id, e->route, e->owner[0] != '\0' ? e->owner : "-",
+	        e->expires != 0 ? expires : "never");
+	if (note != NULL)
+		fprintf(stderr, "%s\n", note);
+	if (bad) {
+		ctl_err(ctx, "could not write the key to stdout; it is stored but lost: revoke it "
+		        "with 'keyauthctl key revoke %s'", e->id);
+		return CTL_EXIT_FAIL;
+	}
+	fprintf(stderr, "This key will not be shown again.\n");
+	return CTL_EXIT_OK;
+}
+
+static void
+json_entry(FILE *f, const struct ks_entry *e, int64_t now)
+{
+	char t[32];
+
+	fputs("{\"id\":", f);
+	ctl_json_str(f, e->id);
+	fputs(",\"route\":", f);
+	ctl_json_str(f, e->route);
+	fputs(",\"owner\":", f);
+	ctl_json_str(f, e->owner);
+	ctl_fmt_time(e->created, t, sizeof(t));
+	fprintf(f, ",\"created\":\"%s\",\"expires\":", t);
+	ctl_fmt_time(e->expires, t, sizeof(t));
+	ctl_json_str(f, e->expires != 0 ? t : NULL);
+	fputs(",\"revoked\":", f);
+	ctl_fmt_time(e->revoked, t, sizeof(t));
+	ctl_json_str(f, e->revoked != 0 ? t : NULL);
+	fprintf(f, ",\"status\":\"%s\"}", entry_status(e, now));
+}
+
+/* ---- key create ---------------------------------------------------------------- */
+
+static const char create_help[] =
+	"usage: keyauthctl key create --route ROUTE [--owner LABEL]\n"
+	"                             [--days N | --expires YYYY-MM-DD] [--json]\n"
+	"\n"
+	"Creates an API key bound to ROUTE and prints it once, alone on stdout.\n"
+	"The key id, route, owner and expiry go to stderr. Only the key's SHA-256\n"
+	"digest is stored.\n"
+	"\n"
+	"  --route ROUTE       a route of the configuration (required)\n"
+	"  --owner LABEL       who the key is issued to (shown in lists and logs)\n"
+	"  --days N            valid for N days (1..3650, default 90)\n"
+	"  --expires DATE      valid until the end of DATE (UTC)\n"
+	"  --json              print a JSON object (which includes the key) instead\n"
+	"  -c FILE             configuration file (default $KEYAUTH_CONF or " CONF_DEFAULT_PATH ")\n"
+	"\n"
+	"example:\n"
+	"  KEY=$(keyauthctl key create --route openai --owner alice@example.com)\n";
+
+struct create_arg {
+	const char *route;
+	const char *owner;
+	int64_t expires;
+	char key[KEY_GEN_MAX + 1];
+	struct kept_entry made;      /* the new entry, for printing */
+};
+
+static int
+create_edit(struct ctl_edit *ed, void *arg)
+{
+	struct create_arg *a = arg;
+	struct ks_entry *e = edit_new_key(ed, a->route, a->owner, a->expires,
+	                                  a->key, sizeof(a->key));
+
+	if (e == NULL)
+		return EDIT_FAIL;
+	keep_entry(&a->made, e);
+	return EDIT_WRITE;
+}
+
+/* Resolves --days / --expires into an expiry time. Returns 0 or an exit code. */
+static int
+expiry_from_opts(const struct ctl_ctx *ctx, const char *days, const char *date, int64_t now,
+                 int64_t *expires)
+{
+	unsigned long n = CTL_DEFAULT_DAYS;
+	int64_t t;
+
+	if (days != NULL && date != NULL)
+		return ctl_usage_err(ctx, "--days and --expires cannot be used together");
+	if (date != NULL) {
+		if (ctl_parse_date(date, &t) == -1)
+			return ctl_usage_err(ctx, "--expires: '%s' is not a date (YYYY-MM-DD, e.g. "
+			                     "2030-01-31)", date);
+		t += 86400;      /* valid through the whole day, UTC */
+		if (t <= now) {
+			ctl_err(ctx, "--expires %s is in the past; give a future date", date);
+			return CTL_EXIT_FAIL;
+		}
+		if (t - now > (int64_t)CTL_MAX_DAYS * 86400) {
+			ctl_err(ctx, "--expires %s is more than %d days away", date, CTL_MAX_DAYS);
+			return CTL_EXIT_FAIL;
+		}
+		*expires = t;
+		return 0;
+	}
+	if (days != NULL && ctl_parse_uint(days, 1, CTL_MAX_DAYS, &n) == -1)
+		return ctl_usage_err(ctx, "--days: '%s' is not a number of days between 1 and %d",
+		                     days, CTL_MAX_DAYS);
+	*expires = now + (int64_t)n * 86400;
+	return 0;
+}
+
+static int
+key_create(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "route",   required_argument, NULL, 'r' },
+		{ "owner",   required_argument, NULL, 'o' },
+		{ "days",    required_argument, NULL, 'd' },
+		{ "expires", required_argument, NULL, 'e' },
+		{ "json",    no_argument,       NULL, 'j' },
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct create_arg *a;
+	const char *days = NULL, *date = NULL;
+	struct conf *c = NULL;
+	bool json = false;
+	int opt, rc;
+
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return CTL_EXIT_FAIL;
+	a->owner = "";
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': a->route = optarg; break;
+		case 'o': a->owner = optarg; break;
+		case 'd': days = optarg; break;
+		case 'e': date = optarg; break;
+		case 'j': json = true; break;
+		case 'h': fputs(create_help, stdout); rc = CTL_EXIT_OK; goto out;
+		case '?': rc = ctl_usage_err(ctx, "bad option"); goto out;
+		default:
+			rc = ctl_common_opt(ctx, opt, optarg);
+			if (rc != 0)
+				goto out;
+		}
+	}
+	if (optind < argc) {
+		rc = ctl_usage_err(ctx, "unexpected argument '%s'", argv[optind]);
+		goto out;
+	}
+	if (a->route == NULL) {
+		rc = ctl_usage_err(ctx, "--route is required");
+		goto out;
+	}
+	if (!owner_ok(a->owner)) {
+		rc = ctl_usage_err(ctx, "--owner: at most %d printable characters", KS_OWNER_MAX - 1);
+		goto out;
+	}
+	rc = expiry_from_opts(ctx, days, date, ctl_now(ctx), &a->expires);
+	if (rc != 0)
+		goto out;
+	rc = CTL_EXIT_FAIL;
+	c = ctl_conf_load(ctx);
+	if (c == NULL)
+		goto out;
+	if (route_lookup(ctx, c, a->route) == NULL)
+		goto out;
+	rc = store_edit(ctx, c, create_edit, a);
+	if (rc == CTL_EXIT_OK)
+		rc = print_new_key(ctx, a->key, &a->made.e, json, NULL);
+out:
+	explicit_bzero(a->key, sizeof(a->key));
+	free(a);
+	conf_free(c);
+	return rc;
+}
+
+/* ---- key list ------------------------------------------------------------------- */
+
+static const char list_help[] =
+	"usage: keyauthctl key list [--route ROUTE] [--all] [--json]\n"
+	"\n"
+	"Lists keys: id, route, owner, created, expires, status (active, expired,\n"
+	"revoked). Keys and digests are never shown. Without --all only active keys.\n"
+	"\n"
+	"  --route ROUTE   only keys bound to ROUTE\n"
+	"  --all           include expired and revoked keys\n"
+	"  --json          a JSON array of objects\n"
+	"\n"
+	"example:\n"
+	"  keyauthctl key list --route openai --all\n";
+
+static int
+cmp_entry(const void *pa, const void *pb)
+{
+	const struct ks_entry *a = *(const struct ks_entry *const *)pa;
+	const struct ks_entry *b = *(const struct ks_entry *const *)pb;
+
+	if (a->created != b->created)
+		return a->created < b->created ? -1 : 1;
+	return strcmp(a->id, b->id);
+}
+
+static int
+key_list(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "route", required_argument, NULL, 'r' },
+		{ "all",   no_argument,       NULL, 'a' },
+		{ "json",  no_argument,       NULL, 'j' },
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *route = NULL;
+	bool all = false, json = false;
+	const struct ks_entry **rows = NULL;
+	struct ks_set *set = NULL;
+	struct conf *c = NULL;
+	size_t nrows = 0, wroute = 5, wowner = 5;
+	int64_t now;
+	char err[1024];
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': route = optarg; break;
+		case 'a': all = true; break;
+		case 'j': json = true; break;
+		case 'h': fputs(list_help, stdout); return CTL_EXIT_OK;
+		case '?': return ctl_usage_err(ctx, "bad option");
+		default:
+			rc = ctl_common_opt(ctx, opt, optarg);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (optind < argc)
+		return ctl_usage_err(ctx, "unexpected argument '%s'", argv[optind]);
+	now = ctl_now(ctx);
+	rc = CTL_EXIT_FAIL;
+	c = ctl_conf_load(ctx);
+	if (c == NULL)
+		goto out;
+	/* No lock: the file is replaced by rename, so a reader sees the old
+	 * store or the new one. */
+	err[0] = '\0';
+	set = ks_set_load(c->store_path, NULL, err, sizeof(err));
+	if (set == NULL) {
+		store_load_failed(ctx, c, err);
+		goto out;
+	}
+	rows = calloc(ks_count(set) + 1, sizeof(*rows));
+	if (rows == NULL)
+		goto out;
+	for (size_t i = 0; i < ks_count(set); i++) {
+		const struct ks_entry *e = ks_entry_at(set, i);
+
+		if (route != NULL && strcmp(e->route, route) != 0)
+			continue;
+		if (!all && strcmp(entry_status(e, now), "active") != 0)
+			continue;
+		rows[nrows++] = e;
+		if (strlen(e->route) > wroute)
+			wroute = strlen(e->route);
+		if (strlen(e->owner) > wowner)
+			wowner = strlen(e->owner);
+	}
+	qsort(rows, nrows, sizeof(*rows), cmp_entry);
+	if (json) {
+		fputc('[', stdout);
+		for (size_t i = 0; i < nrows; i++) {
+			if (i > 0)
+				fputc(',', stdout);
+			json_entry(stdout, rows[i], now);
+		}
+		fputs("]\n", stdout);
+	} else {
+		printf("%-*s  %-*s  %-*s  %-20s  %-20s  %s\n", KEY_ID_LEN, "ID", (int)wroute, "ROUTE",
+		       (int)wowner, "OWNER", "CREATED", "EXPIRES", "STATUS");
+		for (size_t i = 0; i < nrows; i++) {
+			const struct ks_entry *e = rows[i];
+			char cr[32], ex[32];
+
+			ctl_fmt_time(e->created, cr, sizeof(cr));
+			if (e->expires != 0)
+				ctl_fmt_time(e->expires, ex, sizeof(ex));
+			else
+				snprintf(ex, sizeof(ex), "never");
+			printf("%-*s  %-*s  %-*s  %-20s  %-20s  %s\n", KEY_ID_LEN, e->id,
+			       (int)wroute, e->route, (int)wowner, e->owner[0] != '\0' ? e->owner : "-",
+			       cr, ex, entry_status(e, now));
+		}
+	}
+	rc = fflush(stdout) == EOF ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+out:
+	free(rows);
+	ks_set_unref(set);
+	conf_free(c);
+	return rc;
+}
+
+/* ---- key revoke ----------------------------------------------------------------- */
+
+static const char revoke_help[] =
+	"usage: keyauthctl key revoke ID [--json]\n"
+	"\n"
+	"Revokes the key with this id. Running agents stop accepting it within a\n"
+	"second; no deploy is needed. Revoking a revoked key changes nothing.\n"
+	"\n"
+	"example:\n"
+	"  keyauthctl key revoke 3xK9pQ2mZ7aB\n";
+
+struct id_arg {
+	const char *id;
+	int64_t grace;               /* rotate */
+	int64_t new_expires;         /* rotate */
+	bool already;                /* revoke: it was revoked before */
+	struct kept_entry old;       /* the entry as it is after the edit */
+	struct kept_entry made;      /* rotate: the new entry */
+	char key[KEY_GEN_MAX + 1];   /* rotate: the new key */
+};
+
+static struct ks_entry *
+find_or_complain(struct ctl_edit *ed, const char *id)
+{
+	struct ks_entry *e = edit_find(ed, id);
+
+	if (e == NULL)
+		ctl_err(ed->ctx, "no key with id '%s' in %s (see 'keyauthctl key list --all')",
+		        id, ed->conf->store_path);
+	return e;
+}
+
+static int
+revoke_edit(struct ctl_edit *ed, void *arg)
+{
+	struct id_arg *a = arg;
+	struct ks_entry *e = find_or_complain(ed, a->id);
+
+	if (e == NULL)
+		return EDIT_FAIL;
+	if (e->revoked != 0) {
+		a->already = true;
+		keep_entry(&a->old, e);
+		return EDIT_NOCHANGE;
+	}
+	e->revoked = ed->now;
+	keep_entry(&a->old, e);
+	return EDIT_WRITE;
+}
+
+static int
+parse_id_arg(const struct ctl_ctx *ctx, int argc, char **argv, const char **id)
+{
+	if (optind >= argc)
+		return ctl_usage_err(ctx, "the key ID is required");
+	if (optind + 1 < argc)
+		return ctl_usage_err(ctx, "unexpected argument '%s'", argv[optind + 1]);
+	*id = argv[optind];
+	if (strlen(*id) != KEY_ID_LEN)
+		return ctl_usage_err(ctx, "'%s' is not a key id (%d characters, as shown by "
+		                     "'keyauthctl key list')", *id, KEY_ID_LEN);
+	return 0;
+}
+
+static int
+key_revoke(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct id_arg a;
+	struct conf *c;
+	bool json = false;
+	char t[32];
+	int opt, rc;
+
+	memset(&a, 0, sizeof(a));
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = true; break;
+		case 'h': fputs(revoke_help, stdout); return CTL_EXIT_OK;
+		case '?': return ctl_usage_err(ctx, "bad option");
+		default:
+			rc = ctl_common_opt(ctx, opt, optarg);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	rc = parse_id_arg(ctx, argc, argv, &a.id);
+	if (rc != 0)
+		return rc;
+	c = ctl_conf_load(ctx);
+	if (c == NULL)
+		return CTL_EXIT_FAIL;
+	rc = store_edit(ctx, c, revoke_edit, &a);
+	if (rc == CTL_EXIT_OK) {
+		ctl_fmt_time(a.old.e.revoked, t, sizeof(t));
+		if (json) {
+			fputs("{\"id\":", stdout);
+			ctl_json_str(stdout, a.old.e.id);
+			fputs(",\"route\":", stdout);
+			ctl_json_str(stdout, a.old.e.route);
+			fprintf(stdout, ",\"revoked\":\"%s\",\"already_revoked\":%s}\n", t,
+			        a.already ? "true" : "false");
+		} else if (a.already) {
+			printf("key %s (route %s) was already revoked at %s\n", a.old.e.id, a.old.e.route, t);
+		} else {
+			printf("revoked key %s (route %s, owner %s) at %s\n", a.old.e.id, a.old.e.route,
+			       a.old.e.owner[0] != '\0' ? a.old.e.owner : "-", t);
+		}
+	}
+	conf_free(c);
+	return rc;
+}
+
+/* ---- key rotate ----------------------------------------------------------------- */
+
+static const char rotate_help[] =
+	"usage: keyauthctl key rotate ID [--grace DURATION] [--days N] [--json]\n"
+	"\n"
+	"Creates a new key for the same route and owner and prints it once on stdout.\n"
+	"The old key stays valid for the grace period, then reads as expired (its\n"
+	"expiry only ever moves earlier).\n"
+	"\n"
+	"  --grace DURATION   how long the old key keeps working: 30s, 15m, 24h, 7d\n"
+	"                     (default 24h; 0s ends it now)\n"
+	"  --days N           validity of the new key (default 90)\n"
+	"  --json             a JSON object (which includes the new key)\n"
+	"\n"
+	"example:\n"
+	"  NEW=$(keyauthctl key rotate 3xK9pQ2mZ7aB --grace 1h)\n";
+
+static int
+rotate_edit(struct ctl_edit *ed, void *arg)
+{
+	struct id_arg *a = arg;
+	struct ks_entry *old = find_or_complain(ed, a->id), *e;
+	int64_t until;
+	size_t oldi;
+
+	if (old == NULL)
+		return EDIT_FAIL;
+	if (old->revoked != 0) {
+		ctl_err(ed->ctx, "key %s is revoked; create a new key instead "
+		        "('keyauthctl key create --route %s')", old->id, old->route);
+		return EDIT_FAIL;
+	}
+	if (conf_route_find(ed->conf, old->route, strlen(old->route)) == NULL) {
+		ctl_err(ed->ctx, "key %s is bound to route '%s', which is no longer in %s",
+		        old->id, old->route, ed->conf->path);
+		return EDIT_FAIL;
+	}
+	until = ed->now + a->grace;
+	if (old->expires == 0 || old->expires > until)
+		old->expires = until;
+	/* edit_new_key may move the array: keep an index, not the pointer. */
+	oldi = (size_t)(old - ed->v);
+	e = edit_new_key(ed, old->route, old->owner, a->new_expires, a->key, sizeof(a->key));
+	if (e == NULL)
+		return EDIT_FAIL;
+	keep_entry(&a->made, e);
+	keep_entry(&a->old, &ed->v[oldi]);
+	return EDIT_WRITE;
+}
+
+static int
+key_rotate(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "grace", required_argument, NULL, 'g' },
+		{ "days",  required_argument, NULL, 'd' },
+		{ "json",  no_argument,       NULL, 'j' },
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct id_arg *a;
+	const char *days = NULL;
+	struct conf *c = NULL;
+	bool json = false;
+	char note[128], t[32];
+	int opt, rc;
+
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return CTL_EXIT_FAIL;
+	a->grace = CTL_DEFAULT_GRACE;
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'g':
+			if (ctl_parse_duration(optarg, &a->grace) == -1) {
+				rc = ctl_usage_err(ctx, "--grace: '%s' is not a duration (e.g. 30s, 15m, "
+				                   "24h, 7d; at most %d days)", optarg, CTL_MAX_DAYS);
+				goto out;
+			}
+			break;
+		case 'd': days = optarg; break;
+		case 'j': json = true; break;
+		case 'h': fputs(rotate_help, stdout); rc = CTL_EXIT_OK; goto out;
+		case '?': rc = ctl_usage_err(ctx, "bad option"); goto out;
+		default:
+			rc = ctl_common_opt(ctx, opt, optarg);
+			if (rc != 0)
+				goto out;
+		}
+	}
+	rc = parse_id_arg(ctx, argc, argv, &a->id);
+	if (rc != 0)
+		goto out;
+	rc = expiry_from_opts(ctx, days, NULL, ctl_now(ctx), &a->new_expires);
+	if (rc != 0)
+		goto out;
+	rc = CTL_EXIT_FAIL;
+	c = ctl_conf_load(ctx);
+	if (c == NULL)
+		goto out;
+	rc = store_edit(ctx, c, rotate_edit, a);
+	if (rc == CTL_EXIT_OK) {
+		ctl_fmt_time(a->old.e.expires, t, sizeof(t));
+		snprintf(note, sizeof(note), "Old key %s stays valid until %s.", a->old.e.id, t);
+		rc = print_new_key(ctx, a->key, &a->made.e, json, note);
+	}
+out:
+	explicit_bzero(a->key, sizeof(a->key));
+	free(a);
+	conf_free(c);
+	return rc;
+}
+
+/* ---- key import ----------------------------------------------------------------- */
+
+static const char import_help[] =
+	"usage: keyauthctl key import --route ROUTE [--owner LABEL] [--days N] [--json] < KEYFILE\n"
+	"\n"
+	"Stores a key generated elsewhere. The key is read from stdin (never from the\n"
+	"command line, so it stays out of shell history and ps); one trailing newline\n"
+	"is ignored. It must be 20..256 printable ASCII characters without spaces; a\n"
+	"key with this deployment's prefix must also have a valid checksum. Prints the\n"
+	"new key id.\n"
+	"\n"
+	"example:\n"
+	"  keyauthctl key import --route openai --owner batch-job < key.txt\n";
+
+struct import_arg {
+	const char *route;
+	const char *owner;
+	int64_t expires;
+	uint8_t digest[KEY_DIGEST_LEN];
+	struct ks_entry made;
+};
+
+static int
+import_edit(struct ctl_edit *ed, void *arg)
+{
+	struct import_arg *a = arg;
+	const struct ks_entry *dup = ks_lookup(ed->set, a->digest);
+	struct ks_entry *e;
+	char id[KEY_ID_LEN + 1];
+
+	if (dup != NULL) {
+		ctl_err(ed->ctx, "this key is already in the store (id %s, route %s)",
+		        dup->id, dup->route);
+		return EDIT_FAIL;
+	}
+	do {
+		if (keyfmt_new_id(id) == -1) {
+			ctl_err(ed->ctx, "cannot generate a key id (CSPRNG failure)");
+			return EDIT_FAIL;
+		}
+	} while (edit_find(ed, id) != NULL);
+	e = edit_append(ed);
+	if (e == NULL)
+		return EDIT_FAIL;
+	memcpy(e->digest, a->digest, sizeof(a->digest));
+	memcpy(e->id, id, sizeof(id));
+	e->route = a->route;
+	e->owner = a->owner;
+	e->created = ed->now;
+	e->expires = a->expires;
+	a->made = *e;
+	return EDIT_WRITE;
+}
+
+static int
+key_import(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "route", required_argument, NULL, 'r' },
+		{ "owner", required_argument, NULL, 'o' },
+		{ "days",  required_argument, NULL, 'd' },
+		{ "json",  no_argument,       NULL, 'j' },
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct import_arg a;
+	const char *days = NULL;
+	struct conf *c = NULL;
+	char key[KEY_MAX_LEN + 2], t[32];
+	size_t len = 0;
+	bool json = false;
+	int opt, rc, r;
+
+	memset(&a, 0, sizeof(a));
+	a.owner = "";
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': a.route = optarg; break;
+		case 'o': a.owner = optarg; break;
+		case 'd': days = optarg; break;
+		case 'j': json = true; break;
+		case 'h': fputs(import_help, stdout); return CTL_EXIT_OK;
+		case '?': return ctl_usage_err(ctx, "bad option");
+		default:
+			rc = ctl_common_opt(ctx, opt, optarg);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (optind < argc)
+		return ctl_usage_err(ctx, "unexpected argument: the key is read from stdin, "
+		                     "never from the command line");
+	if (a.route == NULL)
+		return ctl_usage_err(ctx, "--route is required");
+	if (!owner_ok(a.owner))
+		return ctl_usage_err(ctx, "--owner: at most %d printable characters", KS_OWNER_MAX - 1);
+	rc = expiry_from_opts(ctx, days, NULL, ctl_now(ctx), &a.expires);
+	if (rc != 0)
+		return rc;
+	rc = CTL_EXIT_FAIL;
+	c = ctl_conf_load(ctx);
+	if (c == NULL)
+		goto out;
+	if (route_lookup(ctx, c, a.route) == NULL)
+		goto out;
+	r = read_stdin_key(ctx, key, sizeof(key), &len);
+	if (r == -1)
+		goto out;
+	if (r == 1 || len > KEY_MAX_LEN) {
+		ctl_err(ctx, "the key is longer than %d characters", KEY_MAX_LEN);
+		goto out;
+	}
+	if (len == 0) {
+		ctl_err(ctx, "no key on stdin (e.g. keyauthctl key import --route %s < key.txt)",
+		        a.route);
+		goto out;
+	}
+	if (!keyfmt_charset_ok(key, len, true)) {
+		ctl_err(ctx, "the key must be %d..%d printable ASCII characters without spaces "
+		        "(got %zu characters%s)", KEY_MIN_LEN, KEY_MAX_LEN, len,
+		        len >= KEY_MIN_LEN ? ", some not allowed" : "");
+		goto out;
+	}
+	if (keyfmt_check(c->key_prefix, key, len) == KEYFMT_BAD) {
+		ctl_err(ctx, "the key starts with this deployment's prefix '%s' but is not a valid "
+		        "key of that format (length or checksum); check for a copy error",
+		        c->key_prefix);
+		goto out;
+	}
+	keyfmt_digest(key, len, a.digest);
+	explicit_bzero(key, sizeof(key));
+	rc = store_edit(ctx, c, import_edit, &a);
+	if (rc == CTL_EXIT_OK) {
+		if (json) {
+			fputs("{\"id\":", stdout);
+			ctl_json_str(stdout, a.made.id);
+			fputs(",\"route\":", stdout);
+			ctl_json_str(stdout, a.made.route);
+			fputs(",\"owner\":", stdout);
+			ctl_json_str(stdout, a.made.owner);
+			ctl_fmt_time(a.made.expires, t, sizeof(t));
+			fprintf(stdout, ",\"expires\":\"%s\"}\n", t);
+		} else {
+			ctl_fmt_time(a.made.expires, t, sizeof(t));
+			printf("%s\n", a.made.id);
+			fprintf(stderr, "Imported key %s for route %s, expires %s.\n",
+			        a.made.id, a.made.route, t);
+		}
+	}
+out:
+	explicit_bzero(key, sizeof(key));
+	conf_free(c);
+	return rc;
+}
+
+/* ---- key verify ----------------------------------------------------------------- */
+
+static const char verify_help[] =
+	"usage: keyauthctl key verify --route ROUTE [--json] < KEYFILE\n"
+	"\n"
+	"Reads a key (or an Authorization value such as \"Bearer <key>\") from stdin\n"
+	"and prints what keyauthd would answer for ROUTE: status, key id, message.\n"
+	"Exit status 0 when the verdict is ok, 1 otherwise.\n"
+	"\n"
+	"example:\n"
+	"  printf '%%s' \"$KEY\" | keyauthctl key verify --route openai\n";
+
+static int
+key_verify(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "route", required_argument, NULL, 'r' },
+		{ "json",  no_argument,       NULL, 'j' },
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *route = NULL;
+	struct ks_set *set = NULL;
+	struct conf *c = NULL;
+	struct verdict v;
+	char *key = NULL, err[1024];
+	size_t len = 0;
+	bool json = false;
+	int opt, rc, r;
+
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': route = optarg; break;
+		case 'j': json = true; break;
+		case 'h': fputs(verify_help, stdout); return CTL_EXIT_OK;
+		case '?': return ctl_usage_err(ctx, "bad option");
+		default:
+			rc = ctl_common_opt(ctx, opt, optarg);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (optind < argc)
+		return ctl_usage_err(ctx, "unexpected argument: the key is read from stdin, "
+		                     "never from the command line");
+	if (route == NULL)
+		return ctl_usage_err(ctx, "--route is required");
+	rc = CTL_EXIT_FAIL;
+	c = ctl_conf_load(ctx);
+	if (c == NULL)
+		goto out;
+	err[0] = '\0';
+	set = ks_set_load(c->store_path, NULL, err, sizeof(err));
+	if (set == NULL) {
+		store_load_failed(ctx, c, err);
+		goto out;
+	}
+	key = malloc(STDIN_MAX + 1);
+	if (key == NULL)
+		goto out;
+	r = read_stdin_key(ctx, key, STDIN_MAX + 1, &len);
+	if (r == -1)
+		goto out;
+	if (r == 1) {
+		ctl_err(ctx, "input longer than %d bytes", STDIN_MAX);
+		goto out;
+	}
+	/* Empty input stands for a request without the header or parameter. */
+	verdict_eval(c, set, route, strlen(route), len > 0 ? key : NULL, len, ctl_now(ctx), &v);
+	if (json) {
+		fprintf(stdout, "{\"ok\":%s,\"status\":\"%s\",\"key_id\":",
+		        v.status == VERDICT_OK ? "true" : "false", verdict_status_str(v.status));
+		ctl_json_str(stdout, v.entry != NULL ? v.entry->id : NULL);
+		fputs(",\"owner\":", stdout);
+		ctl_json_str(stdout, v.entry != NULL ? v.entry->owner : NULL);
+		fputs(",\"message\":", stdout);
+		ctl_json_str(stdout, v.message);
+		fputs("}\n", stdout);
+	} else {
+		printf("status:  %s\nkey_id:  %s\nowner:   %s\nmessage: %s\n",
+		       verdict_status_str(v.status), v.entry != NULL ? v.entry->id : "-",
+		       v.entry != NULL && v.entry->owner[0] != '\0' ? v.entry->owner : "-",
+		       v.message != NULL ? v.message : "");
+	}
+	rc = v.status == VERDICT_OK ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+out:
+	if (key != NULL) {
+		explicit_bzero(key, STDIN_MAX + 1);
+		free(key);
+	}
+	ks_set_unref(set);
+	conf_free(c);
+	return rc;
+}
+
+/* ---- dispatch ------------------------------------------------------------------- */
+
+static const struct ctl_cmd key_cmds[] = {
+	{ "create", key_create, "create a key for a route and print it once" },
+	{ "list",   key_list,   "list keys (never the keys themselves)" },
+	{ "revoke", key_revoke, "revoke a key by id" },
+	{ "rotate", key_rotate, "replace a key, keeping the old one valid for a grace period" },
+	{ "import", key_import, "store a key generated elsewhere (read from stdin)" },
+	{ "verify", key_verify, "print the verdict keyauthd would give a key (read from stdin)" },
+};
+
+static void
+key_help(FILE *f)
+{
+	fputs("usage: keyauthctl [-c FILE] key COMMAND [options]\n\ncommands:\n", f);
+	for (size_t i = 0; i < sizeof(key_cmds) / sizeof(key_cmds[0]); i++)
+		fprintf(f, "  %-8s %s\n", key_cmds[i].name, key_cmds[i].summary);
+	fputs("\n'keyauthctl key COMMAND --help' shows a command's options and an example.\n"
+	      "\nexample:\n  KEY=$(keyauthctl key create --route openai --owner alice)\n", f);
+}
+
+int
+ctl_key_main(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	const struct ctl_cmd *cmd;
+	bool ambiguous;
+	char prog[64];
+
+	if (argc < 2) {
+		key_help(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		key_help(stdout);
+		return CTL_EXIT_OK;
+	}
+	cmd = ctl_cmd_lookup(key_cmds, sizeof(key_cmds) / sizeof(key_cmds[0]), argv[1], &ambiguous);
+	if (cmd == NULL) {
+		fprintf(stderr, "%s: %s key command '%s'\n", ctx->prog,
+		        ambiguous ? "ambiguous" : "unknown", argv[1]);
+		key_help(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	snprintf(prog, sizeof(prog), "keyauthctl key %s", cmd->name);
+	ctx->prog = prog;
+	argv[1] = prog;
+	ctl_getopt_reset();
+	return cmd->run(ctx, argc - 1, argv + 1);
+}

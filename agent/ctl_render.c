@@ -1,0 +1,649 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctl_render: the HAProxy side of keyauth, rendered from keyauthd's config.
+ *
+ * Two files: the SPOE file (one agent, one message per route) and a complete
+ * haproxy.cfg (global, defaults, the gateway frontend, one backend per route,
+ * the agent backend). The frontend fails closed: a request is forwarded only
+ * when the agent set txn.keyauth.ok to true; agent trouble is 503, bad keys
+ * 401/403 with OpenAI-style JSON, paths under no route 404 without asking the
+ * agent. Every config string is checked against a conservative character set
+ * before it is written, so no value can inject HAProxy syntax.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf.h"
+#include "ctl.h"
+
+/* ---- checks on config values ---------------------------------------------- */
+
+static bool
+all_in(const char *s, const char *extra)
+{
+	if (s == NULL || *s == '\0')
+		return false;
+	for (const char *p = s; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+			continue;
+		if (strchr(extra, *p) == NULL)
+			return false;
+	}
+	return true;
+}
+
+bool
+ctl_bind_ok(const char *s)
+{
+	return all_in(s, ".:[]_-*/@,");
+}
+
+static bool
+path_ok(const char *s)
+{
+	return s[0] == '/' && all_in(s, "._~/-");
+}
+
+int
+ctl_parse_haproxy_version(const char *s, enum ctl_haproxy_version *out)
+{
+	static const char *const v26[] = { "2.6", "2.7", "2.8", "2.9", "3.0" };
+	unsigned long minor;
+
+	for (size_t i = 0; i < sizeof(v26) / sizeof(v26[0]); i++) {
+		if (strcmp(s, v26[i]) == 0) {
+			*out = CTL_HAPROXY_26;
+			return 0;
+		}
+	}
+	if (strncmp(s, "3.", 2) == 0 && ctl_parse_uint(s + 2, 1, 99, &minor) == 0) {
+		*out = CTL_HAPROXY_32;
+		return 0;
+	}
+	return -1;
+}
+
+/* A route's context without a trailing '/', except "/" itself. */
+struct rroute {
+	const struct route *r;
+	char ctx[PATH_MAX];
+	size_t ctxlen;
+	char env[160];               /* KEYAUTH_<NAME>_CREDENTIAL */
+};
+
+static int
+check_route(const struct route *r, struct rroute *rr, char *err, size_t errlen)
+{
+	size_t n;
+
+	if (!all_in(r->name, "_-") || strlen(r->name) > 100) {
+		snprintf(err, errlen, "route '%s': name must be [A-Za-z0-9_-], at most 100", r->name);
+		return -1;
+	}
+	if (r->context == NULL || !path_ok(r->context) || strlen(r->context) >= sizeof(rr->ctx) ||
+	    strstr(r->context, "//") != NULL) {
+		snprintf(err, errlen, "route '%s': context '%s' cannot be rendered: use a path "
+		         "of [A-Za-z0-9._~/-] starting with '/'", r->name,
+		         r->context != NULL ? r->context : "");
+		return -1;
+	}
+	if (!all_in(r->key_name, r->key_location == KEYLOC_HEADER ? "_.-" : "_.~-")) {
+		snprintf(err, errlen, "route '%s': key_name '%s' cannot be rendered: use "
+		         "[A-Za-z0-9_.-]", r->name, r->key_name != NULL ? r->key_name : "");
+		return -1;
+	}
+	if (r->upstream != NULL && !all_in(r->upstream, ".:[]-_")) {
+		snprintf(err, errlen, "route '%s': upstream '%s' is not host:port", r->name,
+		         r->upstream);
+		return -1;
+	}
+	rr->r = r;
+	n = strlen(r->context);
+	memcpy(rr->ctx, r->context, n + 1);
+	while (n > 1 && rr->ctx[n - 1] == '/')
+		rr->ctx[--n] = '\0';
+	rr->ctxlen = n;
+	n = (size_t)snprintf(rr->env, sizeof(rr->env), "KEYAUTH_%s_CREDENTIAL", r->name);
+	for (size_t i = 0; i < n; i++) {
+		if (rr->env[i] >= 'a' && rr->env[i] <= 'z')
+			rr->env[i] = (char)(rr->env[i] - 'a' + 'A');
+		else if (rr->env[i] == '-')
+			rr->env[i] = '_';
+	}
+	return 0;
+}
+
+/* True if <sub>'s context lies strictly under <top>'s. */
+static bool
+ctx_under(const struct rroute *top, const struct rroute *sub)
+{
+	if (top == sub || sub->ctxlen <= top->ctxlen)
+		return false;
+	if (top->ctxlen == 1)
+		return true;
+	return strncmp(sub->ctx, top->ctx, top->ctxlen) == 0 && sub->ctx[top->ctxlen] == '/';
+}
+
+/* Writes <s> with regex metacharacters escaped (only '.' can occur). */
+static void
+put_regex(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '.')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+}
+
+/* The ACL lines that match a path under <rr>'s context. */
+static void
+put_ctx_acl(FILE *f, const char *indent, const char *name, const struct rroute *rr)
+{
+	if (rr->ctxlen == 1) {
+		fprintf(f, "%sacl %s path_beg /\n", indent, name);
+		return;
+	}
+	fprintf(f, "%sacl %s path_beg %s/\n", indent, name, rr->ctx);
+	fprintf(f, "%sacl %s path %s\n", indent, name, rr->ctx);
+}
+
+/* Splits "host:port" / "[v6]:port". Returns 0 or -1. */
+static int
+split_hostport(const char *s, char *host, size_t hostlen, unsigned long *port)
+{
+	const char *colon;
+	size_t n;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		n = (size_t)(close - s - 1);
+		colon = close + 1;
+		s++;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
+			return -1;
+		n = (size_t)(colon - s);
+	}
+	if (n == 0 || n >= hostlen || ctl_parse_uint(colon + 1, 1, 65535, port) == -1)
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	return 0;
+}
+
+static bool
+is_numeric_host(const char *h)
+{
+	return strchr(h, ':') != NULL || strspn(h, "0123456789.") == strlen(h);
+}
+
+/* ---- the SPOE file ---------------------------------------------------------- */
+
+static void
+render_spoe(FILE *f, const struct conf *c, const struct rroute *rr, unsigned n,
+            const struct ctl_render_opts *o)
+{
+	fprintf(f,
+	        "# %s: keyauth's SPOE configuration, generated by keyauthctl from\n"
+	        "# %s. Do not edit: change that file and run 'keyauthctl deploy'.\n"
+	        "# Referenced by the 'filter spoe' line of %s.\n\n",
+	        CTL_SPOE_FILE, c->path, CTL_HAPROXY_FILE);
+	fputs("[keyauth]\n"
+	      "spoe-agent keyauth-agent\n", f);
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f, "    messages keyauth-%s\n", rr[i].r->name);
+	fputs("    # Verdicts arrive as txn.keyauth.{ok,status,key_id,owner,message}.\n"
+	      "    option var-prefix keyauth\n"
+	      "    # Any SPOE failure (timeout, agent down, I/O) sets txn.keyauth.err: 503.\n"
+	      "    option set-on-error err\n", f);
+	if (o->version == CTL_HAPROXY_26) {
+		fputs("    # keyauthd never announces fragmentation; without this line 2.6 drops the\n"
+		      "    # whole agent connection when one message is too big.\n"
+		      "    no option send-frag-payload\n"
+		      "    timeout hello      2s\n"
+		      "    # Below the agent backend's 'timeout server'.\n"
+		      "    timeout idle       30s\n", f);
+	} else {
+		fputs("    # 3.1+: hello/idle timeouts and send-frag-payload are gone; the agent\n"
+		      "    # backend's 'timeout server' bounds idle connections.\n", f);
+	}
+	fputs("    # Short: a dead agent must cost a request 500ms and a 503, not a hang.\n"
+	      "    timeout processing 500ms\n"
+	      "    use-backend keyauth_agents\n"
+	      "    log global\n", f);
+	for (unsigned i = 0; i < n; i++) {
+		const struct rroute *r = &rr[i];
+		bool has_sub = false;
+
+		fprintf(f, "\n# route %s (%s), context %s, key in %s '%s'\n", r->r->name,
+		        route_type_str(r->r->type), r->ctx, key_location_str(r->r->key_location),
+		        r->r->key_name);
+		fprintf(f, "spoe-message keyauth-%s\n", r->r->name);
+		put_ctx_acl(f, "    ", "keyauth_ctx", r);
+		/* A path under a more specific route's context belongs to that route. */
+		for (unsigned j = 0; j < n; j++) {
+			if (ctx_under(r, &rr[j])) {
+				put_ctx_acl(f, "    ", "keyauth_sub", &rr[j]);
+				has_sub = true;
+			}
+		}
+		/* req.fhdr, not req.hdr: imported keys may contain commas, which
+		 * req.hdr would split on. Absent values are sent as NULL (missing). */
+		if (r->r->key_location == KEYLOC_HEADER)
+			fprintf(f, "    args route=str(%s) key=req.fhdr(%s)\n", r->r->name, r->r->key_name);
+		else
+			fprintf(f, "    args route=str(%s) key=url_param(%s)\n", r->r->name, r->r->key_name);
+		fprintf(f, "    event on-frontend-http-request if keyauth_ctx%s\n",
+		        has_sub ? " !keyauth_sub" : "");
+	}
+}
+
+/* ---- haproxy.cfg ---------------------------------------------------------- */
+
+#define JSON_ERR(msg, type, code) \
+	"'{\"error\":{\"message\":\"" msg "\",\"type\":\"" type "\",\"param\":null," \
+	"\"code\":\"" code "\"}}'"
+#define JSON_AGENT_MSG \
+	"'{\"error\":{\"message\":\"%[var(txn.keyauth.message),json(utf8s)]\"," \
+	"\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"invalid_api_key\"}}'"
+
+static void
+render_agent_servers(FILE *f, const struct conf *c)
+{
+	for (unsigned i = 0; i < c->nlisten; i++) {
+		const struct listen_conf *l = &c->listen[i];
+
+		if (l->family == LISTEN_UNIX) {
+			fprintf(f, "    server agent%u unix@%s check inter 2s\n", i + 1, l->path);
+			continue;
+		}
+		/* A wildcard listener is reached over loopback. */
+		if (strcmp(l->host, "0.0.0.0") == 0 || l->host[0] == '\0')
+			fprintf(f, "    server agent%u 127.0.0.1:%u check inter 2s\n", i + 1, l->port);
+		else if (strcmp(l->host, "::") == 0)
+			fprintf(f, "    server agent%u [::1]:%u check inter 2s\n", i + 1, l->port);
+		else if (strchr(l->host, ':') != NULL)
+			fprintf(f, "    server agent%u [%s]:%u check inter 2s\n", i + 1, l->host, l->port);
+		else
+			fprintf(f, "    server agent%u %s:%u check inter 2s\n", i + 1, l->host, l->port);
+	}
+}
+
+static void
+render_backend(FILE *f, const struct rroute *r)
+{
+	char host[256];
+	unsigned long port = 0;
+	const char *up = r->r->upstream;
+
+	fprintf(f, "\nbackend be_%s\n", r->r->name);
+	if (up == NULL || split_hostport(up, host, sizeof(host), &port) == -1) {
+		fprintf(f, "    # Placeholder: set 'upstream = \"host:port\"' on route %s in the\n"
+		        "    # keyauth config and deploy again.\n", r->r->name);
+		up = "127.0.0.1:9000";
+		snprintf(host, sizeof(host), "127.0.0.1");
+		port = 9000;
+	}
+	/* Clients call <context>/v1/...; the provider expects /v1/... */
+	if (r->ctxlen > 1) {
+		fprintf(f, "    http-request set-path / if { path %s }\n", r->ctx);
+		fputs("    http-request replace-path ^", f);
+		put_regex(f, r->ctx);
+		fputs("(/.*)$ \\1\n", f);
+	}
+	if (!is_numeric_host(host))
+		fprintf(f, "    http-request set-header Host %s\n", host);
+	if (port == 443 && !is_numeric_host(host))
+		fprintf(f, "    server %s %s ssl verify required ca-file @system-ca sni str(%s)\n",
+		        r->r->name, up, host);
+	else if (port == 443)
+		fprintf(f, "    server %s %s ssl verify required ca-file @system-ca\n", r->r->name, up);
+	else
+		fprintf(f, "    server %s %s\n", r->r->name, up);
+}
+
+static int
+cmp_ctxlen(const void *pa, const void *pb)
+{
+	const struct rroute *a = pa, *b = pb;
+
+	if (a->ctxlen != b->ctxlen)
+		return a->ctxlen < b->ctxlen ? -1 : 1;
+	return strcmp(a->r->name, b->r->name);
+}
+
+/* <byctx> holds the same routes as <rr>, sorted by context length. */
+static void
+render_cfg(FILE *f, const struct conf *c, const struct rroute *rr, const struct rroute *byctx,
+           unsigned n, const struct ctl_render_opts *o)
+{
+
+	fprintf(f,
+	        "# %s: the keyauth API-key gateway, generated by keyauthctl from\n"
+	        "# %s. Do not edit: change that file and run 'keyauthctl deploy'.\n"
+	        "#\n"
+	        "# Each request under a route's context is checked by keyauthd (SPOE, %s)\n"
+	        "# before it goes upstream. Only an explicit ok from the agent lets it through;\n"
+	        "# agent trouble is a 503, a bad key a 401 or 403, a path under no route a 404.\n"
+	        "# On success the inbound key (header or query parameter) is removed and, when\n"
+	        "# HAProxy's environment has KEYAUTH_<ROUTE>_CREDENTIAL (route name upper-cased,\n"
+	        "# '-' as '_'), \"Authorization: Bearer <that value>\" is sent to the provider.\n"
+	        "# Set it in haproxy's service (systemd: EnvironmentFile=), never in this file.\n"
+	        "#\n"
+	        "# Tuning: leave nbthread at its default (all CPUs) and never put a low maxconn\n"
+	        "# on the agent servers: HAProxy 2.6 opens about one agent connection per\n"
+	        "# in-flight request and thread, and 'maxconn 5' there cuts throughput tenfold.\n\n",
+	        CTL_HAPROXY_FILE, c->path, o->spoe_path);
+	fputs("global\n"
+	      "    log stdout format raw local0 info\n"
+	      "\n"
+	      "defaults\n"
+	      "    mode http\n"
+	      "    log global\n"
+	      "    option dontlognull\n"
+	      "    timeout connect 5s\n"
+	      "    timeout client 60s\n"
+	      "    timeout http-request 10s\n"
+	      "    timeout http-keep-alive 10s\n"
+	      "    # LLM answers stream for minutes.\n"
+	      "    timeout server 300s\n"
+	      "    # Start even when a provider's name does not resolve yet.\n"
+	      "    default-server init-addr last,libc,none\n\n", f);
+
+	fprintf(f, "frontend fe_keyauth\n"
+	        "    bind %s\n"
+	        "    # No %%r, %%HU or query: a query-string key must never reach a log line.\n"
+	        "    log-format \"%%ci:%%cp [%%tr] %%ft %%b/%%s %%TR/%%Tw/%%Tc/%%Tr/%%Ta %%ST %%B %%tsc "
+	        "%%ac/%%fc/%%bc/%%sc/%%rc %%sq/%%bq %%HM %%HP %%HV "
+	        "keyauth=%%[var(txn.keyauth.status)] key_id=%%[var(txn.keyauth.key_id)]\"\n"
+	        "    filter spoe engine keyauth config %s\n",
+	        o->bind, o->spoe_path);
+
+	/* Route selection: shortest context first, so the most specific one
+	 * sets the variable last; the SPOE messages make the same choice. */
+	fputs("\n    # Which route a path belongs to (the most specific context wins).\n", f);
+	for (unsigned i = 0; i < n; i++) {
+		char acl[128];
+
+		snprintf(acl, sizeof(acl), "keyauth_in_%s", byctx[i].r->name);
+		put_ctx_acl(f, "    ", acl, &byctx[i]);
+		fprintf(f, "    http-request set-var(txn.keyauth_route) str(%s) if %s\n",
+		        byctx[i].r->name, acl);
+	}
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f, "    acl keyauth_is_%s var(txn.keyauth_route) -m str %s\n",
+		        rr[i].r->name, rr[i].r->name);
+
+	fputs("\n    # Under no route: 404; no SPOE message matched, the agent was not asked.\n"
+	      "    http-request return status 404 content-type application/json string "
+	      JSON_ERR("No route matches this path.", "invalid_request_error", "not_found")
+	      " unless { var(txn.keyauth_route) -m found }\n", f);
+	fputs("\n    # Fail closed. Agent error, timeout or down; agent and HAProxy configs out\n"
+	      "    # of step (unknown_route); or no verdict at all: 503, never forwarded.\n", f);
+	fputs("    http-request return status 503 content-type application/json string "
+	      JSON_ERR("The API key service is unavailable; try again later.", "server_error",
+	               "service_unavailable")
+	      " if { var(txn.keyauth.err) -m found }\n", f);
+	fputs("    http-request return status 503 content-type application/json string "
+	      JSON_ERR("This route is not configured on the API key service.", "server_error",
+	               "service_unavailable")
+	      " if { var(txn.keyauth.status) -m str unknown_route }\n", f);
+	fputs("    http-request return status 503 content-type application/json string "
+	      JSON_ERR("The API key service gave no answer; try again later.", "server_error",
+	               "service_unavailable")
+	      " unless { var(txn.keyauth.status) -m found }\n", f);
+	fputs("    # A valid key for another route (OpenAI SDKs: PermissionDeniedError).\n"
+	      "    http-request return status 403 content-type application/json lf-string "
+	      JSON_AGENT_MSG " if { var(txn.keyauth.status) -m str forbidden }\n", f);
+	fputs("    # Missing, malformed, unknown, expired or revoked key (AuthenticationError).\n"
+	      "    http-request return status 401 content-type application/json lf-string "
+	      JSON_AGENT_MSG " hdr WWW-Authenticate 'Bearer realm=\"keyauth\"'"
+	      " if { var(txn.keyauth.status) -m str missing malformed invalid expired revoked }\n",
+	      f);
+	fputs("    # Backstop: whatever the rules above missed is not forwarded.\n"
+	      "    http-request deny deny_status 503 unless { var(txn.keyauth.ok) -m bool }\n", f);
+
+	fputs("\n    # Allowed: the client's key never goes upstream; the provider's does.\n", f);
+	for (unsigned i = 0; i < n; i++) {
+		const struct rroute *r = &rr[i];
+		const char *nm = r->r->name;
+
+		if (r->r->key_location == KEYLOC_HEADER) {
+			fprintf(f, "    http-request del-header %s if keyauth_is_%s\n", r->r->key_name, nm);
+		} else {
+			/* Remove every "<name>=..." pair; keep the other parameters
+			 * and drop a query left empty ("&" + query makes each pair
+			 * start with '&'). */
+			fprintf(f, "    http-request set-var-fmt(txn.keyauth_q) \"&%%[query]\" "
+			        "if keyauth_is_%s { query -m found }\n", nm);
+			fprintf(f, "    http-request set-var(txn.keyauth_q) var(txn.keyauth_q),regsub(&");
+			put_regex(f, r->r->key_name);
+			fprintf(f, "=[^&]*,,g),regsub(^&,) if keyauth_is_%s { query -m found }\n", nm);
+			fprintf(f, "    http-request set-query \"%%[var(txn.keyauth_q)]\" if keyauth_is_%s "
+			        "{ var(txn.keyauth_q) -m len gt 0 }\n", nm);
+			fprintf(f, "    http-request set-uri \"%%[path]\" if keyauth_is_%s { query -m found } "
+			        "!{ var(txn.keyauth_q) -m len gt 0 }\n", nm);
+		}
+		fprintf(f, "    http-request set-header Authorization \"Bearer %%[env(%s)]\" "
+		        "if keyauth_is_%s { env(%s) -m found }\n", r->env, nm, r->env);
+	}
+	fputc('\n', f);
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f, "    use_backend be_%s if keyauth_is_%s\n", rr[i].r->name, rr[i].r->name);
+
+	for (unsigned i = 0; i < n; i++)
+		render_backend(f, &rr[i]);
+
+	fputs("\n# keyauthd. 'mode tcp': 2.6 does not know 'mode spop'; 3.1+ converts it.\n"
+	      "backend keyauth_agents\n"
+	      "    mode tcp\n"
+	      "    balance roundrobin\n"
+	      "    option spop-check\n"
+	      "    timeout connect 2s\n"
+	      "    # Above the SPOE 'timeout idle' (30s).\n"
+	      "    timeout server 1m\n"
+	      "    # No maxconn here (see the tuning note at the top).\n", f);
+	render_agent_servers(f, c);
+}
+
+int
+ctl_render(const struct conf *c, const struct ctl_render_opts *o,
+           char **spoe, size_t *spoe_len, char **cfg, size_t *cfg_len,
+           char *err, size_t errlen)
+{
+	struct rroute *rr, *byctx;
+	FILE *f1 = NULL, *f2 = NULL;
+	int rc = -1;
+
+	*spoe = NULL;
+	*cfg = NULL;
+	if (!ctl_bind_ok(o->bind)) {
+		snprintf(err, errlen, "bind address '%s' cannot be rendered", o->bind);
+		return -1;
+	}
+	if (!path_ok(o->spoe_path)) {
+		snprintf(err, errlen, "SPOE file path '%s' must be absolute, of [A-Za-z0-9._~/-]",
+		         o->spoe_path);
+		return -1;
+	}
+	if (c->nroutes == 0) {
+		snprintf(err, errlen, "%s has no routes: nothing to protect", c->path);
+		return -1;
+	}
+	rr = calloc(c->nroutes, sizeof(*rr));
+	byctx = calloc(c->nroutes, sizeof(*byctx));
+	if (rr == NULL || byctx == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (unsigned i = 0; i < c->nroutes; i++) {
+		if (check_route(&c->routes[i], &rr[i], err, errlen) == -1)
+			goto out;
+		for (unsigned j = 0; j < i; j++) {
+			if (strcmp(rr[i].ctx, rr[j].ctx) == 0) {
+				snprintf(err, errlen, "routes '%s' and '%s' have the same context %s",
+				         rr[j].r->name, rr[i].r->name, rr[i].ctx);
+				goto out;
+			}
+			if (strcmp(rr[i].env, rr[j].env) == 0) {
+				snprintf(err, errlen, "routes '%s' and '%s' would share the credential "
+				         "variable %s; rename one", rr[j].r->name, rr[i].r->name, rr[i].env);
+				goto out;
+			}
+		}
+	}
+	for (unsigned i = 0; i < c->nlisten; i++) {
+		const struct listen_conf *l = &c->listen[i];
+
+		bool ok;
+
+		if (l->family == LISTEN_UNIX)
+			ok = l->path != NULL && path_ok(l->path);
+		else
+			ok = l->host != NULL && (l->host[0] == '\0' || all_in(l->host, ".:"));
+		if (!ok) {
+			snprintf(err, errlen, "listen address '%s' cannot be rendered", l->addr);
+			goto out;
+		}
+	}
+	memcpy(byctx, rr, c->nroutes * sizeof(*byctx));
+	qsort(byctx, c->nroutes, sizeof(*byctx), cmp_ctxlen);
+	f1 = open_memstream(spoe, spoe_len);
+	f2 = open_memstream(cfg, cfg_len);
+	if (f1 == NULL || f2 == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	render_spoe(f1, c, rr, c->nroutes, o);
+	render_cfg(f2, c, rr, byctx, c->nroutes, o);
+	if (ferror(f1) || ferror(f2)) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (f1 != NULL)
+		fclose(f1);
+	if (f2 != NULL)
+		fclose(f2);
+	if (rc == -1) {
+		free(*spoe);
+		free(*cfg);
+		*spoe = NULL;
+		*cfg = NULL;
+	}
+	free(rr);
+	free(byctx);
+	return rc;
+}
+
+/* ---- keyauthctl haproxy -------------------------------------------------------- */
+
+static const char haproxy_help[] =
+	"usage: keyauthctl haproxy [--out DIR] [--bind ADDR] [--haproxy-version 2.6|3.2]\n"
+	"                          [--spoe-path PATH]\n"
+	"\n"
+	"Renders, from the keyauth config, the HAProxy files for its routes:\n"
+	"  " CTL_SPOE_FILE "    the SPOE agent and one message per route\n"
+	"  " CTL_HAPROXY_FILE "  a complete haproxy.cfg: fail-closed frontend, one\n"
+	"                       backend per route, the keyauthd backend\n"
+	"Without --out both are printed to stdout. 'keyauthctl deploy' also checks them\n"
+	"with 'haproxy -c' and installs them atomically.\n"
+	"\n"
+	"  --out DIR              write the two files into DIR\n"
+	"  --bind ADDR            frontend bind address (default " CTL_DEFAULT_BIND ")\n"
+	"  --haproxy-version V    2.6 (also 2.7..3.0, the default) or 3.1+ (e.g. 3.2)\n"
+	"  --spoe-path PATH       where haproxy.cfg looks for the SPOE file (default:\n"
+	"                         DIR/" CTL_SPOE_FILE ", or " CTL_DEFAULT_HAPROXY_DIR "/" CTL_SPOE_FILE ")\n"
+	"\n"
+	"example:\n"
+	"  keyauthctl haproxy --out /tmp/gw && haproxy -c -f /tmp/gw/" CTL_HAPROXY_FILE "\n";
+
+int
+ctl_haproxy_main(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "out",             required_argument, NULL, 'o' },
+		{ "bind",            required_argument, NULL, 'b' },
+		{ "haproxy-version", required_argument, NULL, 'v' },
+		{ "spoe-path",       required_argument, NULL, 's' },
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct ctl_render_opts o = { .bind = CTL_DEFAULT_BIND, .version = CTL_HAPROXY_26 };
+	const char *out = NULL;
+	char dir[PATH_MAX], spoe_path[PATH_MAX + 64], err[1024];
+	char *spoe = NULL, *cfg = NULL;
+	size_t spoe_len = 0, cfg_len = 0;
+	struct conf *c = NULL;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'o': out = optarg; break;
+		case 'b': o.bind = optarg; break;
+		case 's': o.spoe_path = optarg; break;
+		case 'v':
+			if (ctl_parse_haproxy_version(optarg, &o.version) == -1)
+				return ctl_usage_err(ctx, "--haproxy-version: '%s' is not 2.6..3.x", optarg);
+			break;
+		case 'h': fputs(haproxy_help, stdout); return CTL_EXIT_OK;
+		case '?': return ctl_usage_err(ctx, "bad option");
+		default:
+			rc = ctl_common_opt(ctx, opt, optarg);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	if (optind < argc)
+		return ctl_usage_err(ctx, "unexpected argument '%s'", argv[optind]);
+	if (!ctl_bind_ok(o.bind))
+		return ctl_usage_err(ctx, "--bind: '%s' is not an address like 127.0.0.1:8080", o.bind);
+	if (out != NULL) {
+		if (realpath(out, dir) == NULL) {
+			ctl_err(ctx, "--out %s: %s", out, strerror(errno));
+			return CTL_EXIT_FAIL;
+		}
+	} else {
+		snprintf(dir, sizeof(dir), "%s", CTL_DEFAULT_HAPROXY_DIR);
+	}
+	if (o.spoe_path == NULL) {
+		snprintf(spoe_path, sizeof(spoe_path), "%s/%s", dir, CTL_SPOE_FILE);
+		o.spoe_path = spoe_path;
+	}
+	c = ctl_conf_load(ctx);
+	if (c == NULL)
+		return CTL_EXIT_FAIL;
+	rc = CTL_EXIT_FAIL;
+	err[0] = '\0';
+	if (ctl_render(c, &o, &spoe, &spoe_len, &cfg, &cfg_len, err, sizeof(err)) == -1) {
+		ctl_err(ctx, "%s", err);
+		goto out;
+	}
+	if (out == NULL) {
+		printf("# ---- %s ----\n%s\n# ---- %s ----\n%s", CTL_SPOE_FILE, spoe,
+		       CTL_HAPROXY_FILE, cfg);
+		rc = fflush(stdout) == EOF ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+		goto out;
+	}
+	if (ctl_write_atomic(dir, CTL_SPOE_FILE, spoe, spoe_len, 0644, err, sizeof(err)) == -1 ||
+	    ctl_write_atomic(dir, CTL_HAPROXY_FILE, cfg, cfg_len, 0644, err, sizeof(err)) == -1) {
+		ctl_err(ctx, "%s", err);
+		goto out;
+	}
+	printf("wrote %s/%s\nwrote %s/%s\n", dir, CTL_SPOE_FILE, dir, CTL_HAPROXY_FILE);
+	rc = CTL_EXIT_OK;
+out:
+	free(spoe);
+	free(cfg);
+	conf_free(c);
+	return rc;
+}
