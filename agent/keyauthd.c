@@ -449,10 +449,15 @@ main(int argc, char **argv)
 
 	log_init("keyauthd", c->log_level, c->log_target);
 	d.cref = conf_ref_new(c);
-	d.store = store_new(c, err, sizeof(err));
-	if (d.cref == NULL || d.store == NULL) {
+	if (d.cref == NULL) {
+		conf_free(c);
 		log_err("event=start_failed error=\"out of memory\"");
 		return 1;
+	}
+	d.store = store_new(c, err, sizeof(err));
+	if (d.store == NULL) {
+		log_err("event=start_failed error=\"out of memory\"");
+		goto out;
 	}
 	d.ks = d.store->ops->load(d.store, err, sizeof(err));
 	if (d.ks == NULL) {
@@ -461,44 +466,51 @@ main(int argc, char **argv)
 		log_lines(LOG_ERR, "start_failed", err);
 		log_err("event=start_failed where=%s note=\"fix or restore the key store\"",
 		    d.store->ops->where(d.store));
-		return 1;
+		goto out;
 	}
 	log_info("event=store_loaded where=%s trigger=start keys=%zu",
 	    d.store->ops->where(d.store), ks_count(d.ks));
 
 	signal(SIGPIPE, SIG_IGN);
 	d.loop = ev_default_loop(EVFLAG_AUTO);
-	d.nworkers = c->workers > WORKER_MAX ? WORKER_MAX : c->workers;
 	{
 		struct snap *s = snap_new(d.cref, d.ks, ++d.gen);
+		unsigned want = c->workers > WORKER_MAX ? WORKER_MAX : c->workers;
 
-		for (i = 0; i < d.nworkers; i++)
+		for (i = 0; i < want; i++) {
 			if (s == NULL || worker_init(&d.workers[i], (int)i, s) == -1) {
 				log_err("event=start_failed error=\"cannot create worker loop\"");
-				return 1;
+				snap_put(s);
+				goto out;
 			}
+			d.nworkers++;
+		}
 		snap_put(s);
 	}
 	if (open_listeners(&d, c) == -1)
-		return 1;
+		goto out;
 	if (c->user != NULL && drop_privileges(c->user) == -1)
-		return 1;
+		goto out;
 	if (c->user == NULL && geteuid() == 0)
 		log_warning("event=running_as_root note=\"set user in the configuration\"");
 	if (c->pid_file != NULL) {
 		if (write_pid_file(c->pid_file) == -1)
-			return 1;
+			goto out;
 		d.pid_path = strdup(c->pid_file);
 	}
 
 	/* Workers never take signals: the main loop does. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (i = 0; i < d.nworkers; i++)
+	for (i = 0; i < d.nworkers; i++) {
 		if (worker_start(&d.workers[i]) == -1) {
 			log_err("event=start_failed error=\"pthread_create: %s\"", strerror(errno));
-			return 1;
+			/* Started workers are stopped below; the rest never ran. */
+			d.nworkers = i;
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			goto stop;
 		}
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	ev_signal_init(&d.sighup, on_sighup, SIGHUP);
@@ -513,11 +525,15 @@ main(int argc, char **argv)
 	    (long)getpid(), d.nworkers, c->nroutes);
 
 	ev_run(d.loop, 0);
-
+	rc = 0;
+stop:
 	for (i = 0; i < d.nworkers; i++)
 		worker_stop(&d.workers[i]);
 	for (i = 0; i < d.nworkers; i++)
 		worker_join(&d.workers[i]);
+out:
+	/* Also the path of a failed start: everything is released, so the
+	 * sanitizer builds see no leak and exit with the real status. */
 	for (i = 0; i < d.nworkers; i++)
 		worker_destroy(&d.workers[i]);
 	for (i = 0; i < d.nshared; i++) {
@@ -532,8 +548,8 @@ main(int argc, char **argv)
 	store_free(d.store);
 	ks_set_unref(d.ks);
 	conf_ref_put(d.cref);
-	ev_loop_destroy(d.loop);
-	log_info("event=stopped");
-	rc = 0;
+	if (d.loop != NULL)
+		ev_loop_destroy(d.loop);
+	log_msg(rc == 0 ? LOG_INFO : LOG_ERR, "event=stopped status=%d", rc);
 	return rc;
 }
