@@ -667,6 +667,18 @@ static void conf_kw_pid_file(struct conf_ctx *x, const config_setting_t *s, void
 	conf_set_str(x, s, &c->pid_file, v);
 }
 
+static void conf_kw_control_socket(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct conf *c = obj;
+	const char *v = config_setting_get_string(s);
+
+	if (v[0] != '/' || strlen(v) >= 108) {
+		conf_err(x, s, "control_socket must be an absolute path shorter than 108 bytes (e.g. control_socket = \"/run/keyauth/control.sock\";, or remove the setting)");
+		return;
+	}
+	conf_set_str(x, s, &c->control_path, v);
+}
+
 /* ---- store and log groups --------------------------------------------- */
 
 static void conf_kw_store_backend(struct conf_ctx *x, const config_setting_t *s, void *obj)
@@ -1029,6 +1041,8 @@ static const struct conf_kw conf_top_kws[] = {
 	{ "user", CONF_T_STRING, conf_kw_user, NULL, 0, 0, "user = \"keyauth\";" },
 	{ "pid_file", CONF_T_STRING, conf_kw_pid_file, NULL, 0, 0,
 	  "pid_file = \"/run/keyauth/keyauthd.pid\";" },
+	{ "control_socket", CONF_T_STRING, conf_kw_control_socket, NULL, 0, 0,
+	  "control_socket = \"/run/keyauth/control.sock\";" },
 	{ "store", CONF_T_GROUP, conf_kw_store, NULL, 0, 0,
 	  "store = { backend = \"file\"; path = \"/var/lib/keyauth/keys.db\"; };" },
 	{ "log", CONF_T_GROUP, conf_kw_log, NULL, 0, 0, "log = { level = \"info\"; target = \"stderr\"; };" },
@@ -1174,6 +1188,7 @@ void conf_free(struct conf *c)
 	free(c->key_prefix);
 	free(c->user);
 	free(c->pid_file);
+	free(c->control_path);
 	free(c);
 }
 

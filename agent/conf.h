@@ -75,6 +75,7 @@ struct conf {
 	enum log_target log_target;
 	char *user;                      /* NULL: do not change user */
 	char *pid_file;                  /* NULL: none */
+	char *control_path;              /* unix socket for keyauthctl stats/reload; NULL: none */
 	struct route *routes;
 	unsigned nroutes;
 };

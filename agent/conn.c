@@ -184,9 +184,9 @@ conn_error(struct conn *c, int status)
 	if (n > 0)
 		c->tx_len += (size_t)n;
 	if (status > 0 && status < 14)
-		c->w->st.proto_errors[status]++;
+		STAT_INC(c->w, proto_errors[status]);
 	else if (status != 0)
-		c->w->st.proto_errors[0]++;
+		STAT_INC(c->w, proto_errors[0]);
 	if (status != SPOP_ERR_NONE)
 		log_msg(LOG_NOTICE, "event=protocol_error conn=%llu state=%s status=%d reason=\"%s\"",
 		    (unsigned long long)c->id, conn_st_str(c->st), status, spop_err_str(status));
@@ -298,9 +298,9 @@ handle_hello(struct conn *c, const struct spop_frame *f)
 	}
 	c->tx_len += (size_t)r;
 	c->max_frame = mfs;
-	c->w->st.handshakes++;
+	STAT_INC(c->w, handshakes);
 	if (h.healthcheck) {
-		c->w->st.healthchecks++;
+		STAT_INC(c->w, healthchecks);
 		c->st = CONN_ST_CLOSING;
 		return;
 	}
@@ -371,7 +371,9 @@ handle_notify(struct conn *c, const struct spop_frame *f, int64_t now)
 	}
 	verdict_eval(conn_conf(c), c->w->snap->ks, (const char *)route.ptr, route.len,
 	    key, key_len, now, &v);
-	c->w->st.verdicts[v.status]++;
+	STAT_INC(c->w, verdicts[v.status]);
+	STAT_INC(c->w, route_verdicts[v.route != NULL ?
+	    (size_t)(v.route - conn_conf(c)->routes) : CONF_MAX_ROUTES][v.status]);
 
 	n = build_ack(c->tx + c->tx_len, c->max_frame + SPOP_LEN_PREFIX < tx_room(c) ?
 	    c->max_frame + SPOP_LEN_PREFIX : tx_room(c), f, &v, 1);
@@ -383,7 +385,7 @@ handle_notify(struct conn *c, const struct spop_frame *f, int64_t now)
 		return;
 	}
 	c->tx_len += (size_t)n;
-	c->w->st.frames_out++;
+	STAT_INC(c->w, frames_out);
 	log_verdict(c, &route, &v);
 }
 
@@ -446,7 +448,7 @@ conn_process(struct conn *c, int64_t now)
 			conn_error(c, -n);
 			return;
 		}
-		c->w->st.frames_in++;
+		STAT_INC(c->w, frames_in);
 		switch (c->st) {
 		case CONN_ST_HELLO_WAIT:
 			if (f.type == SPOP_FRM_HAPROXY_HELLO)

@@ -76,6 +76,13 @@ int64_t ctl_now(const struct ctl_ctx *ctx);
 /* Loads the configuration, printing every error. NULL on failure. */
 struct conf *ctl_conf_load(const struct ctl_ctx *ctx);
 
+/* ---- ctl_stats.c ------------------------------------------------------------ */
+
+int ctl_stats_main(struct ctl_ctx *ctx, int argc, char **argv);
+/* Sends "<cmd>\n" to keyauthd's control socket; the answer (caller frees)
+ * or NULL with errno. */
+char *ctl_control_call(const char *path, const char *cmd);
+
 /* "30s", "15m", "24h", "7d" (a unit is required) -> seconds, 0..CTL_MAX_DAYS
  * days. Returns 0 or -1. */
 int ctl_parse_duration(const char *s, int64_t *out);

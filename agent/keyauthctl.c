@@ -13,28 +13,11 @@
 #include "conf.h"
 #include "ctl.h"
 
-static int
-stats_main(struct ctl_ctx *ctx, int argc, char **argv)
-{
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		fputs("usage: keyauthctl stats [--json]\n"
-		      "\n"
-		      "Shows the running agent's counters (connections, frames, verdicts by status\n"
-		      "and route, store generation and key count, reloads).\n"
-		      "\n"
-		      "example:\n"
-		      "  keyauthctl stats --json\n", stdout);
-		return CTL_EXIT_OK;
-	}
-	ctl_err(ctx, "not available yet: keyauthd has no control socket in this release");
-	return CTL_EXIT_FAIL;
-}
-
 static const struct ctl_cmd commands[] = {
 	{ "key",     ctl_key_main,     "create, list, revoke, rotate, import and verify API keys" },
 	{ "haproxy", ctl_haproxy_main, "render the HAProxy SPOE file and haproxy.cfg" },
 	{ "deploy",  ctl_deploy_main,  "validate, render, install, reload agents and HAProxy" },
-	{ "stats",   stats_main,       "the running agent's counters" },
+	{ "stats",   ctl_stats_main,       "the running agent's counters" },
 };
 
 static void

@@ -23,6 +23,7 @@
 #include <ev.h>
 
 #include "conf.h"
+#include "control.h"
 #include "keystore.h"
 #include "log.h"
 #include "snap.h"
@@ -46,6 +47,14 @@ struct daemon {
 	unsigned nshared;
 	struct ev_loop *loop;
 	ev_signal sighup, sigterm, sigint;
+	struct control *control;
+	double started;               /* ev_now at start */
+	uint64_t reloads_ok, reloads_rejected;
+	uint64_t store_loads_ok, store_loads_rejected;
+	double store_last_time;       /* ev_now of the last store load attempt */
+	bool store_last_ok;
+	double config_last_time;
+	bool config_last_ok;
 };
 
 static void
@@ -280,6 +289,12 @@ reload_store(struct daemon *d, const char *why)
 	struct ks_set *ks;
 
 	ks = d->store->ops->load(d->store, err, sizeof(err));
+	d->store_last_time = ev_now(d->loop);
+	d->store_last_ok = ks != NULL;
+	if (ks == NULL)
+		d->store_loads_rejected++;
+	else
+		d->store_loads_ok++;
 	if (ks == NULL) {
 		log_lines(LOG_ERR, "store_rejected", err);
 		log_err("event=store_rejected where=%s trigger=%s action=keep_previous keys=%zu",
@@ -317,7 +332,7 @@ listeners_equal(const struct conf *a, const struct conf *b)
 	return 1;
 }
 
-static void
+static int
 reload_config(struct daemon *d)
 {
 	char err[4096];
@@ -329,7 +344,10 @@ reload_config(struct daemon *d)
 	if (c == NULL) {
 		log_lines(LOG_ERR, "reload_rejected", err);
 		log_err("event=reload result=rejected action=keep_running_config");
-		return;
+		d->reloads_rejected++;
+		d->config_last_time = ev_now(d->loop);
+		d->config_last_ok = false;
+		return -1;
 	}
 	if (!listeners_equal(old, c) || old->workers != c->workers ||
 	    (old->user == NULL) != (c->user == NULL) ||
@@ -339,7 +357,8 @@ reload_config(struct daemon *d)
 	if (cref == NULL) {
 		conf_free(c);
 		log_err("event=reload result=rejected error=\"out of memory\"");
-		return;
+		d->reloads_rejected++;
+		return -1;
 	}
 	log_set(c->log_level, c->log_target);
 	if (!store_same(d->store, c)) {
@@ -363,7 +382,135 @@ reload_config(struct daemon *d)
 	conf_ref_put(d->cref);
 	d->cref = cref;
 	publish(d);
+	d->reloads_ok++;
+	d->config_last_time = ev_now(d->loop);
+	d->config_last_ok = true;
 	log_info("event=reload result=ok routes=%u", c->nroutes);
+	return 0;
+}
+
+/* ---- control socket: stats and reload ---------------------------------------- */
+
+static void
+json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void
+json_verdicts(FILE *f, const uint64_t *v)
+{
+	int s;
+
+	fputc('{', f);
+	for (s = 0; s < VERDICT_ENTRIES; s++)
+		fprintf(f, "%s\"%s\":%llu", s ? "," : "", verdict_status_str((enum verdict_status)s),
+		    (unsigned long long)v[s]);
+	fputc('}', f);
+}
+
+/* The counters of every worker, summed now. Route counts are those of the
+ * workers already on the current configuration. */
+static void
+render_stats(struct daemon *d, FILE *f)
+{
+	static uint64_t routes[CONF_MAX_ROUTES + 1][VERDICT_ENTRIES];
+	const struct conf *c = d->cref->conf;
+	uint64_t conn_total = 0, refused = 0, acc_err = 0, fin = 0, fout = 0, hs = 0, hc = 0;
+	uint64_t perr[14] = { 0 }, verdicts[VERDICT_ENTRIES] = { 0 };
+	unsigned i, r;
+	int s;
+
+	memset(routes, 0, sizeof(routes));
+	for (i = 0; i < d->nworkers; i++) {
+		struct worker *w = &d->workers[i];
+		bool same = atomic_load_explicit(&w->st.routes_of, memory_order_acquire) ==
+		    (const void *)d->cref;
+
+		conn_total += STAT_GET(w, conn_total);
+		refused += STAT_GET(w, conn_refused);
+		acc_err += STAT_GET(w, accept_errors);
+		fin += STAT_GET(w, frames_in);
+		fout += STAT_GET(w, frames_out);
+		hs += STAT_GET(w, handshakes);
+		hc += STAT_GET(w, healthchecks);
+		for (s = 0; s < 14; s++)
+			perr[s] += STAT_GET(w, proto_errors[s]);
+		for (s = 0; s < VERDICT_ENTRIES; s++)
+			verdicts[s] += STAT_GET(w, verdicts[s]);
+		if (!same)
+			continue;
+		for (r = 0; r < c->nroutes; r++)
+			for (s = 0; s < VERDICT_ENTRIES; s++)
+				routes[r][s] += STAT_GET(w, route_verdicts[r][s]);
+		for (s = 0; s < VERDICT_ENTRIES; s++)
+			routes[CONF_MAX_ROUTES][s] += STAT_GET(w, route_verdicts[CONF_MAX_ROUTES][s]);
+	}
+	fprintf(f, "{\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%.0f,\"workers\":%u,",
+	    KEYAUTHD_VERSION, (long)getpid(), ev_now(d->loop) - d->started, d->nworkers);
+	fprintf(f, "\"connections\":{\"current\":%u,\"total\":%llu,\"refused\":%llu,"
+	    "\"accept_errors\":%llu},", atomic_load(&worker_conn_count),
+	    (unsigned long long)conn_total, (unsigned long long)refused,
+	    (unsigned long long)acc_err);
+	fprintf(f, "\"frames\":{\"in\":%llu,\"out\":%llu},\"handshakes\":%llu,"
+	    "\"healthchecks\":%llu,\"protocol_errors\":{", (unsigned long long)fin,
+	    (unsigned long long)fout, (unsigned long long)hs, (unsigned long long)hc);
+	for (s = 1, i = 0; s < 14; s++)
+		if (perr[s] != 0)
+			fprintf(f, "%s\"%d\":%llu", i++ ? "," : "", s, (unsigned long long)perr[s]);
+	if (perr[0] != 0)
+		fprintf(f, "%s\"other\":%llu", i ? "," : "", (unsigned long long)perr[0]);
+	fprintf(f, "},\"verdicts\":");
+	json_verdicts(f, verdicts);
+	fprintf(f, ",\"routes\":{");
+	for (r = 0; r < c->nroutes; r++) {
+		fprintf(f, "%s\"%s\":", r ? "," : "", c->routes[r].name);
+		json_verdicts(f, routes[r]);
+	}
+	fprintf(f, "%s\"(unknown)\":", c->nroutes ? "," : "");
+	json_verdicts(f, routes[CONF_MAX_ROUTES]);
+	fprintf(f, "},\"store\":{\"backend\":\"%s\",\"where\":", d->store->ops->name);
+	json_str(f, d->store->ops->where(d->store));
+	fprintf(f, ",\"generation\":%llu,\"file_generation\":%llu,\"keys\":%zu,"
+	    "\"loads_ok\":%llu,\"loads_rejected\":%llu,\"last_load_age_s\":%.0f,"
+	    "\"last_load\":\"%s\"},", (unsigned long long)d->gen,
+	    (unsigned long long)ks_generation(d->ks), ks_count(d->ks),
+	    (unsigned long long)d->store_loads_ok, (unsigned long long)d->store_loads_rejected,
+	    ev_now(d->loop) - d->store_last_time, d->store_last_ok ? "ok" : "rejected");
+	fprintf(f, "\"config\":{\"path\":");
+	json_str(f, d->conf_path);
+	fprintf(f, ",\"routes\":%u,\"reloads_ok\":%llu,\"reloads_rejected\":%llu,"
+	    "\"last_reload\":\"%s\"}}", c->nroutes, (unsigned long long)d->reloads_ok,
+	    (unsigned long long)d->reloads_rejected,
+	    d->config_last_time == 0 ? "none" : d->config_last_ok ? "ok" : "rejected");
+}
+
+static int
+on_control(void *arg, const char *cmd, FILE *f)
+{
+	struct daemon *d = arg;
+
+	if (strcmp(cmd, "stats") == 0) {
+		render_stats(d, f);
+		return 0;
+	}
+	if (strcmp(cmd, "reload") == 0) {
+		log_info("event=reload trigger=control");
+		fprintf(f, "{\"reload\":\"%s\"}", reload_config(d) == 0 ? "ok" : "rejected");
+		return 0;
+	}
+	return -1;
 }
 
 static void
@@ -473,6 +620,10 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	d.loop = ev_default_loop(EVFLAG_AUTO);
+	d.started = ev_now(d.loop);
+	d.store_last_time = d.started;
+	d.store_last_ok = true;
+	d.store_loads_ok = 1;
 	{
 		struct snap *s = snap_new(d.cref, d.ks, ++d.gen);
 		unsigned want = c->workers > WORKER_MAX ? WORKER_MAX : c->workers;
@@ -521,6 +672,14 @@ main(int argc, char **argv)
 	ev_signal_init(&d.sigint, on_sigterm, SIGINT);
 	ev_signal_start(d.loop, &d.sigint);
 	d.store->ops->watch(d.store, d.loop, on_store_changed, &d);
+	if (c->control_path != NULL) {
+		d.control = control_open(c->control_path, d.loop, on_control, &d, err, sizeof(err));
+		if (d.control == NULL) {
+			log_err("event=start_failed error=\"%s\"", err);
+			ev_break(d.loop, EVBREAK_ALL);
+			goto stop;
+		}
+	}
 	log_info("event=started version=%s pid=%ld workers=%u routes=%u", KEYAUTHD_VERSION,
 	    (long)getpid(), d.nworkers, c->nroutes);
 
@@ -532,6 +691,7 @@ stop:
 	for (i = 0; i < d.nworkers; i++)
 		worker_join(&d.workers[i]);
 out:
+	control_close(d.control);
 	/* Also the path of a failed start: everything is released, so the
 	 * sanitizer builds see no leak and exit with the real status. */
 	for (i = 0; i < d.nworkers; i++)

@@ -102,10 +102,12 @@ verdict_eval(const struct conf *c, const struct ks_set *ks,
 	size_t klen;
 
 	v->entry = NULL;
+	v->route = NULL;
 	if (route == NULL || (r = conf_route_find(c, route, route_len)) == NULL) {
 		verdict_set(v, VERDICT_UNKNOWN_ROUTE);
 		return;
 	}
+	v->route = r;
 	if (key == NULL) {
 		verdict_set(v, VERDICT_MISSING);
 		return;

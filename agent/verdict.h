@@ -32,6 +32,7 @@ enum verdict_status {
 struct verdict {
 	enum verdict_status status;
 	const struct ks_entry *entry;  /* the stored key that matched, or NULL */
+	const struct route *route;     /* the configured route, NULL for unknown_route */
 	const char *message;           /* static, JSON-safe, never the key */
 };
 

@@ -60,7 +60,7 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 				continue;
 			/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection
 			 * stays queued and the fd readable; retrying now would spin. */
-			w->st.accept_errors++;
+			STAT_INC(w, accept_errors);
 			log_warning("event=accept_error errno=%d error=\"%s\" action=pause_accept pause_ms=%d",
 			    errno, strerror(errno), (int)(ACCEPT_BACKOFF * 1000));
 			worker_listeners_set(w, 0);
@@ -70,12 +70,12 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		if (atomic_load_explicit(&worker_conn_count, memory_order_relaxed) >=
 		    snap_conf(w->snap)->max_connections) {
-			w->st.conn_refused++;
+			STAT_INC(w, conn_refused);
 			close(fd);
 			continue;
 		}
 		if (conn_new(w, fd) != NULL)
-			w->st.conn_total++;
+			STAT_INC(w, conn_total);
 	}
 }
 
@@ -118,6 +118,18 @@ worker_begin_stop(struct worker *w)
 	ev_timer_start(w->loop, &w->drain);
 }
 
+/* Route indexes mean nothing across configurations: start counting anew. */
+static void
+worker_reset_route_stats(struct worker *w, const void *cref)
+{
+	size_t i, j;
+
+	for (i = 0; i <= CONF_MAX_ROUTES; i++)
+		for (j = 0; j < VERDICT_ENTRIES; j++)
+			atomic_store_explicit(&w->st.route_verdicts[i][j], 0, memory_order_relaxed);
+	atomic_store_explicit(&w->st.routes_of, cref, memory_order_release);
+}
+
 static void
 worker_on_wake(struct ev_loop *loop, ev_async *a, int revents)
 {
@@ -128,6 +140,8 @@ worker_on_wake(struct ev_loop *loop, ev_async *a, int revents)
 	(void)revents;
 	s = atomic_exchange_explicit(&w->mailbox, NULL, memory_order_acq_rel);
 	if (s != NULL) {
+		if (s->cref != w->snap->cref)
+			worker_reset_route_stats(w, s->cref);
 		snap_put(w->snap);
 		w->snap = s;
 	}
@@ -157,6 +171,7 @@ worker_init(struct worker *w, int id, struct snap *s)
 	if (w->loop == NULL)
 		return -1;
 	w->snap = snap_get(s);
+	atomic_init(&w->st.routes_of, (const void *)s->cref);
 	atomic_init(&w->mailbox, NULL);
 	atomic_init(&w->stop, false);
 	ev_async_init(&w->wake, worker_on_wake);

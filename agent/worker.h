@@ -17,6 +17,7 @@
 
 #include <ev.h>
 
+#include "conf.h"
 #include "verdict.h"
 
 #define WORKER_MAX       64
@@ -25,16 +26,32 @@
 struct conn;
 struct snap;
 
+/* Written only by the owning worker, read by the main thread for `stats`:
+ * relaxed atomics, so an increment is a plain load and store (no lock
+ * prefix, no shared cache line) and a reader never sees a torn value. */
+typedef _Atomic uint64_t stat_t;
+
+#define STAT_ADD(w, field, n) \
+	atomic_store_explicit(&(w)->st.field, \
+	    atomic_load_explicit(&(w)->st.field, memory_order_relaxed) + (n), memory_order_relaxed)
+#define STAT_INC(w, field) STAT_ADD(w, field, 1)
+#define STAT_GET(w, field) atomic_load_explicit(&(w)->st.field, memory_order_relaxed)
+
 struct worker_stats {
-	uint64_t conn_total;         /* accepted and kept */
-	uint64_t conn_refused;       /* over max_connections: accepted and closed */
-	uint64_t accept_errors;
-	uint64_t frames_in;
-	uint64_t frames_out;
-	uint64_t handshakes;
-	uint64_t healthchecks;
-	uint64_t proto_errors[14];   /* by SPOP status 0..13 (99 counted in 0) */
-	uint64_t verdicts[VERDICT_ENTRIES];
+	stat_t conn_total;           /* accepted and kept */
+	stat_t conn_refused;         /* over max_connections: accepted and closed */
+	stat_t accept_errors;
+	stat_t frames_in;
+	stat_t frames_out;
+	stat_t handshakes;
+	stat_t healthchecks;
+	stat_t proto_errors[14];     /* by SPOP status 1..13; [0]: any other status */
+	stat_t verdicts[VERDICT_ENTRIES];
+	/* Verdicts per route, indexed like the routes of <routes_of>;
+	 * [CONF_MAX_ROUTES]: route unknown. Reset when the configuration
+	 * (not only the key set) changes. */
+	stat_t route_verdicts[CONF_MAX_ROUTES + 1][VERDICT_ENTRIES];
+	_Atomic(const void *) routes_of;
 };
 
 struct worker_lst {

@@ -103,8 +103,8 @@ run "$K" -c "$C" key create --route openai --bogus; expect_rc 2 "unknown option"
 run "$K" -c "$T/nope.conf" key list; expect_rc 1 "missing config file"
 expect_err "nope.conf" "missing config is named"
 run env KEYAUTH_CONF="$C" "$K" key list; expect_rc 0 "KEYAUTH_CONF selects the config"
-run "$K" -c "$C" stats;        expect_rc 1 "stats is not available yet"
-expect_err "not available" "stats says why"
+run "$K" -c "$C" stats;        expect_rc 1 "stats without a control socket fails"
+expect_err "control_socket" "stats says which setting is missing"
 
 # ---- key create -------------------------------------------------------------------
 
@@ -542,6 +542,32 @@ kill "$OTHER"; wait "$OTHER" 2>/dev/null
 rm -f "$T/keyauthd.pid"
 run "$K" -c "$C" deploy --haproxy-dir "$T/deploy" --reload-haproxy "exit 3"
 expect_rc 1 "a failing reload command fails the deploy"
+
+# ---- stats from a running keyauthd --------------------------------------------------------
+KD=${KEYAUTHD:-$(dirname "$K")/keyauthd}
+if [ -x "$KD" ]; then
+	mkdir -p "$T/stats"
+	cat >"$T/stats.conf" <<EOF
+listen = [ "unix:$T/stats/agent.sock" ];
+workers = 1;
+control_socket = "$T/stats/control.sock";
+store = { path = "$T/stats/keys.db"; };
+routes = ( { name = "openai"; context = "/openai"; } );
+EOF
+	run "$K" -c "$T/stats.conf" key create --route openai; expect_rc 0 "stats: create a key"
+	"$KD" -c "$T/stats.conf" 2>"$T/stats/agent.log" &
+	SAG=$!
+	PIDS+=("$SAG")
+	for _ in $(seq 1 100); do [ -S "$T/stats/control.sock" ] && break; sleep 0.05; done
+	run "$K" -c "$T/stats.conf" stats; expect_rc 0 "stats from a running agent"
+	expect_out "^store.keys 1$" "stats shows the key count"
+	expect_out "^routes.openai.ok 0$" "stats shows verdicts by route"
+	run "$K" -c "$T/stats.conf" stats --json; expect_rc 0 "stats --json"
+	if json_ok "$T/out" && grep -q '"workers":1' "$T/out"; then ok; else bad "stats --json is JSON"; fi
+	kill "$SAG"; wait "$SAG" 2>/dev/null
+	run "$K" -c "$T/stats.conf" stats; expect_rc 1 "stats with the agent stopped"
+	expect_err "cannot reach keyauthd" "stats says the agent is not reachable"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
