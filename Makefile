@@ -55,7 +55,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 INTEG_BIN = $(INTEG_SRC:tests/integ/%.c=$(B)/tests/%)
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps test test-unit test-integ test-cli test-fuzz-replay fuzz fuzz-build bench bench-run install clean run
+.PHONY: all deps test test-unit test-integ test-cli test-e2e test-fuzz-replay fuzz fuzz-build bench bench-run install clean run
 
 all: $(B)/keyauthd $(B)/keyauthctl $(B)/libspop.a
 
@@ -107,6 +107,7 @@ test: deps
 	@$(MAKE) --no-print-directory B=build test-unit test-integ test-cli
 	@$(MAKE) --no-print-directory B=build/san OPT_CFLAGS="-O1 -g" FLAVOUR_CFLAGS="$(SAN_FLAGS)" test-unit test-integ test-cli
 	@$(MAKE) --no-print-directory test-fuzz-replay
+	@$(MAKE) --no-print-directory B=build test-e2e
 	@echo "make test: all suites passed"
 
 export ASAN_OPTIONS = halt_on_error=1:detect_leaks=1:abort_on_error=1
@@ -121,6 +122,12 @@ test-integ: $(INTEG_BIN) $(B)/keyauthd $(B)/keyauthctl
 test-cli: $(B)/keyauthctl $(B)/keyauthd
 	@if [ -f tests/cli/run.sh ]; then echo "== tests/cli/run.sh ($(B))"; \
 	  KEYAUTHCTL=$(B)/keyauthctl KEYAUTHD=$(B)/keyauthd bash tests/cli/run.sh; fi
+
+# End to end: real HAProxy 2.6 (and 3.2 when scripts/haproxy32.sh could get
+# it), real keyauthd, curl and the openai SDK pinned in tests/e2e's lockfile.
+test-e2e: $(B)/keyauthd $(B)/keyauthctl
+	@npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+	KEYAUTHD=$(B)/keyauthd KEYAUTHCTL=$(B)/keyauthctl node --test --test-reporter=spec tests/e2e/
 
 # ---- fuzzing (clang libFuzzer with ASan+UBSan) ------------------------------
 
