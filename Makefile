@@ -55,7 +55,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 INTEG_BIN = $(INTEG_SRC:tests/integ/%.c=$(B)/tests/%)
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps test test-unit test-integ test-cli test-e2e test-fuzz-replay fuzz fuzz-build bench bench-run install clean run
+.PHONY: all deps test test-unit test-integ test-cli test-e2e test-examples test-run test-fuzz-replay fuzz fuzz-build bench bench-run install clean run
 
 all: $(B)/keyauthd $(B)/keyauthctl $(B)/libspop.a
 
@@ -107,8 +107,15 @@ test: deps
 	@$(MAKE) --no-print-directory B=build test-unit test-integ test-cli
 	@$(MAKE) --no-print-directory B=build/san OPT_CFLAGS="-O1 -g" FLAVOUR_CFLAGS="$(SAN_FLAGS)" test-unit test-integ test-cli
 	@$(MAKE) --no-print-directory test-fuzz-replay
-	@$(MAKE) --no-print-directory B=build test-e2e
+	@$(MAKE) --no-print-directory B=build test-e2e test-examples test-run
 	@echo "make test: all suites passed"
+
+# The demo stack of `make run`, on loopback: starts, answers 200/200/200/401
+# through HAProxy 2.6 (and 3.2 when present), stops everything.
+test-run: $(B)/keyauthd $(B)/keyauthctl
+	@B=$(B) bash scripts/run.sh --self-test
+	@if .haproxy32/bin/haproxy -v >/dev/null 2>&1; then \
+	  B=$(B) HAPROXY=.haproxy32/bin/haproxy bash scripts/run.sh --self-test; fi
 
 export ASAN_OPTIONS = halt_on_error=1:detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS = halt_on_error=1:print_stacktrace=1
@@ -128,6 +135,15 @@ test-cli: $(B)/keyauthctl $(B)/keyauthd
 test-e2e: $(B)/keyauthd $(B)/keyauthctl
 	@npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 	KEYAUTHD=$(B)/keyauthd KEYAUTHCTL=$(B)/keyauthctl node --test --test-reporter=spec tests/e2e/
+
+# haproxy-examples/ match what keyauthctl renders, load in HAProxy 2.6 and 3.2; 03-query runs live.
+test-examples: $(B)/keyauthd $(B)/keyauthctl
+	@echo "== tests/examples/check.sh ($(B))"
+	@KEYAUTHCTL=$(B)/keyauthctl KEYAUTHD=$(B)/keyauthd bash tests/examples/check.sh
+
+# The whole product on loopback: agent, HAProxy 2.6, a stand-in provider, demo keys.
+run: deps all
+	@B=$(B) bash scripts/run.sh
 
 # ---- fuzzing (clang libFuzzer with ASan+UBSan) ------------------------------
 

@@ -419,14 +419,20 @@ render_cfg(FILE *f, const struct conf *c, const struct rroute *rr, const struct 
 		if (r->r->key_location == KEYLOC_HEADER) {
 			fprintf(f, "    http-request del-header %s if keyauth_is_%s\n", r->r->key_name, nm);
 		} else {
-			/* Remove every "<name>=..." pair; keep the other parameters
-			 * and drop a query left empty ("&" + query makes each pair
-			 * start with '&'). */
+			/* Remove every "<name>=..." pair that url_param could have
+			 * read the key from; keep the other parameters and drop a
+			 * query left empty. url_param (HAProxy's
+			 * http_is_param_delimiter) starts a parameter after '&', ';'
+			 * or a further '?', and ends its value at any of the three:
+			 * the regex must use the same set, or "?a=1;api_key=K" and
+			 * "?a=1?api_key=K" pass the check and forward the key. "&" +
+			 * query makes the first pair start with a delimiter too. */
 			fprintf(f, "    http-request set-var-fmt(txn.keyauth_q) \"&%%[query]\" "
 			        "if keyauth_is_%s { query -m found }\n", nm);
-			fprintf(f, "    http-request set-var(txn.keyauth_q) var(txn.keyauth_q),regsub(&");
+			fprintf(f, "    http-request set-var(txn.keyauth_q) var(txn.keyauth_q),regsub([&;?]");
 			put_regex(f, r->r->key_name);
-			fprintf(f, "=[^&]*,,g),regsub(^&,) if keyauth_is_%s { query -m found }\n", nm);
+			fprintf(f, "=[^&;?]*,,g),regsub(^[&;?]+,) if keyauth_is_%s { query -m found }\n",
+			        nm);
 			fprintf(f, "    http-request set-query \"%%[var(txn.keyauth_q)]\" if keyauth_is_%s "
 			        "{ var(txn.keyauth_q) -m len gt 0 }\n", nm);
 			fprintf(f, "    http-request set-uri \"%%[path]\" if keyauth_is_%s { query -m found } "
