@@ -5,7 +5,8 @@
 set -eu
 
 PKGS="build-essential pkg-config libev-dev libssl-dev libmsgpack-dev libconfig-dev
-libcmocka-dev clang libclang-rt-14-dev llvm haproxy curl ca-certificates"
+libcmocka-dev clang libclang-rt-14-dev llvm haproxy curl ca-certificates
+wrk gnuplot-nox mandoc"
 PKGS="$PKGS ${KEYAUTH_EXTRA_PKGS:-}"
 
 missing=""
