@@ -21,6 +21,7 @@
 #define CONTROL_LINE_MAX    128
 #define CONTROL_MAX_CLIENTS 16
 #define CONTROL_TIMEOUT     5.0
+#define CONTROL_BACKOFF     0.1     /* seconds accepting pauses after EMFILE & co */
 
 struct control_client {
 	ev_io io;
@@ -36,6 +37,7 @@ struct control_client {
 
 struct control {
 	ev_io io;
+	ev_timer backoff;        /* accepting paused after EMFILE & co */
 	int fd;
 	char *path;
 	struct ev_loop *loop;
@@ -140,6 +142,15 @@ client_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 static void
+control_on_backoff(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct control *ctl = t->data;
+
+	(void)revents;
+	ev_io_start(loop, &ctl->io);
+}
+
+static void
 control_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct control *ctl = io->data;
@@ -148,8 +159,16 @@ control_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)revents;
 	fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd == -1)
+	if (fd == -1) {
+		/* Out of descriptors or memory: the client stays queued and the
+		 * socket readable, so retrying at once would spin. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			ev_io_stop(loop, &ctl->io);
+			ev_timer_set(&ctl->backoff, CONTROL_BACKOFF, 0);
+			ev_timer_start(loop, &ctl->backoff);
+		}
 		return;
+	}
 	if (ctl->nclients >= CONTROL_MAX_CLIENTS || (cl = calloc(1, sizeof(*cl))) == NULL) {
 		close(fd);
 		return;
@@ -214,6 +233,8 @@ control_open(const char *path, struct ev_loop *loop, control_cmd_cb *cb, void *a
 	ev_io_init(&ctl->io, control_on_accept, fd, EV_READ);
 	ctl->io.data = ctl;
 	ev_io_start(loop, &ctl->io);
+	ev_timer_init(&ctl->backoff, control_on_backoff, CONTROL_BACKOFF, 0);
+	ctl->backoff.data = ctl;
 	return ctl;
 }
 
@@ -225,6 +246,7 @@ control_close(struct control *ctl)
 	while (ctl->clients != NULL)
 		client_free(ctl->clients);
 	ev_io_stop(ctl->loop, &ctl->io);
+	ev_timer_stop(ctl->loop, &ctl->backoff);
 	close(ctl->fd);
 	unlink(ctl->path);
 	free(ctl->path);
