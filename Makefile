@@ -55,7 +55,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 INTEG_BIN = $(INTEG_SRC:tests/integ/%.c=$(B)/tests/%)
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps test test-unit test-integ test-cli test-e2e test-examples test-run test-fuzz-replay fuzz fuzz-build bench bench-run install clean run
+.PHONY: all deps test test-unit test-integ test-cli test-e2e test-examples test-run test-doc test-fuzz-replay fuzz fuzz-build bench bench-run install clean run
 
 all: $(B)/keyauthd $(B)/keyauthctl $(B)/libspop.a
 
@@ -107,7 +107,7 @@ test: deps
 	@$(MAKE) --no-print-directory B=build test-unit test-integ test-cli
 	@$(MAKE) --no-print-directory B=build/san OPT_CFLAGS="-O1 -g" FLAVOUR_CFLAGS="$(SAN_FLAGS)" test-unit test-integ test-cli
 	@$(MAKE) --no-print-directory test-fuzz-replay
-	@$(MAKE) --no-print-directory B=build test-e2e test-examples test-run
+	@$(MAKE) --no-print-directory B=build test-e2e test-examples test-run test-doc
 	@echo "make test: all suites passed"
 
 # The demo stack of `make run`, on loopback: starts, answers 200/200/200/401
@@ -140,6 +140,11 @@ test-e2e: $(B)/keyauthd $(B)/keyauthctl
 test-examples: $(B)/keyauthd $(B)/keyauthctl
 	@echo "== tests/examples/check.sh ($(B))"
 	@KEYAUTHCTL=$(B)/keyauthctl KEYAUTHD=$(B)/keyauthd bash tests/examples/check.sh
+
+# Man pages lint clean, the systemd unit verifies, make install lays out the tree.
+test-doc: $(B)/keyauthd $(B)/keyauthctl
+	@echo "== tests/doc/check.sh ($(B))"
+	@B=$(B) MAKE="$(MAKE)" bash tests/doc/check.sh
 
 # The whole product on loopback: agent, HAProxy 2.6, a stand-in provider, demo keys.
 run: deps all
@@ -184,12 +189,42 @@ bench-run: $(BENCH_BIN) $(B)/keyauthd
 	@echo "== keyauthd (tests/bench/run.sh)"; sh tests/bench/run.sh $(B)
 
 # ---- install ------------------------------------------------------------------
+#
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]
+# Binaries, man pages, the example configuration (always, in share/doc) and
+# SYSCONFDIR/keyauth/keyauth.conf only when absent (an operator's file is
+# never overwritten), the systemd unit, sysusers.d and tmpfiles.d entries.
+# As root on a live system, then: systemd-sysusers; systemd-tmpfiles --create;
+# systemctl daemon-reload (doc/README-ops.md).
+
+SYSCONFDIR  ?= /etc
+MANDIR      ?= $(PREFIX)/share/man
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+DIST_SED     = -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/keyauth
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/keyauth \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/keyauth
 	install -m 0755 $(B)/keyauthd $(DESTDIR)$(PREFIX)/sbin/keyauthd
 	install -m 0755 $(B)/keyauthctl $(DESTDIR)$(PREFIX)/bin/keyauthctl
 	install -m 0644 agent/keyauth.conf $(DESTDIR)$(PREFIX)/share/doc/keyauth/keyauth.conf.example
+	install -m 0644 doc/README-ops.md $(DESTDIR)$(PREFIX)/share/doc/keyauth/README-ops.md
+	install -m 0644 doc/keyauth.conf.5 $(DESTDIR)$(MANDIR)/man5/keyauth.conf.5
+	install -m 0644 doc/keyauthd.8 doc/keyauthctl.8 $(DESTDIR)$(MANDIR)/man8/
+	sed $(DIST_SED) dist/keyauthd.service > $(DESTDIR)$(UNITDIR)/keyauthd.service
+	sed $(DIST_SED) dist/keyauth.tmpfiles > $(DESTDIR)$(TMPFILESDIR)/keyauth.conf
+	chmod 0644 $(DESTDIR)$(UNITDIR)/keyauthd.service $(DESTDIR)$(TMPFILESDIR)/keyauth.conf
+	install -m 0644 dist/keyauth.sysusers $(DESTDIR)$(SYSUSERSDIR)/keyauth.conf
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf ]; then \
+	  echo "install: kept $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf (new example: $(PREFIX)/share/doc/keyauth/keyauth.conf.example)"; \
+	else \
+	  echo "install -m 0640 agent/keyauth.conf $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf"; \
+	  install -m 0640 agent/keyauth.conf $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf; \
+	fi
 
 clean:
 	rm -rf build

@@ -679,6 +679,31 @@ static void conf_kw_control_socket(struct conf_ctx *x, const config_setting_t *s
 	conf_set_str(x, s, &c->control_path, v);
 }
 
+/* "host:port" or a bare port, which means loopback: the metrics tell how
+ * busy the gate is and which routes exist, nothing to publish by default. */
+static void conf_kw_metrics_listen(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct conf *c = obj;
+	const char *v = config_setting_get_string(s);
+	char a[sizeof("127.0.0.1:65535")], q[CONF_QUOTE_MAX];
+	const char *why = NULL;
+
+	if (v[0] != '\0' && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 5) {
+		snprintf(a, sizeof(a), "127.0.0.1:%s", v);
+		v = a;
+	}
+	conf_listen_clear(&c->metrics);
+	if (strncmp(v, "unix:", 5) == 0)
+		why = "the metrics endpoint is TCP only";
+	else if (conf_parse_addr(v, &c->metrics, &why) == 0 &&
+		 conf_set_str(x, s, &c->metrics.addr, v) == 0)
+		return;
+	if (why != NULL)
+		conf_err(x, s, "bad metrics_listen \"%s\": %s (use \"127.0.0.1:9412\", \"[::1]:9412\" or a port alone for loopback, or remove the setting)",
+			 conf_quote(q, sizeof(q), config_setting_get_string(s)), why);
+	conf_listen_clear(&c->metrics);
+}
+
 /* ---- store and log groups --------------------------------------------- */
 
 static void conf_kw_store_backend(struct conf_ctx *x, const config_setting_t *s, void *obj)
@@ -1043,6 +1068,8 @@ static const struct conf_kw conf_top_kws[] = {
 	  "pid_file = \"/run/keyauth/keyauthd.pid\";" },
 	{ "control_socket", CONF_T_STRING, conf_kw_control_socket, NULL, 0, 0,
 	  "control_socket = \"/run/keyauth/control.sock\";" },
+	{ "metrics_listen", CONF_T_STRING, conf_kw_metrics_listen, NULL, 0, 0,
+	  "metrics_listen = \"127.0.0.1:9412\";" },
 	{ "store", CONF_T_GROUP, conf_kw_store, NULL, 0, 0,
 	  "store = { backend = \"file\"; path = \"/var/lib/keyauth/keys.db\"; };" },
 	{ "log", CONF_T_GROUP, conf_kw_log, NULL, 0, 0, "log = { level = \"info\"; target = \"stderr\"; };" },
@@ -1189,6 +1216,7 @@ void conf_free(struct conf *c)
 	free(c->user);
 	free(c->pid_file);
 	free(c->control_path);
+	conf_listen_clear(&c->metrics);
 	free(c);
 }
 

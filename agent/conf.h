@@ -76,6 +76,7 @@ struct conf {
 	char *user;                      /* NULL: do not change user */
 	char *pid_file;                  /* NULL: none */
 	char *control_path;              /* unix socket for keyauthctl stats/reload; NULL: none */
+	struct listen_conf metrics;      /* metrics_listen, always TCP; addr NULL: no endpoint */
 	struct route *routes;
 	unsigned nroutes;
 };

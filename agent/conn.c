@@ -394,6 +394,7 @@ handle_notify(struct conn *c, const struct spop_frame *f, int64_t now)
 	verdict_eval(conn_conf(c), c->w->snap->ks, (const char *)route.ptr, route.len,
 	    key, key_len, now, &v);
 	STAT_INC(c->w, verdicts[v.status]);
+	c->w->lat_batch++;
 	STAT_INC(c->w, route_verdicts[v.route != NULL ?
 	    (size_t)(v.route - conn_conf(c)->routes) : CONF_MAX_ROUTES][v.status]);
 
@@ -429,7 +430,7 @@ handle_disconnect(struct conn *c, const struct spop_frame *f)
 
 /* Handles every complete frame in <rx> while <tx> has room (see BACKPRESSURE). */
 static void
-conn_process(struct conn *c, int64_t now)
+conn_process_frames(struct conn *c, int64_t now)
 {
 	size_t off = 0;
 
@@ -498,6 +499,18 @@ conn_process(struct conn *c, int64_t now)
 		memmove(c->rx, c->rx + off, c->rx_len - off);
 		c->rx_len -= off;
 	}
+}
+
+/* conn_process_frames, timed: the verdicts given are counted in the worker's
+ * latency histogram (worker_lat_observe: two clock reads per batch). */
+static void
+conn_process(struct conn *c, int64_t now)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	conn_process_frames(c, now);
+	worker_lat_observe(c->w, &t0);
 }
 
 int

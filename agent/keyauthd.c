@@ -26,7 +26,9 @@
 #include "control.h"
 #include "keystore.h"
 #include "log.h"
+#include "metrics.h"
 #include "snap.h"
+#include "stats.h"
 #include "store.h"
 #include "worker.h"
 
@@ -48,6 +50,7 @@ struct daemon {
 	struct ev_loop *loop;
 	ev_signal sighup, sigterm, sigint;
 	struct control *control;
+	struct metrics *metrics;
 	double started;               /* ev_now at start */
 	uint64_t reloads_ok, reloads_rejected;
 	uint64_t store_loads_ok, store_loads_rejected;
@@ -350,9 +353,11 @@ reload_config(struct daemon *d)
 		return -1;
 	}
 	if (!listeners_equal(old, c) || old->workers != c->workers ||
+	    (old->metrics.addr == NULL) != (c->metrics.addr == NULL) ||
+	    (old->metrics.addr != NULL && strcmp(old->metrics.addr, c->metrics.addr) != 0) ||
 	    (old->user == NULL) != (c->user == NULL) ||
 	    (old->user != NULL && strcmp(old->user, c->user) != 0))
-		log_warning("event=reload_partial note=\"listen, workers and user changes need a restart\"");
+		log_warning("event=reload_partial note=\"listen, metrics_listen, workers and user changes need a restart\"");
 	cref = conf_ref_new(c);
 	if (cref == NULL) {
 		conf_free(c);
@@ -391,109 +396,61 @@ reload_config(struct daemon *d)
 
 /* ---- control socket: stats and reload ---------------------------------------- */
 
+/* Fills <v> with the daemon's numbers and <sum> with the workers' counters,
+ * summed now. Route counts are those of the workers already on the current
+ * configuration. */
 static void
-json_str(FILE *f, const char *s)
+stats_fill(struct daemon *d, struct stats_view *v, struct stats_sum *sum)
 {
-	fputc('"', f);
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
-static void
-json_verdicts(FILE *f, const uint64_t *v)
-{
-	int s;
-
-	fputc('{', f);
-	for (s = 0; s < VERDICT_ENTRIES; s++)
-		fprintf(f, "%s\"%s\":%llu", s ? "," : "", verdict_status_str((enum verdict_status)s),
-		    (unsigned long long)v[s]);
-	fputc('}', f);
-}
-
-/* The counters of every worker, summed now. Route counts are those of the
- * workers already on the current configuration. */
-static void
-render_stats(struct daemon *d, FILE *f)
-{
-	static uint64_t routes[CONF_MAX_ROUTES + 1][VERDICT_ENTRIES];
 	const struct conf *c = d->cref->conf;
-	uint64_t conn_total = 0, refused = 0, acc_err = 0, fin = 0, fout = 0, hs = 0, hc = 0;
-	uint64_t perr[14] = { 0 }, verdicts[VERDICT_ENTRIES] = { 0 };
-	unsigned i, r;
-	int s;
 
-	memset(routes, 0, sizeof(routes));
-	for (i = 0; i < d->nworkers; i++) {
-		struct worker *w = &d->workers[i];
-		bool same = atomic_load_explicit(&w->st.routes_of, memory_order_acquire) ==
-		    (const void *)d->cref;
+	stats_sum_workers(d->workers, d->nworkers, d->cref, c->nroutes, sum);
+	memset(v, 0, sizeof(*v));
+	v->version = KEYAUTHD_VERSION;
+	v->pid = (long)getpid();
+	v->now = ev_now(d->loop);
+	v->started = d->started;
+	v->workers = d->nworkers;
+	v->conn_current = atomic_load(&worker_conn_count);
+	v->conf = c;
+	v->sum = sum;
+	v->store_backend = d->store->ops->name;
+	v->store_where = d->store->ops->where(d->store);
+	v->generation = d->gen;
+	v->file_generation = ks_generation(d->ks);
+	v->keys = ks_count(d->ks);
+	v->store_loads_ok = d->store_loads_ok;
+	v->store_loads_rejected = d->store_loads_rejected;
+	v->store_last_time = d->store_last_time;
+	v->store_last_ok = d->store_last_ok;
+	v->reloads_ok = d->reloads_ok;
+	v->reloads_rejected = d->reloads_rejected;
+	v->config_last_time = d->config_last_time;
+	v->config_last_ok = d->config_last_ok;
+}
 
-		conn_total += STAT_GET(w, conn_total);
-		refused += STAT_GET(w, conn_refused);
-		acc_err += STAT_GET(w, accept_errors);
-		fin += STAT_GET(w, frames_in);
-		fout += STAT_GET(w, frames_out);
-		hs += STAT_GET(w, handshakes);
-		hc += STAT_GET(w, healthchecks);
-		for (s = 0; s < 14; s++)
-			perr[s] += STAT_GET(w, proto_errors[s]);
-		for (s = 0; s < VERDICT_ENTRIES; s++)
-			verdicts[s] += STAT_GET(w, verdicts[s]);
-		if (!same)
-			continue;
-		for (r = 0; r < c->nroutes; r++)
-			for (s = 0; s < VERDICT_ENTRIES; s++)
-				routes[r][s] += STAT_GET(w, route_verdicts[r][s]);
-		for (s = 0; s < VERDICT_ENTRIES; s++)
-			routes[CONF_MAX_ROUTES][s] += STAT_GET(w, route_verdicts[CONF_MAX_ROUTES][s]);
-	}
-	fprintf(f, "{\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%.0f,\"workers\":%u,",
-	    KEYAUTHD_VERSION, (long)getpid(), ev_now(d->loop) - d->started, d->nworkers);
-	fprintf(f, "\"connections\":{\"current\":%u,\"total\":%llu,\"refused\":%llu,"
-	    "\"accept_errors\":%llu},", atomic_load(&worker_conn_count),
-	    (unsigned long long)conn_total, (unsigned long long)refused,
-	    (unsigned long long)acc_err);
-	fprintf(f, "\"frames\":{\"in\":%llu,\"out\":%llu},\"handshakes\":%llu,"
-	    "\"healthchecks\":%llu,\"protocol_errors\":{", (unsigned long long)fin,
-	    (unsigned long long)fout, (unsigned long long)hs, (unsigned long long)hc);
-	for (s = 1, i = 0; s < 14; s++)
-		if (perr[s] != 0)
-			fprintf(f, "%s\"%d\":%llu", i++ ? "," : "", s, (unsigned long long)perr[s]);
-	if (perr[0] != 0)
-		fprintf(f, "%s\"other\":%llu", i ? "," : "", (unsigned long long)perr[0]);
-	fprintf(f, "},\"verdicts\":");
-	json_verdicts(f, verdicts);
-	fprintf(f, ",\"routes\":{");
-	for (r = 0; r < c->nroutes; r++) {
-		fprintf(f, "%s\"%s\":", r ? "," : "", c->routes[r].name);
-		json_verdicts(f, routes[r]);
-	}
-	fprintf(f, "%s\"(unknown)\":", c->nroutes ? "," : "");
-	json_verdicts(f, routes[CONF_MAX_ROUTES]);
-	fprintf(f, "},\"store\":{\"backend\":\"%s\",\"where\":", d->store->ops->name);
-	json_str(f, d->store->ops->where(d->store));
-	fprintf(f, ",\"generation\":%llu,\"file_generation\":%llu,\"keys\":%zu,"
-	    "\"loads_ok\":%llu,\"loads_rejected\":%llu,\"last_load_age_s\":%.0f,"
-	    "\"last_load\":\"%s\"},", (unsigned long long)d->gen,
-	    (unsigned long long)ks_generation(d->ks), ks_count(d->ks),
-	    (unsigned long long)d->store_loads_ok, (unsigned long long)d->store_loads_rejected,
-	    ev_now(d->loop) - d->store_last_time, d->store_last_ok ? "ok" : "rejected");
-	fprintf(f, "\"config\":{\"path\":");
-	json_str(f, d->conf_path);
-	fprintf(f, ",\"routes\":%u,\"reloads_ok\":%llu,\"reloads_rejected\":%llu,"
-	    "\"last_reload\":\"%s\"}}", c->nroutes, (unsigned long long)d->reloads_ok,
-	    (unsigned long long)d->reloads_rejected,
-	    d->config_last_time == 0 ? "none" : d->config_last_ok ? "ok" : "rejected");
+/* The same numbers for the control socket (JSON) and /metrics (Prometheus). */
+static int
+render_stats(struct daemon *d, FILE *f, bool prom)
+{
+	struct stats_sum *sum = malloc(sizeof(*sum));   /* 70 KB of route counters */
+	struct stats_view v;
+
+	if (sum == NULL)
+		return -1;
+	stats_fill(d, &v, sum);
+	if (prom)
+		stats_render_prom(&v, f);
+	else
+		stats_render_json(&v, f);
+	free(sum);
+	return 0;
+}
+
+static int
+on_metrics(void *arg, FILE *f)
+{
+	return render_stats(arg, f, true);
 }
 
 static int
@@ -502,7 +459,8 @@ on_control(void *arg, const char *cmd, FILE *f)
 	struct daemon *d = arg;
 
 	if (strcmp(cmd, "stats") == 0) {
-		render_stats(d, f);
+		if (render_stats(d, f, false) == -1)
+			fprintf(f, "{\"error\":\"out of memory\"}");
 		return 0;
 	}
 	if (strcmp(cmd, "reload") == 0) {
@@ -640,6 +598,16 @@ main(int argc, char **argv)
 	}
 	if (open_listeners(&d, c) == -1)
 		goto out;
+	if (c->metrics.addr != NULL) {
+		int fd = tcp_listener(&c->metrics, false, err, sizeof(err));
+
+		if (fd == -1 ||
+		    (d.metrics = metrics_open(fd, d.loop, on_metrics, &d, err, sizeof(err))) == NULL) {
+			log_err("event=start_failed what=metrics_listen error=\"%s\"", err);
+			goto out;
+		}
+		log_info("event=listening addr=%s what=metrics", c->metrics.addr);
+	}
 	if (c->user != NULL && drop_privileges(c->user) == -1)
 		goto out;
 	if (c->user == NULL && geteuid() == 0)
@@ -692,6 +660,7 @@ stop:
 		worker_join(&d.workers[i]);
 out:
 	control_close(d.control);
+	metrics_close(d.metrics);
 	/* Also the path of a failed start: everything is released, so the
 	 * sanitizer builds see no leak and exit with the real status. */
 	for (i = 0; i < d.nworkers; i++)

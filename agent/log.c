@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -62,15 +64,14 @@ log_set_worker(int id)
 	log_worker = id;
 }
 
-void
-log_vmsg(int level, const char *fmt, va_list ap)
+/* Writes one line: prefix, then <msg>. */
+static void
+log_write(int level, const char *msg)
 {
-	char line[1024];
+	char line[1024 + 128];
 	size_t n = 0;
-	int r, saved = errno;
+	int r;
 
-	if (level > atomic_load(&log_lvl))
-		return;
 	if (atomic_load(&log_tgt) == LOG_TARGET_STDERR) {
 		struct timespec ts;
 		struct tm tm;
@@ -87,7 +88,7 @@ log_vmsg(int level, const char *fmt, va_list ap)
 		r = snprintf(line + n, sizeof(line) - n, "worker=%d ", log_worker);
 		n += (size_t)r;
 	}
-	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	r = snprintf(line + n, sizeof(line) - n, "%s", msg);
 	if (r < 0)
 		r = 0;
 	n += (size_t)r;
@@ -102,6 +103,150 @@ log_vmsg(int level, const char *fmt, va_list ap)
 		if (write(STDERR_FILENO, line, n) == -1)
 			(void)0;
 	}
+}
+
+/* ---- repetition limit ------------------------------------------------------------
+ *
+ * A failing disk, a full fd table or a misbehaving peer can make the same
+ * warning or error fire thousands of times a second, drowning everything
+ * else. Per thread (so without locks), the last LOG_REPEAT_SLOTS distinct
+ * warning/error texts are remembered: within LOG_REPEAT_WINDOW_MS of its first
+ * line, a text passes LOG_REPEAT_MAX times; the repeats after that are only
+ * counted, and once the window is over the next log call of that thread
+ * writes one "event=log_suppressed count=N of_event=E" line at the same
+ * level. LIMITS: a thread that never logs again never writes that summary;
+ * lines that differ in any byte (a connection id) are not repeats.
+ */
+#define LOG_REPEAT_MAX        5
+#define LOG_REPEAT_WINDOW_MS  1000
+#define LOG_REPEAT_SLOTS      8
+
+struct log_repeat {
+	uint64_t hash;                /* FNV-1a of the text; 0: free slot */
+	uint64_t start_ms;            /* first line of the window */
+	unsigned seen;                /* lines of this text in the window */
+	uint64_t used;                /* log_rep_tick at the last line: LRU eviction */
+	int level;
+	char event[48];               /* the text's event= value, for the summary */
+};
+
+static _Thread_local struct log_repeat log_rep[LOG_REPEAT_SLOTS];
+static _Thread_local unsigned log_rep_pending;   /* slots with suppressed lines */
+static _Thread_local uint64_t log_rep_tick;
+
+static uint64_t
+log_clock_default(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t (*_Atomic log_clock)(void) = log_clock_default;
+
+void
+log_set_clock(uint64_t (*now_ms)(void))
+{
+	atomic_store(&log_clock, now_ms != NULL ? now_ms : log_clock_default);
+}
+
+static uint64_t
+log_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h != 0 ? h : 1;
+}
+
+/* Ends <r>'s window: the summary if anything was suppressed, then frees it. */
+static void
+log_rep_end(struct log_repeat *r)
+{
+	char msg[128];
+
+	if (r->seen > LOG_REPEAT_MAX) {
+		snprintf(msg, sizeof(msg), "event=log_suppressed count=%u of_event=%s window_ms=%d",
+		    r->seen - LOG_REPEAT_MAX, r->event, LOG_REPEAT_WINDOW_MS);
+		log_rep_pending--;
+		log_write(r->level, msg);
+	}
+	r->hash = 0;
+}
+
+/* True if <msg> (at <level>, a warning or worse) is a repeat to suppress. */
+static bool
+log_rep_suppress(int level, const char *msg, uint64_t now)
+{
+	struct log_repeat *r, *oldest = &log_rep[0];
+	uint64_t h = log_hash(msg);
+	const char *ev;
+	size_t i, n;
+
+	for (i = 0; i < LOG_REPEAT_SLOTS; i++) {
+		r = &log_rep[i];
+		if (r->hash != 0 && now - r->start_ms >= LOG_REPEAT_WINDOW_MS)
+			log_rep_end(r);
+		if (r->hash == h) {
+			r->used = ++log_rep_tick;
+			if (++r->seen == LOG_REPEAT_MAX + 1)
+				log_rep_pending++;
+			return r->seen > LOG_REPEAT_MAX;
+		}
+		if (oldest->hash != 0 && (r->hash == 0 || r->used < oldest->used))
+			oldest = r;
+	}
+	if (oldest->hash != 0)
+		log_rep_end(oldest);
+	oldest->hash = h;
+	oldest->start_ms = now;
+	oldest->seen = 1;
+	oldest->used = ++log_rep_tick;
+	oldest->level = level;
+	ev = strstr(msg, "event=");
+	n = ev != NULL ? strcspn(ev + 6, " ") : 0;
+	if (n >= sizeof(oldest->event))
+		n = sizeof(oldest->event) - 1;
+	memcpy(oldest->event, ev != NULL ? ev + 6 : "", n);
+	oldest->event[n] = '\0';
+	if (n == 0)
+		strcpy(oldest->event, "-");
+	return false;
+}
+
+/* Writes the summaries of windows that are over (any level's call). */
+static void
+log_rep_flush(uint64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < LOG_REPEAT_SLOTS && log_rep_pending > 0; i++)
+		if (log_rep[i].hash != 0 && log_rep[i].seen > LOG_REPEAT_MAX &&
+		    now - log_rep[i].start_ms >= LOG_REPEAT_WINDOW_MS)
+			log_rep_end(&log_rep[i]);
+}
+
+void
+log_vmsg(int level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	int saved = errno;
+
+	if (level > atomic_load(&log_lvl))
+		return;
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
+	if (level <= LOG_WARNING) {
+		if (log_rep_suppress(level, msg, atomic_load(&log_clock)())) {
+			errno = saved;
+			return;
+		}
+	} else if (log_rep_pending > 0) {
+		log_rep_flush(atomic_load(&log_clock)());
+	}
+	log_write(level, msg);
 	errno = saved;
 }
 

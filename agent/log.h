@@ -11,6 +11,7 @@
 #define AGENT_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <syslog.h>
 
 #include "conf.h"
@@ -21,6 +22,10 @@ int log_level(void);
 /* Worker id added to lines logged by this thread (-1: none). */
 void log_set_worker(int id);
 
+/* Warnings and errors repeated word for word are limited: per thread, a text
+ * is written at most 5 times a second; the repeats over that are counted and
+ * reported in one "event=log_suppressed count=N of_event=E" line when the
+ * thread next logs after the second is over. */
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
@@ -33,6 +38,10 @@ void log_vmsg(int level, const char *fmt, va_list ap) __attribute__((format(prin
 /* Quotes <s> for a log value: letters, digits and -_.:/@ pass, anything else
  * becomes '?', at most <max> bytes, always NUL-terminated in <out>. For data
  * that is not secret but comes from outside (routes, addresses). */
+/* The clock of the repetition limit, in milliseconds: for tests. NULL
+ * restores the default (CLOCK_MONOTONIC_COARSE). */
+void log_set_clock(uint64_t (*now_ms)(void));
+
 const char *log_safe(char *out, size_t outlen, const char *s, size_t len);
 
 #endif /* AGENT_LOG_H */

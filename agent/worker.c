@@ -28,6 +28,13 @@
 
 atomic_uint worker_conn_count;
 
+/* 5 us .. 25 ms: a verdict is a hash and a lookup (a few us); the upper
+ * buckets catch a starved loop, which is what an operator looks for. */
+const uint64_t worker_lat_bounds_ns[WORKER_LAT_BUCKETS] = {
+	5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000, 25000000,
+};
+
 static void
 worker_listeners_set(struct worker *w, int on)
 {

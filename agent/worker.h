@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <ev.h>
 
@@ -22,6 +23,7 @@
 
 #define WORKER_MAX       64
 #define WORKER_MAX_LST   32
+#define WORKER_LAT_BUCKETS 12     /* bounds in worker_lat_bounds_ns */
 
 struct conn;
 struct snap;
@@ -52,6 +54,13 @@ struct worker_stats {
 	 * (not only the key set) changes. */
 	stat_t route_verdicts[CONF_MAX_ROUTES + 1][VERDICT_ENTRIES];
 	_Atomic(const void *) routes_of;
+	/* Verdict latency: from the read() that brought a NOTIFY to its ACK
+	 * being queued, one observation per verdict, counted in the first
+	 * bucket whose bound (worker_lat_bounds_ns) it does not exceed;
+	 * [WORKER_LAT_BUCKETS]: above the last bound. Not cumulative: the
+	 * reader accumulates them into Prometheus "le" buckets. */
+	stat_t lat_bucket[WORKER_LAT_BUCKETS + 1];
+	stat_t lat_sum_ns;
 };
 
 struct worker_lst {
@@ -81,8 +90,38 @@ struct worker {
 	double deny_log_window;
 	unsigned deny_logged;
 	uint64_t deny_suppressed;
+	unsigned lat_batch;          /* verdicts given since the current read (owner only) */
 	struct worker_stats st;
 };
+
+/* Upper bounds of the latency buckets, in nanoseconds, ascending. */
+extern const uint64_t worker_lat_bounds_ns[WORKER_LAT_BUCKETS];
+
+/*
+ * Counts the <lat_batch> verdicts given since a read at <t0> (CLOCK_MONOTONIC)
+ * as answered now, and resets <lat_batch>. Owner thread only. One clock read
+ * per read batch, and none when the batch held no NOTIFY: pipelined frames
+ * share the cost, and frames answered together share the latency.
+ */
+static inline void
+worker_lat_observe(struct worker *w, const struct timespec *t0)
+{
+	struct timespec t1;
+	int64_t d;
+	uint64_t ns;
+	unsigned b;
+
+	if (w->lat_batch == 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	d = (int64_t)(t1.tv_sec - t0->tv_sec) * 1000000000 + (t1.tv_nsec - t0->tv_nsec);
+	ns = d > 0 ? (uint64_t)d : 0;
+	for (b = 0; b < WORKER_LAT_BUCKETS && ns > worker_lat_bounds_ns[b]; b++)
+		;
+	STAT_ADD(w, lat_bucket[b], w->lat_batch);
+	STAT_ADD(w, lat_sum_ns, ns * w->lat_batch);
+	w->lat_batch = 0;
+}
 
 /* Global connection count across workers (touched on accept and close only). */
 extern atomic_uint worker_conn_count;

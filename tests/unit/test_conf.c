@@ -168,6 +168,7 @@ static void test_defaults_apply_when_only_routes_are_given(void **state)
 	assert_int_equal(c->log_target, LOG_TARGET_STDERR);
 	assert_null(c->user);
 	assert_null(c->pid_file);
+	assert_null(c->metrics.addr);
 	assert_int_equal(c->nroutes, 1);
 	assert_string_equal(c->routes[0].name, "a");
 	assert_int_equal(c->routes[0].name_len, 1);
@@ -197,6 +198,7 @@ static void test_every_setting_is_read(void **state)
 		"key_prefix = \"Ab9Zxxxxxxxxxx_\";\n"
 		"user = \"nobody\";\n"
 		"pid_file = \"/run/k.pid\";\n"
+		"metrics_listen = \"[::1]:9412\";\n"
 		"store = { backend = \"file\"; path = \"/tmp/keys.db\"; };\n"
 		"log = { level = \"debug\"; target = \"syslog\"; };\n"
 		"routes = (\n"
@@ -231,6 +233,10 @@ static void test_every_setting_is_read(void **state)
 	assert_string_equal(c->key_prefix, "Ab9Zxxxxxxxxxx_");
 	assert_string_equal(c->user, "nobody");
 	assert_string_equal(c->pid_file, "/run/k.pid");
+	assert_int_equal(c->metrics.family, LISTEN_TCP);
+	assert_string_equal(c->metrics.addr, "[::1]:9412");
+	assert_string_equal(c->metrics.host, "::1");
+	assert_int_equal(c->metrics.port, 9412);
 	assert_string_equal(c->store_path, "/tmp/keys.db");
 	assert_int_equal(c->log_level, LOG_DEBUG);
 	assert_int_equal(c->log_target, LOG_TARGET_SYSLOG);
@@ -640,6 +646,32 @@ static void test_other_bad_values_are_errors(void **state)
 	assert_one_error("log = { target = \"file\"; };\n" MIN_ROUTES, 1, "bad log target");
 	assert_one_error("user = \"\";\n" MIN_ROUTES, 1, "bad user");
 	assert_one_error("pid_file = \"\";\n" MIN_ROUTES, 1, "pid_file is empty");
+	assert_one_error("metrics_listen = \"unix:/run/m.sock\";\n" MIN_ROUTES, 1,
+			 "bad metrics_listen \"unix:/run/m.sock\": the metrics endpoint is TCP only");
+	assert_one_error("metrics_listen = \"localhost:9412\";\n" MIN_ROUTES, 1,
+			 "bad metrics_listen \"localhost:9412\": the host must be a numeric");
+	assert_one_error("metrics_listen = \"127.0.0.1:0\";\n" MIN_ROUTES, 1, "bad metrics_listen");
+	assert_one_error("metrics_listen = \"65536\";\n" MIN_ROUTES, 1, "bad metrics_listen \"65536\"");
+	assert_one_error("metrics_listen = \"\";\n" MIN_ROUTES, 1, "bad metrics_listen");
+	assert_one_error("metrics_listen = 9412;\n" MIN_ROUTES, 1, "metrics_listen");
+}
+
+/* A port alone means loopback: the endpoint is not published by accident. */
+static void test_metrics_listen_port_alone_is_loopback(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text("metrics_listen = \"9412\";\n" MIN_ROUTES);
+	assert_non_null(c);
+	assert_string_equal(c->metrics.addr, "127.0.0.1:9412");
+	assert_string_equal(c->metrics.host, "127.0.0.1");
+	assert_int_equal(c->metrics.port, 9412);
+	conf_free(c);
+	c = load_text("metrics_listen = \"0.0.0.0:9412\";\n" MIN_ROUTES);
+	assert_non_null(c);
+	assert_string_equal(c->metrics.host, "0.0.0.0");
+	conf_free(c);
 }
 
 static void test_every_error_is_collected(void **state)
@@ -763,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_routes_are_required),
 		cmocka_unit_test(test_bad_route_fields_are_errors),
 		cmocka_unit_test(test_other_bad_values_are_errors),
+		cmocka_unit_test(test_metrics_listen_port_alone_is_loopback),
 		cmocka_unit_test(test_every_error_is_collected),
 		cmocka_unit_test(test_errors_are_truncated_within_the_buffer),
 		cmocka_unit_test(test_route_by_context_takes_longest_segment_prefix),

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# tests/doc/check.sh: what `make install` ships, checked.
+#   - the man pages pass `mandoc -T lint -W warning` (any warning fails);
+#   - every top-level setting of agent/conf.c is in keyauth.conf(5) and in the
+#     example agent/keyauth.conf;
+#   - `make install DESTDIR=...` lays out the expected tree with the right
+#     modes, fills in the unit's paths, and keeps an existing configuration;
+#   - the installed example configuration passes `keyauthd -t`;
+#   - the systemd unit passes `systemd-analyze verify`, carries the hardening
+#     issue 7 asks for and scores at most 2.0 in `systemd-analyze security`;
+#     sysusers and tmpfiles entries create the user and the store directory
+#     with the right owner and mode (under --root, nothing on the host).
+#     systemd checks are skipped, and counted so, when systemd-analyze is absent.
+#   - doc/README-ops.md shows the log-format the rendered configs use.
+# Run from the repository root: B=build bash tests/doc/check.sh
+# Prints "N passed, N failed, N skipped"; exits 1 on any failure.
+set -u
+
+B=${B:-build}
+MAKE=${MAKE:-make}
+pass=0 fail=0 skip=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/keyauth-doc.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+ok()   { pass=$((pass + 1)); echo "ok   $1"; }
+bad()  { fail=$((fail + 1)); echo "FAIL $1${2:+: $2}"; }
+skp()  { skip=$((skip + 1)); echo "skip $1${2:+: $2}"; }
+# check NAME COMMAND...: passes when COMMAND exits 0; its output is shown on failure.
+check() {
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then ok "$name"; else bad "$name"; printf '%s\n' "$out" | head -20; fi
+}
+
+# ---- man pages -----------------------------------------------------------------
+if command -v mandoc >/dev/null 2>&1; then
+	for m in doc/keyauthd.8 doc/keyauthctl.8 doc/keyauth.conf.5; do
+		check "mandoc lint $m" mandoc -T lint -W warning "$m"
+	done
+else
+	bad "mandoc lint" "mandoc not installed (Debian package mandoc)"
+fi
+
+# Every top-level setting is documented in both places.
+settings=$(sed -n '/^static const struct conf_kw conf_top_kws\[\]/,/^};/p' agent/conf.c |
+	grep -o '{ "[a-z_]*"' | tr -d '{" ')
+missing=""
+for s in $settings; do
+	grep -q "^\.It Ic $s\b" doc/keyauth.conf.5 || grep -q "Ic $s\b" doc/keyauth.conf.5 || missing="$missing man:$s"
+	grep -Eq "^#? ?$s = " agent/keyauth.conf || missing="$missing example:$s"
+done
+if [ -n "$settings" ] && [ -z "$missing" ]; then ok "every setting documented ($(echo $settings | wc -w))"
+else bad "every setting documented" "missing:${missing:- (no settings found in agent/conf.c)}"; fi
+
+# ---- make install -----------------------------------------------------------------
+dest=$tmp/dest
+if $MAKE --no-print-directory B="$B" install DESTDIR="$dest" >"$tmp/install.log" 2>&1; then
+	ok "make install DESTDIR"
+else
+	bad "make install DESTDIR"; tail -20 "$tmp/install.log"
+fi
+want="0755 usr/local/sbin/keyauthd
+0755 usr/local/bin/keyauthctl
+0644 usr/local/share/man/man8/keyauthd.8
+0644 usr/local/share/man/man8/keyauthctl.8
+0644 usr/local/share/man/man5/keyauth.conf.5
+0644 usr/local/share/doc/keyauth/keyauth.conf.example
+0644 usr/local/share/doc/keyauth/README-ops.md
+0644 usr/local/lib/systemd/system/keyauthd.service
+0644 usr/local/lib/sysusers.d/keyauth.conf
+0644 usr/local/lib/tmpfiles.d/keyauth.conf
+0640 etc/keyauth/keyauth.conf
+0750 etc/keyauth"
+layout_bad=""
+while read -r mode path; do
+	got=$(stat -c %a "$dest/$path" 2>/dev/null || echo absent)
+	[ "0$got" = "$mode" ] || layout_bad="$layout_bad $path($got)"
+done <<<"$want"
+[ -z "$layout_bad" ] && ok "installed tree and modes" || bad "installed tree and modes" "$layout_bad"
+unit=$dest/usr/local/lib/systemd/system/keyauthd.service
+if grep -q '@[A-Z]*@' "$unit" "$dest/usr/local/lib/tmpfiles.d/keyauth.conf" 2>/dev/null; then
+	bad "unit paths filled in" "a @VAR@ is left"
+else
+	check "unit paths filled in" grep -q '^ExecStart=/usr/local/sbin/keyauthd -c /etc/keyauth/keyauth.conf$' "$unit"
+fi
+check "installed example config passes keyauthd -t" \
+	"$dest/usr/local/sbin/keyauthd" -t -c "$dest/etc/keyauth/keyauth.conf"
+# An operator's configuration survives a reinstall.
+echo "# local edit" >>"$dest/etc/keyauth/keyauth.conf"
+$MAKE --no-print-directory B="$B" install DESTDIR="$dest" >"$tmp/install2.log" 2>&1
+check "reinstall keeps the configuration" grep -q '^# local edit$' "$dest/etc/keyauth/keyauth.conf"
+
+# ---- systemd -------------------------------------------------------------------------
+for d in 'User=keyauth' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'ProtectHome=yes' \
+	 'PrivateTmp=yes' 'PrivateDevices=yes' 'ProtectKernelTunables=yes' \
+	 'ProtectKernelModules=yes' 'ProtectKernelLogs=yes' 'CapabilityBoundingSet=' \
+	 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \
+	 'ReadWritePaths=/var/lib/keyauth /run/keyauth' 'RuntimeDirectory=keyauth' \
+	 'StateDirectory=keyauth' 'ExecReload=/bin/kill -HUP $MAINPID' 'Restart=on-failure'; do
+	grep -qxF "$d" dist/keyauthd.service || hard_missing="${hard_missing:-} [$d]"
+done
+[ -z "${hard_missing:-}" ] && ok "unit hardening directives" || bad "unit hardening directives" "$hard_missing"
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+	# Installed under a private PREFIX (no DESTDIR), so that ExecStart names
+	# a binary that exists: verify checks it.
+	root=$tmp/root
+	if $MAKE --no-print-directory B="$B" install PREFIX="$root/usr" SYSCONFDIR="$root/etc" \
+	    >"$tmp/install3.log" 2>&1; then
+		u=$root/usr/lib/systemd/system/keyauthd.service
+		check "systemd-analyze verify" systemd-analyze verify --man=no "$u"
+		check "systemd-analyze security <= 2.0" \
+			systemd-analyze security --offline=yes --threshold=20 "$u"
+		if command -v systemd-sysusers >/dev/null 2>&1 && command -v systemd-tmpfiles >/dev/null 2>&1; then
+			systemd-sysusers --root="$root" "$root/usr/lib/sysusers.d/keyauth.conf" >/dev/null 2>&1
+			uid=$(awk -F: '$1 == "keyauth" { print $3 }' "$root/etc/passwd" 2>/dev/null)
+			systemd-tmpfiles --root="$root" --create "$root/usr/lib/tmpfiles.d/keyauth.conf" >/dev/null 2>&1
+			got=$(stat -c '%a %u' "$root/var/lib/keyauth" 2>/dev/null)
+			if [ -n "$uid" ] && [ "$got" = "750 $uid" ]; then ok "sysusers + tmpfiles: store dir 0750 keyauth"
+			else bad "sysusers + tmpfiles: store dir 0750 keyauth" "user uid '${uid}', dir '${got}'"; fi
+		else
+			skp "sysusers + tmpfiles" "systemd-sysusers/systemd-tmpfiles absent"
+		fi
+	else
+		bad "make install PREFIX (for systemd checks)"; tail -20 "$tmp/install3.log"
+	fi
+else
+	skp "systemd-analyze verify" "systemd-analyze absent"
+	skp "systemd-analyze security" "systemd-analyze absent"
+	skp "sysusers + tmpfiles" "systemd absent"
+fi
+
+# ---- README section -------------------------------------------------------------------
+fmt=$(grep -ho 'log-format "[^"]*"' haproxy-examples/01-header/haproxy.cfg 2>/dev/null | head -1)
+if [ -n "$fmt" ] && grep -qF "$fmt" doc/README-ops.md; then ok "README-ops shows the rendered log-format"
+else bad "README-ops shows the rendered log-format"; fi
+for s in Install 'First key' 'HAProxy wiring' Deploy Rotate Revoke Monitor Upgrade Troubleshoot; do
+	grep -q "^### $s" doc/README-ops.md || readme_missing="${readme_missing:-} [$s]"
+done
+[ -z "${readme_missing:-}" ] && ok "README-ops sections" || bad "README-ops sections" "$readme_missing"
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
