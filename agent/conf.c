@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1182,6 +1183,20 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	conf_scan_wrapped_ints(&x);
+	{
+		struct stat st;
+
+		/* The configuration decides who gets in (routes, store path): a
+		 * file that other users may write is refused. */
+		if (stat(path, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "writable by group or others (mode %04o), so "
+			    "another user could change who gets in (fix: chmod 640 %s)",
+			    (unsigned)(st.st_mode & 07777), path);
+			conf_err_line(&x, path, 0, msg);
+		}
+	}
 	root = config_root_setting(&cfg);
 	conf_walk(&x, root, "", conf_top_kws, COUNTOF(conf_top_kws), c);
 	conf_finish(&x, c, config_setting_get_member(root, "listen") != NULL,

@@ -970,6 +970,20 @@ ks_set_load(const char *path, bool *missing, char *err, size_t errlen)
 		ks_err(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
+	{
+		struct stat st;
+
+		/* Whoever can write the store can add keys: refuse a store that
+		 * users other than its owner may write. */
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+			close(fd);
+			ks_err(err, errlen, "%s: writable by group or others (mode %04o), so anyone "
+			    "who can write it could add keys; fix: chmod 600 %s", path,
+			    (unsigned)(st.st_mode & 07777), path);
+			return NULL;
+		}
+	}
 	if (ks_read_all(fd, &buf, &len, msg, sizeof(msg)) == -1) {
 		close(fd);
 		ks_err(err, errlen, "%s: %s", path, msg);
