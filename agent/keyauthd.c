@@ -68,6 +68,8 @@ usage(FILE *f)
 	    "  -c FILE  configuration file (default " CONF_DEFAULT_PATH ")\n"
 	    "  -t       check the configuration and the key store, then exit 0 (OK) or 1\n"
 	    "  -V       print the version\n"
+	    "Started as root, keyauthd switches to the configuration's user after binding;\n"
+	    "without one it refuses to run unless KEYAUTH_ALLOW_ROOT=1 is set.\n"
 	    "example: keyauthd -t -c /etc/keyauth/keyauth.conf\n");
 }
 
@@ -596,6 +598,20 @@ main(int argc, char **argv)
 		}
 		snap_put(s);
 	}
+	if (c->user == NULL && geteuid() == 0) {
+		/* Root for the whole life of a network daemon is refused unless
+		 * the operator says so explicitly (tests, containers). */
+		const char *allow = getenv("KEYAUTH_ALLOW_ROOT");
+
+		if (allow == NULL || strcmp(allow, "1") != 0) {
+			log_err("event=start_failed error=\"running as root without a user setting\" "
+			    "note=\"set user = \\\"keyauth\\\"; in %s (recommended), or start with "
+			    "KEYAUTH_ALLOW_ROOT=1 to run as root on purpose\"", d.conf_path);
+			goto out;
+		}
+		log_warning("event=running_as_root allowed_by=KEYAUTH_ALLOW_ROOT "
+		    "note=\"set user in the configuration\"");
+	}
 	if (open_listeners(&d, c) == -1)
 		goto out;
 	if (c->metrics.addr != NULL) {
@@ -610,8 +626,6 @@ main(int argc, char **argv)
 	}
 	if (c->user != NULL && drop_privileges(c->user) == -1)
 		goto out;
-	if (c->user == NULL && geteuid() == 0)
-		log_warning("event=running_as_root note=\"set user in the configuration\"");
 	if (c->pid_file != NULL) {
 		if (write_pid_file(c->pid_file) == -1)
 			goto out;

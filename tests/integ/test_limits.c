@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -140,6 +142,65 @@ test_connections_over_the_bound_are_closed_and_counted(void **state)
 		spc_close(keep[i]);
 }
 
+/* Started as root with no `user`, keyauthd refuses unless told; with a
+ * `user`, it binds as root and then runs as that user. */
+static void
+test_root_without_user_is_refused_and_user_drops_privileges(void **state)
+{
+	char conf2[TP_PATH_MAX + 64], log2[TP_PATH_MAX + 64], addr2[TP_PATH_MAX + 64];
+	char text[2048], line[256];
+	struct spc_conn *c;
+	struct spc_ack a;
+	unsigned uid = 0;
+	pid_t pid;
+	FILE *f;
+	int st = 0;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	snprintf(conf2, sizeof(conf2), "%s/root.conf", dir);
+	snprintf(log2, sizeof(log2), "%s/root.log", dir);
+	snprintf(addr2, sizeof(addr2), "unix:%s/root.sock", dir);
+	snprintf(text, sizeof(text), "listen = [ \"%s\" ];\nworkers = 1;\n"
+	    "store = { path = \"%s/nostore/keys.db\"; };\n"
+	    "routes = ( { name = \"openai\"; context = \"/openai\"; } );\n", addr2, dir);
+	assert_int_equal(tp_write_file(conf2, text), 0);
+	assert_int_equal(unsetenv("KEYAUTH_ALLOW_ROOT"), 0);
+	pid = tp_spawn_keyauthd(conf2, log2);
+	setenv("KEYAUTH_ALLOW_ROOT", "1", 1);
+	assert_true(pid > 0);
+	assert_int_equal(tp_wait_exit(pid, tp_scaled_ms(5000), &st), 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	assert_true(tp_log_contains(log2, "running as root without a user setting"));
+
+	/* The same with user = "nobody": it starts, serves, and is not root. */
+	snprintf(text + strlen(text), sizeof(text) - strlen(text), "user = \"nobody\";\n");
+	assert_int_equal(tp_write_file(conf2, text), 0);
+	assert_int_equal(unsetenv("KEYAUTH_ALLOW_ROOT"), 0);
+	pid = tp_spawn_keyauthd(conf2, log2);
+	setenv("KEYAUTH_ALLOW_ROOT", "1", 1);
+	assert_true(pid > 0);
+	assert_int_equal(tp_wait_connectable(pid, addr2, tp_scaled_ms(5000)), 0);
+	c = spc_open(addr2, tp_scaled_ms(2000));
+	assert_non_null(c);
+	assert_true(spc_handshake(c, tp_scaled_ms(2000)));
+	assert_int_equal(spc_query(c, "openai", NULL, &a, tp_scaled_ms(2000)), 0);
+	assert_string_equal(a.status, "missing");
+	spc_close(c);
+	snprintf(line, sizeof(line), "/proc/%d/status", (int)pid);
+	f = fopen(line, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Uid: %u", &uid) == 1)
+			break;
+	fclose(f);
+	assert_true(uid != 0);
+	assert_true(tp_log_contains(log2, "event=privileges_dropped user=nobody"));
+	tp_signal(pid, SIGTERM);
+	assert_int_equal(tp_wait_exit(pid, tp_scaled_ms(5000), &st), 0);
+}
+
 int
 main(void)
 {
@@ -147,6 +208,7 @@ main(void)
 		cmocka_unit_test(test_idle_connection_gets_disconnect_2_then_close),
 		cmocka_unit_test(test_active_connection_is_not_idle),
 		cmocka_unit_test(test_connections_over_the_bound_are_closed_and_counted),
+		cmocka_unit_test(test_root_without_user_is_refused_and_user_drops_privileges),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
