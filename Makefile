@@ -188,9 +188,8 @@ fuzz: $(FUZZ_BIN)
 bench:
 	@$(MAKE) --no-print-directory B=build/rel OPT_CFLAGS="-O2 -g -DNDEBUG" all bench-run
 
-bench-run: $(BENCH_BIN) $(B)/keyauthd
-	@set -e; if [ -x $(B)/bench/bench_spop ]; then echo "== spop codec"; $(B)/bench/bench_spop; fi
-	@echo "== keyauthd (tests/bench/run.sh)"; sh tests/bench/run.sh $(B)
+bench-run: $(BENCH_BIN) $(B)/keyauthd $(B)/keyauthctl
+	@sh tests/bench/all.sh $(B)
 
 # ---- install ------------------------------------------------------------------
 #

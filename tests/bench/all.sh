@@ -1,0 +1,273 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# all.sh: the `make bench` driver (issue 6). Runs, in one go so that the
+# ratios hold on a noisy machine: the SPOP codec micro-benchmark
+# (bench_spop), keyauthd alone under the load generator (run.sh) and the
+# end-to-end comparison through HAProxy 2.6 with wrk (e2e.sh); then writes
+# BENCHMARKS.md (machine, versions, date, commands, tables, targets, then the
+# hand-written notes.md) and plots throughput and p99 of the end-to-end runs
+# with gnuplot (SVG). Each stage runs under a time limit (the whole stays
+# under 10 minutes) and stops its own processes by pid; the results live in a
+# temporary directory removed on exit.
+#
+#   tests/bench/all.sh [BUILD_DIR]              default build/rel
+#   env: BENCH_MD=BENCHMARKS.md BENCH_SVG=doc/bench-e2e.svg (.png: a PNG)
+#        BENCH_QUICK=1 (a smoke run: 1-2 s measurements, 100k-key store)
+#        BENCH_KEEP=FILE (keep the raw results) BENCH_RESULTS=FILE (only
+#        render BENCHMARKS.md and the plot from such a file)
+#        and those of run.sh and e2e.sh
+set -eu
+
+B=${1:-build/rel}
+HERE=$(dirname "$0")
+. "$HERE/lib.sh"
+MD=${BENCH_MD:-BENCHMARKS.md}
+SVG=${BENCH_SVG:-doc/bench-e2e.svg}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	: "${SECONDS_PER_RUN:=1}" "${BIG_KEYS:=100000}" "${E2E_SECONDS:=2}" "${E2E_ROUNDS:=1}"
+fi
+export SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
+export BIG_KEYS=${BIG_KEYS:-1000000}
+export E2E_SECONDS=${E2E_SECONDS:-8}
+export E2E_ROUNDS=${E2E_ROUNDS:-2}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kaall-XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+# BENCH_RESULTS: render the report from the results file of an earlier run
+# (kept with BENCH_KEEP=FILE) instead of running anything.
+if [ -n "${BENCH_RESULTS:-}" ]; then
+	cp "$BENCH_RESULTS" "$WORK/results.txt"
+	export RESULTS="$WORK/results.txt"
+else
+	export RESULTS="$WORK/results.txt"
+	: >"$RESULTS"
+	echo "meta started=$(date -u '+%Y-%m-%dT%H:%M') load_before=$(cut -d' ' -f1 /proc/loadavg),$(cut -d' ' -f2 /proc/loadavg),$(cut -d' ' -f3 /proc/loadavg)" >>"$RESULTS"
+	echo "meta SECONDS_PER_RUN=$SECONDS_PER_RUN BIG_KEYS=$BIG_KEYS E2E_SECONDS=$E2E_SECONDS E2E_ROUNDS=$E2E_ROUNDS E2E_CONNS=${E2E_CONNS:-64} E2E_THREADS=${E2E_THREADS:-1} E2E_NBTHREAD=${E2E_NBTHREAD:-2} E2E_WORKERS=${E2E_WORKERS:-1} E2E_KEYS=${E2E_KEYS:-10000}" >>"$RESULTS"
+	t_start=$(now_ms)
+
+	echo "== spop codec (bench_spop)"
+	if [ -x "$B/bench/bench_spop" ]; then
+		timeout 60 "$B/bench/bench_spop" | tee "$WORK/spop.txt"
+		sed 's/^/spop /' "$WORK/spop.txt" >>"$RESULTS"
+	fi
+
+	echo "== keyauthd alone (tests/bench/run.sh)"
+	timeout 240 sh "$HERE/run.sh" "$B" || { echo "all.sh: run.sh failed or timed out" >&2; exit 1; }
+
+	echo "== end to end through HAProxy (tests/bench/e2e.sh)"
+	timeout 330 sh "$HERE/e2e.sh" "$B" || { echo "all.sh: e2e.sh failed or timed out" >&2; exit 1; }
+
+	echo "meta load_after=$(cut -d' ' -f1 /proc/loadavg),$(cut -d' ' -f2 /proc/loadavg),$(cut -d' ' -f3 /proc/loadavg) elapsed_s=$((($(now_ms) - t_start) / 1000))" >>"$RESULTS"
+	[ -z "${BENCH_KEEP:-}" ] || cp "$RESULTS" "$BENCH_KEEP"
+fi
+meta() { awk -v k="$1" '$1 == "meta" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v = kv[2] } } END { print v }' "$RESULTS"; }
+started=$(meta started | tr T ' ')
+load_before=$(meta load_before | tr , ' ')
+load_after=$(meta load_after | tr , ' ')
+elapsed=$(meta elapsed_s)
+# the settings of the run being reported
+SECONDS_PER_RUN=$(meta SECONDS_PER_RUN) BIG_KEYS=$(meta BIG_KEYS) E2E_SECONDS=$(meta E2E_SECONDS)
+E2E_ROUNDS=$(meta E2E_ROUNDS) E2E_CONNS=$(meta E2E_CONNS) E2E_THREADS=$(meta E2E_THREADS)
+E2E_NBTHREAD=$(meta E2E_NBTHREAD) E2E_WORKERS=$(meta E2E_WORKERS) E2E_KEYS=$(meta E2E_KEYS)
+grep '^spop ' "$RESULTS" | sed 's/^spop //' >"$WORK/spop.txt" || echo "(not built)" >"$WORK/spop.txt"
+
+# ---- aggregation ----------------------------------------------------------------
+
+# e2e rows, averaged over rounds: config mix rate p50 p99 p999 errors hcpu acpu n
+awk '$2 == "bench=e2e" {
+	delete f
+	for (i = 3; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+	k = f["config"] " " f["mix"]
+	if (!(k in n)) order[++norder] = k
+	n[k]++; rate[k] += f["rate"]; p50[k] += f["p50_us"]; p99[k] += f["p99_us"]
+	p999[k] += f["p999_us"]; err[k] += f["errors"]; hc[k] += f["haproxy_cpu_us"]
+	ac[k] += f["agent_cpu_us"]
+} END {
+	for (i = 1; i <= norder; i++) {
+		k = order[i]; c = n[k]
+		printf "%s %.0f %.0f %.0f %.0f %d %.2f %.2f %d\n", k, rate[k] / c, p50[k] / c,
+			p99[k] / c, p999[k] / c, err[k], hc[k] / c, ac[k] / c, c
+	}
+}' "$RESULTS" >"$WORK/e2e.txt"
+
+label() {
+	case $1 in
+	a) echo "(a) no authentication" ;;
+	b) echo "(b) HAProxy sha2+map()" ;;
+	c) echo "(c) keyauth, TCP" ;;
+	d) echo "(d) keyauth, unix socket" ;;
+	e) echo "(e) keyauth, no option pipelining" ;;
+	f) echo "(f) keyauth, maxconn 5 on the agent" ;;
+	*) echo "$1" ;;
+	esac
+}
+
+short_label() {
+	case $1 in
+	a) echo "a: no auth" ;;
+	b) echo "b: map()" ;;
+	c) echo "c: keyauth tcp" ;;
+	d) echo "d: keyauth unix" ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# e2e_field CONFIG MIX COLUMN (1-based after config and mix)
+e2e_field() {
+	awk -v c="$1" -v m="$2" -v k="$3" '$1 == c && $2 == m { print $(k + 2); exit }' "$WORK/e2e.txt"
+}
+
+# ---- BENCHMARKS.md ---------------------------------------------------------------
+
+commit=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$HERE" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	commit="$commit (with uncommitted changes)"
+fi
+{
+	echo "# Benchmarks"
+	echo
+	echo "Generated by \`make bench\` (tests/bench/all.sh); the prose after the tables comes from"
+	echo "tests/bench/notes.md. Re-run on a quiet machine before quoting absolute numbers:"
+	echo "the ratios within one run are what this page is for."
+	echo
+	echo "| | |"
+	echo "|---|---|"
+	echo "| date | $started UTC, $elapsed s |"
+	echo "| machine | $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) |"
+	echo "| system | $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), kernel $(uname -r) |"
+	echo "| load average (1/5/15 min) | before $load_before, after $load_after |"
+	echo "| HAProxy | $(${HAPROXY:-/usr/sbin/haproxy} -v 2>/dev/null | head -1 | sed 's/ - https.*//') |"
+	echo "| wrk | $(wrk -v 2>&1 | head -1 | sed 's/ Copyright.*//') |"
+	echo "| keyauth | $("$B/keyauthd" -V 2>&1 | head -1), commit $commit, $(${CC:-cc} --version | head -1), -O2 -g -DNDEBUG |"
+	echo "| libraries | $(openssl version | cut -d' ' -f1-2), libev $(pkg-config --modversion libev 2>/dev/null || dpkg-query -W -f='${Version}' libev4 2>/dev/null || echo '?') |"
+	echo "| commands | \`make bench\` = build \`$B\` with \`OPT_CFLAGS=\"-O2 -g -DNDEBUG\"\`, then \`sh tests/bench/all.sh $B\` |"
+	echo "| settings | SECONDS_PER_RUN=$SECONDS_PER_RUN BIG_KEYS=$BIG_KEYS E2E_SECONDS=$E2E_SECONDS E2E_ROUNDS=$E2E_ROUNDS E2E_CONNS=${E2E_CONNS:-64} E2E_THREADS=${E2E_THREADS:-1} E2E_NBTHREAD=${E2E_NBTHREAD:-2} E2E_WORKERS=${E2E_WORKERS:-1} E2E_KEYS=${E2E_KEYS:-10000} |"
+	echo
+	echo "## End to end: wrk -> HAProxy 2.6 -> stub upstream, loopback"
+	echo
+	echo "wrk: ${E2E_THREADS:-1} thread, ${E2E_CONNS:-64} keep-alive connections, POST of 68 bytes, \`Authorization: Bearer <key>\`;"
+	echo "mix = 80% valid, 15% unknown, 5% no key; valid = 100% valid keys. Means of $E2E_ROUNDS round(s)"
+	echo "of $E2E_SECONDS s. Ratio and added p99 are against (a) in the same mix. CPU = user+system"
+	echo "time of the process over the measurement, per request; wrk's own CPU is not counted."
+	echo
+	echo "| configuration | mix | req/s | ratio | p50 ms | p99 ms | p99.9 ms | p99 added ms | errors | HAProxy CPU µs/req | agent CPU µs/req |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	while read -r c m rate p50 p99 p999 err hc ac n; do
+		base_rate=$(e2e_field a "$m" 1)
+		base_p99=$(e2e_field a "$m" 3)
+		awk -v l="$(label "$c")" -v m="$m" -v r="$rate" -v br="${base_rate:-0}" -v p50="$p50" \
+			-v p99="$p99" -v p999="$p999" -v bp="${base_p99:-0}" -v e="$err" -v hc="$hc" \
+			-v ac="$ac" -v c="$c" 'BEGIN {
+			ratio = br > 0 ? sprintf("%.2f", r / br) : "-"
+			added = (bp > 0 && c != "a") ? sprintf("%+.2f", (p99 - bp) / 1000) : "-"
+			acs = (ac > 0) ? sprintf("%.2f", ac) : "-"
+			printf "| %s | %s | %d | %s | %.2f | %.2f | %.2f | %s | %d | %.1f | %s |\n", l, m, r,
+				ratio, p50 / 1000, p99 / 1000, p999 / 1000, added, e, hc, acs
+		}'
+	done <"$WORK/e2e.txt"
+	echo
+	echo "![throughput and p99 of (a), (b), (c), (d)]($(basename "$SVG"))" | sed "s|($(basename "$SVG"))|($SVG)|"
+	echo
+	echo "## keyauthd alone: loadgen over a unix socket or loopback TCP"
+	echo
+	echo "batch = 16 connections x 32 NOTIFYs in flight; d1 = 64 connections x 1 in flight (one frame"
+	echo "per read and per write: HAProxy with little load, or without pipelining). One worker: agent"
+	echo "pinned to CPU 0, loadgen to CPU 1; two workers: both share both CPUs with loadgen, so"
+	echo "their rate is bounded by the single-threaded loadgen. $SECONDS_PER_RUN s per row; mix 80/15/5."
+	echo
+	echo "| keys | workers | transport | load | verdicts/s | p50 µs | p99 µs | p99.9 µs | agent CPU µs/verdict | RSS MiB (peak) | errors |"
+	echo "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
+	awk '$2 == "bench=agent" {
+		delete f
+		for (i = 3; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+		printf "| %d | %d | %s | %s | %d | %.0f | %.0f | %.0f | %.2f | %.1f (%.1f) | %d |\n",
+			f["keys"], f["workers"], f["transport"], f["profile"], f["rate"], f["p50_us"],
+			f["p99_us"], f["p999_us"], f["cpu_us_per_verdict"], f["rss_kb"] / 1024,
+			f["rss_peak_kb"] / 1024, f["errors"]
+	}' "$RESULTS"
+	echo
+	echo "| keys | \`keyauthd -t\` (config check + store load) ms | idle RSS MiB |"
+	echo "|---:|---:|---:|"
+	awk '$2 == "bench=load" { split($3, a, "="); split($4, b, "="); ms[a[2]] = b[2]; o[++n] = a[2] }
+	     $2 == "bench=idle" && $4 == "workers=1" { split($3, a, "="); split($5, r, "="); rss[a[2]] = r[2] }
+	     END { for (i = 1; i <= n; i++) printf "| %d | %d | %.1f |\n", o[i], ms[o[i]], rss[o[i]] / 1024 }' "$RESULTS"
+	echo
+	echo "## SPOP codec (bench_spop, one core)"
+	echo
+	echo '```'
+	cat "$WORK/spop.txt"
+	echo '```'
+	echo
+	echo "## Targets (issue 6), this run"
+	echo
+	echo "Against (a) in the same mix; targets: ratio >= 0.75, p99 added <= 1 ms, agent CPU <= 3 µs"
+	echo "per request, zero errors (and so zero SPOE processing timeouts)."
+	echo
+	echo "| configuration | mix | ratio | p99 added ms | agent CPU µs/req | errors |"
+	echo "|---|---|---:|---:|---:|---:|"
+	for c in c d; do
+		for m in mix valid; do
+			r=$(e2e_field "$c" "$m" 1)
+			[ -n "$r" ] || continue
+			awk -v l="$(label "$c")" -v m="$m" -v r="$r" -v ra="$(e2e_field a "$m" 1)" \
+				-v p="$(e2e_field "$c" "$m" 3)" -v pa="$(e2e_field a "$m" 3)" \
+				-v ac="$(e2e_field "$c" "$m" 7)" -v e="$(e2e_field "$c" "$m" 5)" \
+				'function v(ok) { return ok ? "" : " **missed**" } BEGIN {
+				ratio = (ra > 0) ? r / ra : 0; added = (p - pa) / 1000
+				ok_r = ratio >= 0.75; ok_p = added <= 1; ok_c = ac <= 3; ok_e = e == 0
+				printf "| %s | %s | %.2f%s | %+.2f%s | %.2f%s | %d%s |\n", l, m, ratio, v(ok_r),
+					added, v(ok_p), ac, v(ok_c), e, v(ok_e)
+			}'
+		done
+	done
+	errs=$(awk '{ s += $7 } END { print s + 0 }' "$WORK/e2e.txt")
+	echo
+	echo "Errors over all end-to-end runs: $errs."
+	echo
+	cat "$HERE/notes.md"
+} >"$WORK/BENCHMARKS.md"
+mv "$WORK/BENCHMARKS.md" "$MD"
+echo "wrote $MD"
+
+# ---- plot ------------------------------------------------------------------------
+
+if command -v gnuplot >/dev/null 2>&1; then
+	for c in a b c d; do
+		rm_=$(e2e_field "$c" mix 1) rv=$(e2e_field "$c" valid 1)
+		pm=$(e2e_field "$c" mix 3) pv=$(e2e_field "$c" valid 3)
+		[ -n "$rm_" ] || continue
+		printf '"%s" %s %s %s %s\n' "$(short_label "$c")" "$rm_" "${rv:-0}" \
+			"$(awk -v p="$pm" 'BEGIN { print p / 1000 }')" \
+			"$(awk -v p="${pv:-0}" 'BEGIN { print p / 1000 }')"
+	done >"$WORK/plot.dat"
+	mkdir -p "$(dirname "$SVG")"
+	case $SVG in
+	*.png) term='pngcairo size 1100,460 font "sans,10"' ;;
+	*)     term='svg size 1100,460 dynamic font "sans,11" background "white"' ;;
+	esac
+	gnuplot <<EOG
+set terminal $term
+set output "$SVG"
+set multiplot layout 1,2 title "wrk -> HAProxy 2.6 -> stub, loopback, $(nproc) CPUs, $started UTC (noisy machine caveats in BENCHMARKS.md)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set key outside bottom center horizontal
+set grid ytics
+set xtics nomirror
+set xrange [-0.6:3.6]
+set yrange [0:*]
+set offsets 0, 0, graph 0.08, 0
+set title "throughput (req/s, higher is better)"
+plot "$WORK/plot.dat" using 2:xtic(1) title "mix 80/15/5" lc rgb "#4C72B0", '' using 3 title "100% valid" lc rgb "#55A868"
+set title "p99 latency (ms, lower is better)"
+plot "$WORK/plot.dat" using 4:xtic(1) title "mix 80/15/5" lc rgb "#4C72B0", '' using 5 title "100% valid" lc rgb "#55A868"
+unset multiplot
+EOG
+	echo "wrote $SVG"
+else
+	echo "all.sh: gnuplot not installed (Debian package gnuplot-nox): no plot" >&2
+fi
