@@ -872,37 +872,45 @@ static void conf_kw_route_context(struct conf_ctx *x, const config_setting_t *s,
 }
 
 /* "host:port" with a DNS name or IPv4 host, or "[IPv6]:port". Only checked
- * enough to be safe to render into an HAProxy server line. */
+ * enough to be safe to render into an HAProxy server or peer line. */
+static bool conf_hostport_ok(const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	char host[256];
+	uint16_t port;
+	size_t hlen;
+	unsigned char bin[sizeof(struct in6_addr)];
+
+	if (!colon || colon == v || (size_t)(colon - v) >= sizeof(host) ||
+	    conf_parse_port(colon + 1, &port) == -1)
+		return false;
+	hlen = (size_t)(colon - v);
+	memcpy(host, v, hlen);
+	host[hlen] = '\0';
+	if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
+		host[hlen - 1] = '\0';
+		return inet_pton(AF_INET6, host + 1, bin) == 1;
+	}
+	return conf_token_ok(host, sizeof(host) - 1, ".-");
+}
+
 static void conf_kw_route_upstream(struct conf_ctx *x, const config_setting_t *s, void *obj)
 {
 	struct route *r = obj;
-	const char *v = config_setting_get_string(s), *colon;
-	char host[256], q[CONF_QUOTE_MAX];
-	uint16_t port;
-	bool ok;
+	const char *v = config_setting_get_string(s);
+	char q[CONF_QUOTE_MAX];
 
-	colon = strrchr(v, ':');
-	ok = colon && colon > v && (size_t)(colon - v) < sizeof(host) &&
-	     conf_parse_port(colon + 1, &port) == 0;
-	if (ok) {
-		size_t hlen = (size_t)(colon - v);
-		unsigned char bin[sizeof(struct in6_addr)];
-
-		memcpy(host, v, hlen);
-		host[hlen] = '\0';
-		if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
-			host[hlen - 1] = '\0';
-			ok = inet_pton(AF_INET6, host + 1, bin) == 1;
-		} else {
-			ok = conf_token_ok(host, sizeof(host) - 1, ".-");
-		}
-	}
-	if (!ok) {
+	if (!conf_hostport_ok(v)) {
 		conf_err(x, s, "bad upstream \"%s\" (use \"host:port\" or \"[IPv6]:port\", e.g. upstream = \"api.openai.com:443\";)",
 			 conf_quote(q, sizeof(q), v));
 		return;
 	}
 	conf_set_str(x, s, &r->upstream, v);
+}
+
+static void conf_set_route_rpm(void *obj, long long v)
+{
+	((struct route *)obj)->rate_limit_rpm = (uint32_t)v;
 }
 
 static void conf_kw_sec_auth(struct conf_ctx *x, const config_setting_t *s, void *obj)
@@ -961,6 +969,7 @@ static const struct conf_kw conf_route_kws[] = {
 	{ "type", CONF_T_STRING, conf_kw_route_type, NULL, 0, 0, "type = \"provider\";" },
 	{ "context", CONF_T_STRING, conf_kw_route_context, NULL, 0, 0, "context = \"/openai\";" },
 	{ "upstream", CONF_T_STRING, conf_kw_route_upstream, NULL, 0, 0, "upstream = \"api.openai.com:443\";" },
+	{ "rate_limit_rpm", CONF_T_INT, NULL, conf_set_route_rpm, 0, CONF_MAX_RPM, "rate_limit_rpm = 600;" },
 	{ "security", CONF_T_GROUP, conf_kw_route_security, NULL, 0, 0,
 	  "security = { authentication = \"apiKey\"; key_name = \"X-API-Key\"; key_location = \"header\"; };" },
 };
@@ -1054,6 +1063,99 @@ static void conf_kw_routes(struct conf_ctx *x, const config_setting_t *s, void *
 	conf_routes_check_unique(x);
 }
 
+/* ---- HAProxy peers (rendering only) ------------------------------------ */
+
+static void conf_kw_peer_name(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct haproxy_peer *p = obj;
+	const char *v = config_setting_get_string(s);
+	char q[CONF_QUOTE_MAX];
+
+	if (!conf_token_ok(v, CONF_NAME_MAX, "_.-")) {
+		conf_err(x, s, "bad peer name \"%s\" (use 1 to %d characters of A-Z a-z 0-9 _ . -, e.g. the node's host name)",
+			 conf_quote(q, sizeof(q), v), CONF_NAME_MAX);
+		return;
+	}
+	conf_set_str(x, s, &p->name, v);
+}
+
+static void conf_kw_peer_address(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct haproxy_peer *p = obj;
+	const char *v = config_setting_get_string(s);
+	char q[CONF_QUOTE_MAX];
+
+	if (!conf_hostport_ok(v)) {
+		conf_err(x, s, "bad peer address \"%s\" (use \"host:port\" or \"[IPv6]:port\", e.g. address = \"10.0.0.1:10000\";)",
+			 conf_quote(q, sizeof(q), v));
+		return;
+	}
+	conf_set_str(x, s, &p->address, v);
+}
+
+static const struct conf_kw conf_peer_kws[] = {
+	{ "name", CONF_T_STRING, conf_kw_peer_name, NULL, 0, 0, "name = \"lb1\";" },
+	{ "address", CONF_T_STRING, conf_kw_peer_address, NULL, 0, 0, "address = \"10.0.0.1:10000\";" },
+};
+
+static void conf_kw_haproxy_peers(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct conf *c = obj;
+	int n = config_setting_length(s);
+	char q[CONF_QUOTE_MAX];
+
+	if (n > CONF_MAX_PEERS) {
+		conf_err(x, s, "too many haproxy_peers: %d (at most %d)", n, CONF_MAX_PEERS);
+		return;
+	}
+	if (n == 0)
+		return;
+	c->peers = calloc((size_t)n, sizeof(*c->peers));
+	if (!c->peers) {
+		conf_err(x, s, "out of memory");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		struct haproxy_peer *p = &c->peers[c->npeers++];
+		char where[48];
+
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+			conf_err(x, e, "haproxy peer #%d must be a group, not %s (e.g. { name = \"lb1\"; address = \"10.0.0.1:10000\"; })",
+				 i + 1, conf_type_name(config_setting_type(e)));
+			continue;
+		}
+		snprintf(where, sizeof(where), " in haproxy peer #%d", i + 1);
+		conf_walk(x, e, where, conf_peer_kws, COUNTOF(conf_peer_kws), p);
+		if (!config_setting_get_member(e, "name") || !config_setting_get_member(e, "address")) {
+			conf_err(x, e, "haproxy peer #%d needs both name and address (e.g. { name = \"lb1\"; address = \"10.0.0.1:10000\"; })",
+				 i + 1);
+			continue;
+		}
+		for (unsigned j = 0; p->name && j + 1 < c->npeers; j++) {
+			if (c->peers[j].name && strcmp(c->peers[j].name, p->name) == 0) {
+				conf_err(x, e, "duplicate haproxy peer name \"%s\" (give each node its own name)",
+					 conf_quote(q, sizeof(q), p->name));
+				break;
+			}
+		}
+	}
+}
+
+static void conf_kw_haproxy_local_peer(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct conf *c = obj;
+	const char *v = config_setting_get_string(s);
+	char q[CONF_QUOTE_MAX];
+
+	if (!conf_token_ok(v, CONF_NAME_MAX, "_.-")) {
+		conf_err(x, s, "bad haproxy_local_peer \"%s\" (use the name of one of haproxy_peers)",
+			 conf_quote(q, sizeof(q), v));
+		return;
+	}
+	conf_set_str(x, s, &c->local_peer, v);
+}
+
 static const struct conf_kw conf_top_kws[] = {
 	{ "listen", CONF_T_SEQ, conf_kw_listen, NULL, 0, 0, "listen = [ \"127.0.0.1:12345\" ];" },
 	{ "socket_mode", CONF_T_STRING, conf_kw_socket_mode, NULL, 0, 0, "socket_mode = \"0660\";" },
@@ -1076,6 +1178,10 @@ static const struct conf_kw conf_top_kws[] = {
 	{ "log", CONF_T_GROUP, conf_kw_log, NULL, 0, 0, "log = { level = \"info\"; target = \"stderr\"; };" },
 	{ "routes", CONF_T_LIST, conf_kw_routes, NULL, 0, 0,
 	  "routes = ( { name = \"openai\"; context = \"/openai\"; } );" },
+	{ "haproxy_peers", CONF_T_LIST, conf_kw_haproxy_peers, NULL, 0, 0,
+	  "haproxy_peers = ( { name = \"lb1\"; address = \"10.0.0.1:10000\"; } );" },
+	{ "haproxy_local_peer", CONF_T_STRING, conf_kw_haproxy_local_peer, NULL, 0, 0,
+	  "haproxy_local_peer = \"lb1\";" },
 };
 
 /* ---- load and free ------------------------------------------------------ */
@@ -1115,6 +1221,15 @@ static void conf_finish(struct conf_ctx *x, struct conf *c, bool have_listen, bo
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 		c->workers = n < 1 ? 1 : n > CONF_MAX_WORKERS ? CONF_MAX_WORKERS : (unsigned)n;
+	}
+	if (c->local_peer) {
+		bool found = false;
+
+		for (unsigned i = 0; i < c->npeers; i++)
+			found = found || (c->peers[i].name && strcmp(c->peers[i].name, c->local_peer) == 0);
+		if (!found)
+			conf_err(x, NULL, "haproxy_local_peer \"%s\" is not the name of one of haproxy_peers (add it there or remove the setting)",
+				 c->local_peer);
 	}
 	if (!have_routes)
 		conf_err(x, NULL, "no routes defined (add routes = ( { name = \"openai\"; context = \"/openai\"; } );)");
@@ -1225,6 +1340,12 @@ void conf_free(struct conf *c)
 		free(c->routes[i].upstream);
 	}
 	free(c->routes);
+	for (unsigned i = 0; i < c->npeers; i++) {
+		free(c->peers[i].name);
+		free(c->peers[i].address);
+	}
+	free(c->peers);
+	free(c->local_peer);
 	free(c->path);
 	free(c->store_path);
 	free(c->key_prefix);

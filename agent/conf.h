@@ -20,6 +20,8 @@
 #define CONF_DEFAULT_PATH     "/etc/keyauth/keyauth.conf"
 #define CONF_MAX_LISTENERS    16
 #define CONF_MAX_ROUTES       1024
+#define CONF_MAX_PEERS        64
+#define CONF_MAX_RPM          1000000
 
 enum route_type {
 	ROUTE_PROVIDER = 0,      /* an LLM provider (wraps one vendor) */
@@ -40,6 +42,15 @@ struct route {
 	char *key_name;          /* header or query parameter name, default "X-API-Key" */
 	enum key_location key_location; /* default header */
 	char *upstream;          /* optional "host:port" for rendering; may be NULL */
+	uint32_t rate_limit_rpm; /* requests per minute for keys without their own
+	                          * limit, 0..CONF_MAX_RPM; 0 = none (default) */
+};
+
+/* One HAProxy node of the "peers" section keyauthctl renders, so that several
+ * HAProxy processes share the rate-limit stick table. keyauthd ignores it. */
+struct haproxy_peer {
+	char *name;              /* [A-Za-z0-9_.-]{1,64}, unique; HAProxy's peer name */
+	char *address;           /* "host:port" or "[IPv6]:port" of its peers listener */
 };
 
 enum listen_family {
@@ -79,6 +90,9 @@ struct conf {
 	struct listen_conf metrics;      /* metrics_listen, always TCP; addr NULL: no endpoint */
 	struct route *routes;
 	unsigned nroutes;
+	struct haproxy_peer *peers;      /* haproxy_peers; NULL/0: no peers section */
+	unsigned npeers;
+	char *local_peer;                /* haproxy_local_peer: rendered as "localpeer"; may be NULL */
 };
 
 /* Loads and validates <path>. Returns a new conf owned by the caller (free it

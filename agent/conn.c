@@ -285,6 +285,13 @@ build_ack(uint8_t *buf, size_t cap, const struct spop_frame *f, const struct ver
 		d.u.s.len = strlen(v->entry->id);
 		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "key_id", 6, &d);
 	}
+	/* Essential, not "full": without it HAProxy would not enforce the limit. */
+	if (v->rpm > 0) {
+		d.type = SPOP_DATA_INT64;
+		d.u.i = v->rpm;
+		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "rpm", 3, &d);
+		d.type = SPOP_DATA_STR;
+	}
 	if (full) {
 		if (v->entry != NULL && v->entry->owner[0] != '\0') {
 			d.u.s.ptr = (const uint8_t *)v->entry->owner;

@@ -160,6 +160,30 @@ keep_entry(struct kept_entry *k, const struct ks_entry *e)
 	k->e.owner = k->owner;
 }
 
+/* --rpm N: 0..CONF_MAX_RPM requests per minute, 0 = no limit of the key's own
+ * (the route's rate_limit_rpm, if any, then applies). */
+static int
+parse_rpm(const struct ctl_ctx *ctx, const char *s, uint32_t *out)
+{
+	unsigned long v;
+
+	if (ctl_parse_uint(s, 0, CONF_MAX_RPM, &v) == -1)
+		return ctl_usage_err(ctx, "--rpm: '%s' is not a number of requests per minute "
+		                     "between 0 (no limit) and %d", s, CONF_MAX_RPM);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* "60" or "-" for tables and messages. */
+static const char *
+rpm_str(uint32_t rpm, char *buf, size_t len)
+{
+	if (rpm == 0)
+		return "-";
+	snprintf(buf, len, "%u", (unsigned)rpm);
+	return buf;
+}
+
 /* ---- store transactions ------------------------------------------------------ */
 
 /* The working copy of the entries during a transaction. Strings are borrowed
@@ -263,7 +287,7 @@ out:
  * key goes to <key> (KEY_GEN_MAX + 1 bytes). */
 static struct ks_entry *
 edit_new_key(struct ctl_edit *ed, const char *route, const char *owner, int64_t expires,
-             char *key, size_t keycap)
+             uint32_t rpm, char *key, size_t keycap)
 {
 	struct ks_entry *e;
 	uint8_t digest[KEY_DIGEST_LEN];
@@ -296,6 +320,7 @@ edit_new_key(struct ctl_edit *ed, const char *route, const char *owner, int64_t 
 	e->owner = owner;
 	e->created = ed->now;
 	e->expires = expires;
+	e->rpm = rpm;
 	return e;
 }
 
@@ -308,7 +333,7 @@ static int
 print_new_key(const struct ctl_ctx *ctx, const char *key, const struct ks_entry *e,
               bool json, const char *note)
 {
-	char created[32], expires[32];
+	char created[32], expires[32], rpm[16];
 	int bad;
 
 	ctl_fmt_time(e->created, created, sizeof(created));
@@ -322,7 +347,7 @@ print_new_key(const struct ctl_ctx *ctx, const char *key, const struct ks_entry 
 		ctl_json_str(stdout, e->owner);
 		fprintf(stdout, ",\"created\":\"%s\",\"expires\":", created);
 		ctl_json_str(stdout, e->expires != 0 ? expires : NULL);
-		fputs(",\"key\":", stdout);
+		fprintf(stdout, ",\"rpm\":%u,\"key\":", (unsigned)e->rpm);
 		ctl_json_str(stdout, key);
 		fputs("}\n", stdout);
 	} else {
@@ -330,9 +355,9 @@ print_new_key(const struct ctl_ctx *ctx, const char *key, const struct ks_entry 
 		fputc('\n', stdout);
 	}
 	bad = fflush(stdout) == EOF || ferror(stdout);
-	fprintf(stderr, "Key id:  %s\nRoute:   %s\nOwner:   %s\nExpires: %s\n",
+	fprintf(stderr, "Key id:  %s\nRoute:   %s\nOwner:   %s\nExpires: %s\nRPM:     %s\n",
 	        e->id, e->route, e->owner[0] != '\0' ? e->owner : "-",
-	        e->expires != 0 ? expires : "never");
+	        e->expires != 0 ? expires : "never", rpm_str(e->rpm, rpm, sizeof(rpm)));
 	if (note != NULL)
 		fprintf(stderr, "%s\n", note);
 	if (bad) {
@@ -362,14 +387,14 @@ json_entry(FILE *f, const struct ks_entry *e, int64_t now)
 	fputs(",\"revoked\":", f);
 	ctl_fmt_time(e->revoked, t, sizeof(t));
 	ctl_json_str(f, e->revoked != 0 ? t : NULL);
-	fprintf(f, ",\"status\":\"%s\"}", entry_status(e, now));
+	fprintf(f, ",\"rpm\":%u,\"status\":\"%s\"}", (unsigned)e->rpm, entry_status(e, now));
 }
 
 /* ---- key create ---------------------------------------------------------------- */
 
 static const char create_help[] =
 	"usage: keyauthctl key create --route ROUTE [--owner LABEL]\n"
-	"                             [--days N | --expires YYYY-MM-DD] [--json]\n"
+	"                             [--days N | --expires YYYY-MM-DD] [--rpm N] [--json]\n"
 	"\n"
 	"Creates an API key bound to ROUTE and prints it once, alone on stdout.\n"
 	"The key id, route, owner and expiry go to stderr. Only the key's SHA-256\n"
@@ -379,6 +404,8 @@ static const char create_help[] =
 	"  --owner LABEL       who the key is issued to (shown in lists and logs)\n"
 	"  --days N            valid for N days (1..3650, default 90)\n"
 	"  --expires DATE      valid until the end of DATE (UTC)\n"
+	"  --rpm N             at most N requests per minute, counted by HAProxy\n"
+	"                      (0..1000000; default 0: the route's rate_limit_rpm, if any)\n"
 	"  --json              print a JSON object (which includes the key) instead\n"
 	"  -c FILE             configuration file (default $KEYAUTH_CONF or " CONF_DEFAULT_PATH ")\n"
 	"\n"
@@ -389,6 +416,7 @@ struct create_arg {
 	const char *route;
 	const char *owner;
 	int64_t expires;
+	uint32_t rpm;
 	char key[KEY_GEN_MAX + 1];
 	struct kept_entry made;      /* the new entry, for printing */
 };
@@ -397,7 +425,7 @@ static int
 create_edit(struct ctl_edit *ed, void *arg)
 {
 	struct create_arg *a = arg;
-	struct ks_entry *e = edit_new_key(ed, a->route, a->owner, a->expires,
+	struct ks_entry *e = edit_new_key(ed, a->route, a->owner, a->expires, a->rpm,
 	                                  a->key, sizeof(a->key));
 
 	if (e == NULL)
@@ -447,6 +475,7 @@ key_create(struct ctl_ctx *ctx, int argc, char **argv)
 		{ "owner",   required_argument, NULL, 'o' },
 		{ "days",    required_argument, NULL, 'd' },
 		{ "expires", required_argument, NULL, 'e' },
+		{ "rpm",     required_argument, NULL, 'p' },
 		{ "json",    no_argument,       NULL, 'j' },
 		CTL_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
@@ -467,6 +496,11 @@ key_create(struct ctl_ctx *ctx, int argc, char **argv)
 		case 'o': a->owner = optarg; break;
 		case 'd': days = optarg; break;
 		case 'e': date = optarg; break;
+		case 'p':
+			rc = parse_rpm(ctx, optarg, &a->rpm);
+			if (rc != 0)
+				goto out;
+			break;
 		case 'j': json = true; break;
 		case 'h': fputs(create_help, stdout); rc = CTL_EXIT_OK; goto out;
 		case '?': rc = ctl_usage_err(ctx, "bad option"); goto out;
@@ -513,7 +547,8 @@ static const char list_help[] =
 	"usage: keyauthctl key list [--route ROUTE] [--all] [--json]\n"
 	"\n"
 	"Lists keys: id, route, owner, created, expires, status (active, expired,\n"
-	"revoked). Keys and digests are never shown. Without --all only active keys.\n"
+	"revoked) and rpm (the key's own requests-per-minute limit, '-' or 0 when it\n"
+	"has none). Keys and digests are never shown. Without --all only active keys.\n"
 	"\n"
 	"  --route ROUTE   only keys bound to ROUTE\n"
 	"  --all           include expired and revoked keys\n"
@@ -607,20 +642,20 @@ key_list(struct ctl_ctx *ctx, int argc, char **argv)
 		}
 		fputs("]\n", stdout);
 	} else {
-		printf("%-*s  %-*s  %-*s  %-20s  %-20s  %s\n", KEY_ID_LEN, "ID", (int)wroute, "ROUTE",
-		       (int)wowner, "OWNER", "CREATED", "EXPIRES", "STATUS");
+		printf("%-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %s\n", KEY_ID_LEN, "ID", (int)wroute,
+		       "ROUTE", (int)wowner, "OWNER", "CREATED", "EXPIRES", "STATUS", "RPM");
 		for (size_t i = 0; i < nrows; i++) {
 			const struct ks_entry *e = rows[i];
-			char cr[32], ex[32];
+			char cr[32], ex[32], rpm[16];
 
 			ctl_fmt_time(e->created, cr, sizeof(cr));
 			if (e->expires != 0)
 				ctl_fmt_time(e->expires, ex, sizeof(ex));
 			else
 				snprintf(ex, sizeof(ex), "never");
-			printf("%-*s  %-*s  %-*s  %-20s  %-20s  %s\n", KEY_ID_LEN, e->id,
+			printf("%-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %s\n", KEY_ID_LEN, e->id,
 			       (int)wroute, e->route, (int)wowner, e->owner[0] != '\0' ? e->owner : "-",
-			       cr, ex, entry_status(e, now));
+			       cr, ex, entry_status(e, now), rpm_str(e->rpm, rpm, sizeof(rpm)));
 		}
 	}
 	rc = fflush(stdout) == EOF ? CTL_EXIT_FAIL : CTL_EXIT_OK;
@@ -646,6 +681,8 @@ struct id_arg {
 	const char *id;
 	int64_t grace;               /* rotate */
 	int64_t new_expires;         /* rotate */
+	uint32_t rpm;                /* rotate, set: the new limit */
+	bool rpm_set;                /* rotate: --rpm given (else the old key's) */
 	bool already;                /* revoke: it was revoked before */
 	struct kept_entry old;       /* the entry as it is after the edit */
 	struct kept_entry made;      /* rotate: the new entry */
@@ -751,7 +788,7 @@ key_revoke(struct ctl_ctx *ctx, int argc, char **argv)
 /* ---- key rotate ----------------------------------------------------------------- */
 
 static const char rotate_help[] =
-	"usage: keyauthctl key rotate ID [--grace DURATION] [--days N] [--json]\n"
+	"usage: keyauthctl key rotate ID [--grace DURATION] [--days N] [--rpm N] [--json]\n"
 	"\n"
 	"Creates a new key for the same route and owner and prints it once on stdout.\n"
 	"The old key stays valid for the grace period, then reads as expired (its\n"
@@ -760,6 +797,8 @@ static const char rotate_help[] =
 	"  --grace DURATION   how long the old key keeps working: 30s, 15m, 24h, 7d\n"
 	"                     (default 24h; 0s ends it now)\n"
 	"  --days N           validity of the new key (default 90)\n"
+	"  --rpm N            requests-per-minute limit of the new key (default: the\n"
+	"                     old key's; 0 = none of its own)\n"
 	"  --json             a JSON object (which includes the new key)\n"
 	"\n"
 	"example:\n"
@@ -790,7 +829,8 @@ rotate_edit(struct ctl_edit *ed, void *arg)
 		old->expires = until;
 	/* edit_new_key may move the array: keep an index, not the pointer. */
 	oldi = (size_t)(old - ed->v);
-	e = edit_new_key(ed, old->route, old->owner, a->new_expires, a->key, sizeof(a->key));
+	e = edit_new_key(ed, old->route, old->owner, a->new_expires,
+	                 a->rpm_set ? a->rpm : old->rpm, a->key, sizeof(a->key));
 	if (e == NULL)
 		return EDIT_FAIL;
 	keep_entry(&a->made, e);
@@ -804,6 +844,7 @@ key_rotate(struct ctl_ctx *ctx, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "grace", required_argument, NULL, 'g' },
 		{ "days",  required_argument, NULL, 'd' },
+		{ "rpm",   required_argument, NULL, 'p' },
 		{ "json",  no_argument,       NULL, 'j' },
 		CTL_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
@@ -829,6 +870,12 @@ key_rotate(struct ctl_ctx *ctx, int argc, char **argv)
 			}
 			break;
 		case 'd': days = optarg; break;
+		case 'p':
+			rc = parse_rpm(ctx, optarg, &a->rpm);
+			if (rc != 0)
+				goto out;
+			a->rpm_set = true;
+			break;
 		case 'j': json = true; break;
 		case 'h': fputs(rotate_help, stdout); rc = CTL_EXIT_OK; goto out;
 		case '?': rc = ctl_usage_err(ctx, "bad option"); goto out;
@@ -864,13 +911,14 @@ out:
 /* ---- key import ----------------------------------------------------------------- */
 
 static const char import_help[] =
-	"usage: keyauthctl key import --route ROUTE [--owner LABEL] [--days N] [--json] < KEYFILE\n"
+	"usage: keyauthctl key import --route ROUTE [--owner LABEL] [--days N] [--rpm N] [--json]\n"
+	"                             < KEYFILE\n"
 	"\n"
 	"Stores a key generated elsewhere. The key is read from stdin (never from the\n"
 	"command line, so it stays out of shell history and ps); one trailing newline\n"
 	"is ignored. It must be 20..256 printable ASCII characters without spaces; a\n"
 	"key with this deployment's prefix must also have a valid checksum. Prints the\n"
-	"new key id.\n"
+	"new key id. --rpm N sets a requests-per-minute limit (0..1000000, 0 = none).\n"
 	"\n"
 	"example:\n"
 	"  keyauthctl key import --route openai --owner batch-job < key.txt\n";
@@ -879,6 +927,7 @@ struct import_arg {
 	const char *route;
 	const char *owner;
 	int64_t expires;
+	uint32_t rpm;
 	uint8_t digest[KEY_DIGEST_LEN];
 	struct ks_entry made;
 };
@@ -911,6 +960,7 @@ import_edit(struct ctl_edit *ed, void *arg)
 	e->owner = a->owner;
 	e->created = ed->now;
 	e->expires = a->expires;
+	e->rpm = a->rpm;
 	a->made = *e;
 	return EDIT_WRITE;
 }
@@ -922,6 +972,7 @@ key_import(struct ctl_ctx *ctx, int argc, char **argv)
 		{ "route", required_argument, NULL, 'r' },
 		{ "owner", required_argument, NULL, 'o' },
 		{ "days",  required_argument, NULL, 'd' },
+		{ "rpm",   required_argument, NULL, 'p' },
 		{ "json",  no_argument,       NULL, 'j' },
 		CTL_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
@@ -941,6 +992,11 @@ key_import(struct ctl_ctx *ctx, int argc, char **argv)
 		case 'r': a.route = optarg; break;
 		case 'o': a.owner = optarg; break;
 		case 'd': days = optarg; break;
+		case 'p':
+			rc = parse_rpm(ctx, optarg, &a.rpm);
+			if (rc != 0)
+				return rc;
+			break;
 		case 'j': json = true; break;
 		case 'h': fputs(import_help, stdout); return CTL_EXIT_OK;
 		case '?': return ctl_usage_err(ctx, "bad option");
@@ -1002,7 +1058,7 @@ key_import(struct ctl_ctx *ctx, int argc, char **argv)
 			fputs(",\"owner\":", stdout);
 			ctl_json_str(stdout, a.made.owner);
 			ctl_fmt_time(a.made.expires, t, sizeof(t));
-			fprintf(stdout, ",\"expires\":\"%s\"}\n", t);
+			fprintf(stdout, ",\"expires\":\"%s\",\"rpm\":%u}\n", t, (unsigned)a.made.rpm);
 		} else {
 			ctl_fmt_time(a.made.expires, t, sizeof(t));
 			printf("%s\n", a.made.id);
@@ -1041,7 +1097,7 @@ key_verify(struct ctl_ctx *ctx, int argc, char **argv)
 	struct ks_set *set = NULL;
 	struct conf *c = NULL;
 	struct verdict v;
-	char *key = NULL, err[1024];
+	char *key = NULL, err[1024], rpmbuf[16];
 	size_t len = 0;
 	bool json = false;
 	int opt, rc, r;
@@ -1093,12 +1149,12 @@ key_verify(struct ctl_ctx *ctx, int argc, char **argv)
 		ctl_json_str(stdout, v.entry != NULL ? v.entry->owner : NULL);
 		fputs(",\"message\":", stdout);
 		ctl_json_str(stdout, v.message);
-		fputs("}\n", stdout);
+		fprintf(stdout, ",\"rpm\":%u}\n", (unsigned)v.rpm);
 	} else {
-		printf("status:  %s\nkey_id:  %s\nowner:   %s\nmessage: %s\n",
+		printf("status:  %s\nkey_id:  %s\nowner:   %s\nmessage: %s\nrpm:     %s\n",
 		       verdict_status_str(v.status), v.entry != NULL ? v.entry->id : "-",
 		       v.entry != NULL && v.entry->owner[0] != '\0' ? v.entry->owner : "-",
-		       v.message != NULL ? v.message : "");
+		       v.message != NULL ? v.message : "", rpm_str(v.rpm, rpmbuf, sizeof(rpmbuf)));
 	}
 	rc = v.status == VERDICT_OK ? CTL_EXIT_OK : CTL_EXIT_FAIL;
 out:
@@ -1107,6 +1163,95 @@ out:
 		free(key);
 	}
 	ks_set_unref(set);
+	conf_free(c);
+	return rc;
+}
+
+/* ---- key set ------------------------------------------------------------------- */
+
+static const char set_help[] =
+	"usage: keyauthctl key set ID --rpm N [--json]\n"
+	"\n"
+	"Changes a stored key's settings. Running agents apply the change within a\n"
+	"second; no deploy is needed.\n"
+	"\n"
+	"  --rpm N    at most N requests per minute (1..1000000), counted by HAProxy;\n"
+	"             0 removes the key's own limit (the route's rate_limit_rpm, if any,\n"
+	"             then applies)\n"
+	"  --json     print the key's new state as a JSON object\n"
+	"\n"
+	"example:\n"
+	"  keyauthctl key set 3xK9pQ2mZ7aB --rpm 600\n";
+
+static int
+set_edit(struct ctl_edit *ed, void *arg)
+{
+	struct id_arg *a = arg;
+	struct ks_entry *e = find_or_complain(ed, a->id);
+
+	if (e == NULL)
+		return EDIT_FAIL;
+	a->already = e->rpm == a->rpm;
+	e->rpm = a->rpm;
+	keep_entry(&a->old, e);
+	return a->already ? EDIT_NOCHANGE : EDIT_WRITE;
+}
+
+static int
+key_set(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "rpm",  required_argument, NULL, 'p' },
+		{ "json", no_argument,       NULL, 'j' },
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct id_arg a;
+	struct conf *c;
+	bool json = false;
+	char rpm[16];
+	int opt, rc;
+
+	memset(&a, 0, sizeof(a));
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			rc = parse_rpm(ctx, optarg, &a.rpm);
+			if (rc != 0)
+				return rc;
+			a.rpm_set = true;
+			break;
+		case 'j': json = true; break;
+		case 'h': fputs(set_help, stdout); return CTL_EXIT_OK;
+		case '?': return ctl_usage_err(ctx, "bad option");
+		default:
+			rc = ctl_common_opt(ctx, opt, optarg);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	rc = parse_id_arg(ctx, argc, argv, &a.id);
+	if (rc != 0)
+		return rc;
+	if (!a.rpm_set)
+		return ctl_usage_err(ctx, "nothing to set: give --rpm N");
+	c = ctl_conf_load(ctx);
+	if (c == NULL)
+		return CTL_EXIT_FAIL;
+	rc = store_edit(ctx, c, set_edit, &a);
+	if (rc == CTL_EXIT_OK) {
+		if (json) {
+			fputs("{\"id\":", stdout);
+			ctl_json_str(stdout, a.old.e.id);
+			fputs(",\"route\":", stdout);
+			ctl_json_str(stdout, a.old.e.route);
+			fprintf(stdout, ",\"rpm\":%u,\"changed\":%s}\n", (unsigned)a.old.e.rpm,
+			        a.already ? "false" : "true");
+		} else {
+			printf("key %s (route %s): rpm %s%s\n", a.old.e.id, a.old.e.route,
+			       rpm_str(a.old.e.rpm, rpm, sizeof(rpm)), a.already ? " (unchanged)" : "");
+		}
+	}
 	conf_free(c);
 	return rc;
 }
@@ -1120,6 +1265,7 @@ static const struct ctl_cmd key_cmds[] = {
 	{ "rotate", key_rotate, "replace a key, keeping the old one valid for a grace period" },
 	{ "import", key_import, "store a key generated elsewhere (read from stdin)" },
 	{ "verify", key_verify, "print the verdict keyauthd would give a key (read from stdin)" },
+	{ "set",    key_set,    "change a key's settings (--rpm) live, by id" },
 };
 
 static void

@@ -82,6 +82,14 @@ verdict_strip_bearer(const char *in, size_t len, const char **out, size_t *outle
 	*outlen = len;
 }
 
+uint32_t
+verdict_rpm(const struct ks_entry *e, const struct route *r)
+{
+	if (e != NULL && e->rpm != 0)
+		return e->rpm;
+	return r != NULL ? r->rate_limit_rpm : 0;
+}
+
 static void
 verdict_set(struct verdict *v, enum verdict_status s)
 {
@@ -103,6 +111,7 @@ verdict_eval(const struct conf *c, const struct ks_set *ks,
 
 	v->entry = NULL;
 	v->route = NULL;
+	v->rpm = 0;
 	if (route == NULL || (r = conf_route_find(c, route, route_len)) == NULL) {
 		verdict_set(v, VERDICT_UNKNOWN_ROUTE);
 		return;
@@ -137,6 +146,8 @@ verdict_eval(const struct conf *c, const struct ks_set *ks,
 		verdict_set(v, VERDICT_EXPIRED);
 	else if (strcmp(e->route, r->name) != 0)
 		verdict_set(v, VERDICT_FORBIDDEN);
-	else
+	else {
 		verdict_set(v, VERDICT_OK);
+		v->rpm = verdict_rpm(e, r);
+	}
 }

@@ -16,6 +16,7 @@
 struct conf;
 struct ks_set;
 struct ks_entry;
+struct route;
 
 enum verdict_status {
 	VERDICT_OK = 0,          /* valid, unexpired, unrevoked, bound to this route */
@@ -34,6 +35,10 @@ struct verdict {
 	const struct ks_entry *entry;  /* the stored key that matched, or NULL */
 	const struct route *route;     /* the configured route, NULL for unknown_route */
 	const char *message;           /* static, JSON-safe, never the key */
+	uint32_t rpm;                  /* ok only: the effective requests-per-minute
+	                                * limit, the key's own rpm, else the route's
+	                                * rate_limit_rpm; 0 = none (and always 0
+	                                * when the verdict is not ok) */
 };
 
 /* Strips surrounding whitespace and a leading "Bearer" scheme (any case,
@@ -54,5 +59,10 @@ void verdict_eval(const struct conf *c, const struct ks_set *ks,
                   int64_t now, struct verdict *v);
 
 const char *verdict_status_str(enum verdict_status s);
+
+/* The limit a request with key <e> on route <r> is held to: <e>'s rpm when
+ * set, else <r>'s rate_limit_rpm; 0 = none. Either may be NULL (no limit from
+ * that side). verdict_eval stores it in v->rpm for ok verdicts. */
+uint32_t verdict_rpm(const struct ks_entry *e, const struct route *r);
 
 #endif /* AGENT_VERDICT_H */

@@ -176,10 +176,10 @@ if json_ok "$T/out" && grep -q '"status":"ok"' "$T/out"; then ok; else bad "veri
 run "$K" -c "$C" key list
 expect_rc 0 "key list"
 expect_out "^ID +ROUTE +OWNER +CREATED +EXPIRES +STATUS" "list has a header"
-expect_out "alice .* active$" "list shows alice's key as active"
+expect_out "alice .* active +-$" "list shows alice's key as active (no rpm: -)"
 if grep -q "dated" "$T/out"; then bad "list hides expired keys by default"; else ok; fi
 run "$K" -c "$C" key list --all
-expect_out "dated .* expired$" "list --all shows the expired key"
+expect_out "dated .* expired +-$" "list --all shows the expired key"
 run "$K" -c "$C" key list --route mistral --json
 if json_ok "$T/out" && ! grep -q '"route":"openai"' "$T/out" && grep -q '"route":"mistral"' "$T/out"
 then ok; else bad "list --route filters"; fi
@@ -204,7 +204,7 @@ expect_out "^status: +revoked" "revoked verdict"
 run "$K" -c "$C" key revoke "$VICTIM_ID" --json; expect_rc 0 "revoke twice is fine"
 expect_out '"already_revoked":true' "second revoke says already"
 run "$K" -c "$C" key list;                 if grep -q victim "$T/out"; then bad "list hides revoked"; else ok; fi
-run "$K" -c "$C" key list --all;           expect_out "victim .* revoked$" "list --all shows revoked"
+run "$K" -c "$C" key list --all;           expect_out "victim .* revoked +-$" "list --all shows revoked"
 
 # ---- key rotate (grace on the test clock) -------------------------------------------
 
@@ -542,6 +542,107 @@ kill "$OTHER"; wait "$OTHER" 2>/dev/null
 rm -f "$T/keyauthd.pid"
 run "$K" -c "$C" deploy --haproxy-dir "$T/deploy" --reload-haproxy "exit 3"
 expect_rc 1 "a failing reload command fails the deploy"
+
+# ---- rate limits (--rpm, key set, route default) ------------------------------------
+
+run "$K" -c "$C" key create --route openai --owner rl60 --rpm 60
+expect_rc 0 "create --rpm 60"
+key_file k_rl60
+RL_ID=$(sed -n 's/^Key id: *//p' "$T/err")
+expect_err "^RPM: +60$" "create prints the rpm"
+run "$K" -c "$C" key list
+expect_out "^ID +ROUTE +OWNER +CREATED +EXPIRES +STATUS +RPM$" "list has an RPM column"
+expect_out "^$RL_ID .* rl60 .* active +60$" "list shows the rpm"
+run "$K" -c "$C" key list --json
+if json_ok "$T/out" && grep -q "\"id\":\"$RL_ID\"[^}]*\"rpm\":60," "$T/out" &&
+   grep -q '"owner":"alice"[^}]*"rpm":0,' "$T/out"; then ok; else bad "list --json shows rpm (0 = none)"; fi
+verify "$C" openai "$T/k_rl60"; expect_rc 0 "verify a limited key"
+expect_out "^rpm: +60$" "verify prints the effective limit"
+verify "$C" openai "$T/k_rl60" --json
+if json_ok "$T/out" && grep -q '"rpm":60}' "$T/out"; then ok; else bad "verify --json has rpm"; fi
+verify "$C" mistral "$T/k_rl60"; expect_out "^rpm: +-$" "no limit on a refused verdict"
+for v in -1 1000001 abc "" 1.5 0x10 " 5"; do
+	run "$K" -c "$C" key create --route openai --rpm "$v"
+	expect_rc 2 "create --rpm '$v' is refused"
+	run "$K" -c "$C" key set "$RL_ID" --rpm "$v"
+	expect_rc 2 "set --rpm '$v' is refused"
+done
+expect_err "between 0 \(no limit\) and 1000000" "bad --rpm is explained"
+run "$K" -c "$C" key create --route openai --rpm 1000000; expect_rc 0 "create --rpm at the maximum"
+BEFORE=$(count_keys "$C")
+run "$K" -c "$C" key create --route openai --rpm 1000001
+if [ "$(count_keys "$C")" -eq "$BEFORE" ]; then ok; else bad "a refused --rpm stores nothing"; fi
+
+# key set: a live change by id; 0 removes the limit; the same value writes nothing.
+run "$K" -c "$C" key set "$RL_ID" --rpm 5; expect_rc 0 "key set --rpm 5"
+expect_out "rpm 5$" "key set reports the new rpm"
+verify "$C" openai "$T/k_rl60"; expect_out "^rpm: +5$" "key set changes the limit"
+run "$K" -c "$C" key set "$RL_ID" --rpm 5 --json; expect_rc 0 "key set to the same value"
+if json_ok "$T/out" && grep -q '"rpm":5,"changed":false' "$T/out"; then ok; else bad "key set --json reports unchanged"; fi
+run "$K" -c "$C" key set "$RL_ID" --rpm 0; expect_rc 0 "key set --rpm 0"
+expect_out "rpm -$" "rpm 0 shows as no limit"
+verify "$C" openai "$T/k_rl60"; expect_out "^rpm: +-$" "the limit is removed"
+run "$K" -c "$C" key set "$RL_ID";                expect_rc 2 "key set with nothing to set"
+run "$K" -c "$C" key set --rpm 5;                 expect_rc 2 "key set without an id"
+run "$K" -c "$C" key set AAAAAAAAAAAA --rpm 5;    expect_rc 1 "key set on an unknown id"
+expect_err "no key with id" "unknown id is explained"
+run "$K" -c "$C" key set "$RL_ID" --rpm 60;       expect_rc 0 "key set back to 60"
+
+# rotate keeps the old key's rpm unless --rpm is given.
+run "$K" -c "$C" key rotate "$RL_ID" --grace 0s
+expect_rc 0 "rotate a limited key"
+expect_err "^RPM: +60$" "rotate keeps the rpm"
+RL_ID2=$(sed -n 's/^Key id: *//p' "$T/err")
+run "$K" -c "$C" key rotate "$RL_ID2" --grace 0s --rpm 7 --json
+if json_ok "$T/out" && grep -q '"rpm":7,' "$T/out"; then ok; else bad "rotate --rpm sets the new key's rpm"; fi
+run "$K" -c "$C" key rotate "$RL_ID2" --rpm x;    expect_rc 2 "rotate --rpm x is refused"
+
+# import --rpm
+printf 'sk-ratelimited0123456789abcdefghijklmn\n' >"$T/imp_rl"
+run_in "$T/imp_rl" "$K" -c "$C" key import --route chat --rpm 30 --json
+expect_rc 0 "import --rpm"
+if json_ok "$T/out" && grep -q '"rpm":30}' "$T/out"; then ok; else bad "import --json shows the rpm"; fi
+verify "$C" chat "$T/imp_rl"; expect_out "^rpm: +30$" "imported key carries its rpm"
+printf 'sk-ratelimited0123456789abcdefghijklmX\n' >"$T/imp_rl2"
+run_in "$T/imp_rl2" "$K" -c "$C" key import --route chat --rpm -5; expect_rc 2 "import --rpm -5 is refused"
+
+# A route's rate_limit_rpm applies to keys without their own.
+cat >"$T/rl.conf" <<EOF
+store = { path = "$T/rl-keys.db"; };
+routes = ( { name = "capped"; context = "/capped"; rate_limit_rpm = 120; } );
+EOF
+run "$K" -c "$T/rl.conf" key create --route capped; key_file k_capped
+verify "$T/rl.conf" capped "$T/k_capped"; expect_out "^rpm: +120$" "route default applies"
+run "$K" -c "$T/rl.conf" key create --route capped --rpm 9; key_file k_capped9
+verify "$T/rl.conf" capped "$T/k_capped9"; expect_out "^rpm: +9$" "the key's own rpm wins"
+printf 'store = { path = "%s"; };\nroutes = ( { name = "x"; context = "/x"; rate_limit_rpm = 1000001; } );\n' \
+	"$T/rl-keys.db" >"$T/rl-bad.conf"
+run "$K" -c "$T/rl-bad.conf" key list; expect_rc 1 "rate_limit_rpm out of range"
+expect_err "rate_limit_rpm = 1000001" "out of range rate_limit_rpm is named"
+
+# Rendering: the stick table, the 429 rule, peers.
+run "$K" -c "$T/rl.conf" haproxy; expect_rc 0 "render with a rate limit"
+expect_out "^    http-request track-sc0 var\(txn.keyauth.key_id\) table keyauth_rate if \{ var\(txn.keyauth.ok\) -m bool \} \{ var\(txn.keyauth.rpm\) -m found \}$" "track-sc0 on the key id, allowed and limited only"
+expect_out "http-request return status 429 .*rate_limit_error.*rate_limit_exceeded.* hdr Retry-After [0-9]+ if" "429 with an OpenAI-style error and Retry-After"
+expect_out "stick-table type string len 16 size [0-9]+[km]? expire [0-9]+m store http_req_rate\(1m\)$" "stick table without peers"
+if grep -q '^peers' "$T/out"; then bad "no peers section without haproxy_peers"; else ok; fi
+cat >"$T/rlp.conf" <<EOF
+store = { path = "$T/rl-keys.db"; };
+routes = ( { name = "capped"; context = "/capped"; } );
+haproxy_peers = ( { name = "lb1"; address = "127.0.0.1:10000"; }, { name = "lb2"; address = "[::1]:10001"; } );
+haproxy_local_peer = "lb2";
+EOF
+run "$K" -c "$T/rlp.conf" haproxy; expect_rc 0 "render with peers"
+expect_out "^peers keyauth_peers$" "peers section"
+expect_out "^    peer lb2 \[::1\]:10001$" "peer lines"
+expect_out "^    localpeer lb2$" "localpeer from haproxy_local_peer"
+expect_out "store http_req_rate\(1m\) peers keyauth_peers$" "the table is shared with the peers"
+HAP=$(command -v haproxy || echo /usr/sbin/haproxy)
+if [ -x "$HAP" ]; then
+	mkdir -p "$T/rlp"
+	run "$K" -c "$T/rlp.conf" haproxy --out "$T/rlp"
+	run "$HAP" -c -f "$T/rlp/haproxy-keyauth.cfg"; expect_rc 0 "haproxy -c accepts the peers rendering"
+fi
 
 # ---- stats from a running keyauthd --------------------------------------------------------
 KD=${KEYAUTHD:-$(dirname "$K")/keyauthd}

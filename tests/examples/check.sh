@@ -139,6 +139,15 @@ static_checks() {
 		if [ -n "$line" ] && [ "$line" -gt "$backstop" ]; then ok
 		else bad "$name: route $r: the client's key ($loc $key) is not removed after the backstop"; fi
 	done < <(grep -E '^\s*args route=str\(' "$spoe")
+	# Rate limits (issue 12): counted per key id, never the key, only for allowed
+	# requests, and the 429 comes after the fail-closed rules.
+	local track over
+	track=$(grep -n '^\s*http-request track-sc0 var(txn.keyauth.key_id) table keyauth_rate if { var(txn.keyauth.ok) -m bool } { var(txn.keyauth.rpm) -m found }$' "$cfg" | cut -d: -f1)
+	over=$(grep -n '^\s*http-request return status 429 .*"type":"rate_limit_error".* hdr Retry-After [0-9]* if .*sub(txn.keyauth.rpm) -m int gt 0 }$' "$cfg" | cut -d: -f1)
+	if [ -n "$track" ] && [ -n "$over" ] && [ "$track" -gt "$backstop" ] && [ "$over" -gt "$track" ] &&
+	   grep -qE '^\s*stick-table type string len 16 .*store http_req_rate\(1m\)' "$cfg" &&
+	   [ "$(grep -c 'track-sc' "$cfg")" -eq 1 ]; then ok
+	else bad "$name: rate limit (track-sc0 on txn.keyauth.key_id, 429 after the backstop) missing or misplaced"; fi
 	if [ "$n" -gt 0 ] && [ "$n" -eq "$(grep -c '^spoe-message ' "$spoe")" ] &&
 	   [ "$n" -eq "$(grep -c '^\s*use_backend ' "$cfg")" ]; then ok
 	else bad "$name: one SPOE message and one backend per route"; fi

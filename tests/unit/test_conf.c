@@ -178,6 +178,10 @@ static void test_defaults_apply_when_only_routes_are_given(void **state)
 	assert_string_equal(c->routes[0].key_name, "X-API-Key");
 	assert_int_equal(c->routes[0].key_location, KEYLOC_HEADER);
 	assert_null(c->routes[0].upstream);
+	assert_int_equal(c->routes[0].rate_limit_rpm, 0);
+	assert_int_equal(c->npeers, 0);
+	assert_null(c->peers);
+	assert_null(c->local_peer);
 	assert_string_equal(err, "");
 	conf_free(c);
 }
@@ -470,6 +474,78 @@ static void test_integers_out_of_range_are_errors_and_bounds_load(void **state)
 		snprintf(text, sizeof(text), "# c\n%s = 9000000000L;\n" MIN_ROUTES, t[i].name);
 		assert_one_error(text, 2, "is out of range (use");
 	}
+}
+
+/* rate_limit_rpm: per route, 0..1000000, default 0 (none). */
+static void test_route_rate_limit_rpm(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text("routes = (\n"
+		      "  { name = \"a\"; context = \"/a\"; rate_limit_rpm = 600; },\n"
+		      "  { name = \"b\"; context = \"/b\"; },\n"
+		      "  { name = \"c\"; context = \"/c\"; rate_limit_rpm = 1000000; }\n"
+		      ");\n");
+	if (!c) {
+		print_error("did not load:\n%s\n", err);
+		fail();
+	}
+	assert_int_equal(c->routes[0].rate_limit_rpm, 600);
+	assert_int_equal(c->routes[1].rate_limit_rpm, 0);
+	assert_int_equal(c->routes[2].rate_limit_rpm, 1000000);
+	conf_free(c);
+	assert_loads("routes = ( { name = \"a\"; context = \"/a\"; rate_limit_rpm = 0; } );\n");
+	assert_one_error("# c\nroutes = ( { name = \"a\"; context = \"/a\";\n rate_limit_rpm = 1000001; } );\n",
+			 3, "rate_limit_rpm = 1000001 in route \"a\" is out of range (use 0..1000000)");
+	assert_one_error("routes = ( { name = \"a\"; context = \"/a\"; rate_limit_rpm = -1; } );\n",
+			 1, "is out of range (use 0..1000000)");
+	assert_one_error("routes = ( { name = \"a\"; context = \"/a\"; rate_limit_rpm = \"60\"; } );\n",
+			 1, "rate_limit_rpm in route \"a\" must be");
+}
+
+/* haproxy_peers / haproxy_local_peer: read for rendering, checked. */
+static void test_haproxy_peers(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text("haproxy_peers = ( { name = \"lb1\"; address = \"10.0.0.1:10000\"; },\n"
+		      "  { name = \"lb-2.dc\"; address = \"[::1]:10001\"; } );\n"
+		      "haproxy_local_peer = \"lb1\";\n" MIN_ROUTES);
+	if (!c) {
+		print_error("did not load:\n%s\n", err);
+		fail();
+	}
+	assert_int_equal(c->npeers, 2);
+	assert_string_equal(c->peers[0].name, "lb1");
+	assert_string_equal(c->peers[0].address, "10.0.0.1:10000");
+	assert_string_equal(c->peers[1].name, "lb-2.dc");
+	assert_string_equal(c->peers[1].address, "[::1]:10001");
+	assert_string_equal(c->local_peer, "lb1");
+	conf_free(c);
+	/* without a local peer: HAProxy takes it from -L or the host name */
+	assert_loads("haproxy_peers = ( { name = \"a\"; address = \"h.example:1\"; } );\n" MIN_ROUTES);
+	assert_loads("haproxy_peers = ( );\n" MIN_ROUTES);
+	assert_one_error("haproxy_peers = ( { name = \"a b\"; address = \"10.0.0.1:1\"; } );\n" MIN_ROUTES,
+			 1, "bad peer name");
+	assert_one_error("haproxy_peers = ( { name = \"a\"; address = \"10.0.0.1\"; } );\n" MIN_ROUTES,
+			 1, "bad peer address");
+	assert_one_error("haproxy_peers = ( { name = \"a\"; address = \"x:1\"; },\n"
+			 " { name = \"a\"; address = \"y:1\"; } );\n" MIN_ROUTES,
+			 2, "duplicate haproxy peer name");
+	assert_one_error("haproxy_peers = ( { name = \"a\"; } );\n" MIN_ROUTES,
+			 1, "needs both name and address");
+	assert_one_error("haproxy_peers = ( { name = \"a\"; address = \"x:1\"; port = 3; } );\n" MIN_ROUTES,
+			 1, "unknown setting \"port\" in haproxy peer #1");
+	assert_one_error("haproxy_peers = ( \"a\" );\n" MIN_ROUTES, 1, "must be a group");
+	c = load_text("haproxy_peers = ( { name = \"a\"; address = \"x:1\"; } );\n"
+		      "haproxy_local_peer = \"b\";\n" MIN_ROUTES);
+	assert_null(c);
+	assert_non_null(strstr(err, "haproxy_local_peer \"b\" is not the name of one of haproxy_peers"));
+	c = load_text("haproxy_local_peer = \"b\";\n" MIN_ROUTES);
+	assert_null(c);
+	assert_non_null(strstr(err, "haproxy_local_peer"));
 }
 
 /* libconfig 1.5 keeps the low 32 bits of a plain integer literal: these
@@ -787,6 +863,8 @@ int main(void)
 		cmocka_unit_test(test_wrong_types_are_errors),
 		cmocka_unit_test(test_integers_out_of_range_are_errors_and_bounds_load),
 		cmocka_unit_test(test_integers_libconfig_would_wrap_are_errors),
+		cmocka_unit_test(test_route_rate_limit_rpm),
+		cmocka_unit_test(test_haproxy_peers),
 		cmocka_unit_test(test_duplicate_route_name_is_an_error),
 		cmocka_unit_test(test_duplicate_context_is_an_error),
 		cmocka_unit_test(test_unsupported_authentication_type_is_an_error),

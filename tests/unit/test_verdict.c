@@ -34,7 +34,7 @@ static struct route routes[] = {
 	{ .name = "openai", .name_len = 6, .context = "/openai", .context_len = 7,
 	  .key_name = "Authorization" },
 	{ .name = "mistral", .name_len = 7, .context = "/mistral", .context_len = 8,
-	  .key_name = "X-API-Key" },
+	  .key_name = "X-API-Key", .rate_limit_rpm = 300 },
 };
 
 static struct conf conf = {
@@ -84,7 +84,7 @@ fx_setup(void **state)
 		}
 		memset(&v[i], 0, sizeof(v[i]));
 		keyfmt_digest(f->keys[i], strlen(f->keys[i]), v[i].digest);
-		snprintf(v[i].id, sizeof(v[i].id), "id%010d", i);
+		snprintf(v[i].id, sizeof(v[i].id), "id%010u", (unsigned)i & 0xffffu);
 		v[i].route = i == K_OTHER ? "mistral" : "openai";
 		v[i].owner = "tests";
 		v[i].created = NOW - 1000;
@@ -92,6 +92,9 @@ fx_setup(void **state)
 		v[i].revoked = (i == K_REV || i == K_BOTH) ? T_REV : 0;
 		if (i == K_BOTH)
 			v[i].revoked = T_EXP - 10;
+		/* rate limits: K_OK 60 on a route without a default; K_OTHER
+		 * none of its own on mistral (default 300); K_EXP 7 */
+		v[i].rpm = i == K_OK ? 60 : i == K_EXP ? 7 : 0;
 	}
 	if (keyfmt_generate("ka_", f->fresh, sizeof(f->fresh)) < 0)
 		return -1;
@@ -155,6 +158,40 @@ test_every_status_of_the_table(void **state)
 	expect(f, "openai", f->keys[K_OTHER], NOW, VERDICT_FORBIDDEN, K_OTHER);
 	expect(f, "mistral", f->keys[K_OTHER], NOW, VERDICT_OK, K_OTHER);
 	expect(f, "mistral", f->keys[K_OK], NOW, VERDICT_FORBIDDEN, K_OK);
+}
+
+/* The limit a request is held to: the key's rpm, else the route's
+ * rate_limit_rpm, else none; only ok verdicts carry one. */
+static void
+test_effective_rpm(void **state)
+{
+	struct fx *f = *state;
+	struct ks_entry e = { .rpm = 0 };
+	struct route r = { .rate_limit_rpm = 0 };
+
+	assert_int_equal(verdict_rpm(NULL, NULL), 0);
+	assert_int_equal(verdict_rpm(&e, NULL), 0);
+	assert_int_equal(verdict_rpm(&e, &r), 0);
+	r.rate_limit_rpm = 300;
+	assert_int_equal(verdict_rpm(&e, &r), 300);
+	assert_int_equal(verdict_rpm(NULL, &r), 300);
+	e.rpm = 1000;                 /* the key's own wins, higher or lower */
+	assert_int_equal(verdict_rpm(&e, &r), 1000);
+	e.rpm = 5;
+	assert_int_equal(verdict_rpm(&e, &r), 5);
+	assert_int_equal(verdict_rpm(&e, NULL), 5);
+
+	assert_int_equal(eval(f, "openai", f->keys[K_OK], NOW).rpm, 60);
+	assert_int_equal(eval(f, "openai", f->keys[K_EXP], NOW).rpm, 7);
+	assert_int_equal(eval(f, "openai", f->keys[K_FOREIGN], NOW).rpm, 0);
+	assert_int_equal(eval(f, "mistral", f->keys[K_OTHER], NOW).rpm, 300);
+	/* not ok: no limit, whatever the key or route carries */
+	assert_int_equal(eval(f, "openai", f->keys[K_EXP], T_EXP).rpm, 0);
+	assert_int_equal(eval(f, "mistral", f->keys[K_OK], NOW).rpm, 0);
+	assert_int_equal(eval(f, "openai", f->keys[K_OTHER], NOW).rpm, 0);
+	assert_int_equal(eval(f, "mistral", NULL, NOW).rpm, 0);
+	assert_int_equal(eval(f, "nope", f->keys[K_OK], NOW).rpm, 0);
+	assert_int_equal(eval(f, "mistral", f->fresh, NOW).rpm, 0);
 }
 
 /* unknown route > missing > malformed > invalid; revoked > expired > forbidden */
@@ -412,6 +449,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_status_of_the_table),
+		cmocka_unit_test(test_effective_rpm),
 		cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_bearer_variants),
 		cmocka_unit_test(test_strip_bearer_slices),

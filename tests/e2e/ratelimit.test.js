@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: Apache-2.0
+// End to end, per-key rate limits (issue 12): keyauthd supplies the limit
+// (txn.keyauth.rpm) and the key id, HAProxy counts in the stick table that
+// `keyauthctl haproxy` renders. Every case runs once per HAProxy binary
+// (Debian's 2.6 always, 3.2 when scripts/haproxy32.sh made it available).
+//
+// Covered: a key with --rpm 60 gets 429 (OpenAI-style JSON, Retry-After) on
+// the 61st request of the minute and the openai SDK raises RateLimitError;
+// another key is unaffected; `key set --rpm` lowers a limit live (429 within
+// 1 s, no reload); a key without a limit is never throttled; a route's
+// rate_limit_rpm applies to keys without their own; the stick table holds key
+// ids, never keys; two HAProxy processes joined by a `peers` section on
+// loopback share the count; and no key in any file of the run.
+//
+// Each version starts one provider, one keyauthd and two HAProxy processes
+// (nodes lb1 and lb2 of the rendered peers section); the single-node cases use
+// lb1. Bulk requests go through node's fetch (headers, never argv).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+
+import {
+	KEYAUTHCTL, KEYAUTHD, PROVIDER_JS, addSecret, countLines, ctl, curl, filesUnder, freePort,
+	haproxyBinaries, holdsSecret, makeTempDir, portOpen, readText, redact, removeTempDir, run,
+	startProcess, stopProcess, waitFor,
+} from './lib.js';
+
+function confText(g) {
+	const up = `127.0.0.1:${g.providerPort}`;
+	return `# keyauth rate-limit e2e configuration (generated)
+listen = [ "127.0.0.1:${g.agentPort}" ];
+workers = 2;
+store = { backend = "file"; path = "${g.store}"; };
+log = { level = "info"; target = "stderr"; };
+routes = (
+	{ name = "openai"; type = "provider"; context = "/openai"; upstream = "${up}";
+	  security = { authentication = "apiKey"; key_name = "X-API-Key"; key_location = "header"; }; },
+	{ name = "sdk"; type = "provider"; context = "/sdk"; upstream = "${up}";
+	  security = { authentication = "apiKey"; key_name = "Authorization"; key_location = "header"; }; },
+	{ name = "capped"; type = "proxy"; context = "/capped"; upstream = "${up}"; rate_limit_rpm = 3;
+	  security = { authentication = "apiKey"; key_name = "X-API-Key"; key_location = "header"; }; }
+);
+haproxy_peers = (
+	{ name = "lb1"; address = "127.0.0.1:${g.peerPorts[0]}"; },
+	{ name = "lb2"; address = "127.0.0.1:${g.peerPorts[1]}"; }
+);
+haproxy_local_peer = "lb1";
+`;
+}
+
+/* keyauthctl key create ... --json; the key stays in memory, the id in g.ids. */
+async function createKey(g, route, label, extra = []) {
+	const r = await ctl(g.conf, ['key', 'create', '--route', route, '--owner', `rl-${label}`, '--json', ...extra],
+		{ logFile: g.ctlLog });
+	if (r.status !== 0)
+		throw new Error(`keyauthctl key create --route ${route} failed (exit ${r.status}): ${redact(r.stderr)}`);
+	const o = JSON.parse(r.stdout);
+	g.ids[label] = o.id;
+	g.rpm[label] = o.rpm;
+	return addSecret(`${label}@${g.hap.label}`, o.key);
+}
+
+/* One admin command on an HAProxy stats socket; resolves to its answer. */
+function hapCmd(sock, cmd) {
+	return new Promise((resolve, reject) => {
+		const s = net.connect(sock);
+		let out = '';
+		s.setTimeout(3000, () => { s.destroy(); reject(new Error(`stats socket ${sock}: timeout`)); });
+		s.on('connect', () => s.write(`${cmd}\n`));
+		s.on('data', (b) => { out += b; });
+		s.on('error', reject);
+		s.on('end', () => resolve(out));
+	});
+}
+
+/* <node>'s http_req_rate for key id <id> (0 when it has no entry). */
+async function rateOn(node, id) {
+	const line = (await hapCmd(node.sock, 'show table keyauth_rate')).split('\n').find((l) => l.includes(` key=${id} `));
+	const m = /http_req_rate\(60000\)=(\d+)/.exec(line || '');
+	return m ? Number(m[1]) : 0;
+}
+
+/* Renders the HAProxy files for one node into <dir> (bind <port>) and adds a
+ * stats socket for the test's own checks. */
+async function renderNode(g, name, port) {
+	const dir = path.join(g.dir, name);
+	fs.mkdirSync(dir);
+	const r = await ctl(g.conf, ['haproxy', '--out', dir, '--bind', `127.0.0.1:${port}`,
+		'--haproxy-version', g.hap.render], { logFile: g.ctlLog });
+	if (r.status !== 0)
+		throw new Error(`keyauthctl haproxy failed: ${redact(r.stderr)}`);
+	const cfg = path.join(dir, 'haproxy-keyauth.cfg');
+	const sock = path.join(dir, 'admin.sock');
+	const text = fs.readFileSync(cfg, 'utf8');
+	assert.match(text, /^peers keyauth_peers$/m, 'rendered peers section');
+	fs.writeFileSync(cfg, text.replace(/^global\n/m, `global\n    stats socket ${sock} mode 600 level admin\n`));
+	const chk = await run(g.hap.bin, ['-c', '-f', cfg]);
+	if (chk.status !== 0)
+		throw new Error(`haproxy -c rejected the rendered config: ${redact(chk.stdout + chk.stderr)}`);
+	return { name, port, cfg, sock };
+}
+
+async function startGateway(hap) {
+	const g = { hap, ids: {}, rpm: {}, keys: {}, procs: [] };
+	g.dir = makeTempDir(`rl-${hap.label}`);
+	g.ctlLog = path.join(g.dir, 'keyauthctl.log');
+	g.conf = path.join(g.dir, 'keyauth.conf');
+	g.store = path.join(g.dir, 'keys.db');
+	g.provider = startProcess('provider', process.execPath, [PROVIDER_JS, '0'], { dir: g.dir });
+	g.procs.push(g.provider);
+	g.providerPort = Number(await waitFor('the provider to listen',
+		() => (/listening (\d+)/.exec(readText(g.provider.out)) || [])[1], { timeout: 10000 }));
+	g.agentPort = await freePort();
+	g.peerPorts = [await freePort(), await freePort()];
+	fs.writeFileSync(g.conf, confText(g), { mode: 0o600 });
+
+	g.keys.sixty = await createKey(g, 'openai', 'sixty', ['--rpm', '60']);
+	g.keys.other = await createKey(g, 'openai', 'other', ['--rpm', '60']);
+	g.keys.sdk = await createKey(g, 'sdk', 'sdk', ['--rpm', '2']);
+	g.keys.live = await createKey(g, 'openai', 'live', ['--rpm', '1000']);
+	g.keys.free = await createKey(g, 'openai', 'free');
+	g.keys.capped = await createKey(g, 'capped', 'capped');
+	g.keys.shared = await createKey(g, 'openai', 'shared', ['--rpm', '10']);
+
+	g.agent = startProcess('keyauthd', KEYAUTHD, ['-c', g.conf], { dir: g.dir });
+	g.procs.push(g.agent);
+	await waitFor('keyauthd to start', () => {
+		if (!g.agent.isRunning())
+			throw new Error(`keyauthd exited: ${redact(readText(g.agent.err).slice(-500))}`);
+		return /event=started/.test(readText(g.agent.err));
+	}, { timeout: 10000 });
+	await waitFor('keyauthd to accept connections', () => portOpen(g.agentPort), { timeout: 5000 });
+
+	// Node lb1 takes its name from the rendered "localpeer"; lb2 from -L,
+	// which overrides it (the documented way to share one rendering).
+	g.nodes = [await renderNode(g, 'lb1', await freePort()), await renderNode(g, 'lb2', await freePort())];
+	for (const [i, n] of g.nodes.entries()) {
+		const args = ['-W', '-db', '-f', n.cfg];
+		if (i === 1)
+			args.push('-L', 'lb2');
+		n.proc = startProcess(`haproxy-${n.name}`, hap.bin, args, { dir: g.dir, kind: 'haproxy' });
+		g.procs.push(n.proc);
+	}
+	for (const n of g.nodes)
+		await waitFor(`HAProxy ${n.name} to listen`, () => portOpen(n.port), { timeout: 15000 });
+	// Both nodes see each other (session ESTAblished on each side).
+	for (const n of g.nodes)
+		await waitFor(`HAProxy ${n.name}'s peer session`, async () =>
+			/status=ESTA/.test(await hapCmd(n.sock, 'show peers')), { timeout: 15000, interval: 100 });
+	await waitFor('a first request through HAProxy and keyauthd', async () =>
+		(await hit(g.nodes[0], '/openai/v1/models', g.keys.free)).status === 200, { timeout: 15000, interval: 100 });
+	return g;
+}
+
+/* One GET through <node> with fetch; the key goes in <header>. */
+async function hit(node, p, key, header = 'X-API-Key') {
+	const res = await fetch(`http://127.0.0.1:${node.port}${p}`, { headers: { [header]: key } });
+	const body = await res.text();
+	let json = null;
+	try {
+		json = JSON.parse(body);
+	} catch { /* not JSON */ }
+	return { status: res.status, headers: res.headers, body, json };
+}
+
+/* <n> sequential requests; returns the statuses. */
+async function hits(node, p, key, n) {
+	const out = [];
+	for (let i = 0; i < n; i++)
+		out.push((await hit(node, p, key)).status);
+	return out;
+}
+
+function assertRateLimited(r, rpm, what) {
+	assert.ok(!holdsSecret(r.body), `${what}: the response holds a key: ${redact(r.body)}`);
+	assert.equal(r.status, 429, `${what}: HTTP status`);
+	assert.match(r.headers.get('content-type') || '', /application\/json/, `${what}: content-type`);
+	assert.deepEqual(r.json, { error: {
+		message: `Rate limit reached for this API key: ${rpm} requests per minute.`,
+		type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded',
+	} }, `${what}: body`);
+	assert.match(r.headers.get('retry-after') || '', /^\d+$/, `${what}: Retry-After`);
+}
+
+const VERSIONS = haproxyBinaries();
+
+for (const hap of VERSIONS) {
+	if (hap.skip) {
+		const line = `SKIP haproxy ${hap.label}: ${hap.skip}`;
+		console.log(`\n#### ${line} ####\n`);
+		test(line, { skip: hap.skip }, () => {});
+		continue;
+	}
+	if (hap.error) {
+		test(`haproxy ${hap.label} is available`, () => {
+			assert.fail(`HAProxy ${hap.label} is required for the end-to-end tests: ${hap.error}`);
+		});
+		continue;
+	}
+
+	const V = `[haproxy ${hap.full}]`;
+	describe(`rate limits on HAProxy ${hap.full}`, { timeout: 120000 }, () => {
+		let g;
+		let lb1;
+		let lb2;
+
+		before(async () => {
+			assert.ok(fs.existsSync(KEYAUTHD), `${KEYAUTHD} not built`);
+			assert.ok(fs.existsSync(KEYAUTHCTL), `${KEYAUTHCTL} not built`);
+			g = await startGateway(hap);
+			[lb1, lb2] = g.nodes;
+		}, { timeout: 60000 });
+
+		after(async () => {
+			if (!g)
+				return;
+			for (const p of g.procs.reverse())
+				await stopProcess(p);
+			removeTempDir(g.dir);
+		});
+
+		test(`${V} --rpm 60: 60 requests pass, the 61st is 429 with an OpenAI-style error; another key is unaffected`, async () => {
+			assert.equal(g.rpm.sixty, 60, 'key create --json reports the rpm');
+			const st = await hits(lb1, '/openai/v1/models', g.keys.sixty, 60);
+			assert.deepEqual(st, Array(60).fill(200), 'the first 60 requests of the minute pass');
+			const r = await hit(lb1, '/openai/v1/models', g.keys.sixty);
+			assertRateLimited(r, 60, '61st request');
+			// curl sees the same (and the header spelled as sent).
+			const c = await curl(g.dir, { url: `http://127.0.0.1:${lb1.port}/openai/v1/models`, headers: [`X-API-Key: ${g.keys.sixty}`] });
+			assert.equal(c.status, 429, 'curl: 429');
+			assert.equal(c.json?.error?.type, 'rate_limit_error');
+			assert.match(c.headers['retry-after'] || '', /^\d+$/);
+			// Same route, same limit, its own count.
+			assert.deepEqual(await hits(lb1, '/openai/v1/models', g.keys.other, 5), Array(5).fill(200), 'another key is unaffected');
+		});
+
+		test(`${V} OpenAI SDK: over the limit -> RateLimitError`, async () => {
+			const client = new OpenAI({ apiKey: g.keys.sdk, baseURL: `http://127.0.0.1:${lb1.port}/sdk/v1`, maxRetries: 0, timeout: 10000 });
+			await client.models.list();
+			await client.models.list();
+			let err;
+			try {
+				await client.models.list();
+			} catch (e) {
+				err = e;
+			}
+			assert.ok(err, 'the third request of a 2-rpm key must fail');
+			assert.ok(err instanceof OpenAI.RateLimitError, `expected RateLimitError, got ${err.constructor.name}: ${redact(err.message)}`);
+			assert.equal(err.status, 429);
+			assert.equal(err.error?.type ?? err.type, 'rate_limit_error');
+			assert.ok(!holdsSecret(String(err.message)), 'the SDK error holds a key');
+		});
+
+		test(`${V} key set --rpm lowers a limit live: 429 within 1 s, no reload`, async (t) => {
+			const agentReloads0 = countLines(g.agent.err, /event=reload /);
+			assert.deepEqual(await hits(lb1, '/openai/v1/models', g.keys.live, 6), Array(6).fill(200), 'under the 1000 rpm limit');
+			const r = await ctl(g.conf, ['key', 'set', g.ids.live, '--rpm', '5', '--json'], { logFile: g.ctlLog });
+			assert.equal(r.status, 0, `keyauthctl key set: ${redact(r.stderr)}`);
+			assert.equal(JSON.parse(r.stdout).rpm, 5);
+			const t0 = Date.now();
+			const limited = await waitFor('the lowered limit to apply', async () => {
+				const x = await hit(lb1, '/openai/v1/models', g.keys.live);
+				return x.status === 429 ? x : null;
+			}, { timeout: 5000, interval: 20 });
+			const ms = Date.now() - t0;
+			t.diagnostic(`new limit applied ${ms} ms after keyauthctl returned`);
+			assertRateLimited(limited, 5, 'lowered limit');
+			assert.ok(ms <= 1000, `key set took ${ms} ms (> 1000)`);
+			// 0 removes the limit: the same key passes again.
+			const r0 = await ctl(g.conf, ['key', 'set', g.ids.live, '--rpm', '0'], { logFile: g.ctlLog });
+			assert.equal(r0.status, 0, `keyauthctl key set --rpm 0: ${redact(r0.stderr)}`);
+			await waitFor('the removed limit to apply', async () =>
+				(await hit(lb1, '/openai/v1/models', g.keys.live)).status === 200, { timeout: 5000, interval: 20 });
+			assert.equal(countLines(g.agent.err, /event=reload /), agentReloads0, 'keyauthd was reloaded');
+		});
+
+		test(`${V} a key without a limit is never throttled (200 requests)`, async () => {
+			const st = await hits(lb1, '/openai/v1/models', g.keys.free, 200);
+			assert.equal(st.filter((s) => s === 200).length, 200, `statuses: ${[...new Set(st)].join(',')}`);
+		});
+
+		test(`${V} a route's rate_limit_rpm applies to keys without their own`, async () => {
+			assert.deepEqual(await hits(lb1, '/capped/v1/models', g.keys.capped, 3), [200, 200, 200]);
+			assertRateLimited(await hit(lb1, '/capped/v1/models', g.keys.capped), 3, 'route default');
+		});
+
+		test(`${V} the stick table is keyed by key ids, never keys`, async () => {
+			const t = await hapCmd(lb1.sock, 'show table keyauth_rate');
+			assert.ok(!holdsSecret(t), `the stick table holds a key: ${redact(t)}`);
+			assert.ok(t.includes(`key=${g.ids.sixty} `), 'the 60-rpm key id is tracked');
+			assert.ok(!t.includes(`key=${g.ids.free} `), 'a key without a limit is not tracked');
+		});
+
+		test(`${V} two HAProxy nodes joined by peers share the count`, async (t) => {
+			// 10 rpm, requests alternating between the nodes: alone, each node
+			// would let 10 through (20 in all); shared, the 11th overall is
+			// refused. Peers replicate asynchronously and the last writer wins
+			// (counts are not summed), so each request waits until the other
+			// node has the count (without peers it never would).
+			const st = [];
+			for (let i = 0; i < 20; i++) {
+				const [n, o] = i % 2 === 0 ? [lb1, lb2] : [lb2, lb1];
+				const r = await hit(n, '/openai/v1/models', g.keys.shared);
+				st.push(r.status);
+				if (r.status === 429)
+					assertRateLimited(r, 10, `request ${i + 1} on ${n.name}`);
+				const here = await rateOn(n, g.ids.shared);
+				assert.ok(here >= i + 1, `${n.name} counts ${here} after ${i + 1} requests`);
+				await waitFor(`${o.name} to receive the count from ${n.name}`, async () =>
+					(await rateOn(o, g.ids.shared)) >= here, { timeout: 3000, interval: 5 });
+			}
+			t.diagnostic(`statuses: ${st.join(' ')}`);
+			assert.deepEqual(st, [...Array(10).fill(200), ...Array(10).fill(429)],
+				'10 pass across both nodes, every later one is refused on either');
+		});
+
+		test(`${V} no key in any file of the run`, () => {
+			const leaks = filesUnder(g.dir).filter((f) => holdsSecret(readText(f)));
+			assert.deepEqual(leaks.map((f) => path.relative(g.dir, f)), [], 'files holding a key');
+		});
+	});
+}
