@@ -26,7 +26,7 @@ WARN_CFLAGS  = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prot
 SPOP_WARN    = -Wconversion -Wsign-conversion
 SAN_FLAGS    = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-PKGS      = openssl msgpack libconfig
+PKGS      = openssl msgpack libconfig hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libev ships no .pc file on Debian.
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm

@@ -11,6 +11,7 @@
  * keeps no global state.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <limits.h>
@@ -26,6 +27,7 @@
 #include <libconfig.h>
 
 #include "conf.h"
+#include "tls.h"
 #include "spop.h"
 
 #define CONF_MAX_WORKERS      64
@@ -560,7 +562,7 @@ static void conf_kw_listen(struct conf_ctx *x, const config_setting_t *s, void *
 			continue;
 		}
 		a = config_setting_get_string(e);
-		if (conf_parse_addr(a, l, &why) == -1) {
+		if (conf_parse_addr(strncmp(a, "tls:", 4) == 0 ? a + 4 : a, l, &why) == -1) {
 			conf_err(x, e, "bad listen address \"%s\": %s (use \"IPv4:port\", \"[IPv6]:port\" or \"unix:/absolute/path\")",
 				 conf_quote(q, sizeof(q), a), why);
 			conf_listen_clear(l);
@@ -578,6 +580,7 @@ static void conf_kw_listen(struct conf_ctx *x, const config_setting_t *s, void *
 			conf_listen_clear(l);
 			continue;
 		}
+		l->tls = strncmp(a, "tls:", 4) == 0;
 		c->nlisten++;
 	}
 }
@@ -713,9 +716,109 @@ static void conf_kw_store_backend(struct conf_ctx *x, const config_setting_t *s,
 	char q[CONF_QUOTE_MAX];
 
 	(void)obj;
-	if (strcmp(v, "file") != 0)
-		conf_err(x, s, "unsupported store backend \"%s\": only \"file\" is supported (set backend = \"file\";)",
+	if (strcmp(v, "file") != 0 && strcmp(v, "redis") != 0)
+		conf_err(x, s, "unsupported store backend \"%s\" (set backend = \"file\"; or backend = \"redis\";)",
 			 conf_quote(q, sizeof(q), v));
+}
+
+/* The redis settings: only meaningful with backend = "redis" (conf_kw_store
+ * allocates c->store_redis before the walk when it sees that backend). */
+static struct store_redis_conf *conf_redis(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct conf *c = obj;
+
+	if (c->store_redis == NULL)
+		conf_err(x, s, "%s in store needs backend = \"redis\"; (set it or remove %s)",
+			 config_setting_name(s), config_setting_name(s));
+	return c->store_redis;
+}
+
+static void conf_kw_redis_address(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct store_redis_conf *r = conf_redis(x, s, obj);
+	const char *v = config_setting_get_string(s);
+
+	if (r == NULL)
+		return;
+	if (!v[0] || (strncmp(v, "unix:", 5) != 0 && strrchr(v, ':') == NULL)) {
+		conf_err(x, s, "bad redis address (use \"127.0.0.1:6379\" or \"unix:/run/redis/redis.sock\")");
+		return;
+	}
+	conf_set_str(x, s, &r->address, v);
+}
+
+static void conf_kw_redis_password_file(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct store_redis_conf *r = conf_redis(x, s, obj);
+	const char *v = config_setting_get_string(s);
+
+	if (r == NULL)
+		return;
+	if (v[0] != '/') {
+		conf_err(x, s, "password_file must be an absolute path (e.g. password_file = \"/etc/keyauth/redis.pass\";)");
+		return;
+	}
+	conf_set_str(x, s, &r->password_file, v);
+}
+
+static void conf_kw_redis_namespace(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct store_redis_conf *r = conf_redis(x, s, obj);
+	const char *v = config_setting_get_string(s);
+
+	if (r == NULL)
+		return;
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != ':' && *p != '.') {
+			conf_err(x, s, "bad namespace (use [A-Za-z0-9_.:-], e.g. namespace = \"keyauth\";)");
+			return;
+		}
+	if (!v[0] || strlen(v) > 64) {
+		conf_err(x, s, "namespace must be 1..64 characters (e.g. namespace = \"keyauth\";)");
+		return;
+	}
+	conf_set_str(x, s, &r->namespace, v);
+}
+
+static void conf_kw_redis_stale_action(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct store_redis_conf *r = conf_redis(x, s, obj);
+	const char *v = config_setting_get_string(s);
+
+	if (r == NULL)
+		return;
+	if (strcmp(v, "serve") == 0)
+		r->stale_deny = false;
+	else if (strcmp(v, "deny") == 0)
+		r->stale_deny = true;
+	else
+		conf_err(x, s, "stale_action must be \"serve\" or \"deny\"");
+}
+
+/* Integer settings: the walk checks the range; a file-backend config has no
+ * place for them, so they are checked again in conf_kw_store. */
+static void conf_set_redis_db(void *obj, long long v)
+{
+	struct conf *c = obj;
+
+	if (c->store_redis != NULL)
+		c->store_redis->database = (int)v;
+}
+
+static void conf_set_redis_resync(void *obj, long long v)
+{
+	struct conf *c = obj;
+
+	if (c->store_redis != NULL)
+		c->store_redis->resync_interval = (unsigned)v;
+}
+
+static void conf_set_redis_staleness(void *obj, long long v)
+{
+	struct conf *c = obj;
+
+	if (c->store_redis != NULL)
+		c->store_redis->max_staleness = (unsigned)v;
 }
 
 static void conf_kw_store_path(struct conf_ctx *x, const config_setting_t *s, void *obj)
@@ -733,10 +836,39 @@ static void conf_kw_store_path(struct conf_ctx *x, const config_setting_t *s, vo
 static const struct conf_kw conf_store_kws[] = {
 	{ "backend", CONF_T_STRING, conf_kw_store_backend, NULL, 0, 0, "backend = \"file\";" },
 	{ "path", CONF_T_STRING, conf_kw_store_path, NULL, 0, 0, "path = \"/var/lib/keyauth/keys.db\";" },
+	{ "address", CONF_T_STRING, conf_kw_redis_address, NULL, 0, 0, "address = \"127.0.0.1:6379\";" },
+	{ "database", CONF_T_INT, NULL, conf_set_redis_db, 0, 15, "database = 0;" },
+	{ "password_file", CONF_T_STRING, conf_kw_redis_password_file, NULL, 0, 0, "password_file = \"/etc/keyauth/redis.pass\";" },
+	{ "namespace", CONF_T_STRING, conf_kw_redis_namespace, NULL, 0, 0, "namespace = \"keyauth\";" },
+	{ "resync_interval", CONF_T_INT, NULL, conf_set_redis_resync, 1, 86400, "resync_interval = 60;" },
+	{ "max_staleness", CONF_T_INT, NULL, conf_set_redis_staleness, 1, 604800, "max_staleness = 300;" },
+	{ "stale_action", CONF_T_STRING, conf_kw_redis_stale_action, NULL, 0, 0, "stale_action = \"serve\";" },
 };
 
 static void conf_kw_store(struct conf_ctx *x, const config_setting_t *s, void *obj)
 {
+	struct conf *c = obj;
+	const char *backend = NULL;
+	static const char *const redis_only[] = { "database", "resync_interval", "max_staleness" };
+
+	if (config_setting_lookup_string(s, "backend", &backend) == CONFIG_TRUE &&
+	    strcmp(backend, "redis") == 0 && c->store_redis == NULL) {
+		c->store_redis = calloc(1, sizeof(*c->store_redis));
+		if (c->store_redis == NULL ||
+		    conf_set_str(x, s, &c->store_redis->address, "127.0.0.1:6379") == -1 ||
+		    conf_set_str(x, s, &c->store_redis->namespace, "keyauth") == -1)
+			return;
+		c->store_redis->resync_interval = 60;
+		c->store_redis->max_staleness = 300;
+	}
+	if (c->store_redis == NULL)
+		for (size_t i = 0; i < COUNTOF(redis_only); i++) {
+			const config_setting_t *m = config_setting_get_member(s, redis_only[i]);
+
+			if (m != NULL)
+				conf_err(x, m, "%s in store needs backend = \"redis\"; (set it or remove %s)",
+					 redis_only[i], redis_only[i]);
+		}
 	conf_walk(x, s, " in store", conf_store_kws, COUNTOF(conf_store_kws), obj);
 }
 
@@ -1156,6 +1288,62 @@ static void conf_kw_haproxy_local_peer(struct conf_ctx *x, const config_setting_
 	conf_set_str(x, s, &c->local_peer, v);
 }
 
+/* ---- tls (issue 11) ------------------------------------------------------ */
+
+/* Every string member of the tls group: a non-empty path or list. */
+static void conf_kw_tls_str(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct tls_listen_conf *t = ((struct conf *)obj)->tls;
+	const char *name = config_setting_name(s), *v = config_setting_get_string(s);
+	char **dst = strcmp(name, "cert") == 0 ? &t->cert : strcmp(name, "key") == 0 ? &t->key :
+		     strcmp(name, "ca") == 0 ? &t->ca : strcmp(name, "ciphers") == 0 ? &t->ciphers :
+		     strcmp(name, "haproxy_ca") == 0 ? &t->haproxy_ca : &t->haproxy_client_cert;
+
+	if (!v[0]) {
+		conf_err(x, s, "%s in tls is empty (give a file path, or remove the setting)", name);
+		return;
+	}
+	conf_set_str(x, s, dst, v);
+}
+
+static void conf_kw_tls_min_version(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct tls_listen_conf *t = ((struct conf *)obj)->tls;
+	const char *v = config_setting_get_string(s);
+	char q[CONF_QUOTE_MAX];
+
+	t->min_version = tls_parse_version(v);
+	if (t->min_version == 0)
+		conf_err(x, s, "bad min_version \"%s\" in tls (use \"1.2\" or \"1.3\")",
+			 conf_quote(q, sizeof(q), v));
+}
+
+static const struct conf_kw conf_tls_kws[] = {
+	{ "cert", CONF_T_STRING, conf_kw_tls_str, NULL, 0, 0, "cert = \"/etc/keyauth/tls/agent.pem\";" },
+	{ "key", CONF_T_STRING, conf_kw_tls_str, NULL, 0, 0, "key = \"/etc/keyauth/tls/agent.key\";" },
+	{ "ca", CONF_T_STRING, conf_kw_tls_str, NULL, 0, 0, "ca = \"/etc/keyauth/tls/haproxy-ca.pem\";" },
+	{ "ciphers", CONF_T_STRING, conf_kw_tls_str, NULL, 0, 0, "ciphers = \"ECDHE+AESGCM:ECDHE+CHACHA20\";" },
+	{ "min_version", CONF_T_STRING, conf_kw_tls_min_version, NULL, 0, 0, "min_version = \"1.2\";" },
+	{ "haproxy_ca", CONF_T_STRING, conf_kw_tls_str, NULL, 0, 0, "haproxy_ca = \"/etc/haproxy/keyauth-ca.pem\";" },
+	{ "haproxy_client_cert", CONF_T_STRING, conf_kw_tls_str, NULL, 0, 0,
+	  "haproxy_client_cert = \"/etc/haproxy/keyauth-client.pem\";" },
+};
+
+static void conf_kw_tls(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct conf *c = obj;
+
+	if (c->tls == NULL) {
+		c->tls = calloc(1, sizeof(*c->tls));
+		if (c->tls == NULL) {
+			conf_err(x, s, "out of memory");
+			return;
+		}
+		c->tls->min_version = TLS1_2_VERSION;
+	}
+	conf_walk(x, s, " in tls", conf_tls_kws, COUNTOF(conf_tls_kws), obj);
+}
+
 static const struct conf_kw conf_top_kws[] = {
 	{ "listen", CONF_T_SEQ, conf_kw_listen, NULL, 0, 0, "listen = [ \"127.0.0.1:12345\" ];" },
 	{ "socket_mode", CONF_T_STRING, conf_kw_socket_mode, NULL, 0, 0, "socket_mode = \"0660\";" },
@@ -1182,6 +1370,8 @@ static const struct conf_kw conf_top_kws[] = {
 	  "haproxy_peers = ( { name = \"lb1\"; address = \"10.0.0.1:10000\"; } );" },
 	{ "haproxy_local_peer", CONF_T_STRING, conf_kw_haproxy_local_peer, NULL, 0, 0,
 	  "haproxy_local_peer = \"lb1\";" },
+	{ "tls", CONF_T_GROUP, conf_kw_tls, NULL, 0, 0,
+	  "tls = { cert = \"/etc/keyauth/tls/agent.pem\"; key = \"/etc/keyauth/tls/agent.key\"; };" },
 };
 
 /* ---- load and free ------------------------------------------------------ */
@@ -1231,6 +1421,12 @@ static void conf_finish(struct conf_ctx *x, struct conf *c, bool have_listen, bo
 			conf_err(x, NULL, "haproxy_local_peer \"%s\" is not the name of one of haproxy_peers (add it there or remove the setting)",
 				 c->local_peer);
 	}
+	for (unsigned i = 0; i < c->nlisten; i++)
+		if (c->listen[i].tls && c->tls == NULL)
+			conf_err(x, NULL, "listen \"%s\" uses TLS but there is no tls group (add tls = { cert = \"...\"; key = \"...\"; };)",
+				 c->listen[i].addr);
+	if (c->tls != NULL && (c->tls->cert == NULL || c->tls->key == NULL))
+		conf_err(x, NULL, "tls needs both cert and key (add cert = \"...\"; key = \"...\"; to tls)");
 	if (!have_routes)
 		conf_err(x, NULL, "no routes defined (add routes = ( { name = \"openai\"; context = \"/openai\"; } );)");
 }
@@ -1348,6 +1544,21 @@ void conf_free(struct conf *c)
 	free(c->local_peer);
 	free(c->path);
 	free(c->store_path);
+	if (c->store_redis != NULL) {
+		free(c->store_redis->address);
+		free(c->store_redis->password_file);
+		free(c->store_redis->namespace);
+		free(c->store_redis);
+	}
+	if (c->tls != NULL) {
+		free(c->tls->cert);
+		free(c->tls->key);
+		free(c->tls->ca);
+		free(c->tls->ciphers);
+		free(c->tls->haproxy_ca);
+		free(c->tls->haproxy_client_cert);
+		free(c->tls);
+	}
 	free(c->key_prefix);
 	free(c->user);
 	free(c->pid_file);

@@ -65,6 +65,19 @@ struct listen_conf {
 	uint16_t port;           /* TCP */
 	char *path;              /* UNIX */
 	mode_t mode;             /* UNIX socket mode, default 0660 */
+	bool tls;                /* written "tls:ADDRESS": TLS with the "tls" group */
+};
+
+/* The "tls" group (issue 11): what TLS listeners serve, and what keyauthctl
+ * tells HAProxy to verify and present. Paths as written. */
+struct tls_listen_conf {
+	char *cert;              /* PEM chain, leaf first (required) */
+	char *key;               /* PEM private key (required) */
+	char *ca;                /* client CA bundle: set = mutual TLS; may be NULL */
+	char *ciphers;           /* TLS 1.2 cipher list; NULL = OpenSSL's default */
+	int min_version;         /* TLS1_2_VERSION (default) or TLS1_3_VERSION */
+	char *haproxy_ca;        /* rendered "ca-file": the CA HAProxy verifies us with; may be NULL */
+	char *haproxy_client_cert; /* rendered "crt": HAProxy's client cert+key PEM; may be NULL */
 };
 
 enum log_target {
@@ -81,6 +94,16 @@ struct conf {
 	uint32_t max_frame_size;         /* default 16380, 256..SPOP_MAX_FRAME_SIZE */
 	unsigned idle_timeout_ms;        /* default 60000; 0 = none */
 	char *store_path;                /* default /var/lib/keyauth/keys.db */
+	/* store backend "redis" (issue 10); store_redis NULL for "file". */
+	struct store_redis_conf {
+		char *address;           /* "host:port" or "unix:/path"; default 127.0.0.1:6379 */
+		int database;            /* SELECT, default 0 */
+		char *password_file;     /* NULL: no AUTH; must not be group/other readable */
+		char *namespace;         /* key prefix, default "keyauth" */
+		unsigned resync_interval; /* seconds, default 60 */
+		unsigned max_staleness;  /* seconds, default 300 */
+		bool stale_deny;         /* stale_action "deny" (default "serve") */
+	} *store_redis;
 	char *key_prefix;                /* default "ka_", [A-Za-z0-9]+_ */
 	int log_level;                   /* LOG_ERR..LOG_DEBUG from <syslog.h>, default LOG_INFO */
 	enum log_target log_target;
@@ -93,6 +116,7 @@ struct conf {
 	struct haproxy_peer *peers;      /* haproxy_peers; NULL/0: no peers section */
 	unsigned npeers;
 	char *local_peer;                /* haproxy_local_peer: rendered as "localpeer"; may be NULL */
+	struct tls_listen_conf *tls;     /* the "tls" group; NULL when absent */
 };
 
 /* Loads and validates <path>. Returns a new conf owned by the caller (free it

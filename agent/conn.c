@@ -19,6 +19,15 @@
  * connection flushes <tx>, shuts down its write side and discards input until
  * EOF or CONN_LINGER seconds, so the peer reads our last frame before it sees
  * a reset.
+ *
+ * TLS
+ * A connection from a TLS listener carries an SSL (NULL for plain, whose
+ * path stays a bare read()/send()). Until the handshake is done nothing else
+ * happens; then SSL_read replaces read() and one SSL_write per pass replaces
+ * send(). WANT_READ/WANT_WRITE become the ev_io events; bytes OpenSSL has
+ * decrypted but we had no room for are re-fed as EV_READ, since the socket
+ * will not signal them again. A handshake that stalls is bounded by the
+ * HELLO timeout like a silent plain connection.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -32,6 +41,7 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <openssl/err.h>
 
 #include "conf.h"
 #include "conn.h"
@@ -39,6 +49,7 @@
 #include "log.h"
 #include "snap.h"
 #include "spop.h"
+#include "tls.h"
 #include "verdict.h"
 #include "worker.h"
 
@@ -137,6 +148,25 @@ conn_new(struct worker *w, int fd)
 	return c;
 }
 
+struct conn *
+conn_new_tls(struct worker *w, int fd, SSL_CTX *ctx)
+{
+	SSL *ssl = tls_conn_new(ctx, fd);
+	struct conn *c;
+
+	if (ssl == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c = conn_new(w, fd);
+	if (c == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	c->ssl = ssl;
+	return c;
+}
+
 void
 conn_free(struct conn *c)
 {
@@ -149,6 +179,8 @@ conn_free(struct conn *c)
 		ev_io_stop(w->loop, &c->io);
 		ev_timer_stop(w->loop, &c->timer);
 	}
+	if (c->ssl != NULL)
+		SSL_free(c->ssl);   /* wipes its own record buffers */
 	if (c->fd != -1)
 		close(c->fd);
 	if (c->prev != NULL)
@@ -550,6 +582,10 @@ conn_update_events(struct conn *c)
 {
 	int ev = 0;
 
+	if (c->ssl != NULL && !c->tls_ok) {
+		ev = c->tls_want != 0 ? c->tls_want : EV_READ;
+		goto set;
+	}
 	if (c->tx_off < c->tx_len)
 		ev |= EV_WRITE;
 	/* Read while there is room to answer; in CLOSING only after the last
@@ -561,6 +597,14 @@ conn_update_events(struct conn *c)
 	    !c->rd_closed) {
 		ev |= EV_READ;
 	}
+	if (c->ssl != NULL) {
+		/* A TLS write may need a read (and the reverse) mid-record. */
+		if (c->tls_want != 0 && c->st != CONN_ST_CLOSING)
+			ev |= c->tls_want;
+		if ((ev & EV_READ) && c->st != CONN_ST_CLOSING && SSL_has_pending(c->ssl))
+			ev_feed_event(c->w->loop, &c->io, EV_READ);
+	}
+set:
 	if (ev != (c->io.events & (EV_READ | EV_WRITE))) {
 		ev_io_stop(c->w->loop, &c->io);
 		ev_io_set(&c->io, c->fd, ev);
@@ -577,6 +621,22 @@ conn_flush(struct conn *c)
 
 	if (c->tx_off == c->tx_len)
 		return 0;
+	if (c->ssl != NULL) {
+		/* One SSL_write per pass: one record per batch up to 16 KB. */
+		c->tls_want = 0;
+		n = tls_write(c->ssl, c->tx + c->tx_off, c->tx_len - c->tx_off, &c->tls_want);
+		if (c->tls_want == TLS_WANT_WRITE)
+			c->tls_want = 0;   /* pending <tx> arms EV_WRITE anyway */
+		if (n == -2)
+			return 0;
+		if (n < 0)
+			return -1;
+		c->tls_want = 0;
+		c->tx_off += (size_t)n;
+		if (c->tx_off == c->tx_len)
+			c->tx_off = c->tx_len = 0;
+		return 0;
+	}
 	n = send(c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off, MSG_NOSIGNAL);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -595,9 +655,74 @@ conn_enter_linger(struct conn *c)
 	if (c->wr_shut)
 		return;
 	c->wr_shut = 1;
+	if (c->ssl != NULL && c->tls_ok) {
+		/* close_notify, best effort: the socket may be full. */
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl);
+		ERR_clear_error();
+	}
 	shutdown(c->fd, SHUT_WR);
 	c->timer.repeat = CONN_LINGER;
 	ev_timer_again(c->w->loop, &c->timer);
+}
+
+/* read() for plain sockets, SSL_read for TLS, with read()'s contract: a TLS
+ * "not now" is -1/EAGAIN (what it waits on is in tls_want), a TLS failure
+ * -1/ECONNRESET. */
+static ssize_t
+conn_recv(struct conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (c->ssl == NULL)
+		return read(c->fd, buf, len);
+	if (len == 0) {   /* armed only for a write that waits on a read */
+		errno = EAGAIN;
+		return -1;
+	}
+	c->tls_want = 0;
+	n = tls_read(c->ssl, buf, len, &c->tls_want);
+	/* Only the cross case (a read that needs a write) is kept: a read
+	 * waiting for input is what EV_READ already means. */
+	if (c->tls_want == TLS_WANT_READ)
+		c->tls_want = 0;
+	if (n == -2) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (n == -1)
+		errno = ECONNRESET;
+	return n;
+}
+
+/* Advances the TLS handshake. Returns 0 (done or in progress: tls_ok says
+ * which) or -1 when the peer is refused. */
+static int
+conn_tls_handshake(struct conn *c)
+{
+	int r;
+
+	c->tls_want = 0;
+	r = tls_handshake(c->ssl, &c->tls_want);
+	if (r == 0)
+		return 0;
+	if (r == -1) {
+		STAT_INC(c->w, proto_errors[0]);
+		if (conn_log_budget(c->w))
+			log_notice("event=tls_handshake_failed conn=%llu", (unsigned long long)c->id);
+		return -1;
+	}
+	c->tls_ok = 1;
+	c->tls_want = 0;
+	if (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER) {
+		char subj[256];
+
+		tls_peer_subject(c->ssl, subj, sizeof(subj));
+		if (conn_log_budget(c->w))
+			log_info("event=tls_client conn=%llu subject=\"%s\"",
+			    (unsigned long long)c->id, subj);
+	}
+	return 0;
 }
 
 static void
@@ -605,6 +730,20 @@ conn_on_io(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct conn *c = io->data;
 	int64_t now = (int64_t)ev_now(loop);
+
+	if (c->ssl != NULL && !c->tls_ok) {
+		if (conn_tls_handshake(c) == -1) {
+			conn_free(c);
+			return;
+		}
+		if (!c->tls_ok) {
+			conn_update_events(c);
+			return;
+		}
+		revents |= EV_READ;   /* HELLO may have come with the Finished */
+	} else if (c->ssl != NULL && (revents & EV_WRITE) && c->tls_want == TLS_WANT_WRITE) {
+		revents |= EV_READ;   /* the read that needed this write, again */
+	}
 
 	if (revents & EV_READ) {
 		if (c->st == CONN_ST_CLOSING) {
@@ -616,7 +755,7 @@ conn_on_io(struct ev_loop *loop, ev_io *io, int revents)
 				return;
 			}
 		} else {
-			ssize_t n = read(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len);
+			ssize_t n = conn_recv(c, c->rx + c->rx_len, c->rx_cap - c->rx_len);
 
 			if (n > 0) {
 				c->rx_len += (size_t)n;
@@ -664,8 +803,10 @@ conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 	double idle, left;
 
 	(void)revents;
-	if (c->st == CONN_ST_CLOSING) {
-		conn_free(c);   /* linger or flush deadline passed */
+	if (c->st == CONN_ST_CLOSING || (c->ssl != NULL && !c->tls_ok)) {
+		/* Linger or flush deadline passed, or a TLS handshake never
+		 * finished: nothing can be said to that peer in SPOP. */
+		conn_free(c);
 		return;
 	}
 	idle = conn_idle_limit(c);
@@ -695,6 +836,10 @@ conn_close_graceful(struct conn *c)
 {
 	struct ev_loop *loop = c->w->loop;
 
+	if (c->ssl != NULL && !c->tls_ok) {
+		conn_free(c);   /* no SPOP session yet: nothing to say goodbye to */
+		return;
+	}
 	if (c->st != CONN_ST_CLOSING) {
 		/* Answer what already arrived, then say goodbye. */
 		for (;;) {
@@ -702,7 +847,7 @@ conn_close_graceful(struct conn *c)
 
 			if (c->rx_len == c->rx_cap || tx_room(c) < CONN_REPLY_MAX + CONN_DISCON_MAX)
 				break;
-			n = read(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len);
+			n = conn_recv(c, c->rx + c->rx_len, c->rx_cap - c->rx_len);
 			if (n <= 0)
 				break;
 			c->rx_len += (size_t)n;

@@ -16,6 +16,8 @@
 #include <ev.h>
 
 struct worker;
+struct ssl_st;
+struct ssl_ctx_st;
 
 enum conn_st {
 	CONN_ST_HELLO_WAIT = 0,  /* accepted, waiting for HAPROXY-HELLO */
@@ -38,6 +40,9 @@ struct conn {
 	int rd_closed;           /* peer sent EOF */
 	int wr_shut;             /* our write side is shut: lingering until EOF */
 	uint64_t id;             /* for logs */
+	struct ssl_st *ssl;      /* NULL: plain socket; else TLS (agent/tls.h) */
+	int tls_ok;              /* TLS handshake done: SPOP bytes may flow */
+	int tls_want;            /* TLS_WANT_READ/WRITE the last TLS call waits on */
 	struct worker *w;
 	struct conn *prev, *next;
 };
@@ -47,6 +52,10 @@ const char *conn_st_str(enum conn_st st);
 /* Takes ownership of the accepted, non-blocking <fd>. NULL on allocation
  * failure (the fd is then closed). */
 struct conn *conn_new(struct worker *w, int fd);
+/* The same for a TLS listener: the handshake on <ctx> (which the SSL keeps a
+ * reference to) completes before any SPOP byte is read. NULL on failure
+ * (the fd is then closed). */
+struct conn *conn_new_tls(struct worker *w, int fd, struct ssl_ctx_st *ctx);
 /* Closes now, without sending anything. */
 void conn_free(struct conn *c);
 /* Shutdown path: answer every complete frame already received, queue

@@ -21,6 +21,7 @@
 #include "ctl.h"
 #include "keyfmt.h"
 #include "keystore.h"
+#include "store_redis.h"
 #include "verdict.h"
 
 #define STDIN_MAX 8192           /* verify: more than any header HAProxy would pass */
@@ -74,6 +75,12 @@ static void
 store_load_failed(const struct ctl_ctx *ctx, const struct conf *c, const char *err)
 {
 	ctl_err(ctx, "cannot read the key store: %s", err);
+	if (c->store_redis != NULL) {
+		fprintf(stderr, "%s: the store was not modified; check that Redis at %s is up "
+		        "and the store settings of %s.\n", ctx->prog, c->store_redis->address,
+		        c->path);
+		return;
+	}
 	fprintf(stderr,
 	        "%s: the store was not modified. To recover, restore %s from a backup,\n"
 	        "  or move it aside (mv %s %s.broken) to start an empty store; keys held only\n"
@@ -231,25 +238,133 @@ edit_append(struct ctl_edit *ed)
 	return &ed->v[ed->n++];
 }
 
+/* ---- the store behind keyauthctl: file or redis ---------------------------
+ * A transaction reads the whole set, lets the command edit a copy, then
+ * writes it: the file backend under an exclusive flock, rewritten whole with
+ * generation + 1; the redis backend under WATCH of the generation, written as
+ * one MULTI/EXEC of the changed records (see store_redis.h), so a concurrent
+ * writer makes this one fail instead of being overwritten. */
+struct ctl_tx {
+	const struct conf *c;
+	int lock;                        /* file */
+	struct redisContext *rds;        /* redis */
+};
+
+struct ctl_store_ops {
+	/* Locks and reads: the set, or NULL with <err> (*locked = 0 when the
+	 * failure is the lock/connection itself). */
+	struct ks_set *(*begin)(struct ctl_tx *tx, int *locked, char *err, size_t errlen);
+	/* 0, or -1 with <err>. */
+	int (*commit)(struct ctl_tx *tx, const struct ks_set *old, const struct ks_entry *v,
+	              size_t n, char *err, size_t errlen);
+	void (*end)(struct ctl_tx *tx);
+};
+
+static struct ks_set *
+file_tx_begin(struct ctl_tx *tx, int *locked, char *err, size_t errlen)
+{
+	tx->lock = ks_file_lock(tx->c->store_path, err, errlen);
+	*locked = tx->lock != -1;
+	if (tx->lock == -1)
+		return NULL;
+	return ks_set_load(tx->c->store_path, NULL, err, errlen);
+}
+
+static int
+file_tx_commit(struct ctl_tx *tx, const struct ks_set *old, const struct ks_entry *v, size_t n,
+               char *err, size_t errlen)
+{
+	return ks_file_write_gen(tx->c->store_path, v, n, ks_generation(old) + 1, err, errlen);
+}
+
+static void
+file_tx_end(struct ctl_tx *tx)
+{
+	if (tx->lock != -1)
+		ks_file_unlock(tx->lock);
+}
+
+static struct ks_set *
+redis_tx_begin(struct ctl_tx *tx, int *locked, char *err, size_t errlen)
+{
+	tx->rds = store_redis_connect(tx->c->store_redis, err, errlen);
+	*locked = tx->rds != NULL;
+	if (tx->rds == NULL)
+		return NULL;
+	if (store_redis_watch_gen(tx->rds, tx->c->store_redis->namespace, err, errlen) == -1)
+		return NULL;
+	return store_redis_read(tx->rds, tx->c->store_redis->namespace, NULL, err, errlen);
+}
+
+static int
+redis_tx_commit(struct ctl_tx *tx, const struct ks_set *old, const struct ks_entry *v, size_t n,
+                char *err, size_t errlen)
+{
+	int r = store_redis_commit(tx->rds, tx->c->store_redis->namespace, old, v, n, err, errlen);
+
+	if (r == 1)
+		snprintf(err, errlen, "another writer changed the store meanwhile; run the command again");
+	return r == 0 ? 0 : -1;
+}
+
+static void
+redis_tx_end(struct ctl_tx *tx)
+{
+	store_redis_disconnect(tx->rds);
+}
+
+static const struct ctl_store_ops ctl_file_ops = { file_tx_begin, file_tx_commit, file_tx_end };
+static const struct ctl_store_ops ctl_redis_ops = { redis_tx_begin, redis_tx_commit, redis_tx_end };
+
+static const struct ctl_store_ops *
+ctl_store(const struct conf *c)
+{
+	return c->store_redis != NULL ? &ctl_redis_ops : &ctl_file_ops;
+}
+
+/* The whole set, unlocked (the file is replaced by rename and redis writes
+ * are atomic, so a reader sees the old store or the new one). */
+static struct ks_set *
+store_read(const struct conf *c, char *err, size_t errlen)
+{
+	struct redisContext *rds;
+	struct ks_set *set;
+
+	if (c->store_redis == NULL)
+		return ks_set_load(c->store_path, NULL, err, errlen);
+	rds = store_redis_connect(c->store_redis, err, errlen);
+	if (rds == NULL)
+		return NULL;
+	set = store_redis_read(rds, c->store_redis->namespace, NULL, err, errlen);
+	store_redis_disconnect(rds);
+	return set;
+}
+
 /* Runs <fn> as one locked read-modify-write of the store. Returns
  * CTL_EXIT_OK or CTL_EXIT_FAIL (messages printed). */
 static int
 store_edit(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, void *arg)
 {
 	struct ctl_edit ed = { .ctx = ctx, .conf = c, .now = ctl_now(ctx) };
+	const struct ctl_store_ops *ops = ctl_store(c);
+	struct ctl_tx tx = { .c = c, .lock = -1 };
 	struct ks_set *set;
 	char err[1024];
-	int lock, rc = CTL_EXIT_FAIL, r;
+	int locked, rc = CTL_EXIT_FAIL, r;
 
 	err[0] = '\0';
-	lock = ks_file_lock(c->store_path, err, sizeof(err));
-	if (lock == -1) {
+	set = ops->begin(&tx, &locked, err, sizeof(err));
+	if (!locked) {
 		ctl_err(ctx, "cannot lock the key store: %s", err);
-		fprintf(stderr, "%s: check that the directory of %s exists and that this user may "
-		        "write to it.\n", ctx->prog, c->store_path);
+		if (c->store_redis == NULL)
+			fprintf(stderr, "%s: check that the directory of %s exists and that this user "
+			        "may write to it.\n", ctx->prog, c->store_path);
+		else
+			fprintf(stderr, "%s: check that Redis at %s is up and the store settings of "
+			        "%s.\n", ctx->prog, c->store_redis->address, c->path);
+		ops->end(&tx);
 		return CTL_EXIT_FAIL;
 	}
-	set = ks_set_load(c->store_path, NULL, err, sizeof(err));
 	if (set == NULL) {
 		store_load_failed(ctx, c, err);
 		goto out;
@@ -269,8 +384,7 @@ store_edit(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, voi
 		rc = CTL_EXIT_OK;
 		goto out;
 	}
-	if (ks_file_write_gen(c->store_path, ed.v, ed.n, ks_generation(set) + 1,
-	                      err, sizeof(err)) == -1) {
+	if (ops->commit(&tx, set, ed.v, ed.n, err, sizeof(err)) == -1) {
 		ctl_err(ctx, "cannot write the key store: %s", err);
 		fprintf(stderr, "%s: the store was not modified.\n", ctx->prog);
 		goto out;
@@ -279,7 +393,7 @@ store_edit(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, voi
 out:
 	free(ed.v);
 	ks_set_unref(set);
-	ks_file_unlock(lock);
+	ops->end(&tx);
 	return rc;
 }
 
@@ -611,7 +725,7 @@ key_list(struct ctl_ctx *ctx, int argc, char **argv)
 	/* No lock: the file is replaced by rename, so a reader sees the old
 	 * store or the new one. */
 	err[0] = '\0';
-	set = ks_set_load(c->store_path, NULL, err, sizeof(err));
+	set = store_read(c, err, sizeof(err));
 	if (set == NULL) {
 		store_load_failed(ctx, c, err);
 		goto out;
@@ -696,7 +810,8 @@ find_or_complain(struct ctl_edit *ed, const char *id)
 
 	if (e == NULL)
 		ctl_err(ed->ctx, "no key with id '%s' in %s (see 'keyauthctl key list --all')",
-		        id, ed->conf->store_path);
+		        id, ed->conf->store_redis != NULL ? ed->conf->store_redis->address
+		                                           : ed->conf->store_path);
 	return e;
 }
 
@@ -1124,7 +1239,7 @@ key_verify(struct ctl_ctx *ctx, int argc, char **argv)
 	if (c == NULL)
 		goto out;
 	err[0] = '\0';
-	set = ks_set_load(c->store_path, NULL, err, sizeof(err));
+	set = store_read(c, err, sizeof(err));
 	if (set == NULL) {
 		store_load_failed(ctx, c, err);
 		goto out;

@@ -272,19 +272,26 @@ render_agent_servers(FILE *f, const struct conf *c)
 	for (unsigned i = 0; i < c->nlisten; i++) {
 		const struct listen_conf *l = &c->listen[i];
 
-		if (l->family == LISTEN_UNIX) {
-			fprintf(f, "    server agent%u unix@%s check inter 2s\n", i + 1, l->path);
-			continue;
-		}
+		if (l->family == LISTEN_UNIX)
+			fprintf(f, "    server agent%u unix@%s check inter 2s", i + 1, l->path);
 		/* A wildcard listener is reached over loopback. */
-		if (strcmp(l->host, "0.0.0.0") == 0 || l->host[0] == '\0')
-			fprintf(f, "    server agent%u 127.0.0.1:%u check inter 2s\n", i + 1, l->port);
+		else if (strcmp(l->host, "0.0.0.0") == 0 || l->host[0] == '\0')
+			fprintf(f, "    server agent%u 127.0.0.1:%u check inter 2s", i + 1, l->port);
 		else if (strcmp(l->host, "::") == 0)
-			fprintf(f, "    server agent%u [::1]:%u check inter 2s\n", i + 1, l->port);
+			fprintf(f, "    server agent%u [::1]:%u check inter 2s", i + 1, l->port);
 		else if (strchr(l->host, ':') != NULL)
-			fprintf(f, "    server agent%u [%s]:%u check inter 2s\n", i + 1, l->host, l->port);
+			fprintf(f, "    server agent%u [%s]:%u check inter 2s", i + 1, l->host, l->port);
 		else
-			fprintf(f, "    server agent%u %s:%u check inter 2s\n", i + 1, l->host, l->port);
+			fprintf(f, "    server agent%u %s:%u check inter 2s", i + 1, l->host, l->port);
+		/* TLS listener (issue 11): HAProxy verifies the agent, and presents
+		 * its own certificate when one is configured (mutual TLS). */
+		if (l->tls && c->tls != NULL) {
+			fprintf(f, " ssl verify required ca-file %s",
+			    c->tls->haproxy_ca != NULL ? c->tls->haproxy_ca : "@system-ca");
+			if (c->tls->haproxy_client_cert != NULL)
+				fprintf(f, " crt %s", c->tls->haproxy_client_cert);
+		}
+		fputc('\n', f);
 	}
 }
 
@@ -572,6 +579,11 @@ ctl_render(const struct conf *c, const struct ctl_render_opts *o,
 			snprintf(err, errlen, "listen address '%s' cannot be rendered", l->addr);
 			goto out;
 		}
+	}
+	if (c->tls != NULL && ((c->tls->haproxy_ca != NULL && !path_ok(c->tls->haproxy_ca)) ||
+	    (c->tls->haproxy_client_cert != NULL && !path_ok(c->tls->haproxy_client_cert)))) {
+		snprintf(err, errlen, "tls haproxy_ca or haproxy_client_cert cannot be rendered");
+		goto out;
 	}
 	for (unsigned i = 0; i < c->npeers; i++) {
 		const struct haproxy_peer *p = &c->peers[i];

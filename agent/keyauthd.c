@@ -30,6 +30,8 @@
 #include "snap.h"
 #include "stats.h"
 #include "store.h"
+#include "store_redis.h"
+#include "tls.h"
 #include "worker.h"
 
 #define KEYAUTHD_VERSION "0.1.0"
@@ -56,6 +58,9 @@ struct daemon {
 	uint64_t store_loads_ok, store_loads_rejected;
 	double store_last_time;       /* ev_now of the last store load attempt */
 	bool store_last_ok;
+	ev_timer stale_w;             /* shared store: staleness check, 1 s */
+	bool stale;                   /* shared store past max_staleness */
+	struct ks_set *deny_set;      /* published instead of ks while stale, stale_action deny */
 	double config_last_time;
 	bool config_last_ok;
 };
@@ -207,7 +212,7 @@ open_listeners(struct daemon *d, const struct conf *c)
 			d->unix_paths[d->nshared] = strdup(l->path);
 			d->shared_fds[d->nshared++] = fd;
 			for (k = 0; k < d->nworkers; k++)
-				worker_add_listener(&d->workers[k], fd, true);
+				worker_add_listener(&d->workers[k], fd, true, l->tls);
 		} else {
 			int probe = tcp_listener(l, false, err, sizeof(err));
 
@@ -219,7 +224,7 @@ open_listeners(struct daemon *d, const struct conf *c)
 
 				if (fd == -1)
 					goto fail;
-				worker_add_listener(&d->workers[k], fd, false);
+				worker_add_listener(&d->workers[k], fd, false, l->tls);
 			}
 		}
 		log_info("event=listening addr=%s workers=%u", l->addr, d->nworkers);
@@ -277,7 +282,7 @@ publish(struct daemon *d)
 	struct snap *s;
 	unsigned i;
 
-	s = snap_new(d->cref, d->ks, ++d->gen);
+	s = snap_new(d->cref, d->stale && d->deny_set != NULL ? d->deny_set : d->ks, ++d->gen);
 	if (s == NULL) {
 		log_err("event=publish_failed error=\"out of memory\"");
 		return;
@@ -308,6 +313,10 @@ reload_store(struct daemon *d, const char *why)
 	}
 	ks_set_unref(d->ks);
 	d->ks = ks;
+	if (d->stale) {
+		d->stale = false;
+		log_notice("event=store_fresh where=%s", d->store->ops->where(d->store));
+	}
 	log_info("event=store_loaded where=%s trigger=%s keys=%zu generation=%llu",
 	    d->store->ops->where(d->store), why, ks_count(ks),
 	    (unsigned long long)d->gen + 1);
@@ -322,6 +331,36 @@ on_store_changed(struct store *st, void *arg)
 	(void)st;
 	if (reload_store(d, "change") == 0)
 		publish(d);
+}
+
+/* A shared store past max_staleness (disconnected, or its loads failing, for
+ * longer than that since the last good load): logged once; with
+ * stale_action "deny" the workers get the deny-all set until a load succeeds
+ * (reload_store clears the state; its caller publishes the real set). */
+static void
+on_stale_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	const struct store_redis_conf *rc = d->cref->conf->store_redis;
+	double age;
+	bool connected;
+	uint64_t outages;
+
+	(void)revents;
+	if (rc == NULL || strcmp(d->store->ops->name, "redis") != 0 || d->stale)
+		return;
+	store_redis_status(d->store, ev_now(loop), &age, &connected, &outages);
+	if ((connected && d->store_last_ok) || age <= rc->max_staleness)
+		return;
+	d->stale = true;
+	log_err("event=store_stale where=%s age_s=%.0f max_staleness=%u action=%s",
+	    d->store->ops->where(d->store), age, rc->max_staleness,
+	    rc->stale_deny ? "deny" : "serve_last_set");
+	if (rc->stale_deny) {
+		if (d->deny_set == NULL)
+			d->deny_set = ks_set_deny_all();
+		publish(d);
+	}
 }
 
 static int
@@ -344,8 +383,13 @@ reload_config(struct daemon *d)
 	struct conf *c;
 	const struct conf *old = d->cref->conf;
 	struct conf_ref *cref;
+	SSL_CTX *tls_ctx = NULL;
 
 	c = conf_load(d->conf_path, err, sizeof(err));
+	if (c != NULL && tls_ctx_for_conf(c, &tls_ctx, err, sizeof(err)) == -1) {
+		conf_free(c);   /* bad certificate or key: the old context keeps serving */
+		c = NULL;
+	}
 	if (c == NULL) {
 		log_lines(LOG_ERR, "reload_rejected", err);
 		log_err("event=reload result=rejected action=keep_running_config");
@@ -363,10 +407,12 @@ reload_config(struct daemon *d)
 	cref = conf_ref_new(c);
 	if (cref == NULL) {
 		conf_free(c);
+		SSL_CTX_free(tls_ctx);
 		log_err("event=reload result=rejected error=\"out of memory\"");
 		d->reloads_rejected++;
 		return -1;
 	}
+	cref->tls_ctx = tls_ctx;
 	log_set(c->log_level, c->log_target);
 	if (!store_same(d->store, c)) {
 		struct store *st = store_new(c, err, sizeof(err));
@@ -425,6 +471,12 @@ stats_fill(struct daemon *d, struct stats_view *v, struct stats_sum *sum)
 	v->store_loads_rejected = d->store_loads_rejected;
 	v->store_last_time = d->store_last_time;
 	v->store_last_ok = d->store_last_ok;
+	if (strcmp(d->store->ops->name, "redis") == 0) {
+		v->store_shared = true;
+		v->store_stale = d->stale;
+		store_redis_status(d->store, v->now, &v->store_age, &v->store_connected,
+		    &v->store_outages);
+	}
 	v->reloads_ok = d->reloads_ok;
 	v->reloads_rejected = d->reloads_rejected;
 	v->config_last_time = d->config_last_time;
@@ -498,6 +550,7 @@ main(int argc, char **argv)
 	struct daemon d;
 	char err[8192];
 	struct conf *c;
+	SSL_CTX *tls_ctx = NULL;
 	sigset_t all, old;
 	bool check_only = false;
 	unsigned i;
@@ -538,6 +591,34 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		/* -t loads the TLS certificate and key as a start would. */
+		SSL_CTX *probe = NULL;
+
+		if (tls_ctx_for_conf(c, &probe, err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s\nkeyauthd: configuration %s rejected\n", err, d.conf_path);
+			conf_free(c);
+			return 1;
+		}
+		SSL_CTX_free(probe);
+	}
+	if (check_only && c->store_redis != NULL) {
+		struct store *st = store_new(c, err, sizeof(err));
+		struct ks_set *ks = st != NULL ? st->ops->load(st, err, sizeof(err)) : NULL;
+
+		if (ks == NULL) {
+			fprintf(stderr, "%s\nkeyauthd: key store rejected\n", err);
+			store_free(st);
+			conf_free(c);
+			return 1;
+		}
+		printf("store %s: %zu keys\n", st->ops->where(st), ks_count(ks));
+		printf("configuration OK\n");
+		ks_set_unref(ks);
+		store_free(st);
+		conf_free(c);
+		return 0;
+	}
+	if (check_only) {
 		bool missing = false;
 		struct ks_set *ks = ks_set_load(c->store_path, &missing, err, sizeof(err));
 
@@ -555,15 +636,22 @@ main(int argc, char **argv)
 	}
 
 	log_init("keyauthd", c->log_level, c->log_target);
+	if (tls_ctx_for_conf(c, &tls_ctx, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\nkeyauthd: configuration %s rejected\n", err, d.conf_path);
+		conf_free(c);
+		return 1;
+	}
 	d.cref = conf_ref_new(c);
 	if (d.cref == NULL) {
 		conf_free(c);
+		SSL_CTX_free(tls_ctx);
 		log_err("event=start_failed error=\"out of memory\"");
 		return 1;
 	}
+	d.cref->tls_ctx = tls_ctx;
 	d.store = store_new(c, err, sizeof(err));
 	if (d.store == NULL) {
-		log_err("event=start_failed error=\"out of memory\"");
+		log_lines(LOG_ERR, "start_failed", err);
 		goto out;
 	}
 	d.ks = d.store->ops->load(d.store, err, sizeof(err));
@@ -654,6 +742,9 @@ main(int argc, char **argv)
 	ev_signal_init(&d.sigint, on_sigterm, SIGINT);
 	ev_signal_start(d.loop, &d.sigint);
 	d.store->ops->watch(d.store, d.loop, on_store_changed, &d);
+	ev_timer_init(&d.stale_w, on_stale_tick, 1., 1.);
+	d.stale_w.data = &d;
+	ev_timer_start(d.loop, &d.stale_w);     /* a no-op tick for the file backend */
 	if (c->control_path != NULL) {
 		d.control = control_open(c->control_path, d.loop, on_control, &d, err, sizeof(err));
 		if (d.control == NULL) {
@@ -690,6 +781,7 @@ out:
 	free(d.pid_path);
 	store_free(d.store);
 	ks_set_unref(d.ks);
+	ks_set_unref(d.deny_set);
 	conf_ref_put(d.cref);
 	if (d.loop != NULL)
 		ev_loop_destroy(d.loop);

@@ -90,6 +90,7 @@ struct ks_set {
 	struct ks_slot *slots;           /* digest table */
 	struct ks_slot *id_slots;        /* id table */
 	size_t mask;                     /* table capacity - 1 */
+	bool deny_all;                   /* ks_set_deny_all's sentinel */
 };
 
 static void ks_err(char *err, size_t errlen, const char *fmt, ...)
@@ -395,6 +396,22 @@ struct ks_set *
 ks_set_empty(void)
 {
 	return ks_set_alloc(0, 0);
+}
+
+struct ks_set *
+ks_set_deny_all(void)
+{
+	struct ks_set *s = ks_set_alloc(0, 0);
+
+	if (s != NULL)
+		s->deny_all = true;
+	return s;
+}
+
+bool
+ks_set_denies_all(const struct ks_set *s)
+{
+	return s != NULL && s->deny_all;
 }
 
 /*

@@ -53,6 +53,12 @@ struct ks_set *ks_set_parse(const void *buf, size_t len, char *err, size_t errle
 /* An empty set with one reference. */
 struct ks_set *ks_set_empty(void);
 
+/* An empty set marked "deny all" (one reference): published instead of the
+ * real set when a shared store is too stale to trust (stale_action "deny");
+ * verdict_eval answers unknown_route for every request while it is in place. */
+struct ks_set *ks_set_deny_all(void);
+bool ks_set_denies_all(const struct ks_set *s);
+
 /* Builds a set from <n> entries (copied). Returns NULL with <err> on duplicate
  * digests or ids, or allocation failure. */
 struct ks_set *ks_set_build(const struct ks_entry *v, size_t n, char *err, size_t errlen);

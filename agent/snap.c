@@ -2,6 +2,8 @@
 /* snap: reference-counted configuration and key-set snapshots (see snap.h). */
 #include <stdlib.h>
 
+#include <openssl/ssl.h>
+
 #include "conf.h"
 #include "keystore.h"
 #include "snap.h"
@@ -32,6 +34,7 @@ conf_ref_put(struct conf_ref *r)
 		return;
 	if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
 		conf_free(r->conf);
+		SSL_CTX_free(r->tls_ctx);
 		free(r);
 	}
 }

@@ -24,12 +24,17 @@
 #include <stdint.h>
 
 struct conf;
+struct ssl_ctx_st;
 struct ks_set;
 
 /* The configuration, shared by successive snapshots until the next reload. */
 struct conf_ref {
 	atomic_uint refs;
 	struct conf *conf;
+	/* TLS listeners' server context built from conf->tls (NULL: none);
+	 * freed with the last reference, while every SSL of a live connection
+	 * holds its own OpenSSL reference: a reload never cuts a connection. */
+	struct ssl_ctx_st *tls_ctx;
 };
 
 struct snap {

@@ -141,9 +141,14 @@ stats_render_json(const struct stats_view *v, FILE *f)
 	json_str(f, v->store_where);
 	fprintf(f, ",\"generation\":%llu,\"file_generation\":%llu,\"keys\":%zu,"
 	    "\"loads_ok\":%llu,\"loads_rejected\":%llu,\"last_load_age_s\":%.0f,"
-	    "\"last_load\":\"%s\"},", ull(v->generation), ull(v->file_generation), v->keys,
+	    "\"last_load\":\"%s\"", ull(v->generation), ull(v->file_generation), v->keys,
 	    ull(v->store_loads_ok), ull(v->store_loads_rejected), v->now - v->store_last_time,
 	    v->store_last_ok ? "ok" : "rejected");
+	if (v->store_shared)
+		fprintf(f, ",\"age_s\":%.0f,\"connected\":%s,\"stale\":%s,\"outages\":%llu",
+		    v->store_age, v->store_connected ? "true" : "false",
+		    v->store_stale ? "true" : "false", ull(v->store_outages));
+	fputs("},", f);
 	fprintf(f, "\"config\":{\"path\":");
 	json_str(f, c->path);
 	fprintf(f, ",\"routes\":%u,\"reloads_ok\":%llu,\"reloads_rejected\":%llu,"

@@ -71,6 +71,12 @@ struct stats_view {
 	uint64_t store_loads_rejected;
 	double store_last_time;
 	bool store_last_ok;
+	/* Shared (redis) store only: printed when store_shared. */
+	bool store_shared;
+	double store_age;                /* seconds since the last good load */
+	bool store_connected;
+	bool store_stale;                /* past max_staleness */
+	uint64_t store_outages;
 	uint64_t reloads_ok;
 	uint64_t reloads_rejected;
 	double config_last_time;

@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "keystore.h"
 #include "store.h"
+#include "store_redis.h"
 
 #define STORE_POLL_INTERVAL 0.25
 
@@ -178,16 +179,22 @@ store_file_new(const char *path)
 struct store *
 store_new(const struct conf *c, char *err, size_t errlen)
 {
-	struct store *st = store_file_new(c->store_path);
+	struct store *st;
+
+	if (c->store_redis != NULL)
+		return store_redis_new(c->store_redis, err, errlen);
+	st = store_file_new(c->store_path);
 
 	if (st == NULL)
 		snprintf(err, errlen, "store: out of memory");
 	return st;
 }
 
+/* A redis store is never "the same": a config reload builds a new one (and
+ * loads through it) so every redis setting change takes effect. */
 int
 store_same(const struct store *st, const struct conf *c)
 {
-	return strcmp(st->ops->name, "file") == 0 &&
+	return c->store_redis == NULL && strcmp(st->ops->name, "file") == 0 &&
 	    strcmp(st->ops->where(st), c->store_path) == 0;
 }

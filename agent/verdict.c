@@ -112,7 +112,10 @@ verdict_eval(const struct conf *c, const struct ks_set *ks,
 	v->entry = NULL;
 	v->route = NULL;
 	v->rpm = 0;
-	if (route == NULL || (r = conf_route_find(c, route, route_len)) == NULL) {
+	/* A deny-all set (stale shared store, stale_action "deny") fails closed
+	 * the way a configuration mismatch does: the rendered rules answer 503. */
+	if (route == NULL || ks_set_denies_all(ks) ||
+	    (r = conf_route_find(c, route, route_len)) == NULL) {
 		verdict_set(v, VERDICT_UNKNOWN_ROUTE);
 		return;
 	}

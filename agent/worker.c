@@ -53,6 +53,7 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct worker_lst *l = io->data;
 	struct worker *w = l->w;
+	struct conn *c;
 	int i;
 
 	(void)loop;
@@ -81,7 +82,15 @@ worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
 			close(fd);
 			continue;
 		}
-		if (conn_new(w, fd) != NULL)
+		if (!l->tls)
+			c = conn_new(w, fd);
+		else if (w->snap->cref->tls_ctx != NULL)
+			c = conn_new_tls(w, fd, w->snap->cref->tls_ctx);
+		else {
+			c = NULL;   /* unreachable: conf refuses TLS listeners without tls */
+			close(fd);
+		}
+		if (c != NULL)
 			STAT_INC(w, conn_total);
 	}
 }
@@ -195,7 +204,7 @@ worker_init(struct worker *w, int id, struct snap *s)
 }
 
 int
-worker_add_listener(struct worker *w, int fd, bool shared)
+worker_add_listener(struct worker *w, int fd, bool shared, bool tls)
 {
 	struct worker_lst *l;
 
@@ -204,6 +213,7 @@ worker_add_listener(struct worker *w, int fd, bool shared)
 	l = &w->lst[w->nlst++];
 	l->fd = fd;
 	l->shared = shared;
+	l->tls = tls;
 	l->w = w;
 	ev_io_init(&l->io, worker_on_accept, fd, EV_READ);
 	l->io.data = l;

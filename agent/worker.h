@@ -67,6 +67,7 @@ struct worker_lst {
 	ev_io io;                    /* EV_READ on the listening fd */
 	int fd;
 	bool shared;                 /* fd shared by all workers (unix sockets) */
+	bool tls;                    /* TLS listener: context from the snapshot's conf_ref */
 	struct worker *w;
 };
 
@@ -127,7 +128,7 @@ worker_lat_observe(struct worker *w, const struct timespec *t0)
 extern atomic_uint worker_conn_count;
 
 int worker_init(struct worker *w, int id, struct snap *s);
-int worker_add_listener(struct worker *w, int fd, bool shared);
+int worker_add_listener(struct worker *w, int fd, bool shared, bool tls);
 int worker_start(struct worker *w);
 /* Hands <s> (a new reference, consumed) to <w>; any thread. */
 void worker_publish(struct worker *w, struct snap *s);

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config libev-dev libssl-dev libmsgpack-dev libconfig-dev
 libcmocka-dev clang libclang-rt-14-dev llvm haproxy curl ca-certificates
-wrk gnuplot-nox mandoc"
+wrk gnuplot-nox mandoc openssl libhiredis-dev redis-server"
 PKGS="$PKGS ${KEYAUTH_EXTRA_PKGS:-}"
 
 missing=""
@@ -40,7 +40,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing
-# Debian starts the packaged haproxy service on install; keyauth's tests run their own.
-if [ -d /run/systemd/system ] && echo "$missing" | grep -qw haproxy; then
-	systemctl disable --now haproxy >/dev/null 2>&1 || true
+# Debian starts the packaged haproxy and redis services on install; keyauth's
+# tests run their own, on free loopback ports.
+if [ -d /run/systemd/system ]; then
+	for svc in haproxy redis-server; do
+		if echo "$missing" | grep -qw "$svc"; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+	done
 fi
+true

@@ -422,7 +422,9 @@ static void test_unknown_settings_are_errors_at_every_level(void **state)
 		");\n");
 	assert_null(c);
 	assert_err_at(conf_path, 1, "unknown setting \"workerz\" (remove it or use one of: listen,");
-	assert_err_at(conf_path, 2, "unknown setting \"size\" in store (remove it or use one of: backend, path)");
+	assert_err_at(conf_path, 2, "unknown setting \"size\" in store (remove it or use one of: backend, path, "
+		      "address, database, password_file, namespace, resync_interval, max_staleness, "
+		      "stale_action)");
 	assert_err_at(conf_path, 4, "unknown setting \"colour\" in log");
 	assert_err_at(conf_path, 8, "unknown setting \"timeout\" in route \"x\"");
 	assert_err_at(conf_path, 10, "unknown setting \"key_nmae\" in security");
@@ -705,6 +707,42 @@ static void test_bad_route_fields_are_errors(void **state)
 	assert_one_error("routes = ( { name = \"a\\nb\"; context = \"/a\"; } );\n", 1, "bad route name \"a?b\"");
 }
 
+static void test_redis_store_settings_and_defaults(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text(MIN_ROUTES);
+	assert_non_null(c);
+	assert_null(c->store_redis);
+	conf_free(c);
+	c = load_text("store = { backend = \"redis\"; };\n" MIN_ROUTES);
+	assert_non_null(c);
+	assert_non_null(c->store_redis);
+	assert_string_equal(c->store_redis->address, "127.0.0.1:6379");
+	assert_string_equal(c->store_redis->namespace, "keyauth");
+	assert_int_equal(c->store_redis->database, 0);
+	assert_null(c->store_redis->password_file);
+	assert_int_equal(c->store_redis->resync_interval, 60);
+	assert_int_equal(c->store_redis->max_staleness, 300);
+	assert_false(c->store_redis->stale_deny);
+	conf_free(c);
+	/* Settings before the backend line count too. */
+	c = load_text("store = { address = \"unix:/run/redis.sock\"; database = 3; "
+		      "password_file = \"/etc/keyauth/redis.pass\"; namespace = \"ka:prod\"; "
+		      "resync_interval = 5; max_staleness = 30; stale_action = \"deny\"; "
+		      "backend = \"redis\"; };\n" MIN_ROUTES);
+	assert_non_null(c);
+	assert_string_equal(c->store_redis->address, "unix:/run/redis.sock");
+	assert_int_equal(c->store_redis->database, 3);
+	assert_string_equal(c->store_redis->password_file, "/etc/keyauth/redis.pass");
+	assert_string_equal(c->store_redis->namespace, "ka:prod");
+	assert_int_equal(c->store_redis->resync_interval, 5);
+	assert_int_equal(c->store_redis->max_staleness, 30);
+	assert_true(c->store_redis->stale_deny);
+	conf_free(c);
+}
+
 static void test_other_bad_values_are_errors(void **state)
 {
 	(void)state;
@@ -715,8 +753,20 @@ static void test_other_bad_values_are_errors(void **state)
 	assert_one_error("key_prefix = \"_\";\n" MIN_ROUTES, 1, "bad key_prefix");
 	assert_one_error("key_prefix = \"k-a_\";\n" MIN_ROUTES, 1, "bad key_prefix");
 	assert_one_error("key_prefix = \"abcdefghijklmno_\";\n" MIN_ROUTES, 1, "bad key_prefix");
-	assert_one_error("store = { backend = \"redis\"; };\n" MIN_ROUTES, 1,
-			 "unsupported store backend \"redis\": only \"file\" is supported");
+	assert_one_error("store = { backend = \"etcd\"; };\n" MIN_ROUTES, 1,
+			 "unsupported store backend \"etcd\"");
+	assert_one_error("store = { address = \"127.0.0.1:6379\"; };\n" MIN_ROUTES, 1,
+			 "address in store needs backend = \"redis\"");
+	assert_one_error("store = { max_staleness = 10; };\n" MIN_ROUTES, 1,
+			 "max_staleness in store needs backend = \"redis\"");
+	assert_one_error("store = { backend = \"redis\"; stale_action = \"maybe\"; };\n" MIN_ROUTES,
+			 1, "stale_action must be");
+	assert_one_error("store = { backend = \"redis\"; namespace = \"a b\"; };\n" MIN_ROUTES,
+			 1, "bad namespace");
+	assert_one_error("store = { backend = \"redis\"; password_file = \"rel\"; };\n" MIN_ROUTES,
+			 1, "password_file must be an absolute path");
+	assert_one_error("store = { backend = \"redis\"; address = \"nocolon\"; };\n" MIN_ROUTES,
+			 1, "bad redis address");
 	assert_one_error("store = { path = \"\"; };\n" MIN_ROUTES, 1, "store path is empty");
 	assert_one_error("log = { level = \"verbose\"; };\n" MIN_ROUTES, 1, "bad log level");
 	assert_one_error("log = { target = \"file\"; };\n" MIN_ROUTES, 1, "bad log target");
@@ -872,6 +922,7 @@ int main(void)
 		cmocka_unit_test(test_bad_listen_addresses_are_errors),
 		cmocka_unit_test(test_routes_are_required),
 		cmocka_unit_test(test_bad_route_fields_are_errors),
+		cmocka_unit_test(test_redis_store_settings_and_defaults),
 		cmocka_unit_test(test_other_bad_values_are_errors),
 		cmocka_unit_test(test_metrics_listen_port_alone_is_loopback),
 		cmocka_unit_test(test_every_error_is_collected),

@@ -398,6 +398,28 @@ test_empty_or_null_store_denies(void **state)
 	ks_set_unref(empty);
 }
 
+/* The deny-all set of a stale shared store (stale_action "deny"): every
+ * request, even with a valid key on a known route, reads unknown_route. */
+static void
+test_deny_all_set_is_unknown_route(void **state)
+{
+	struct fx *f = *state;
+	struct ks_set *deny = ks_set_deny_all();
+	struct verdict v;
+
+	assert_non_null(deny);
+	assert_true(ks_set_denies_all(deny));
+	assert_false(ks_set_denies_all(f->ks));
+	assert_false(ks_set_denies_all(NULL));
+	verdict_eval(&conf, deny, "openai", 6, f->keys[K_OK], strlen(f->keys[K_OK]), NOW, &v);
+	assert_int_equal(v.status, VERDICT_UNKNOWN_ROUTE);
+	assert_null(v.entry);
+	assert_null(v.route);
+	verdict_eval(&conf, f->ks, "openai", 6, f->keys[K_OK], strlen(f->keys[K_OK]), NOW, &v);
+	assert_int_equal(v.status, VERDICT_OK);
+	ks_set_unref(deny);
+}
+
 static void
 test_messages_and_names_are_static_and_json_safe(void **state)
 {
@@ -459,6 +481,7 @@ main(void)
 		cmocka_unit_test(test_foreign_imported_key_works),
 		cmocka_unit_test(test_expiry_and_revocation_boundaries),
 		cmocka_unit_test(test_empty_or_null_store_denies),
+		cmocka_unit_test(test_deny_all_set_is_unknown_route),
 		cmocka_unit_test(test_messages_and_names_are_static_and_json_safe),
 	};
 

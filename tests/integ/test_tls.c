@@ -1,0 +1,557 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_tls: keyauthd's TLS listeners (issue 11) end to end, with a blocking
+ * OpenSSL client speaking SPOP (frames built by tests/lib/spop_client) and a
+ * throwaway CA, server and client certificates made by the openssl CLI.
+ * Covers verdicts over TLS beside a plain listener, mutual TLS, garbage and
+ * stalled handshakes beside a working connection, and certificate reload on
+ * SIGHUP (good and bad) while a TLS connection stays open.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "proc.h"
+#include "spop.h"
+#include "spop_client.h"
+
+#define IO_MS 5000
+
+struct daemon {
+	char dir[TP_PATH_MAX];
+	char conf[TP_PATH_MAX + 32];
+	char log[TP_PATH_MAX + 32];
+	char plain_addr[64];
+	char tls_addr[64];
+	int tls_port;
+	pid_t pid;
+};
+
+static char certdir[TP_PATH_MAX];
+
+static const char *
+cpath(const char *name)
+{
+	static char buf[32][TP_PATH_MAX + 32];
+	static int i;
+
+	i = (i + 1) % 32;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", certdir, name);
+	return buf[i];
+}
+
+#define NEWKEY "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+
+/* ca + ca2 (a stranger), srv (CN=localhost), srv2 (CN=localhost2, for the
+ * reload), cli (CN=haproxy, signed by ca). */
+static int
+make_certs(void)
+{
+	char cmd[2048];
+
+	if (tp_mkdtemp("tlscerts", certdir, sizeof(certdir)) == -1)
+		return -1;
+	snprintf(cmd, sizeof(cmd),
+	    "(cd %s && for ca in ca ca2; do openssl req -x509 " NEWKEY " -keyout $ca.key"
+	    " -out $ca.pem -days 2 -subj /CN=test-$ca || exit 1; done && "
+	    "for n in srv:localhost srv2:localhost2 cli:haproxy; do f=${n%%:*}; openssl req " NEWKEY
+	    " -keyout $f.key -out $f.csr -subj /CN=${n#*:} && openssl x509 -req -in $f.csr -CA ca.pem"
+	    " -CAkey ca.key -CAcreateserial -out $f.pem -days 2 || exit 1; done &&"
+	    " echo garbage > bad.pem) >/dev/null 2>&1", certdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int
+write_conf(struct daemon *d, const char *cert, const char *key, const char *ca)
+{
+	char buf[4096], cabuf[TP_PATH_MAX + 16] = "";
+
+	if (ca != NULL)
+		snprintf(cabuf, sizeof(cabuf), "ca = \"%s\";", ca);
+	snprintf(buf, sizeof(buf),
+	    "listen = [ \"%s\", \"tls:%s\" ];\n"
+	    "workers = 1;\n"
+	    "store = { backend = \"file\"; path = \"%s/keys.db\"; };\n"
+	    "log = { level = \"info\"; target = \"stderr\"; };\n"
+	    "tls = { cert = \"%s\"; key = \"%s\"; %s };\n"
+	    "routes = ( { name = \"openai\"; context = \"/openai\"; } );\n",
+	    d->plain_addr, d->tls_addr, d->dir, cert, key, cabuf);
+	return tp_write_file(d->conf, buf);
+}
+
+static int
+daemon_start(struct daemon *d, const char *ca)
+{
+	int port;
+
+	memset(d, 0, sizeof(*d));
+	if (tp_mkdtemp("tls", d->dir, sizeof(d->dir)) == -1)
+		return -1;
+	snprintf(d->conf, sizeof(d->conf), "%s/keyauth.conf", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/keyauthd.log", d->dir);
+	port = tp_free_port();
+	d->tls_port = tp_free_port();
+	if (port <= 0 || d->tls_port <= 0 || port == d->tls_port)
+		return -1;
+	snprintf(d->plain_addr, sizeof(d->plain_addr), "127.0.0.1:%d", port);
+	snprintf(d->tls_addr, sizeof(d->tls_addr), "127.0.0.1:%d", d->tls_port);
+	if (write_conf(d, cpath("srv.pem"), cpath("srv.key"), ca) == -1)
+		return -1;
+	d->pid = tp_spawn_keyauthd(d->conf, d->log);
+	if (d->pid == -1 || tp_wait_connectable(d->pid, d->plain_addr, IO_MS) == -1 ||
+	    tp_wait_connectable(d->pid, d->tls_addr, IO_MS) == -1)
+		return -1;
+	return 0;
+}
+
+/* Stops the daemon (a clean exit 0 is part of every test: sanitizers report
+ * through the exit status) and removes its directory. */
+static void
+daemon_stop(struct daemon *d)
+{
+	int status = 0;
+	bool clean = true;
+
+	if (d->pid > 0) {
+		tp_signal(d->pid, SIGTERM);
+		if (tp_wait_exit(d->pid, IO_MS, &status) == -1) {
+			tp_signal(d->pid, SIGKILL);
+			clean = false;
+		} else {
+			clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+		}
+		d->pid = 0;
+	}
+	if (!clean)
+		print_error("keyauthd did not exit cleanly; log kept: %s\n", d->log);
+	else if (d->dir[0] != '\0')
+		tp_rmtree(d->dir);
+	assert_true(clean);
+}
+
+/* ---- a blocking TLS SPOP client ----------------------------------------- */
+
+struct tcli {
+	int fd;
+	SSL_CTX *ctx;
+	SSL *ssl;
+};
+
+/* Connects and handshakes; with <cert> presents it. 0, or -1 when the
+ * handshake (or, TLS 1.3, the first read after it) was refused. */
+static int
+tcli_open(struct tcli *t, const char *addr, const char *cert, const char *key)
+{
+	struct timeval tv = { .tv_sec = IO_MS / 1000 };
+
+	memset(t, 0, sizeof(*t));
+	t->fd = spc_connect_fd(addr, IO_MS);
+	assert_true(t->fd >= 0);
+	assert_int_equal(fcntl(t->fd, F_SETFL, 0), 0);   /* blocking, bounded below */
+	setsockopt(t->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(t->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	t->ctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(t->ctx);
+	assert_int_equal(SSL_CTX_load_verify_locations(t->ctx, cpath("ca.pem"), NULL), 1);
+	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+	if (cert != NULL) {
+		assert_int_equal(SSL_CTX_use_certificate_file(t->ctx, cert, SSL_FILETYPE_PEM), 1);
+		assert_int_equal(SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM), 1);
+	}
+	t->ssl = SSL_new(t->ctx);
+	assert_non_null(t->ssl);
+	SSL_set_fd(t->ssl, t->fd);
+	return SSL_connect(t->ssl) == 1 ? 0 : -1;
+}
+
+static void
+tcli_close(struct tcli *t)
+{
+	SSL_free(t->ssl);
+	SSL_CTX_free(t->ctx);
+	if (t->fd >= 0)
+		close(t->fd);
+	ERR_clear_error();
+}
+
+static int
+tcli_send(struct tcli *t, const uint8_t *p, size_t len)
+{
+	size_t put = 0;
+
+	return SSL_write_ex(t->ssl, p, len, &put) == 1 && put == len ? 0 : -1;
+}
+
+static int
+tcli_read_exact(struct tcli *t, uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		size_t got = 0;
+
+		if (SSL_read_ex(t->ssl, p, len, &got) != 1)
+			return -1;
+		p += got;
+		len -= got;
+	}
+	return 0;
+}
+
+/* Reads one frame into <buf>; returns its type or -1. */
+static int
+tcli_frame(struct tcli *t, uint8_t *buf, size_t cap, struct spop_frame *f)
+{
+	size_t n;
+
+	if (tcli_read_exact(t, buf, 4) == -1)
+		return -1;
+	n = (size_t)buf[0] << 24 | (size_t)buf[1] << 16 | (size_t)buf[2] << 8 | buf[3];
+	if (n + 4 > cap || tcli_read_exact(t, buf + 4, n) == -1)
+		return -1;
+	if (spop_frame_next(buf, n + 4, (uint32_t)cap, f) <= 0)
+		return -1;
+	return f->type;
+}
+
+/* HELLO, then one keyauth NOTIFY: true when an ACK with a status came back. */
+static bool
+tcli_verdict(struct tcli *t, bool hello, uint64_t fid)
+{
+	struct spc_hello_opts ho = { .versions = "2.0", .max_frame_size = 16380,
+	                             .capabilities = "pipelining" };
+	uint8_t out[1024], in[16384];
+	struct spop_frame f;
+	struct spc_ack a;
+	int n;
+
+	if (hello) {
+		n = spc_build_hello(out, sizeof(out), &ho);
+		if (n <= 0 || tcli_send(t, out, (size_t)n) == -1 ||
+		    tcli_frame(t, in, sizeof(in), &f) != SPOP_FRM_AGENT_HELLO)
+			return false;
+	}
+	/* Not a real key: the verdict is a denial, which is what we check. */
+	n = spc_build_keyauth(out, sizeof(out), 1, fid, NULL, "openai", "ka_notakey",
+	    SPC_KEY_STRLEN);
+	if (n <= 0 || tcli_send(t, out, (size_t)n) == -1 ||
+	    tcli_frame(t, in, sizeof(in), &f) != SPOP_FRM_ACK)
+		return false;
+	memset(&a, 0, sizeof(a));
+	return spc_ack_parse(f.payload, f.payload_len, &a) == 0 && a.has_status && a.has_ok &&
+	    !a.ok && f.fid == fid;
+}
+
+/* The CN the server presented. */
+static void
+tcli_server_cn(struct tcli *t, char *buf, size_t len)
+{
+	X509 *x = SSL_get1_peer_certificate(t->ssl);
+
+	buf[0] = '\0';
+	if (x != NULL) {
+		X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, (int)len);
+		X509_free(x);
+	}
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void
+test_verdicts_over_tls_and_plain(void **state)
+{
+	struct daemon d;
+	struct tcli t;
+	struct spc_conn *p;
+	struct spc_ack a;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, NULL), 0);
+	assert_int_equal(tcli_open(&t, d.tls_addr, NULL, NULL), 0);
+	assert_true(tcli_verdict(&t, true, 1));
+	assert_true(tcli_verdict(&t, false, 2));
+	tcli_close(&t);
+	/* The plain listener is untouched. */
+	p = spc_open(d.plain_addr, IO_MS);
+	assert_non_null(p);
+	assert_true(spc_handshake(p, IO_MS));
+	assert_int_equal(spc_query(p, "openai", "ka_notakey", &a, IO_MS), 0);
+	assert_true(a.has_status);
+	spc_close(p);
+	daemon_stop(&d);
+}
+
+/* Appends frames of an unknown type (skipped by the agent, SPOP.md 2.7)
+ * totalling <pad> >= 11 bytes. */
+static size_t
+put_padding(uint8_t *p, size_t pad)
+{
+	size_t done = 0;
+
+	while (pad > 0) {
+		size_t n = pad > 8192 ? 8192 : pad;
+
+		if (pad - n != 0 && pad - n < 11)
+			n = pad - 11;
+		memset(p + done, 0, n);
+		p[done + 0] = (uint8_t)((n - 4) >> 24);
+		p[done + 1] = (uint8_t)((n - 4) >> 16);
+		p[done + 2] = (uint8_t)((n - 4) >> 8);
+		p[done + 3] = (uint8_t)(n - 4);
+		p[done + 4] = 0x30;       /* unknown frame type */
+		p[done + 8] = 0x01;       /* FIN; sid 0, fid 0, zero payload */
+		done += n;
+		pad -= n;
+	}
+	return done;
+}
+
+/* 1000 NOTIFYs written as full 16 KB TLS records, after padding: the last
+ * record holds NOTIFYs and is larger than <rx>, so after the socket is
+ * drained, decrypted bytes still wait inside OpenSSL (the socket will not
+ * signal them: conn re-feeds them) while backpressure holds; every ACK must
+ * come back, in order. */
+static void
+test_pipelined_notifies_over_tls(void **state)
+{
+	struct daemon d;
+	struct tcli t;
+	uint8_t *out, in[16384];
+	size_t len = 0, cap = 1000 * 128;
+	struct spop_frame f;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, NULL), 0);
+	assert_int_equal(tcli_open(&t, d.tls_addr, NULL, NULL), 0);
+	assert_true(tcli_verdict(&t, true, 1));
+	out = malloc(cap + 3 * 16384);
+	assert_non_null(out);
+	for (uint64_t i = 0; i < 1000; i++) {
+		int n = spc_build_keyauth(out + len, cap - len, 2, i + 1, NULL, "openai",
+		    "ka_notakey", SPC_KEY_STRLEN);
+
+		assert_true(n > 0);
+		len += (size_t)n;
+	}
+	{
+		size_t pad = (16384 - len % 16384) % 16384, done;
+
+		if (pad < 11)
+			pad += 16384;
+		memmove(out + pad, out, len);
+		done = put_padding(out, pad);
+		assert_int_equal(done, pad);
+		len += pad;
+		assert_int_equal(len % 16384, 0);
+		for (size_t off = 0; off < len; off += 16384)
+			assert_int_equal(tcli_send(&t, out + off, 16384), 0);
+	}
+	for (uint64_t i = 0; i < 1000; i++) {
+		assert_int_equal(tcli_frame(&t, in, sizeof(in), &f), SPOP_FRM_ACK);
+		assert_int_equal(f.fid, i + 1);
+	}
+	free(out);
+	tcli_close(&t);
+	daemon_stop(&d);
+}
+
+static void
+test_mtls(void **state)
+{
+	struct daemon d;
+	struct tcli t;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, cpath("ca.pem")), 0);
+	/* No certificate: refused in the handshake, no SPOP byte exchanged
+	 * (TLS 1.3 reports it on the first read). */
+	if (tcli_open(&t, d.tls_addr, NULL, NULL) == 0)
+		assert_false(tcli_verdict(&t, true, 1));
+	tcli_close(&t);
+	/* A certificate from another CA: refused too. */
+	if (tcli_open(&t, d.tls_addr, cpath("ca2.pem"), cpath("ca2.key")) == 0)
+		assert_false(tcli_verdict(&t, true, 1));
+	tcli_close(&t);
+	assert_int_equal(tp_wait_log(d.log, "event=tls_handshake_failed", IO_MS), 0);
+	/* HAProxy's certificate: served, its subject logged. */
+	assert_int_equal(tcli_open(&t, d.tls_addr, cpath("cli.pem"), cpath("cli.key")), 0);
+	assert_true(tcli_verdict(&t, true, 1));
+	tcli_close(&t);
+	assert_int_equal(tp_wait_log(d.log, "event=tls_client", IO_MS), 0);
+	assert_true(tp_log_contains(d.log, "subject=\"CN=haproxy\""));
+	daemon_stop(&d);
+}
+
+static void
+test_garbage_and_half_handshakes_do_not_stall(void **state)
+{
+	struct daemon d;
+	struct tcli t, half;
+	int g, silent;
+	uint8_t junk[64];
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, NULL), 0);
+	silent = spc_connect_fd(d.tls_addr, IO_MS);   /* never says anything */
+	assert_true(silent >= 0);
+	g = spc_connect_fd(d.tls_addr, IO_MS);
+	assert_true(g >= 0);
+	memset(junk, 'A', sizeof(junk));
+	assert_int_equal(write(g, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	/* A ClientHello whose handshake is never finished: the client reads
+	 * nothing more after it. */
+	half.fd = spc_connect_fd(d.tls_addr, IO_MS);
+	assert_true(half.fd >= 0);
+	half.ctx = SSL_CTX_new(TLS_client_method());
+	half.ssl = SSL_new(half.ctx);
+	SSL_set_fd(half.ssl, half.fd);
+	assert_int_equal(SSL_connect(half.ssl), -1);   /* non-blocking: wants the reply */
+	assert_int_equal(tcli_open(&t, d.tls_addr, NULL, NULL), 0);
+	for (uint64_t i = 1; i <= 20; i++)
+		assert_true(tcli_verdict(&t, i == 1, i));
+	{
+		/* The garbage connection is closed by the agent. */
+		struct spc_conn gc = { .fd = g };
+
+		assert_int_equal(spc_wait_eof(&gc, IO_MS), 0);
+		free(gc.rbuf);
+	}
+	tcli_close(&t);
+	tcli_close(&half);
+	close(g);
+	close(silent);
+	daemon_stop(&d);
+}
+
+static void
+test_reload_certificates(void **state)
+{
+	struct daemon d;
+	struct tcli kept, t;
+	char cn[64];
+	size_t mark;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, NULL), 0);
+	assert_int_equal(tcli_open(&kept, d.tls_addr, NULL, NULL), 0);
+	assert_true(tcli_verdict(&kept, true, 1));
+	tcli_server_cn(&kept, cn, sizeof(cn));
+	assert_string_equal(cn, "localhost");
+
+	/* Rotation: new connections get srv2, the open one keeps working. */
+	assert_int_equal(write_conf(&d, cpath("srv2.pem"), cpath("srv2.key"), NULL), 0);
+	mark = tp_file_size(d.log);
+	assert_int_equal(tp_signal(d.pid, SIGHUP), 0);
+	for (long long end = tp_now_ms() + IO_MS;
+	     !tp_log_line_since(d.log, mark, (const char *const[]){ "event=reload result=ok", NULL }) &&
+	     tp_now_ms() < end;)
+		tp_nap_ms(10);
+	assert_true(tp_log_line_since(d.log, mark, (const char *const[]){ "event=reload result=ok", NULL }));
+	assert_true(tcli_verdict(&kept, false, 2));
+	assert_int_equal(tcli_open(&t, d.tls_addr, NULL, NULL), 0);
+	tcli_server_cn(&t, cn, sizeof(cn));
+	assert_string_equal(cn, "localhost2");
+	assert_true(tcli_verdict(&t, true, 1));
+	tcli_close(&t);
+
+	/* A broken certificate: rejected, srv2 keeps serving. */
+	assert_int_equal(write_conf(&d, cpath("bad.pem"), cpath("srv2.key"), NULL), 0);
+	mark = tp_file_size(d.log);
+	assert_int_equal(tp_signal(d.pid, SIGHUP), 0);
+	for (long long end = tp_now_ms() + IO_MS;
+	     !tp_log_line_since(d.log, mark, (const char *const[]){ "result=rejected", NULL }) &&
+	     tp_now_ms() < end;)
+		tp_nap_ms(10);
+	assert_true(tp_log_line_since(d.log, mark, (const char *const[]){ "result=rejected", NULL }));
+	assert_true(tp_log_contains(d.log, "bad.pem"));
+	assert_int_equal(tcli_open(&t, d.tls_addr, NULL, NULL), 0);
+	tcli_server_cn(&t, cn, sizeof(cn));
+	assert_string_equal(cn, "localhost2");
+	assert_true(tcli_verdict(&t, true, 1));
+	tcli_close(&t);
+	assert_true(tcli_verdict(&kept, false, 3));
+	tcli_close(&kept);
+	daemon_stop(&d);
+}
+
+static void
+test_tls_listener_needs_tls_group(void **state)
+{
+	char dir[TP_PATH_MAX], conf[TP_PATH_MAX + 16], log[TP_PATH_MAX + 16];
+
+	(void)state;
+	assert_int_equal(tp_mkdtemp("tlsconf", dir, sizeof(dir)), 0);
+	snprintf(conf, sizeof(conf), "%s/k.conf", dir);
+	snprintf(log, sizeof(log), "%s/k.log", dir);
+	assert_int_equal(tp_write_file(conf, "listen = [ \"tls:127.0.0.1:1\" ];\n"
+	    "routes = ( { name = \"openai\"; context = \"/openai\"; } );\n"), 0);
+	assert_int_not_equal(tp_run_keyauthd_check(conf, log), 0);
+	assert_true(tp_log_contains(log, "no tls group"));
+	/* -t loads the certificate: a broken one is refused before a start. */
+	{
+		char text[1024];
+
+		snprintf(text, sizeof(text), "listen = [ \"tls:127.0.0.1:1\" ];\n"
+		    "store = { path = \"%s/keys.db\"; };\n"
+		    "tls = { cert = \"%s\"; key = \"%s\"; };\n"
+		    "routes = ( { name = \"openai\"; context = \"/openai\"; } );\n",
+		    dir, cpath("bad.pem"), cpath("srv.key"));
+		assert_int_equal(tp_write_file(conf, text), 0);
+		assert_int_not_equal(tp_run_keyauthd_check(conf, log), 0);
+		assert_true(tp_log_contains(log, "bad.pem"));
+		snprintf(text, sizeof(text), "listen = [ \"tls:127.0.0.1:1\" ];\n"
+		    "store = { path = \"%s/keys.db\"; };\n"
+		    "tls = { cert = \"%s\"; key = \"%s\"; };\n"
+		    "routes = ( { name = \"openai\"; context = \"/openai\"; } );\n",
+		    dir, cpath("srv.pem"), cpath("srv.key"));
+		assert_int_equal(tp_write_file(conf, text), 0);
+		assert_int_equal(tp_run_keyauthd_check(conf, log), 0);
+	}
+	tp_rmtree(dir);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	return make_certs();
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	tp_kill_all();
+	if (certdir[0] != '\0')
+		tp_rmtree(certdir);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tls_listener_needs_tls_group),
+		cmocka_unit_test(test_verdicts_over_tls_and_plain),
+		cmocka_unit_test(test_pipelined_notifies_over_tls),
+		cmocka_unit_test(test_mtls),
+		cmocka_unit_test(test_garbage_and_half_handshakes_do_not_stall),
+		cmocka_unit_test(test_reload_certificates),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
