@@ -1183,6 +1183,26 @@ ks_file_write(const char *path, const struct ks_entry *v, size_t n, char *err, s
  * fsync fails, the rename has already happened: the new file is in place but
  * may not survive a crash, and -1 is returned so the caller says so.
  */
+/*
+ * Run as root, keyauthctl must not leave a store the agent (running as its
+ * own user) cannot read: the new file gets the owner of the store it
+ * replaces or, for a first store, the owner of its directory (the service's
+ * state directory). Not root: nothing to do, the file is ours.
+ */
+static int
+ks_file_give_owner(int fd, const char *path, const char *dir)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (stat(path, &st) == -1 && stat(dir, &st) == -1)
+		return 0;
+	if (st.st_uid == 0 && st.st_gid == 0)
+		return 0;
+	return fchown(fd, st.st_uid, st.st_gid);
+}
+
 int
 ks_file_write_gen(const char *path, const struct ks_entry *v, size_t n,
                   uint64_t generation, char *err, size_t errlen)
@@ -1229,8 +1249,8 @@ ks_file_write_gen(const char *path, const struct ks_entry *v, size_t n,
 		ks_err(err, errlen, "%s: create temporary file in %s: %s", path, dir, strerror(errno));
 		goto out;
 	}
-	if (fchmod(fd, 0600) == -1 || ks_write_all(fd, sb.data, sb.size) == -1 ||
-	    fsync(fd) == -1) {
+	if (fchmod(fd, 0600) == -1 || ks_file_give_owner(fd, path, dir) == -1 ||
+	    ks_write_all(fd, sb.data, sb.size) == -1 || fsync(fd) == -1) {
 		ks_err(err, errlen, "%s: write %s: %s", path, tmp, strerror(errno));
 		goto unlink;
 	}

@@ -644,6 +644,19 @@ if [ -x "$HAP" ]; then
 	run "$HAP" -c -f "$T/rlp/haproxy-keyauth.cfg"; expect_rc 0 "haproxy -c accepts the peers rendering"
 fi
 
+# ---- run as root, the store keeps the agent's ownership ---------------------------------------
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+	mkdir -p "$T/owned"
+	chown nobody "$T/owned"
+	write_conf "$T/owned.conf" "$T/owned/keys.db"
+	run "$K" -c "$T/owned.conf" key create --route openai; expect_rc 0 "create in a directory owned by nobody"
+	if [ "$(stat -c %U "$T/owned/keys.db")" = nobody ]; then ok; else bad "a first store gets the owner of its directory"; fi
+	chown daemon:daemon "$T/owned/keys.db"
+	run "$K" -c "$T/owned.conf" key create --route openai; expect_rc 0 "create again"
+	if [ "$(stat -c %U:%G "$T/owned/keys.db")" = daemon:daemon ]; then ok; else bad "a rewritten store keeps its owner"; fi
+	if [ "$(stat -c %a "$T/owned/keys.db")" = 600 ]; then ok; else bad "store mode stays 0600"; fi
+fi
+
 # ---- stats from a running keyauthd --------------------------------------------------------
 KD=${KEYAUTHD:-$(dirname "$K")/keyauthd}
 if [ -x "$KD" ]; then
