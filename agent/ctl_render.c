@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "conf.h"
@@ -475,9 +476,16 @@ render_cfg(FILE *f, const struct conf *c, const struct rroute *rr, const struct 
 		const struct rroute *r = &rr[i];
 		const char *nm = r->r->name;
 
+		/* The gateway owns upstream authorization: a client's own
+		 * Authorization header never goes upstream, even on a route
+		 * whose key travels elsewhere and that adds no credential. */
 		if (r->r->key_location == KEYLOC_HEADER) {
 			fprintf(f, "    http-request del-header %s if keyauth_is_%s\n", r->r->key_name, nm);
+			if (strcasecmp(r->r->key_name, "Authorization") != 0)
+				fprintf(f, "    http-request del-header Authorization if keyauth_is_%s\n",
+				        nm);
 		} else {
+			fprintf(f, "    http-request del-header Authorization if keyauth_is_%s\n", nm);
 			/* Remove every "<name>=..." pair that url_param could have
 			 * read the key from; keep the other parameters and drop a
 			 * query left empty. url_param (HAProxy's

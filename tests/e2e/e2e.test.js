@@ -48,7 +48,9 @@ routes = (
 	{ name = "sdk"; type = "provider"; context = "/sdk"; upstream = "${up}";
 	  security = { authentication = "apiKey"; key_name = "Authorization"; key_location = "header"; }; },
 	{ name = "query"; type = "proxy"; context = "/query"; upstream = "${up}";
-	  security = { authentication = "apiKey"; key_name = "api_key"; key_location = "query"; }; }
+	  security = { authentication = "apiKey"; key_name = "api_key"; key_location = "query"; }; },
+	{ name = "local"; type = "proxy"; context = "/local"; upstream = "${up}";
+	  security = { authentication = "apiKey"; key_name = "X-Gateway-Key"; key_location = "header"; }; }
 );
 `;
 }
@@ -79,6 +81,7 @@ async function startGateway(hap) {
 	g.keys.openai2 = await createKey(g, 'openai', 'revokable');
 	g.keys.sdk = await createKey(g, 'sdk');
 	g.keys.query = await createKey(g, 'query');
+	g.keys.local = await createKey(g, 'local');
 	// Expired: created on a test clock ten days ago, valid one day.
 	g.keys.expired = await createKey(g, 'openai', 'expired', ['--days', '1'],
 		{ ...process.env, KEYAUTH_NOW: String(Math.floor(Date.now() / 1000) - 10 * 86400) });
@@ -318,6 +321,20 @@ for (const hap of VERSIONS) {
 			assert.ok(err instanceof OpenAI.PermissionDeniedError, `expected PermissionDeniedError, got ${err.constructor.name}`);
 			assert.equal(err.status, 403);
 			assert.match(redact(err.message), /not allowed/i);
+		});
+
+		test(`${V} route without a provider credential: the client's own Authorization header never goes upstream`, async () => {
+			// "local" has no KEYAUTH_LOCAL_CREDENTIAL: nothing is added upstream,
+			// and what the client sent in Authorization is removed with its key.
+			const clientAuth = addSecret(`client-authorization@${hap.label}`, 'Bearer client-own-token-0123456789');
+			const r = await get(g, '/local/v1/models', { 'X-Gateway-Key': g.keys.local, Authorization: clientAuth });
+			assert.equal(r.status, 200, `status ${r.status}`);
+			const reqs = await providerRequests(g);
+			const last = reqs[reqs.length - 1];
+			assert.equal(last.path, '/v1/models', 'the proxied request');
+			assert.equal(last.headers.authorization, undefined, 'an Authorization header reached upstream');
+			assert.equal(last.headers['x-gateway-key'], undefined, 'the key header reached upstream');
+			assertNothingUpstream([last], 'local route');
 		});
 
 		test(`${V} query parameter: valid -> 200; upstream sees neither api_key nor the key; other parameters kept`, async () => {
