@@ -157,17 +157,26 @@ run: deps all
 # ---- fuzzing (clang libFuzzer with ASan+UBSan) ------------------------------
 
 FB = build/fuzz
-FUZZ_CFLAGS = $(STD_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-              -Wall -Wextra -Werror -Ispop -Iagent -Itests/lib $(PKG_CFLAGS)
+# The library sources are compiled once (instrumented for coverage, not
+# linked with libFuzzer's main) and shared by every target.
+FUZZ_BASE = $(STD_CFLAGS) -O1 -g -fno-sanitize-recover=all \
+            -Wall -Wextra -Werror -Ispop -Iagent -Itests/lib $(PKG_CFLAGS)
+FUZZ_CFLAGS = $(FUZZ_BASE) -fsanitize=fuzzer,address,undefined
+FUZZ_OBJ = $(SPOP_SRC:%.c=$(FB)/obj/%.o) $(AGENT_SRC:%.c=$(FB)/obj/%.o)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(FB)/%)
+.SECONDARY: $(FUZZ_OBJ)
 # msgpack-c reserves memory from container counts: a huge count must come back
 # as NULL (a clean "out of memory" rejection), not as a sanitizer report.
 FUZZ_ENV = ASAN_OPTIONS=halt_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=1024
 FUZZ_OPTS = -malloc_limit_mb=1100 -rss_limit_mb=2048
 
-$(FB)/%: tests/fuzz/%.c $(SPOP_SRC) $(AGENT_SRC) $(HDRS)
+$(FB)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(SPOP_SRC) $(AGENT_SRC) $(PKG_LIBS)
+	$(CLANG) $(FUZZ_BASE) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FB)/%: tests/fuzz/%.c $(FUZZ_OBJ) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 
