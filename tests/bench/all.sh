@@ -3,8 +3,10 @@
 #
 # all.sh: the `make bench` driver (issue 6). Runs, in one go so that the
 # ratios hold on a noisy machine: the SPOP codec micro-benchmark
-# (bench_spop), keyauthd alone under the load generator (run.sh) and the
-# end-to-end comparison through HAProxy 2.6 with wrk (e2e.sh); then writes
+# (bench_spop), keyauthd alone under the load generator (run.sh), the
+# end-to-end comparison through HAProxy 2.6 with wrk (e2e.sh), TLS and mTLS
+# against plain TCP (tls.sh, issue 11) and the Redis store at BIG_KEYS keys
+# (redis.sh, issue 10); then writes
 # BENCHMARKS.md (machine, versions, date, commands, tables, targets, then the
 # hand-written notes.md) and plots throughput and p99 of the end-to-end runs
 # with gnuplot (SVG). Each stage runs under a time limit (the whole stays
@@ -16,7 +18,8 @@
 #        BENCH_QUICK=1 (a smoke run: 1-2 s measurements, 100k-key store)
 #        BENCH_KEEP=FILE (keep the raw results) BENCH_RESULTS=FILE (only
 #        render BENCHMARKS.md and the plot from such a file)
-#        and those of run.sh and e2e.sh
+#        and those of run.sh, e2e.sh, tls.sh and redis.sh (REDIS_KEYS defaults
+#        to BIG_KEYS)
 set -eu
 
 B=${1:-build/rel}
@@ -31,6 +34,7 @@ export SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
 export BIG_KEYS=${BIG_KEYS:-1000000}
 export E2E_SECONDS=${E2E_SECONDS:-8}
 export E2E_ROUNDS=${E2E_ROUNDS:-2}
+export REDIS_KEYS=${REDIS_KEYS:-$BIG_KEYS}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kaall-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -58,6 +62,20 @@ else
 
 	echo "== end to end through HAProxy (tests/bench/e2e.sh)"
 	timeout 330 sh "$HERE/e2e.sh" "$B" || { echo "all.sh: e2e.sh failed or timed out" >&2; exit 1; }
+
+	echo "== TLS and mTLS against plain TCP (tests/bench/tls.sh)"
+	if command -v openssl >/dev/null 2>&1; then
+		timeout 300 sh "$HERE/tls.sh" "$B" || { echo "all.sh: tls.sh failed or timed out" >&2; exit 1; }
+	else
+		echo "all.sh: no openssl CLI (make deps): TLS section skipped" >&2
+	fi
+
+	echo "== Redis store (tests/bench/redis.sh)"
+	if [ -x "${REDIS_SERVER:-/usr/bin/redis-server}" ] && command -v redis-cli >/dev/null 2>&1; then
+		timeout 300 sh "$HERE/redis.sh" "$B" || { echo "all.sh: redis.sh failed or timed out" >&2; exit 1; }
+	else
+		echo "all.sh: no redis-server/redis-cli (make deps): Redis section skipped" >&2
+	fi
 
 	echo "meta load_after=$(cut -d' ' -f1 /proc/loadavg),$(cut -d' ' -f2 /proc/loadavg),$(cut -d' ' -f3 /proc/loadavg) elapsed_s=$((($(now_ms) - t_start) / 1000))" >>"$RESULTS"
 	[ -z "${BENCH_KEEP:-}" ] || cp "$RESULTS" "$BENCH_KEEP"
@@ -200,6 +218,8 @@ fi
 	cat "$WORK/spop.txt"
 	echo '```'
 	echo
+	sh "$HERE/tls.sh" --report "$RESULTS"
+	sh "$HERE/redis.sh" --report "$RESULTS"
 	echo "## Targets (issue 6), this run"
 	echo
 	echo "Against (a) in the same mix; targets: ratio >= 0.75, p99 added <= 1 ms, agent CPU <= 3 µs"

@@ -12,6 +12,17 @@
  * was written in to the read that returned its ACK, into a log-linear
  * histogram (about 3% resolution).
  *
+ * TLS (-T CAFILE, issue 11): every connection speaks TLS (OpenSSL, TLS 1.2 or
+ * newer), the agent's certificate verified against CAFILE (and its name with
+ * -H), with a client certificate for mutual TLS (-C/-K). Still non-blocking:
+ * the handshake runs implicitly inside the first SSL_write/SSL_read, and a
+ * write that waits on a read (or the reverse) is parked until poll() reports
+ * that side. The plain path keeps its send()/recv() calls; TLS is one branch.
+ * Connection set-up cost (-x N): a connection closes after N verdicts and a
+ * new one replaces it (connect, TLS handshake, HELLO, ...). The latest session
+ * the agent handed out is kept and offered on every later handshake (unless
+ * -F: full handshakes only); how many were resumed is reported.
+ *
  * Output: one line of key=value on stdout. Keys are read from the -k file and
  * never printed. Exit 0 when every verdict came back as expected, 1 when any
  * did not (or a connection failed), 2 on a usage error.
@@ -28,6 +39,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "keyfmt.h"
 #include "spop.h"
@@ -57,6 +71,7 @@ enum lg_state {
 	LG_ST_HELLO,      /* HELLO sent, waiting for AGENT-HELLO */
 	LG_ST_RUNNING,    /* NOTIFYs flowing */
 	LG_ST_DEAD,       /* closed after an error */
+	LG_ST_DONE,       /* closed after its -x verdicts, the run being over */
 };
 
 struct lg_conn {
@@ -73,6 +88,10 @@ struct lg_conn {
 	unsigned nfree;
 	uint64_t next_sid;
 	unsigned depth;       /* slots */
+	SSL *ssl;             /* NULL: plain socket */
+	bool wr_wants_read;   /* the last SSL_write waits for readable */
+	bool rd_wants_write;  /* the last SSL_read waits for writable */
+	uint64_t sent_here;   /* NOTIFYs issued on this connection (for -x) */
 };
 
 struct lg_opts {
@@ -87,6 +106,13 @@ struct lg_opts {
 	int valid_pct;
 	int missing_pct;
 	uint64_t seed;
+	const char *ca;       /* TLS when set */
+	const char *cert;     /* client certificate (mTLS) */
+	const char *key;
+	const char *host;     /* name to verify in the agent's certificate */
+	int max_version;      /* 0: OpenSSL's highest */
+	bool no_resume;       /* -F */
+	uint64_t per_conn;    /* -x: verdicts per connection, 0 = unbounded */
 };
 
 /* ---- histogram ------------------------------------------------------------------ */
@@ -153,6 +179,10 @@ static uint64_t rng_state;
 static uint64_t issued, answered, wrong, lost, conn_errors;
 static uint64_t by_kind[LG_KINDS];
 
+static SSL_CTX *tls_ctx;
+static SSL_SESSION *tls_sess;    /* offered on the next handshake (not with -F) */
+static uint64_t connects, handshakes, resumed;
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -175,6 +205,7 @@ static void usage(void)
 	fprintf(stderr,
 	        "usage: loadgen -s ADDR [-c CONNS] [-d DEPTH] [-n VERDICTS | -t SECONDS]\n"
 	        "               [-k KEYFILE] [-r ROUTE] [-v VALID%%] [-m MISSING%%] [-S SEED]\n"
+	        "               [-x PER_CONN] [-T CAFILE [-C CERT -K KEY] [-H NAME] [-V 1.2|1.3] [-F]]\n"
 	        "  ADDR      unix:/path or host:port\n"
 	        "  CONNS     connections (default 8)\n"
 	        "  DEPTH     NOTIFYs in flight per connection (default 20)\n"
@@ -183,7 +214,13 @@ static void usage(void)
 	        "  ROUTE     route to ask for (default openai)\n"
 	        "  VALID%%    share of valid keys (default 80 with -k, else 0)\n"
 	        "  MISSING%%  share of requests without a key (default 5); the rest\n"
-	        "            carry well-formed unknown keys\n");
+	        "            carry well-formed unknown keys\n"
+	        "  PER_CONN  close a connection after this many verdicts and open a new one\n"
+	        "  CAFILE    speak TLS, verifying the agent's certificate against CAFILE\n"
+	        "  CERT KEY  client certificate and key (PEM) for mutual TLS\n"
+	        "  NAME      also check the agent's certificate is for NAME\n"
+	        "  -V        highest TLS version to offer (default: OpenSSL's)\n"
+	        "  -F        no session reuse: every connection does a full handshake\n");
 }
 
 /* Loads the key file; its content is never printed. */
@@ -245,26 +282,156 @@ static void free_keys(void)
 	explicit_bzero(invalid_keys, sizeof(invalid_keys));
 }
 
+/* ---- TLS ------------------------------------------------------------------------- */
+
+/* Keeps the latest session the agent handed out, to offer on the next
+ * handshake, as HAProxy does for a server. (TLS 1.3 sends it after the
+ * handshake, so SSL_get1_session right after connecting may not hold a
+ * ticket yet; and OpenSSL's server takes a TLS 1.3 ticket once only, so
+ * keeping the first session would resume every other connection.) */
+static int tls_on_new_session(SSL *s, SSL_SESSION *sess)
+{
+	(void)s;
+	SSL_SESSION_free(tls_sess);
+	tls_sess = sess;
+	return 1;   /* we keep the reference */
+}
+
+static void tls_print_errors(const char *what)
+{
+	unsigned long e;
+	char buf[256];
+
+	fprintf(stderr, "loadgen: %s\n", what);
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		fprintf(stderr, "loadgen:   %s\n", buf);
+	}
+}
+
+static int tls_setup(const struct lg_opts *o)
+{
+	tls_ctx = SSL_CTX_new(TLS_client_method());
+	if (tls_ctx == NULL || SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION) != 1 ||
+	    (o->max_version && SSL_CTX_set_max_proto_version(tls_ctx, o->max_version) != 1)) {
+		tls_print_errors("TLS context");
+		return -1;
+	}
+	if (SSL_CTX_load_verify_locations(tls_ctx, o->ca, NULL) != 1) {
+		tls_print_errors(o->ca);
+		return -1;
+	}
+	SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+	if (o->cert && (SSL_CTX_use_certificate_chain_file(tls_ctx, o->cert) != 1 ||
+	                SSL_CTX_use_PrivateKey_file(tls_ctx, o->key, SSL_FILETYPE_PEM) != 1 ||
+	                SSL_CTX_check_private_key(tls_ctx) != 1)) {
+		tls_print_errors(o->cert);
+		return -1;
+	}
+	/* Frames are appended to wbuf (which may move) while a record waits. */
+	SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (!o->no_resume) {
+		SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_CLIENT |
+		                               SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(tls_ctx, tls_on_new_session);
+	} else {
+		SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_options(tls_ctx, SSL_OP_NO_TICKET);
+	}
+	return 0;
+}
+
+/* SSL_get_error after a TLS call returned <r> <= 0: 1 would block (the
+ * side waited on in *want_read / *want_write), 0 EOF, -1 failure. */
+static int tls_wait(SSL *s, int r, bool *want_read, bool *want_write)
+{
+	switch (SSL_get_error(s, r)) {
+	case SSL_ERROR_WANT_READ:
+		*want_read = true;
+		return 1;
+	case SSL_ERROR_WANT_WRITE:
+		*want_write = true;
+		return 1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+			*want_read = true;
+			return 1;
+		}
+		return ERR_peek_error() == 0 && errno == 0 ? 0 : -1;
+	default:
+		return -1;
+	}
+}
+
 /* ---- connections ------------------------------------------------------------------- */
+
+static void conn_close(struct lg_conn *c)
+{
+	if (c->ssl != NULL) {
+		/* Only once the handshake is done: a close_notify, no waiting. */
+		if (SSL_is_init_finished(c->ssl))
+			(void)SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	ERR_clear_error();
+}
 
 static void conn_fail(struct lg_conn *c)
 {
-	if (c->state == LG_ST_DEAD)
+	if (c->state == LG_ST_DEAD || c->state == LG_ST_DONE)
 		return;
 	/* Whatever was in flight on it will never be answered. */
 	lost += c->depth - c->nfree;
 	c->state = LG_ST_DEAD;
 	conn_errors++;
-	close(c->fd);
-	c->fd = -1;
+	conn_close(c);
 }
 
-static int conn_init(struct lg_conn *c, const struct lg_opts *o)
+/* Connects (again): a new socket, its SSL offering the kept session, and
+ * the HELLO queued. Buffers and slots must be empty. */
+static int conn_open(struct lg_conn *c, const struct lg_opts *o)
 {
 	struct spc_hello_opts h = { .versions = "2.0", .max_frame_size = SPOP_DEFAULT_FRAME_SIZE,
 	                            .capabilities = "pipelining" };
 	int n;
 
+	c->rlen = c->wlen = c->woff = 0;
+	c->wr_wants_read = c->rd_wants_write = false;
+	c->sent_here = 0;
+	c->fd = spc_connect_fd(o->addr, 2000);
+	if (c->fd == -1) {
+		fprintf(stderr, "loadgen: connect %s: %s\n", o->addr, strerror(errno));
+		return -1;
+	}
+	connects++;
+	if (tls_ctx != NULL) {
+		c->ssl = SSL_new(tls_ctx);
+		if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+		    (o->host && (SSL_set1_host(c->ssl, o->host) != 1 ||
+		                 SSL_set_tlsext_host_name(c->ssl, o->host) != 1)) ||
+		    (tls_sess != NULL && SSL_set_session(c->ssl, tls_sess) != 1)) {
+			tls_print_errors("SSL_new");
+			return -1;
+		}
+		SSL_set_connect_state(c->ssl);
+	}
+	n = spc_build_hello(c->wbuf, c->wcap, &h);
+	if (n < 0)
+		return -1;
+	c->wlen = (size_t)n;
+	c->state = LG_ST_HELLO;
+	return 0;
+}
+
+static int conn_init(struct lg_conn *c, const struct lg_opts *o)
+{
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->depth = o->depth;
@@ -278,23 +445,12 @@ static int conn_init(struct lg_conn *c, const struct lg_opts *o)
 	for (unsigned i = 0; i < o->depth; i++)
 		c->free_slots[i] = o->depth - 1 - i;
 	c->nfree = o->depth;
-	c->fd = spc_connect_fd(o->addr, 2000);
-	if (c->fd == -1) {
-		fprintf(stderr, "loadgen: connect %s: %s\n", o->addr, strerror(errno));
-		return -1;
-	}
-	n = spc_build_hello(c->wbuf, c->wcap, &h);
-	if (n < 0)
-		return -1;
-	c->wlen = (size_t)n;
-	c->state = LG_ST_HELLO;
-	return 0;
+	return conn_open(c, o);
 }
 
 static void conn_free(struct lg_conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
+	conn_close(c);
 	if (c->wbuf)
 		explicit_bzero(c->wbuf, c->wcap);
 	free(c->rbuf);
@@ -303,10 +459,30 @@ static void conn_free(struct lg_conn *c)
 	free(c->free_slots);
 }
 
+/* -x: a connection that had its verdicts closes once nothing is in flight,
+ * and a new one takes its place while the run goes on. */
+static void conn_cycle(struct lg_conn *c, const struct lg_opts *o, bool more)
+{
+	if (o->per_conn == 0 || c->state != LG_ST_RUNNING || c->sent_here < o->per_conn ||
+	    c->nfree != c->depth)
+		return;
+	conn_close(c);
+	if (!more) {
+		c->state = LG_ST_DONE;
+		return;
+	}
+	if (conn_open(c, o) == -1) {
+		c->state = LG_ST_DEAD;
+		conn_errors++;
+		conn_close(c);
+	}
+}
+
 /* Queues NOTIFYs into every free slot while the budget allows. */
 static void conn_issue(struct lg_conn *c, const struct lg_opts *o, bool more, uint64_t t)
 {
-	while (more && c->nfree > 0 && (o->total == 0 || issued < o->total)) {
+	while (more && c->nfree > 0 && (o->total == 0 || issued < o->total) &&
+	       (o->per_conn == 0 || c->sent_here < o->per_conn)) {
 		unsigned slot = c->free_slots[--c->nfree];
 		unsigned r = (unsigned)(rng() % 100);
 		enum lg_kind kind = r < (unsigned)o->valid_pct ? LG_VALID :
@@ -330,12 +506,41 @@ static void conn_issue(struct lg_conn *c, const struct lg_opts *o, bool more, ui
 		c->wlen += (size_t)n;
 		c->slots[slot] = (struct lg_slot){ .sent_ns = t, .kind = (uint8_t)kind, .busy = true };
 		issued++;
+		c->sent_here++;
 	}
+}
+
+/* One SSL_write of everything queued (partial writes on: one record per
+ * 16 KB); -1 after a failure (the connection is dead). */
+static int conn_flush_tls(struct lg_conn *c)
+{
+	size_t put = 0;
+	bool wr = false;   /* waiting on writable: pending bytes poll POLLOUT anyway */
+	int r;
+
+	c->wr_wants_read = false;
+	ERR_clear_error();
+	r = SSL_write_ex(c->ssl, c->wbuf + c->woff, c->wlen - c->woff, &put);
+	if (r == 1) {
+		c->woff += put;
+		return 0;
+	}
+	if (tls_wait(c->ssl, r, &c->wr_wants_read, &wr) != 1) {
+		tls_print_errors("TLS write failed");
+		conn_fail(c);
+		return -1;
+	}
+	return 1;
 }
 
 static void conn_flush(struct lg_conn *c)
 {
-	while (c->state != LG_ST_DEAD && c->woff < c->wlen) {
+	if (c->ssl != NULL) {
+		while (c->state != LG_ST_DEAD && c->woff < c->wlen)
+			if (conn_flush_tls(c) != 0)
+				break;
+	}
+	while (c->ssl == NULL && c->state != LG_ST_DEAD && c->woff < c->wlen) {
 		ssize_t w = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
 
 		if (w > 0) {
@@ -380,13 +585,46 @@ static void conn_on_ack(struct lg_conn *c, const struct spop_frame *f, uint64_t 
 		wrong++;
 }
 
+/* SSL_read with recv()'s contract: > 0 bytes, 0 EOF, -1 with errno (EAGAIN
+ * when it waits; on what is in rd_wants_write / the default readable). */
+static ssize_t conn_recv_tls(struct lg_conn *c, void *buf, size_t len)
+{
+	size_t got = 0;
+	bool rd = false;
+	int r;
+
+	c->rd_wants_write = false;
+	ERR_clear_error();
+	r = SSL_read_ex(c->ssl, buf, len, &got);
+	if (r == 1)
+		return (ssize_t)got;
+	r = tls_wait(c->ssl, r, &rd, &c->rd_wants_write);
+	if (r == 1) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (r == -1) {
+		tls_print_errors("TLS read failed");
+		errno = EPROTO;
+	}
+	return r == 0 ? 0 : -1;
+}
+
+/* The agent answered HELLO over TLS: the handshake is over. */
+static void conn_handshake_done(struct lg_conn *c)
+{
+	handshakes++;
+	resumed += SSL_session_reused(c->ssl) == 1;
+}
+
 /* Reads and handles every complete frame. */
 static void conn_read(struct lg_conn *c, unsigned depth, uint64_t t)
 {
 	size_t off = 0;
 
 	for (;;) {
-		ssize_t r = recv(c->fd, c->rbuf + c->rlen, LG_RBUF - c->rlen, 0);
+		ssize_t r = c->ssl == NULL ? recv(c->fd, c->rbuf + c->rlen, LG_RBUF - c->rlen, 0)
+		                           : conn_recv_tls(c, c->rbuf + c->rlen, LG_RBUF - c->rlen);
 
 		if (r > 0) {
 			c->rlen += (size_t)r;
@@ -417,6 +655,8 @@ static void conn_read(struct lg_conn *c, unsigned depth, uint64_t t)
 		off += (size_t)n;
 		if (c->state == LG_ST_HELLO && f.type == SPOP_FRM_AGENT_HELLO) {
 			c->state = LG_ST_RUNNING;
+			if (c->ssl != NULL)
+				conn_handshake_done(c);
 		} else if (c->state == LG_ST_RUNNING && f.type == SPOP_FRM_ACK) {
 			conn_on_ack(c, &f, t, depth);
 		} else {
@@ -433,6 +673,9 @@ static void conn_read(struct lg_conn *c, unsigned depth, uint64_t t)
 		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
 		c->rlen -= off;
 	}
+	/* Bytes OpenSSL holds are invisible to poll(): read on while it has some. */
+	if (c->ssl != NULL && c->state != LG_ST_DEAD && SSL_has_pending(c->ssl))
+		conn_read(c, depth, t);
 }
 
 static unsigned conn_inflight(const struct lg_conn *c, unsigned depth)
@@ -450,9 +693,9 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
 
 	*o = (struct lg_opts){ .conns = 8, .depth = 20, .route = "openai", .prefix = "ka_",
 	                       .missing_pct = 5, .seed = (uint64_t)time(NULL) };
-	while ((ch = getopt(argc, argv, "s:c:d:n:t:k:r:p:v:m:S:h")) != -1) {
+	while ((ch = getopt(argc, argv, "s:c:d:n:t:k:r:p:v:m:S:x:T:C:K:H:V:Fh")) != -1) {
 		errno = 0;
-		end = optarg ? optarg + strlen(optarg) : NULL;   /* string options: nothing left */
+		end = optarg ? optarg + strlen(optarg) : "";   /* string options, flags: nothing left */
 		switch (ch) {
 		case 's': o->addr = optarg; break;
 		case 'c': o->conns = (unsigned)strtoul(optarg, &end, 10); break;
@@ -465,6 +708,18 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
 		case 'v': o->valid_pct = (int)strtol(optarg, &end, 10); valid_set = true; break;
 		case 'm': o->missing_pct = (int)strtol(optarg, &end, 10); break;
 		case 'S': o->seed = strtoull(optarg, &end, 10); break;
+		case 'x': o->per_conn = strtoull(optarg, &end, 10); break;
+		case 'T': o->ca = optarg; break;
+		case 'C': o->cert = optarg; break;
+		case 'K': o->key = optarg; break;
+		case 'H': o->host = optarg; break;
+		case 'V':
+			o->max_version = strcmp(optarg, "1.2") == 0 ? TLS1_2_VERSION :
+			                 strcmp(optarg, "1.3") == 0 ? TLS1_3_VERSION : -1;
+			if (o->max_version == -1)
+				errno = EINVAL;
+			break;
+		case 'F': o->no_resume = true; break;
 		default:
 			usage();
 			return -1;
@@ -484,6 +739,11 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
 	if (o->valid_pct < 0 || o->missing_pct < 0 || o->valid_pct + o->missing_pct > 100 ||
 	    (o->valid_pct > 0 && !o->keyfile)) {
 		fprintf(stderr, "loadgen: shares must be 0..100 in total; valid keys need -k\n");
+		return -1;
+	}
+	if ((!o->cert != !o->key) || (!o->ca && (o->cert || o->host || o->max_version ||
+	                                          o->no_resume))) {
+		fprintf(stderr, "loadgen: -C and -K go together; TLS options need -T\n");
 		return -1;
 	}
 	if (o->total == 0 && o->seconds == 0)
@@ -514,6 +774,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 
+	if (o.ca && tls_setup(&o) == -1)
+		return 2;
 	conns = calloc(o.conns, sizeof(*conns));
 	pfds = calloc(o.conns, sizeof(*pfds));
 	rc = conns && pfds ? 0 : 1;
@@ -539,14 +801,18 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < o.conns; i++) {
 			struct lg_conn *c = &conns[i];
 
+			if (o.per_conn)
+				conn_cycle(c, &o, more);
 			if (c->state == LG_ST_RUNNING)
 				conn_issue(c, &o, more, t);
 			conn_flush(c);
 			inflight += conn_inflight(c, o.depth);
-			pfds[i].fd = c->state == LG_ST_DEAD ? -1 : c->fd;
-			pfds[i].events = POLLIN | (c->woff < c->wlen ? POLLOUT : 0);
+			pfds[i].fd = c->fd;   /* -1 once dead or done: poll skips it */
+			pfds[i].events = POLLIN;
+			if ((c->woff < c->wlen && !c->wr_wants_read) || c->rd_wants_write)
+				pfds[i].events |= POLLOUT;
 			pfds[i].revents = 0;
-			alive += c->state != LG_ST_DEAD;
+			alive += c->state != LG_ST_DEAD && c->state != LG_ST_DONE;
 		}
 		if (alive == 0 || (!more && inflight == 0) || (drain_deadline && t > drain_deadline)) {
 			lost += inflight;
@@ -561,7 +827,8 @@ int main(int argc, char **argv)
 		}
 		t = now_ns();
 		for (unsigned i = 0; i < o.conns && rc > 0; i++) {
-			if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR))
+			if ((pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) ||
+			    ((pfds[i].revents & POLLOUT) && conns[i].rd_wants_write))
 				conn_read(&conns[i], o.depth, t);
 		}
 	}
@@ -571,13 +838,19 @@ int main(int argc, char **argv)
 
 	printf("loadgen addr=%s conns=%u depth=%u seconds=%.3f verdicts=%llu rate=%.0f "
 	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f ok=%llu invalid=%llu "
-	       "missing=%llu errors=%llu wrong=%llu lost=%llu conn_errors=%llu\n",
+	       "missing=%llu errors=%llu wrong=%llu lost=%llu conn_errors=%llu",
 	       o.addr, o.conns, o.depth, secs, (unsigned long long)answered,
 	       secs > 0 ? (double)answered / secs : 0.0, h_pct(50) / 1e3, h_pct(99) / 1e3,
 	       h_pct(99.9) / 1e3, (double)hist_max / 1e3, (unsigned long long)by_kind[LG_VALID],
 	       (unsigned long long)by_kind[LG_INVALID], (unsigned long long)by_kind[LG_MISSING],
 	       (unsigned long long)errors, (unsigned long long)wrong, (unsigned long long)lost,
 	       (unsigned long long)conn_errors);
+	if (o.ca || o.per_conn)
+		printf(" tls=%d connects=%llu conn_rate=%.0f handshakes=%llu resumed=%llu\n",
+		       o.ca != NULL, (unsigned long long)connects,
+		       secs > 0 ? (double)connects / secs : 0.0, (unsigned long long)handshakes,
+		       (unsigned long long)resumed);
+	printf("\n");
 	rc = errors ? 1 : 0;
 out:
 	for (unsigned i = 0; conns && i < o.conns; i++)
@@ -585,5 +858,7 @@ out:
 	free(conns);
 	free(pfds);
 	free_keys();
+	SSL_SESSION_free(tls_sess);
+	SSL_CTX_free(tls_ctx);
 	return rc;
 }
