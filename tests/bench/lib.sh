@@ -24,14 +24,20 @@ port_free() {
 	[ -z "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
 }
 
-# pick_ports N: N free TCP ports, space separated, from a base that depends
-# on this shell's pid (parallel runs pick different ranges).
+# pick_ports N: N free TCP ports, space separated, below the kernel's
+# ephemeral range and from a base that depends on this shell's pid (parallel
+# runs pick different ranges). Inside the ephemeral range a port can be taken
+# between picking and bind by an outgoing connection (the agent's to Redis)
+# or still be held by one of the thousands left in TIME_WAIT by set-up runs.
 pick_ports() {
-	_n=$1 _p=$((20000 + ($$ * 7) % 30000)) _out= _tries=0
+	_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	_span=$((_lo - 10000))
+	[ $_span -gt 2000 ] || _span=2000
+	_n=$1 _p=$((10000 + ($$ * 7) % (_span - 1000))) _out= _tries=0
 	while [ "$_n" -gt 0 ]; do
 		_tries=$((_tries + 1))
 		[ $_tries -le 1000 ] || { echo "bench: no free port" >&2; return 1; }
-		if port_free "$_p"; then
+		if port_free "$_p" && [ -z "$(ss -Htan "sport = :$_p" 2>/dev/null)" ]; then
 			_out="$_out $_p"
 			_n=$((_n - 1))
 		fi

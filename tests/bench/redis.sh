@@ -75,28 +75,6 @@ if [ "${1:-}" = --report ]; then
 	exit 0
 fi
 
-# low_ports N: N free TCP ports below the kernel's ephemeral range, from a
-# base that depends on this shell's pid. (lib.sh's pick_ports may land
-# inside that range, where the agent's own client connections, to Redis for
-# one, or the thousands left in TIME_WAIT by the set-up runs, can take the
-# port between picking and bind.)
-low_ports() {
-	_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-	_span=$((_lo - 10000))
-	[ $_span -gt 1000 ] || { pick_ports "$1"; return; }
-	_n=$1 _p=$((10000 + ($$ * 7) % (_span - 1000))) _out= _tries=0
-	while [ "$_n" -gt 0 ]; do
-		_tries=$((_tries + 1))
-		[ $_tries -le 1000 ] || { echo "bench: no free port" >&2; return 1; }
-		if port_free "$_p" && [ -z "$(ss -Htan "sport = :$_p" 2>/dev/null)" ]; then
-			_out="$_out $_p"
-			_n=$((_n - 1))
-		fi
-		_p=$((_p + 1))
-	done
-	echo $_out
-}
-
 # machine: "N CPUs, model", blanks as "_" (for a key=value line).
 machine() {
 	echo "$(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" | tr ' ' _
@@ -148,7 +126,7 @@ until_ok() {
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,)"
 started=$(date -u '+%Y-%m-%dT%H:%M')
-set -- $(low_ports 2)
+set -- $(pick_ports 2)
 RPORT=$1 APORT=$2
 rcli() { "$REDIS_CLI" -h 127.0.0.1 -p "$RPORT" "$@"; }
 
