@@ -46,6 +46,11 @@ pick_ports() {
 	echo $_out
 }
 
+# machine: "N CPUs, model", blanks as "_" (for a key=value line).
+machine() {
+	echo "$(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" | tr ' ' _
+}
+
 # per_unit TICKS COUNT: microseconds of CPU per unit, 2 decimals.
 per_unit() {
 	awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" \

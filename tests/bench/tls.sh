@@ -145,10 +145,6 @@ if [ "${1:-}" = --report ]; then
 	exit 0
 fi
 
-# machine: "N CPUs, model", blanks as "_" (for a key=value line).
-machine() {
-	echo "$(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" | tr ' ' _
-}
 
 # ---- run ---------------------------------------------------------------------------
 
