@@ -706,14 +706,17 @@ conn_tls_handshake(struct conn *c)
 	r = tls_handshake(c->ssl, &c->tls_want);
 	if (r == 0)
 		return 0;
+	if (r == -2)
+		return -1;
 	if (r == -1) {
-		STAT_INC(c->w, proto_errors[0]);
+		STAT_INC(c->w, tls_handshake_failures);
 		if (conn_log_budget(c->w))
 			log_notice("event=tls_handshake_failed conn=%llu", (unsigned long long)c->id);
 		return -1;
 	}
 	c->tls_ok = 1;
 	c->tls_want = 0;
+	STAT_INC(c->w, tls_handshakes);
 	if (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER) {
 		char subj[256];
 

@@ -30,6 +30,8 @@ stats_sum_workers(const struct worker *ws, unsigned n, const void *routes_of,
 		out->frames_out += STAT_GET(w, frames_out);
 		out->handshakes += STAT_GET(w, handshakes);
 		out->healthchecks += STAT_GET(w, healthchecks);
+		out->tls_handshakes += STAT_GET(w, tls_handshakes);
+		out->tls_handshake_failures += STAT_GET(w, tls_handshake_failures);
 		for (s = 0; s < STATS_PROTO_ERRORS; s++)
 			out->proto_errors[s] += STAT_GET(w, proto_errors[s]);
 		for (s = 0; s < VERDICT_ENTRIES; s++)
@@ -111,8 +113,10 @@ stats_render_json(const struct stats_view *v, FILE *f)
 	    "\"accept_errors\":%llu},", v->conn_current, ull(sm->conn_total),
 	    ull(sm->conn_refused), ull(sm->accept_errors));
 	fprintf(f, "\"frames\":{\"in\":%llu,\"out\":%llu},\"handshakes\":%llu,"
-	    "\"healthchecks\":%llu,\"protocol_errors\":{", ull(sm->frames_in),
-	    ull(sm->frames_out), ull(sm->handshakes), ull(sm->healthchecks));
+	    "\"healthchecks\":%llu,\"tls\":{\"handshakes\":%llu,\"handshake_failures\":%llu},"
+	    "\"protocol_errors\":{", ull(sm->frames_in),
+	    ull(sm->frames_out), ull(sm->handshakes), ull(sm->healthchecks),
+	    ull(sm->tls_handshakes), ull(sm->tls_handshake_failures));
 	for (s = 1, i = 0; s < STATS_PROTO_ERRORS; s++)
 		if (sm->proto_errors[s] != 0)
 			fprintf(f, "%s\"%d\":%llu", i++ ? "," : "", s, ull(sm->proto_errors[s]));
@@ -245,6 +249,11 @@ stats_render_prom(const struct stats_view *v, FILE *f)
 	    sm->handshakes);
 	prom_one(f, "keyauth_healthchecks_total", "counter",
 	    "Health-check HELLOs answered (HAProxy option spop-check).", sm->healthchecks);
+	prom_one(f, "keyauth_tls_handshakes_total", "counter",
+	    "TLS handshakes completed on TLS listeners.", sm->tls_handshakes);
+	prom_one(f, "keyauth_tls_handshake_failures_total", "counter",
+	    "TLS handshakes refused or broken off (bad client certificate, garbage, "
+	    "peer gone) before any SPOP byte.", sm->tls_handshake_failures);
 
 	prom_one(f, "keyauth_store_generation", "gauge",
 	    "Key sets published to the workers since start.", v->generation);

@@ -32,6 +32,8 @@ struct stats_sum {
 	uint64_t frames_out;
 	uint64_t handshakes;
 	uint64_t healthchecks;
+	uint64_t tls_handshakes;
+	uint64_t tls_handshake_failures;
 	uint64_t proto_errors[STATS_PROTO_ERRORS];
 	uint64_t verdicts[VERDICT_ENTRIES];
 	/* Per route of the current configuration, [CONF_MAX_ROUTES]: route

@@ -52,7 +52,9 @@ int tls_ctx_for_conf(const struct conf *c, SSL_CTX **out, char *err, size_t errl
 SSL *tls_conn_new(SSL_CTX *ctx, int fd);
 
 /* Drives the handshake: 1 done, 0 in progress (*want says on what), -1
- * failed (bad peer, no client certificate under mTLS, socket error). */
+ * refused (garbage, bad or missing client certificate under mTLS, no common
+ * version or cipher, socket error), -2 the peer closed before completing it
+ * (a TCP probe, a client giving up): not the peer's fault, not counted. */
 int tls_handshake(SSL *s, int *want);
 
 /* Reads up to <len> bytes: > 0 read, 0 orderly EOF (close_notify or TCP EOF),

@@ -47,6 +47,8 @@ struct worker_stats {
 	stat_t frames_out;
 	stat_t handshakes;
 	stat_t healthchecks;
+	stat_t tls_handshakes;       /* TLS handshakes completed */
+	stat_t tls_handshake_failures; /* refused or broken before completion */
 	stat_t proto_errors[14];     /* by SPOP status 1..13; [0]: any other status */
 	stat_t verdicts[VERDICT_ENTRIES];
 	/* Verdicts per route, indexed like the routes of <routes_of>;

@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "ctl.h"
 #include "proc.h"
 #include "spop.h"
 #include "spop_client.h"
@@ -86,12 +87,46 @@ write_conf(struct daemon *d, const char *cert, const char *key, const char *ca)
 	snprintf(buf, sizeof(buf),
 	    "listen = [ \"%s\", \"tls:%s\" ];\n"
 	    "workers = 1;\n"
+	    "control_socket = \"%s/control.sock\";\n"
 	    "store = { backend = \"file\"; path = \"%s/keys.db\"; };\n"
 	    "log = { level = \"info\"; target = \"stderr\"; };\n"
 	    "tls = { cert = \"%s\"; key = \"%s\"; %s };\n"
 	    "routes = ( { name = \"openai\"; context = \"/openai\"; } );\n",
-	    d->plain_addr, d->tls_addr, d->dir, cert, key, cabuf);
+	    d->plain_addr, d->tls_addr, d->dir, d->dir, cert, key, cabuf);
 	return tp_write_file(d->conf, buf);
+}
+
+/* The agent's TLS counter <name> ("handshakes" or "handshake_failures")
+ * from its control socket's stats; -1 if absent. */
+static long long
+tls_stat(const struct daemon *d, const char *name)
+{
+	char sock[TP_PATH_MAX + 32], pat[64];
+	char *s, *tls, *at;
+	long long v = -1;
+
+	snprintf(sock, sizeof(sock), "%s/control.sock", d->dir);
+	s = ctl_control_call(sock, "stats");
+	if (s == NULL)
+		return -1;
+	snprintf(pat, sizeof(pat), "\"%s\":", name);
+	tls = strstr(s, "\"tls\":{");
+	if (tls != NULL && (at = strstr(tls, pat)) != NULL)
+		v = strtoll(at + strlen(pat), NULL, 10);
+	free(s);
+	return v;
+}
+
+/* Waits up to IO_MS for the TLS counter <name> to reach <want>. */
+static long long
+tls_stat_wait(const struct daemon *d, const char *name, long long want)
+{
+	long long v = tls_stat(d, name);
+
+	for (long long end = tp_now_ms() + IO_MS; v != want && tp_now_ms() < end;
+	     v = tls_stat(d, name))
+		tp_nap_ms(5);
+	return v;
 }
 
 static int
@@ -386,10 +421,15 @@ test_mtls(void **state)
 		assert_false(tcli_verdict(&t, true, 1));
 	tcli_close(&t);
 	assert_int_equal(tp_wait_log(d.log, "event=tls_handshake_failed", IO_MS), 0);
+	/* Both refusals are counted as handshake failures, nothing completed. */
+	assert_int_equal(tls_stat_wait(&d, "handshake_failures", 2), 2);
+	assert_int_equal(tls_stat(&d, "handshakes"), 0);
 	/* HAProxy's certificate: served, its subject logged. */
 	assert_int_equal(tcli_open(&t, d.tls_addr, cpath("cli.pem"), cpath("cli.key")), 0);
 	assert_true(tcli_verdict(&t, true, 1));
 	tcli_close(&t);
+	assert_int_equal(tls_stat(&d, "handshakes"), 1);
+	assert_int_equal(tls_stat(&d, "handshake_failures"), 2);
 	assert_int_equal(tp_wait_log(d.log, "event=tls_client", IO_MS), 0);
 	assert_true(tp_log_contains(d.log, "subject=\"CN=haproxy\""));
 	daemon_stop(&d);
@@ -429,6 +469,10 @@ test_garbage_and_half_handshakes_do_not_stall(void **state)
 		assert_int_equal(spc_wait_eof(&gc, IO_MS), 0);
 		free(gc.rbuf);
 	}
+	/* The garbage is one handshake failure; the half handshake and the
+	 * silent connection are still pending, the good one completed. */
+	assert_int_equal(tls_stat_wait(&d, "handshake_failures", 1), 1);
+	assert_int_equal(tls_stat(&d, "handshakes"), 1);
 	tcli_close(&t);
 	tcli_close(&half);
 	close(g);
