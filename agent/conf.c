@@ -761,6 +761,27 @@ static void conf_kw_redis_password_file(struct conf_ctx *x, const config_setting
 	conf_set_str(x, s, &r->password_file, v);
 }
 
+/* Redis ACL user names may hold almost anything; ours go on a command line
+ * built with %s and in log lines, so printable ASCII without blanks. */
+static void conf_kw_redis_username(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct store_redis_conf *r = conf_redis(x, s, obj);
+	const char *v = config_setting_get_string(s);
+
+	if (r == NULL)
+		return;
+	for (const char *p = v; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\') {
+			conf_err(x, s, "bad redis username (printable characters, no blanks or quotes, e.g. username = \"keyauth\";)");
+			return;
+		}
+	if (!v[0] || strlen(v) > 128) {
+		conf_err(x, s, "redis username must be 1..128 characters (e.g. username = \"keyauth\";)");
+		return;
+	}
+	conf_set_str(x, s, &r->username, v);
+}
+
 static void conf_kw_redis_namespace(struct conf_ctx *x, const config_setting_t *s, void *obj)
 {
 	struct store_redis_conf *r = conf_redis(x, s, obj);
@@ -821,6 +842,22 @@ static void conf_set_redis_staleness(void *obj, long long v)
 		c->store_redis->max_staleness = (unsigned)v;
 }
 
+static void conf_set_redis_write_replicas(void *obj, long long v)
+{
+	struct conf *c = obj;
+
+	if (c->store_redis != NULL)
+		c->store_redis->write_replicas = (unsigned)v;
+}
+
+static void conf_set_redis_write_timeout(void *obj, long long v)
+{
+	struct conf *c = obj;
+
+	if (c->store_redis != NULL)
+		c->store_redis->write_timeout_ms = (unsigned)v;
+}
+
 static void conf_kw_store_path(struct conf_ctx *x, const config_setting_t *s, void *obj)
 {
 	struct conf *c = obj;
@@ -838,18 +875,22 @@ static const struct conf_kw conf_store_kws[] = {
 	{ "path", CONF_T_STRING, conf_kw_store_path, NULL, 0, 0, "path = \"/var/lib/keyauth/keys.db\";" },
 	{ "address", CONF_T_STRING, conf_kw_redis_address, NULL, 0, 0, "address = \"127.0.0.1:6379\";" },
 	{ "database", CONF_T_INT, NULL, conf_set_redis_db, 0, 15, "database = 0;" },
+	{ "username", CONF_T_STRING, conf_kw_redis_username, NULL, 0, 0, "username = \"keyauth\";" },
 	{ "password_file", CONF_T_STRING, conf_kw_redis_password_file, NULL, 0, 0, "password_file = \"/etc/keyauth/redis.pass\";" },
 	{ "namespace", CONF_T_STRING, conf_kw_redis_namespace, NULL, 0, 0, "namespace = \"keyauth\";" },
 	{ "resync_interval", CONF_T_INT, NULL, conf_set_redis_resync, 1, 86400, "resync_interval = 60;" },
 	{ "max_staleness", CONF_T_INT, NULL, conf_set_redis_staleness, 1, 604800, "max_staleness = 300;" },
-	{ "stale_action", CONF_T_STRING, conf_kw_redis_stale_action, NULL, 0, 0, "stale_action = \"serve\";" },
+	{ "stale_action", CONF_T_STRING, conf_kw_redis_stale_action, NULL, 0, 0, "stale_action = \"deny\";" },
+	{ "write_replicas", CONF_T_INT, NULL, conf_set_redis_write_replicas, 0, 64, "write_replicas = 1;" },
+	{ "write_timeout_ms", CONF_T_INT, NULL, conf_set_redis_write_timeout, 1, 60000, "write_timeout_ms = 1000;" },
 };
 
 static void conf_kw_store(struct conf_ctx *x, const config_setting_t *s, void *obj)
 {
 	struct conf *c = obj;
 	const char *backend = NULL;
-	static const char *const redis_only[] = { "database", "resync_interval", "max_staleness" };
+	static const char *const redis_only[] = { "database", "resync_interval", "max_staleness",
+						  "write_replicas", "write_timeout_ms" };
 
 	if (config_setting_lookup_string(s, "backend", &backend) == CONFIG_TRUE &&
 	    strcmp(backend, "redis") == 0 && c->store_redis == NULL) {
@@ -860,6 +901,9 @@ static void conf_kw_store(struct conf_ctx *x, const config_setting_t *s, void *o
 			return;
 		c->store_redis->resync_interval = 60;
 		c->store_redis->max_staleness = 300;
+		/* Fail open for max_staleness, then closed (issue 10). */
+		c->store_redis->stale_deny = true;
+		c->store_redis->write_timeout_ms = 1000;
 	}
 	if (c->store_redis == NULL)
 		for (size_t i = 0; i < COUNTOF(redis_only); i++) {
@@ -870,6 +914,12 @@ static void conf_kw_store(struct conf_ctx *x, const config_setting_t *s, void *o
 					 redis_only[i], redis_only[i]);
 		}
 	conf_walk(x, s, " in store", conf_store_kws, COUNTOF(conf_store_kws), obj);
+	/* AUTH <username> <password>: an ACL user always comes with a password
+	 * (a nopass user takes any, but then the setting protects nothing). */
+	if (c->store_redis != NULL && c->store_redis->username != NULL &&
+	    c->store_redis->password_file == NULL)
+		conf_err(x, config_setting_get_member(s, "username"),
+			 "username in store needs password_file (the ACL user's password, e.g. password_file = \"/etc/keyauth/redis.pass\";)");
 }
 
 static const struct {
@@ -1546,6 +1596,7 @@ void conf_free(struct conf *c)
 	free(c->store_path);
 	if (c->store_redis != NULL) {
 		free(c->store_redis->address);
+		free(c->store_redis->username);
 		free(c->store_redis->password_file);
 		free(c->store_redis->namespace);
 		free(c->store_redis);

@@ -98,11 +98,14 @@ struct conf {
 	struct store_redis_conf {
 		char *address;           /* "host:port" or "unix:/path"; default 127.0.0.1:6379 */
 		int database;            /* SELECT, default 0 */
+		char *username;          /* ACL user for AUTH; NULL: "default" (needs password_file) */
 		char *password_file;     /* NULL: no AUTH; must not be group/other readable */
 		char *namespace;         /* key prefix, default "keyauth" */
 		unsigned resync_interval; /* seconds, default 60 */
 		unsigned max_staleness;  /* seconds, default 300 */
-		bool stale_deny;         /* stale_action "deny" (default "serve") */
+		bool stale_deny;         /* stale_action "deny" (default) or "serve" */
+		unsigned write_replicas; /* keyauthctl: WAIT for this many replicas, default 0 */
+		unsigned write_timeout_ms; /* keyauthctl: WAIT timeout, default 1000 */
 	} *store_redis;
 	char *key_prefix;                /* default "ka_", [A-Za-z0-9]+_ */
 	int log_level;                   /* LOG_ERR..LOG_DEBUG from <syslog.h>, default LOG_INFO */

@@ -254,7 +254,8 @@ struct ctl_store_ops {
 	/* Locks and reads: the set, or NULL with <err> (*locked = 0 when the
 	 * failure is the lock/connection itself). */
 	struct ks_set *(*begin)(struct ctl_tx *tx, int *locked, char *err, size_t errlen);
-	/* 0, or -1 with <err>. */
+	/* 0, -1 with <err> (nothing written), or 1 with <err>: written, but
+	 * fewer replicas than write_replicas confirmed it. */
 	int (*commit)(struct ctl_tx *tx, const struct ks_set *old, const struct ks_entry *v,
 	              size_t n, char *err, size_t errlen);
 	void (*end)(struct ctl_tx *tx);
@@ -300,11 +301,36 @@ static int
 redis_tx_commit(struct ctl_tx *tx, const struct ks_set *old, const struct ks_entry *v, size_t n,
                 char *err, size_t errlen)
 {
-	int r = store_redis_commit(tx->rds, tx->c->store_redis->namespace, old, v, n, err, errlen);
+	const struct store_redis_conf *rc = tx->c->store_redis;
+	int r = store_redis_commit(tx->rds, rc->namespace, old, v, n, err, errlen), acked;
 
 	if (r == 1)
 		snprintf(err, errlen, "another writer changed the store meanwhile; run the command again");
-	return r == 0 ? 0 : -1;
+	if (r != 0)
+		return -1;
+	if (rc->write_replicas == 0)
+		return 0;
+	/* Redis replicates asynchronously: without WAIT a failover right
+	 * after this write could promote a replica that never saw it (a
+	 * revoked key would work again). */
+	acked = store_redis_wait(tx->rds, rc->write_replicas, rc->write_timeout_ms, err, errlen);
+	if (acked >= 0 && (unsigned)acked >= rc->write_replicas)
+		return 0;
+	if (acked >= 0)
+		snprintf(err, errlen, "the change is on the Redis primary at %s, but only %d of %u "
+		         "replicas confirmed it within %u ms (write_replicas); a failover now could "
+		         "undo it: check the replicas (INFO replication), then that the change "
+		         "holds (keyauthctl key list)", rc->address, acked, rc->write_replicas,
+		         rc->write_timeout_ms);
+	else {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen, "the change is on the Redis primary at %s, but its "
+		         "replication could not be checked (%s); a failover now could undo it",
+		         rc->address, why);
+	}
+	return 1;
 }
 
 static void
@@ -340,10 +366,17 @@ store_read(const struct conf *c, char *err, size_t errlen)
 	return set;
 }
 
+/* store_edit_note's "written, but not confirmed by enough replicas". */
+#define STORE_UNCONFIRMED 100
+
 /* Runs <fn> as one locked read-modify-write of the store. Returns
- * CTL_EXIT_OK or CTL_EXIT_FAIL (messages printed). */
+ * CTL_EXIT_OK, CTL_EXIT_FAIL (messages printed), or STORE_UNCONFIRMED: the
+ * change is written but fewer replicas than write_replicas confirmed it,
+ * with the message for unconfirmed_print in <note> (<notelen> bytes), not
+ * printed yet so that a command can first print the key it made. */
 static int
-store_edit(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, void *arg)
+store_edit_note(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, void *arg,
+                char *note, size_t notelen)
 {
 	struct ctl_edit ed = { .ctx = ctx, .conf = c, .now = ctl_now(ctx) };
 	const struct ctl_store_ops *ops = ctl_store(c);
@@ -384,9 +417,15 @@ store_edit(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, voi
 		rc = CTL_EXIT_OK;
 		goto out;
 	}
-	if (ops->commit(&tx, set, ed.v, ed.n, err, sizeof(err)) == -1) {
+	r = ops->commit(&tx, set, ed.v, ed.n, err, sizeof(err));
+	if (r == -1) {
 		ctl_err(ctx, "cannot write the key store: %s", err);
 		fprintf(stderr, "%s: the store was not modified.\n", ctx->prog);
+		goto out;
+	}
+	if (r == 1) {
+		snprintf(note, notelen, "%s", err);
+		rc = STORE_UNCONFIRMED;
 		goto out;
 	}
 	rc = CTL_EXIT_OK;
@@ -395,6 +434,24 @@ out:
 	ks_set_unref(set);
 	ops->end(&tx);
 	return rc;
+}
+
+/* Prints store_edit_note's <note>; the exit code of an unconfirmed change. */
+static int
+unconfirmed_print(const struct ctl_ctx *ctx, const char *note)
+{
+	ctl_err(ctx, "%s", note);
+	return CTL_EXIT_FAIL;
+}
+
+/* store_edit_note for commands that print nothing of their own first. */
+static int
+store_edit(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, void *arg)
+{
+	char note[1024];
+	int rc = store_edit_note(ctx, c, fn, arg, note, sizeof(note));
+
+	return rc == STORE_UNCONFIRMED ? unconfirmed_print(ctx, note) : rc;
 }
 
 /* A new key and entry for <route>/<owner>, appended to the working copy. The
@@ -598,6 +655,7 @@ key_create(struct ctl_ctx *ctx, int argc, char **argv)
 	const char *days = NULL, *date = NULL;
 	struct conf *c = NULL;
 	bool json = false;
+	char note[1024];
 	int opt, rc;
 
 	a = calloc(1, sizeof(*a));
@@ -645,9 +703,14 @@ key_create(struct ctl_ctx *ctx, int argc, char **argv)
 		goto out;
 	if (route_lookup(ctx, c, a->route) == NULL)
 		goto out;
-	rc = store_edit(ctx, c, create_edit, a);
-	if (rc == CTL_EXIT_OK)
-		rc = print_new_key(ctx, a->key, &a->made.e, json, NULL);
+	/* Written but not confirmed by the replicas: the key is printed all
+	 * the same (it is in the store), then the error, exit 1. */
+	rc = store_edit_note(ctx, c, create_edit, a, note, sizeof(note));
+	if (rc == CTL_EXIT_OK || rc == STORE_UNCONFIRMED) {
+		int prc = print_new_key(ctx, a->key, &a->made.e, json, NULL);
+
+		rc = rc == STORE_UNCONFIRMED ? unconfirmed_print(ctx, note) : prc;
+	}
 out:
 	explicit_bzero(a->key, sizeof(a->key));
 	free(a);
@@ -968,7 +1031,7 @@ key_rotate(struct ctl_ctx *ctx, int argc, char **argv)
 	const char *days = NULL;
 	struct conf *c = NULL;
 	bool json = false;
-	char note[128], t[32];
+	char note[128], t[32], unconfirmed[1024];
 	int opt, rc;
 
 	a = calloc(1, sizeof(*a));
@@ -1010,11 +1073,14 @@ key_rotate(struct ctl_ctx *ctx, int argc, char **argv)
 	c = ctl_conf_load(ctx);
 	if (c == NULL)
 		goto out;
-	rc = store_edit(ctx, c, rotate_edit, a);
-	if (rc == CTL_EXIT_OK) {
+	rc = store_edit_note(ctx, c, rotate_edit, a, unconfirmed, sizeof(unconfirmed));
+	if (rc == CTL_EXIT_OK || rc == STORE_UNCONFIRMED) {
+		int prc;
+
 		ctl_fmt_time(a->old.e.expires, t, sizeof(t));
 		snprintf(note, sizeof(note), "Old key %s stays valid until %s.", a->old.e.id, t);
-		rc = print_new_key(ctx, a->key, &a->made.e, json, note);
+		prc = print_new_key(ctx, a->key, &a->made.e, json, note);
+		rc = rc == STORE_UNCONFIRMED ? unconfirmed_print(ctx, unconfirmed) : prc;
 	}
 out:
 	explicit_bzero(a->key, sizeof(a->key));

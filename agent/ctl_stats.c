@@ -85,9 +85,9 @@ fail:
 }
 
 /*
- * Prints our own stats JSON (objects, strings, integers, no arrays) as
- * "a.b.c value" lines. Not a general JSON parser: the agent's output is the
- * only input, and anything unexpected stops the walk.
+ * Prints our own stats JSON (objects, strings, numbers, booleans, no
+ * arrays) as "a.b.c value" lines. Not a general JSON parser: the agent's
+ * output is the only input, and anything unexpected stops the walk.
  */
 static const char *
 flat_print(const char *p, char *prefix, size_t plen, size_t cap)
@@ -126,8 +126,13 @@ flat_print(const char *p, char *prefix, size_t plen, size_t cap)
 			printf("%s %.*s\n", prefix, (int)(e - p - 1), p + 1);
 			p = e + 1;
 		} else {
+			/* A number, or a true/false literal (store.connected). */
 			size_t m = strspn(p, "0123456789.-");
 
+			if (m == 0 && strncmp(p, "true", 4) == 0)
+				m = 4;
+			else if (m == 0 && strncmp(p, "false", 5) == 0)
+				m = 5;
 			if (m == 0)
 				return NULL;
 			printf("%s %.*s\n", prefix, (int)m, p);

@@ -342,19 +342,17 @@ on_stale_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon *d = w->data;
 	const struct store_redis_conf *rc = d->cref->conf->store_redis;
-	double age;
-	bool connected;
-	uint64_t outages;
+	struct store_status ss;
 
 	(void)revents;
 	if (rc == NULL || strcmp(d->store->ops->name, "redis") != 0 || d->stale)
 		return;
-	store_redis_status(d->store, ev_now(loop), &age, &connected, &outages);
-	if ((connected && d->store_last_ok) || age <= rc->max_staleness)
+	store_get_status(d->store, ev_now(loop), &ss);
+	if ((ss.connected && d->store_last_ok) || ss.age <= rc->max_staleness)
 		return;
 	d->stale = true;
 	log_err("event=store_stale where=%s age_s=%.0f max_staleness=%u action=%s",
-	    d->store->ops->where(d->store), age, rc->max_staleness,
+	    d->store->ops->where(d->store), ss.age, rc->max_staleness,
 	    rc->stale_deny ? "deny" : "serve_last_set");
 	if (rc->stale_deny) {
 		if (d->deny_set == NULL)
@@ -471,11 +469,12 @@ stats_fill(struct daemon *d, struct stats_view *v, struct stats_sum *sum)
 	v->store_loads_rejected = d->store_loads_rejected;
 	v->store_last_time = d->store_last_time;
 	v->store_last_ok = d->store_last_ok;
+	store_get_status(d->store, v->now, &v->store_status);
+	if (d->store->ops->status == NULL)
+		v->store_status.resyncs = d->store_loads_ok;   /* every file load is full */
 	if (strcmp(d->store->ops->name, "redis") == 0) {
 		v->store_shared = true;
 		v->store_stale = d->stale;
-		store_redis_status(d->store, v->now, &v->store_age, &v->store_connected,
-		    &v->store_outages);
 	}
 	v->reloads_ok = d->reloads_ok;
 	v->reloads_rejected = d->reloads_rejected;

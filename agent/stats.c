@@ -148,10 +148,15 @@ stats_render_json(const struct stats_view *v, FILE *f)
 	    "\"last_load\":\"%s\"", ull(v->generation), ull(v->file_generation), v->keys,
 	    ull(v->store_loads_ok), ull(v->store_loads_rejected), v->now - v->store_last_time,
 	    v->store_last_ok ? "ok" : "rejected");
+	/* "outages" is the older name of "disconnects", kept for scripts. */
+	fprintf(f, ",\"age_s\":%.0f,\"connected\":%s,\"disconnects\":%llu,\"resyncs\":%llu,"
+	    "\"resyncs_skipped\":%llu,\"records_skipped\":%llu", v->store_status.age,
+	    v->store_status.connected ? "true" : "false", ull(v->store_status.disconnects),
+	    ull(v->store_status.resyncs), ull(v->store_status.resyncs_skipped),
+	    ull(v->store_status.records_skipped));
 	if (v->store_shared)
-		fprintf(f, ",\"age_s\":%.0f,\"connected\":%s,\"stale\":%s,\"outages\":%llu",
-		    v->store_age, v->store_connected ? "true" : "false",
-		    v->store_stale ? "true" : "false", ull(v->store_outages));
+		fprintf(f, ",\"stale\":%s,\"outages\":%llu", v->store_stale ? "true" : "false",
+		    ull(v->store_status.disconnects));
 	fputs("},", f);
 	fprintf(f, "\"config\":{\"path\":");
 	json_str(f, c->path);
@@ -270,6 +275,24 @@ stats_render_prom(const struct stats_view *v, FILE *f)
 	prom_one(f, "keyauth_store_last_load_success", "gauge",
 	    "1 if the last key store load succeeded, 0 if the previous set is still serving.",
 	    v->store_last_ok);
+	prom_head(f, "keyauth_store_age_seconds", "gauge",
+	    "Seconds since the key set was last known current; 0 while it is (file: always; "
+	    "redis: subscribed and the last load good).");
+	fprintf(f, "keyauth_store_age_seconds %.3f\n", v->store_status.age);
+	prom_one(f, "keyauth_store_connected", "gauge",
+	    "1 while the store's change feed is up (redis subscription; file: always 1).",
+	    v->store_status.connected);
+	prom_one(f, "keyauth_store_disconnects_total", "counter",
+	    "Times the store's change feed was lost (redis outages).",
+	    v->store_status.disconnects);
+	prom_one(f, "keyauth_store_resyncs_total", "counter",
+	    "Full loads of the key set that succeeded.", v->store_status.resyncs);
+	prom_one(f, "keyauth_store_resyncs_skipped_total", "counter",
+	    "Periodic or start-up full loads skipped: the store generation had not moved.",
+	    v->store_status.resyncs_skipped);
+	prom_one(f, "keyauth_store_records_skipped_total", "counter",
+	    "Bad records left out of loads (counted again at every load that meets them).",
+	    v->store_status.records_skipped);
 	prom_head(f, "keyauth_config_reloads_total", "counter", "Configuration reloads by result.");
 	fprintf(f, "keyauth_config_reloads_total{result=\"ok\"} %llu\n", ull(v->reloads_ok));
 	fprintf(f, "keyauth_config_reloads_total{result=\"rejected\"} %llu\n",

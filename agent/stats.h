@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "conf.h"
+#include "store.h"
 #include "verdict.h"
 #include "worker.h"
 
@@ -73,12 +74,11 @@ struct stats_view {
 	uint64_t store_loads_rejected;
 	double store_last_time;
 	bool store_last_ok;
+	/* Every backend (the file: age 0, connected, resyncs = loads_ok). */
+	struct store_status store_status;
 	/* Shared (redis) store only: printed when store_shared. */
 	bool store_shared;
-	double store_age;                /* seconds since the last good load */
-	bool store_connected;
 	bool store_stale;                /* past max_staleness */
-	uint64_t store_outages;
 	uint64_t reloads_ok;
 	uint64_t reloads_rejected;
 	double config_last_time;

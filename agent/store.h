@@ -11,7 +11,9 @@
 #ifndef AGENT_STORE_H
 #define AGENT_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct conf;
 struct ev_loop;
@@ -19,6 +21,16 @@ struct ks_set;
 struct store;
 
 typedef void store_changed_cb(struct store *st, void *arg);
+
+/* How current a backend's data is, for stats and the staleness rule. */
+struct store_status {
+	double age;                      /* seconds since the set was last known current; 0: now */
+	bool connected;                  /* change feed up (the file: always) */
+	uint64_t disconnects;            /* change feed lost */
+	uint64_t resyncs;                /* full loads that succeeded */
+	uint64_t resyncs_skipped;        /* full loads skipped: the data had not changed */
+	uint64_t records_skipped;        /* bad records left out, summed over loads */
+};
 
 struct store_ops {
 	const char *name;
@@ -30,6 +42,8 @@ struct store_ops {
 	void (*free)(struct store *st);
 	/* Where the data lives, for logs. */
 	const char *(*where)(const struct store *st);
+	/* Optional (NULL: always current and connected, counters 0). */
+	void (*status)(const struct store *st, double now, struct store_status *out);
 };
 
 struct store {
@@ -42,6 +56,15 @@ struct store *store_new(const struct conf *c, char *err, size_t errlen);
 int store_same(const struct store *st, const struct conf *c);
 
 struct store *store_file_new(const char *path);
+
+/* Fills <out> for <st> at time <now> (ev_now). */
+static inline void
+store_get_status(const struct store *st, double now, struct store_status *out)
+{
+	*out = (struct store_status){ .connected = true };
+	if (st->ops->status != NULL)
+		st->ops->status(st, now, out);
+}
 
 static inline void
 store_free(struct store *st)

@@ -12,9 +12,12 @@
  * per touched key. Events name the changed ids: after a 50 ms debounce (a
  * burst of writes costs one load) only those records are re-read and the new
  * set is built from the last one (about 0.2 s at 1M keys, against 3.5 s for
- * a full load). A "*" event, a (re)subscription and every resync_interval
- * trigger a full load, which heals messages lost while disconnected. While the subscription is down no load is attempted (the
- * last set keeps serving); a reconnect is tried every second.
+ * a full load). A "*" event and a resubscription trigger a full load, which
+ * heals messages lost while disconnected. The first subscription after
+ * watch() and every resync_interval only read <ns>:generation and do a full
+ * load when it moved (see sr_current for why that is enough). While the
+ * subscription is down no load is attempted (the last set keeps serving); a
+ * reconnect is tried every second.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,10 +57,15 @@ struct store_redis {
 	store_changed_cb *cb;
 	void *arg;
 	bool connected;                  /* subscription confirmed */
+	bool first_sub;                  /* no subscription confirmed since watch() */
 	bool down_logged;
 	bool stopping;
-	double last_ok;                  /* ev_now / time of the last good load; 0: none */
+	bool load_failed;                /* the last load failed: the set may be behind */
+	double in_sync_at;               /* ev_now / time the set was last known current; 0: never */
+	uint64_t gen;                    /* <ns>:generation read by the last full load */
+	bool gen_current;                /* the set is that full load's, no event since */
 	uint64_t outages;
+	uint64_t resyncs, resyncs_skipped, records_skipped;
 	/* Incremental loads: the ids named by events since the last load, and
 	 * the set that load returned (one reference). */
 	char pend[SR_PEND_MAX][KEY_ID_LEN + 1];
@@ -133,7 +141,12 @@ store_redis_connect(const struct store_redis_conf *rc, char *err, size_t errlen)
 	}
 	redisSetTimeout(c, cmd);
 	if (pass[0]) {
-		r = redisCommand(c, "AUTH %s", pass);
+		/* With a username: a Redis 6 ACL user; without: the default user
+		 * (requirepass). */
+		if (rc->username != NULL)
+			r = redisCommand(c, "AUTH %s %s", rc->username, pass);
+		else
+			r = redisCommand(c, "AUTH %s", pass);
 		memset(pass, 0, sizeof(pass));
 		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 			snprintf(err, errlen, "redis %s: AUTH failed: %s", rc->address,
@@ -369,9 +382,11 @@ sr_drop_dup_digests(struct sr_read *rd, const char *ns)
 	rd->n = w;
 }
 
-struct ks_set *
-store_redis_read(struct redisContext *c, const char *ns, uint64_t *generation,
-                 char *err, size_t errlen)
+/* store_redis_read, also adding the number of records skipped to <*skipped>
+ * (may be NULL). */
+static struct ks_set *
+sr_read_all(struct redisContext *c, const char *ns, uint64_t *generation, uint64_t *skipped,
+            char *err, size_t errlen)
 {
 	struct sr_read rd = { 0 };
 	struct ks_set *set = NULL;
@@ -439,11 +454,20 @@ store_redis_read(struct redisContext *c, const char *ns, uint64_t *generation,
 	sr_drop_dup_digests(&rd, ns);
 	set = ks_set_build(rd.v, rd.n, err, errlen);
 out:
+	if (skipped != NULL)
+		*skipped += rd.skipped;
 	for (size_t i = 0; i < rd.nstrs; i++)
 		free(rd.strs[i]);
 	free(rd.strs);
 	free(rd.v);
 	return set;
+}
+
+struct ks_set *
+store_redis_read(struct redisContext *c, const char *ns, uint64_t *generation,
+                 char *err, size_t errlen)
+{
+	return sr_read_all(c, ns, generation, NULL, err, errlen);
 }
 
 void
@@ -565,6 +589,28 @@ store_redis_commit(struct redisContext *c, const char *ns, const struct ks_set *
 	return rc;
 }
 
+int
+store_redis_wait(struct redisContext *c, unsigned replicas, unsigned timeout_ms, char *err,
+                 size_t errlen)
+{
+	/* WAIT blocks up to <timeout_ms>: the command timeout must outlast it. */
+	struct timeval tv = { (time_t)(timeout_ms / 1000 + 10), 0 };
+	redisReply *r;
+	int n = -1;
+
+	redisSetTimeout(c, tv);
+	r = redisCommand(c, "WAIT %u %u", replicas, timeout_ms);
+	if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= 0)
+		n = r->integer > INT32_MAX ? INT32_MAX : (int)r->integer;
+	else
+		snprintf(err, errlen, "redis: WAIT: %s",
+		         r == NULL ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str
+		                                                          : "unexpected reply");
+	if (r != NULL)
+		freeReplyObject(r);
+	return n;
+}
+
 /* ---- the agent backend ---------------------------------------------------- */
 
 static void sr_connect_async(struct store_redis *sr);
@@ -572,6 +618,9 @@ static void sr_connect_async(struct store_redis *sr);
 static void
 sr_down(struct store_redis *sr, const char *why)
 {
+	/* Current up to now: the subscription delivered every change so far. */
+	if (sr->connected && !sr->load_failed && sr->loop != NULL)
+		sr->in_sync_at = ev_now(sr->loop);
 	sr->ac = NULL;
 	sr->connected = false;
 	if (sr->stopping)
@@ -628,6 +677,63 @@ sr_pend_parse(struct store_redis *sr, const char *msg)
 	}
 }
 
+/* The blocking connection, (re)opened when it is missing or broken. 0, or -1
+ * with <err>. Main thread. */
+static int
+sr_sync_ready(struct store_redis *sr, char *err, size_t errlen)
+{
+	if (sr->sync != NULL && sr->sync->err) {
+		redisFree(sr->sync);
+		sr->sync = NULL;
+	}
+	if (sr->sync == NULL)
+		sr->sync = store_redis_connect(&sr->rc, err, errlen);
+	return sr->sync != NULL ? 0 : -1;
+}
+
+/*
+ * True if the set held is still current, judged by <ns>:generation alone.
+ * Why that is enough: every write INCRs the generation inside the MULTI/EXEC
+ * that changes the data (store_redis_commit), and a full load reads the
+ * generation before its scan. So if the generation now equals the one the
+ * last full load read, nothing was committed since that read, and the scan,
+ * which came after it, saw every write: the set is complete. A write between
+ * the read and the scan moves the generation although the set may hold it:
+ * that costs a needless full load, never a wrong skip. After any event
+ * (gen_current false) the set is no longer exactly that load's, so the answer
+ * is "no" whatever the generation says. Changes made by hand without an INCR
+ * are outside the protocol: only a resubscription or a "*" event heals them.
+ * False too when the generation cannot be read (the full load that follows
+ * reports why). Main thread; one blocking GET.
+ */
+static bool
+sr_current(struct store_redis *sr)
+{
+	char err[256];
+	redisReply *r;
+	bool same;
+
+	if (!sr->gen_current || sr->load_failed || sr_sync_ready(sr, err, sizeof(err)) == -1)
+		return false;
+	r = redisCommand(sr->sync, "GET %s:generation", sr->rc.namespace);
+	if (r == NULL)
+		return false;
+	same = (r->type == REDIS_REPLY_NIL && sr->gen == 0) ||
+	    (r->type == REDIS_REPLY_STRING && strtoull(r->str, NULL, 10) == sr->gen);
+	freeReplyObject(r);
+	return same;
+}
+
+/* A full load found unnecessary by sr_current: the set is current now. */
+static void
+sr_skip_load(struct store_redis *sr, const char *trigger)
+{
+	sr->in_sync_at = ev_now(sr->loop);
+	sr->resyncs_skipped++;
+	log_debug("event=store_in_sync where=%s trigger=%s generation=%llu action=skip_load",
+	          sr->where, trigger, (unsigned long long)sr->gen);
+}
+
 static void
 sr_on_message(redisAsyncContext *ac, void *reply, void *priv)
 {
@@ -639,19 +745,33 @@ sr_on_message(redisAsyncContext *ac, void *reply, void *priv)
 	    r->element[0]->type != REDIS_REPLY_STRING)
 		return;
 	if (strcmp(r->element[0]->str, "subscribe") == 0) {
-		/* (Re)subscribed: whatever was missed meanwhile is healed by a
-		 * full load now. */
+		bool first = sr->first_sub;
+
 		sr->connected = true;
-		sr->pend_full = true;
+		sr->first_sub = false;
 		if (sr->down_logged) {
 			sr->down_logged = false;
 			log_notice("event=store_reconnected where=%s action=resync", sr->where);
 		}
+		/* The first subscription follows the full load that came just
+		 * before watch(). Redis registered the subscription before
+		 * confirming it, so every write from now on reaches us as an
+		 * event; the writes between that load and now are exactly
+		 * those that moved the generation: sr_current decides, and
+		 * start-up loads the set once, not twice. A resubscription
+		 * always loads in full: it also heals changes made without an
+		 * INCR while we were away. */
+		if (first && sr_current(sr)) {
+			sr_skip_load(sr, "subscribe");
+			return;
+		}
+		sr->pend_full = true;
 		sr->cb(&sr->base, sr->arg);
 		return;
 	}
 	if (strcmp(r->element[0]->str, "message") != 0)
 		return;
+	sr->gen_current = false;
 	if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
 		sr_pend_parse(sr, r->element[2]->str);
 	else
@@ -714,7 +834,9 @@ sr_connect_async(struct store_redis *sr)
 	redisLibevAttach(sr->loop, ac);
 	redisAsyncSetConnectCallback(ac, sr_on_connect);
 	redisAsyncSetDisconnectCallback(ac, sr_on_disconnect);
-	if (pass[0])
+	if (pass[0] && sr->rc.username != NULL)
+		redisAsyncCommand(ac, sr_on_auth, sr, "AUTH %s %s", sr->rc.username, pass);
+	else if (pass[0])
 		redisAsyncCommand(ac, sr_on_auth, sr, "AUTH %s", pass);
 	memset(pass, 0, sizeof(pass));
 	redisAsyncCommand(ac, sr_on_message, sr, "SUBSCRIBE %s:events", sr->rc.namespace);
@@ -738,10 +860,18 @@ sr_on_resync(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	/* Down: the reconnect will resync; a blocking load now would only time out. */
-	if (sr->connected) {
-		sr->pend_full = true;
-		sr->cb(&sr->base, sr->arg);
+	if (!sr->connected)
+		return;
+	/* Events pending: the debounce loads them. Otherwise a full load
+	 * only when the generation moved (sr_current): at 1M keys it costs
+	 * seconds of CPU and hundreds of MB. */
+	if (!ev_is_active(&sr->debounce_w) && sr->npend == 0 && !sr->pend_full &&
+	    sr_current(sr)) {
+		sr_skip_load(sr, "resync");
+		return;
 	}
+	sr->pend_full = true;
+	sr->cb(&sr->base, sr->arg);
 }
 
 static void
@@ -819,6 +949,7 @@ sr_load_pending(struct store_redis *sr, char *err, size_t errlen)
 	memcpy(all + n, rd.v, rd.n * sizeof(*all));
 	set = ks_set_build(all, n + rd.n, err, errlen);
 out:
+	sr->records_skipped += rd.skipped;
 	free(all);
 	for (size_t i = 0; i < rd.nstrs; i++)
 		free(rd.strs[i]);
@@ -832,42 +963,53 @@ sr_load(struct store *st, char *err, size_t errlen)
 {
 	struct store_redis *sr = (struct store_redis *)st;
 	struct ks_set *set = NULL;
+	uint64_t gen = 0;
+	bool full = true;
 
-	if (sr->sync != NULL && sr->sync->err) {
-		redisFree(sr->sync);
-		sr->sync = NULL;
-	}
-	if (sr->sync == NULL) {
-		sr->sync = store_redis_connect(&sr->rc, err, errlen);
-		if (sr->sync == NULL)
-			return NULL;
+	if (sr_sync_ready(sr, err, errlen) == -1) {
+		sr->load_failed = true;
+		sr->gen_current = false;
+		return NULL;
 	}
 	/* Only the ids events named, when that is all that may have changed;
 	 * any failure falls back to a full load. */
-	if (!sr->pend_full && sr->npend > 0 && sr->last != NULL)
+	if (!sr->pend_full && sr->npend > 0 && sr->last != NULL) {
 		set = sr_load_pending(sr, err, errlen);
+		full = set == NULL;
+	}
 	if (set == NULL && !sr->sync->err)
-		set = store_redis_read(sr->sync, sr->rc.namespace, NULL, err, errlen);
+		set = sr_read_all(sr->sync, sr->rc.namespace, &gen, &sr->records_skipped, err,
+		                  errlen);
 	if (set == NULL && sr->sync->err) {
 		/* The connection died since the last load (a Redis restart shows
 		 * only now): one retry on a fresh one. */
 		redisFree(sr->sync);
 		sr->sync = store_redis_connect(&sr->rc, err, errlen);
 		if (sr->sync != NULL)
-			set = store_redis_read(sr->sync, sr->rc.namespace, NULL, err, errlen);
+			set = sr_read_all(sr->sync, sr->rc.namespace, &gen, &sr->records_skipped,
+			                  err, errlen);
 		if (set == NULL && sr->sync != NULL && sr->sync->err) {
 			redisFree(sr->sync);
 			sr->sync = NULL;
 		}
 	}
+	sr->load_failed = set == NULL;
 	if (set != NULL) {
-		sr->last_ok = sr->loop != NULL ? ev_now(sr->loop) : ev_time();
+		sr->in_sync_at = sr->loop != NULL ? ev_now(sr->loop) : ev_time();
 		ks_set_unref(sr->last);
 		sr->last = ks_set_ref(set);
 		sr->npend = 0;
 		sr->pend_full = false;
+		/* An incremental load keeps gen_current false (an event
+		 * cleared it): the next check does a full load. */
+		if (full) {
+			sr->gen = gen;
+			sr->gen_current = true;
+			sr->resyncs++;
+		}
 	} else {
 		sr->pend_full = true;
+		sr->gen_current = false;
 	}
 	return set;
 }
@@ -881,6 +1023,7 @@ sr_watch(struct store *st, struct ev_loop *loop, store_changed_cb *cb, void *arg
 	sr->cb = cb;
 	sr->arg = arg;
 	sr->stopping = false;
+	sr->first_sub = true;
 	ev_timer_init(&sr->debounce_w, sr_on_debounce, SR_DEBOUNCE, 0.);
 	sr->debounce_w.data = sr;
 	ev_timer_init(&sr->reconnect_w, sr_on_reconnect, SR_RECONNECT, 0.);
@@ -924,6 +1067,7 @@ sr_free(struct store *st)
 	ks_set_unref(sr->last);
 	free(sr->rc.address);
 	free(sr->rc.password_file);
+	free(sr->rc.username);
 	free(sr->rc.namespace);
 	free(sr);
 }
@@ -934,6 +1078,23 @@ sr_where(const struct store *st)
 	return ((const struct store_redis *)st)->where;
 }
 
+/* Age 0 while subscribed with the last load good: every change reaches the
+ * set within the 50 ms debounce. Otherwise the time since it was last known
+ * current (the last good load, or the moment the subscription dropped). */
+static void
+sr_status(const struct store *st, double now, struct store_status *out)
+{
+	const struct store_redis *sr = (const struct store_redis *)st;
+
+	out->connected = sr->connected;
+	out->age = sr->connected && !sr->load_failed ? 0
+	    : sr->in_sync_at > 0 ? now - sr->in_sync_at : 0;
+	out->disconnects = sr->outages;
+	out->resyncs = sr->resyncs;
+	out->resyncs_skipped = sr->resyncs_skipped;
+	out->records_skipped = sr->records_skipped;
+}
+
 static const struct store_ops store_redis_ops = {
 	.name = "redis",
 	.load = sr_load,
@@ -941,6 +1102,7 @@ static const struct store_ops store_redis_ops = {
 	.unwatch = sr_unwatch,
 	.free = sr_free,
 	.where = sr_where,
+	.status = sr_status,
 };
 
 struct store *
@@ -958,8 +1120,10 @@ store_redis_new(const struct store_redis_conf *rc, char *err, size_t errlen)
 	sr->rc.address = strdup(rc->address);
 	sr->rc.namespace = strdup(rc->namespace);
 	sr->rc.password_file = rc->password_file ? strdup(rc->password_file) : NULL;
+	sr->rc.username = rc->username ? strdup(rc->username) : NULL;
 	if (sr->rc.address == NULL || sr->rc.namespace == NULL ||
-	    (rc->password_file != NULL && sr->rc.password_file == NULL)) {
+	    (rc->password_file != NULL && sr->rc.password_file == NULL) ||
+	    (rc->username != NULL && sr->rc.username == NULL)) {
 		snprintf(err, errlen, "store: out of memory");
 		sr_free(&sr->base);
 		return NULL;
@@ -973,15 +1137,4 @@ store_redis_new(const struct store_redis_conf *rc, char *err, size_t errlen)
 	snprintf(sr->where, sizeof(sr->where), "redis:%s/%d/%s", rc->address, rc->database,
 	         rc->namespace);
 	return &sr->base;
-}
-
-void
-store_redis_status(const struct store *st, double now, double *age, bool *connected,
-                   uint64_t *outages)
-{
-	const struct store_redis *sr = (const struct store_redis *)st;
-
-	*age = sr->last_ok > 0 ? now - sr->last_ok : 0;
-	*connected = sr->connected;
-	*outages = sr->outages;
 }

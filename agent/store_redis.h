@@ -28,15 +28,11 @@ struct store;
 struct store_redis_conf;
 
 /* The agent backend. Reads the password file now (refused when group or
- * other may read it). NULL with <err>. */
+ * other may read it). Its store_ops status says how current the set is.
+ * NULL with <err>. */
 struct store *store_redis_new(const struct store_redis_conf *rc, char *err, size_t errlen);
 
-/* Seconds since the last successful load (0 before the first) and whether the
- * change subscription is up; for stats and the staleness rule. */
-void store_redis_status(const struct store *st, double now, double *age, bool *connected,
-                        uint64_t *outages);
-
-/* A synchronous connection (address, AUTH from the password file, SELECT),
+/* A synchronous connection (address, AUTH [username] from the password file, SELECT),
  * with a 2 s connect and 10 s command timeout. NULL with <err>. */
 struct redisContext *store_redis_connect(const struct store_redis_conf *rc, char *err,
                                          size_t errlen);
@@ -59,5 +55,11 @@ int store_redis_watch_gen(struct redisContext *c, const char *ns, char *err, siz
  * retry), or -1 with <err>. Entries are checked with ks_entry_check first. */
 int store_redis_commit(struct redisContext *c, const char *ns, const struct ks_set *old,
                        const struct ks_entry *v, size_t n, char *err, size_t errlen);
+
+/* WAIT <replicas> <timeout_ms> on <c>, right after a store_redis_commit that
+ * returned 0: how many replicas acknowledged every write made so far on <c>
+ * (may be fewer than asked when the timeout ran out), or -1 with <err>. */
+int store_redis_wait(struct redisContext *c, unsigned replicas, unsigned timeout_ms, char *err,
+                     size_t errlen);
 
 #endif /* AGENT_STORE_REDIS_H */

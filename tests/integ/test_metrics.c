@@ -215,6 +215,13 @@ test_counters_follow_verdicts(void **state)
 	}
 	assert_true(metric(before, "keyauth_keys") == 1);
 	assert_true(metric(before, "keyauth_store_file_generation") == 7);
+	/* The file backend is always current and connected; each load is full. */
+	assert_true(metric(before, "keyauth_store_age_seconds") == 0);
+	assert_true(metric(before, "keyauth_store_connected") == 1);
+	assert_true(metric(before, "keyauth_store_disconnects_total") == 0);
+	assert_true(metric(before, "keyauth_store_resyncs_total") == 1);
+	assert_true(metric(before, "keyauth_store_records_skipped_total") == 0);
+	assert_non_null(strstr(before, "# TYPE keyauth_store_resyncs_total counter\n"));
 	assert_true(metric(before, "keyauth_workers") == 2);
 	assert_true(metric(before, "keyauth_config_last_reload_success") == 1);
 	assert_non_null(strstr(before, "# TYPE keyauth_verdict_latency_seconds histogram\n"));
@@ -303,6 +310,7 @@ test_reload_result_is_exposed(void **state)
 	assert_true(metric(r, "keyauth_config_last_reload_success") == 1);
 	assert_true(metric(r, "keyauth_store_last_load_success") == 1);
 	assert_true(metric(r, "keyauth_store_loads_total{result=\"ok\"}") == 2);
+	assert_true(metric(r, "keyauth_store_resyncs_total") == 2);
 	free(r);
 }
 

@@ -9,9 +9,15 @@
  * Redis leaves the agents answering from their last set and that a restarted
  * one is picked up without an agent restart, that a change whose message was
  * lost is healed by the resync on resubscription, and that bad records are
- * skipped with a log line. Keys go to files only, never to the output.
+ * skipped with a log line. Also: start-up loads the set once; a periodic
+ * resync with an unchanged generation loads nothing, a moved one (a write
+ * whose message was lost) loads in full; the store gauges follow an outage;
+ * an ACL user (AUTH username password); keyauthctl's WAIT for replicas
+ * (write_replicas) with a real replica and without one. Keys go to files
+ * only, never to the output.
  */
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,8 +60,14 @@ static char redis_log[TP_PATH_MAX + 32];
 static char ctl_conf[TP_PATH_MAX + 32];
 static int redis_port;
 static pid_t redis_pid;
-/* 0 and 1: defaults (stale_action serve); 2: max_staleness 1 s, deny. */
-static struct agent agents[3];
+/* 0 and 1: defaults; 2: max_staleness 1 s, deny; 3: resync_interval 1 s and
+ * a metrics endpoint (started by test_startup_loads_the_set_once); 4: an ACL
+ * user (test_acl_username). */
+#define NAGENTS 5
+static struct agent agents[NAGENTS];
+static int metrics_port;
+static pid_t replica_pid;
+static const char *cur_ctl_conf = ctl_conf;   /* the config run_ctl passes */
 
 static const char *redis_server_path(void)
 {
@@ -127,22 +140,42 @@ static int write_conf(const char *path, const char *listen, const char *extra)
 		"workers = 1;\n"
 		"key_prefix = \"" PREFIX "\";\n"
 		"store = { backend = \"redis\"; address = \"127.0.0.1:%d\"; namespace = \"" NS "\";"
-		" resync_interval = 60; %s };\n"
+		" %s %s };\n"
 		"log = { level = \"debug\"; target = \"stderr\"; };\n%s",
-		listen, redis_port, extra, ROUTES);
+		listen, redis_port,
+		strstr(extra, "resync_interval") ? "" : "resync_interval = 60;", extra, ROUTES);
 
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -1;
 	return tp_write_file(path, buf);
 }
 
-static int agent_start(struct agent *a, int i, const char *extra)
+/* <top>: settings outside the store group (may be ""). */
+static int agent_start_top(struct agent *a, int i, const char *extra, const char *top)
 {
+	char conf[4096];
+	size_t len;
+
 	snprintf(a->conf, sizeof(a->conf), "%s/agent%d.conf", dir, i);
 	snprintf(a->log, sizeof(a->log), "%s/agent%d.log", dir, i);
 	snprintf(a->addr, sizeof(a->addr), "unix:%s/agent%d.sock", dir, i);
 	if (write_conf(a->conf, a->addr, extra) == -1)
 		return -1;
+	if (top[0]) {
+		FILE *f = fopen(a->conf, "r");
+
+		if (f == NULL)
+			return -1;
+		len = fread(conf, 1, sizeof(conf) - 1, f);
+		fclose(f);
+		conf[len] = '\0';
+		if (len + strlen(top) + 2 >= sizeof(conf))
+			return -1;
+		strcat(conf, top);
+		strcat(conf, "\n");
+		if (tp_write_file(a->conf, conf) == -1)
+			return -1;
+	}
 	a->pid = tp_spawn_keyauthd(a->conf, a->log);
 	if (a->pid == -1 || tp_wait_connectable(a->pid, a->addr, 5000) == -1)
 		return -1;
@@ -150,6 +183,11 @@ static int agent_start(struct agent *a, int i, const char *extra)
 	if (a->c == NULL || !spc_handshake(a->c, io_ms()))
 		return -1;
 	return 0;
+}
+
+static int agent_start(struct agent *a, int i, const char *extra)
+{
+	return agent_start_top(a, i, extra, "");
 }
 
 static void agent_stop(struct agent *a)
@@ -178,7 +216,7 @@ static int run_ctl(const char *out, ...)
 
 	argv[argc++] = (char *)ctl_path();
 	argv[argc++] = "-c";
-	argv[argc++] = ctl_conf;
+	argv[argc++] = (char *)cur_ctl_conf;
 	va_start(ap, out);
 	while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
 		argc++;
@@ -282,6 +320,96 @@ static void both_within_1s(const char *key, const char *status, const char *what
 	}
 }
 
+/* ---- helpers for the store's numbers ---------------------------------------- */
+
+/* Lines of <path> that contain <needle>. */
+static int count_lines(const char *path, const char *needle)
+{
+	char line[4096];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* The value of the unlabelled metric <name> scraped from agent 3's
+ * endpoint now. */
+static double metric(const char *name)
+{
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	char addr[32], *buf, *p;
+	size_t len = 0, cap = 1 << 17, nl = strlen(name);
+	long long deadline = tp_now_ms() + io_ms();
+	int fd;
+	double v = -1;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", metrics_port);
+	fd = spc_connect_fd(addr, io_ms());
+	assert_true(fd >= 0);
+	assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(req) - 1);
+	buf = malloc(cap);
+	assert_non_null(buf);
+	while (len < cap - 1 && tp_now_ms() < deadline) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pf, 1, 50) != 1)
+			continue;
+		n = recv(fd, buf + len, cap - 1 - len, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	for (p = buf; (p = strstr(p, name)) != NULL; p += nl)
+		if (p > buf && p[-1] == '\n' && p[nl] == ' ') {
+			v = strtod(p + nl + 1, NULL);
+			break;
+		}
+	free(buf);
+	if (v < 0)
+		fail_msg("metric %s not found", name);
+	return v;
+}
+
+/* Polls agent 3's metric <name> until <pred>(value, <ref>); the value, or
+ * fails past <ms>. */
+static double wait_metric(const char *name, bool (*pred)(double, double), double ref, int ms)
+{
+	long long deadline = tp_now_ms() + tp_scaled_ms(ms);
+
+	for (;;) {
+		double v = metric(name);
+
+		if (pred(v, ref))
+			return v;
+		if (tp_now_ms() >= deadline)
+			fail_msg("%s = %g: condition not met within %d ms", name, v, ms);
+		tp_nap_ms(50);
+	}
+}
+
+static bool eq(double v, double ref)
+{
+	return v == ref;
+}
+
+static bool gt(double v, double ref)
+{
+	return v > ref;
+}
+
+static bool ge(double v, double ref)
+{
+	return v >= ref;
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -309,11 +437,15 @@ static int teardown(void **state)
 	(void)state;
 	if (!dir[0])
 		return 0;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < NAGENTS; i++)
 		agent_stop(&agents[i]);
 	if (redis_pid > 0) {
 		tp_signal(redis_pid, SIGKILL);
 		tp_wait_exit(redis_pid, 5000, NULL);
+	}
+	if (replica_pid > 0) {
+		tp_signal(replica_pid, SIGKILL);
+		tp_wait_exit(replica_pid, 5000, NULL);
 	}
 	if (getenv("KEYAUTH_TEST_KEEP"))
 		print_message("kept %s\n", dir);
@@ -469,6 +601,16 @@ static void test_redis_killed_then_restarted(void **state)
 		              "failed closed after %lld ms\n", n, denied_ms);
 		assert_true(tp_log_contains(agents[2].log, "event=store_stale"));
 	}
+	/* The gauges of agent 3: disconnected, and the set's age grows. */
+	if (agents[3].pid > 0) {
+		double age;
+
+		wait_metric("keyauth_store_connected", eq, 0, 3000);
+		assert_true(metric("keyauth_store_disconnects_total") >= 1);
+		age = wait_metric("keyauth_store_age_seconds", gt, 0, 3000);
+		age = wait_metric("keyauth_store_age_seconds", ge, age + 0.5, 3000);
+		print_message("redis down: keyauth_store_connected 0, age %.1f s and growing\n", age);
+	}
 	assert_int_equal(redis_start(), 0);
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(wait_log_since(&agents[i], from[i], "event=store_reconnected",
@@ -479,6 +621,11 @@ static void test_redis_killed_then_restarted(void **state)
 		expect_status(&agents[i], k.key, "ok", "old key after restart");
 	if (wait_status(&agents[2], k.key, "ok", 3000) < 0)
 		fail_msg("stale agent did not recover after the restart");
+	if (agents[3].pid > 0) {
+		wait_metric("keyauth_store_connected", eq, 1, 5000);
+		wait_metric("keyauth_store_age_seconds", eq, 0, 3000);
+		print_message("redis back: keyauth_store_connected 1, age 0\n");
+	}
 }
 
 /* keyauthd -t on a config with <extra> store settings; its exit status. */
@@ -519,6 +666,205 @@ static void test_password_file(void **state)
 	redisFree(c);
 }
 
+/* Runs first: agent 3's log holds only its start. */
+static void test_startup_loads_the_set_once(void **state)
+{
+	char top[64];
+	struct agent *a = &agents[3];
+
+	(void)state;
+	NEED_REDIS();
+	metrics_port = tp_free_port();
+	assert_true(metrics_port > 0);
+	snprintf(top, sizeof(top), "metrics_listen = \"%d\";", metrics_port);
+	assert_int_equal(agent_start_top(a, 3, "resync_interval = 1;", top), 0);
+	/* The subscription is confirmed and the generation has not moved
+	 * since the start-up load: no second load. */
+	assert_int_equal(wait_log_since(a, 0, "trigger=subscribe", 3000), 0);
+	assert_true(tp_log_contains(a->log, "event=store_in_sync"));
+	assert_int_equal(count_lines(a->log, "event=store_loaded"), 1);
+	assert_int_equal(count_lines(a->log, "event=store_loaded where=redis"), 1);
+	print_message("start-up: 1 load, subscription confirmed without a second\n");
+	assert_true(metric("keyauth_store_resyncs_total") == 1);
+	assert_true(metric("keyauth_store_connected") == 1);
+	assert_true(metric("keyauth_store_age_seconds") == 0);
+}
+
+static void test_periodic_resync_loads_only_when_the_generation_moved(void **state)
+{
+	struct agent *a = &agents[3];
+	struct made_key k;
+	redisContext *c;
+	double resyncs, skipped;
+	size_t from;
+
+	(void)state;
+	NEED_REDIS();
+	if (a->pid <= 0)
+		fail_msg("agent 3 not started");
+	create_key(&k);
+	if (wait_status(a, k.key, "ok", 1000) < 0)
+		fail_msg("agent 3 did not see the new key");
+	/* The event made an incremental load: the next resync cannot trust
+	 * the generation and loads in full, later ones are skipped. */
+	resyncs = wait_metric("keyauth_store_resyncs_total", ge, 2, 3000);
+	skipped = metric("keyauth_store_resyncs_skipped_total");
+	from = tp_file_size(a->log);
+	wait_metric("keyauth_store_resyncs_skipped_total", ge, skipped + 2, 4000);
+	assert_true(metric("keyauth_store_resyncs_total") == resyncs);
+	{
+		const char *const ln[] = { "event=store_in_sync", "trigger=resync", NULL };
+		const char *const ld[] = { "event=store_loaded", NULL };
+
+		assert_true(tp_log_line_since(a->log, from, ln));
+		assert_false(tp_log_line_since(a->log, from, ld));
+	}
+	print_message("unchanged generation: %g resyncs skipped, no load\n",
+	              metric("keyauth_store_resyncs_skipped_total"));
+	/* A write whose message is lost, but which moved the generation: the
+	 * next periodic resync heals it. */
+	c = rds();
+	rcmd(c, "MULTI");
+	rcmd(c, "HSET " NS ":key:%s revoked %lld", k.id, (long long)time(NULL));
+	rcmd(c, "INCR " NS ":generation");
+	rcmd(c, "EXEC");
+	redisFree(c);
+	{
+		long long ms = wait_status(a, k.key, "revoked", 3000);
+
+		if (ms < 0)
+			fail_msg("generation moved without an event: not healed by the resync");
+		print_message("lost message with a generation bump healed in %lld ms\n", ms);
+	}
+	assert_true(metric("keyauth_store_resyncs_total") > resyncs);
+}
+
+static void test_acl_username(void **state)
+{
+	char pass[TP_PATH_MAX + 32], extra[TP_PATH_MAX + 96], log[TP_PATH_MAX + 32];
+	struct made_key k;
+	redisContext *c;
+
+	(void)state;
+	NEED_REDIS();
+	snprintf(pass, sizeof(pass), "%s/acl.pass", dir);
+	snprintf(log, sizeof(log), "%s/check.log", dir);
+	snprintf(extra, sizeof(extra), "username = \"kaagent\"; password_file = \"%s\";", pass);
+	assert_int_equal(tp_write_file(pass, "acl-pw-test\n"), 0);
+	assert_int_equal(chmod(pass, 0600), 0);
+	c = rds();
+	rcmd(c, "ACL SETUSER kaagent reset on >acl-pw-test ~" NS ":* &" NS ":* +@all");
+	assert_int_equal(check_with(extra, log), 0);
+	assert_int_equal(agent_start(&agents[4], 4, extra), 0);
+	/* A change made after the start arrives through the agent's own
+	 * (authenticated) subscription. */
+	create_key(&k);
+	if (wait_status(&agents[4], k.key, "ok", 1000) < 0)
+		fail_msg("agent with an ACL user did not see the new key");
+	agent_stop(&agents[4]);
+	/* A wrong password: refused like the password-only case. */
+	assert_int_equal(tp_write_file(pass, "wrong-pw\n"), 0);
+	assert_int_equal(check_with(extra, log), 1);
+	assert_true(tp_log_contains(log, "AUTH failed"));
+	assert_false(tp_log_contains(log, "wrong-pw"));
+	assert_false(tp_log_contains(log, "acl-pw-test"));
+	rcmd(c, "ACL DELUSER kaagent");
+	redisFree(c);
+}
+
+/* The primary's INFO lists one replica, online (its initial sync done). */
+static bool replica_linked(int port)
+{
+	struct timeval tv = { 2, 0 };
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	redisReply *r;
+	bool up = false;
+
+	if (c == NULL || c->err) {
+		redisFree(c);
+		return false;
+	}
+	r = redisCommand(c, "INFO replication");
+	up = r != NULL && r->type == REDIS_REPLY_STRING &&
+	    strstr(r->str, "connected_slaves:1") != NULL && strstr(r->str, "state=online") != NULL;
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(c);
+	return up;
+}
+
+static void test_write_replicas(void **state)
+{
+	char conf[TP_PATH_MAX + 32], out[TP_PATH_MAX + 16], port[16], master[16], rlog[TP_PATH_MAX + 32];
+	char *argv[] = { (char *)redis_server_path(), "--port", port, "--bind", "127.0.0.1",
+	                 "--save", "", "--appendonly", "no", "--dir", dir,
+	                 "--dbfilename", "replica.rdb", "--replicaof", "127.0.0.1", master, NULL };
+	struct made_key k;
+	long long t0, ms;
+	int rport;
+
+	(void)state;
+	NEED_REDIS();
+	snprintf(conf, sizeof(conf), "%s/ctlw.conf", dir);
+	snprintf(out, sizeof(out), "%s/ctlw.out", dir);
+	snprintf(rlog, sizeof(rlog), "%s/replica.log", dir);
+	assert_int_equal(write_conf(conf, "127.0.0.1:1", "write_replicas = 1; write_timeout_ms = 300;"),
+	                 0);
+	cur_ctl_conf = conf;
+	/* No replica: written, the key still printed, then the error, exit 1
+	 * after the timeout. */
+	t0 = tp_now_ms();
+	assert_int_equal(run_ctl(out, "key", "create", "--route", "openai", "--json", NULL), 1);
+	ms = tp_now_ms() - t0;
+	assert_true(ms >= 300);
+	assert_true(tp_log_contains(out, "only 0 of 1 replicas confirmed it within 300 ms"));
+	assert_true(tp_log_contains(out, "a failover now could undo it"));
+	{
+		char line[4096];
+		FILE *f = fopen(out, "r");
+
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (strstr(line, "replicas confirmed") != NULL)
+				assert_null(strstr(line, PREFIX));   /* never the key */
+		fclose(f);
+	}
+	parse_made(out, &k);
+	if (wait_status(&agents[0], k.key, "ok", 1000) < 0)
+		fail_msg("unconfirmed key not in the store");
+	print_message("write_replicas = 1 without a replica: exit 1 after %lld ms\n", ms);
+	/* A real replica: WAIT is satisfied. */
+	rport = tp_free_port();
+	assert_true(rport > 0);
+	snprintf(port, sizeof(port), "%d", rport);
+	snprintf(master, sizeof(master), "%d", redis_port);
+	replica_pid = tp_spawn(argv, rlog);
+	assert_true(replica_pid > 0);
+	{
+		long long deadline = tp_now_ms() + tp_scaled_ms(10000);
+
+		while (!replica_linked(redis_port)) {
+			if (tp_now_ms() >= deadline)
+				fail_msg("replica did not link to the primary");
+			tp_nap_ms(50);
+		}
+	}
+	/* A generous timeout: WAIT returns as soon as the replica acks. */
+	assert_int_equal(write_conf(conf, "127.0.0.1:1", "write_replicas = 1; write_timeout_ms = 5000;"),
+	                 0);
+	t0 = tp_now_ms();
+	assert_int_equal(run_ctl(out, "key", "create", "--route", "openai", "--json", NULL), 0);
+	print_message("write_replicas = 1 with a replica: exit 0 after %lld ms\n", tp_now_ms() - t0);
+	assert_false(tp_log_contains(out, "replicas confirmed"));
+	parse_made(out, &k);
+	if (wait_status(&agents[0], k.key, "ok", 1000) < 0)
+		fail_msg("confirmed key not seen");
+	cur_ctl_conf = ctl_conf;
+	tp_signal(replica_pid, SIGKILL);
+	assert_int_equal(tp_wait_exit(replica_pid, 5000, NULL), 0);
+	replica_pid = 0;
+}
+
 static void test_log_has_no_key(void **state)
 {
 	(void)state;
@@ -532,11 +878,15 @@ static void test_log_has_no_key(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_startup_loads_the_set_once),
+		cmocka_unit_test(test_periodic_resync_loads_only_when_the_generation_moved),
 		cmocka_unit_test(test_create_revoke_rotate_reach_both_agents),
 		cmocka_unit_test(test_lost_message_healed_by_resync),
 		cmocka_unit_test(test_bad_records_skipped),
 		cmocka_unit_test(test_redis_killed_then_restarted),
 		cmocka_unit_test(test_password_file),
+		cmocka_unit_test(test_acl_username),
+		cmocka_unit_test(test_write_replicas),
 		cmocka_unit_test(test_log_has_no_key),
 	};
 

@@ -4,8 +4,10 @@
  * OpenSSL client speaking SPOP (frames built by tests/lib/spop_client) and a
  * throwaway CA, server and client certificates made by the openssl CLI.
  * Covers verdicts over TLS beside a plain listener, mutual TLS, garbage and
- * stalled handshakes beside a working connection, and certificate reload on
- * SIGHUP (good and bad) while a TLS connection stays open.
+ * stalled handshakes beside a working connection, a client below the TLS 1.2
+ * floor (every refusal counted in the stats' handshake failures), and
+ * certificate reload on SIGHUP (good and bad) while a TLS connection stays
+ * open.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -480,6 +482,50 @@ test_garbage_and_half_handshakes_do_not_stall(void **state)
 	daemon_stop(&d);
 }
 
+/* A client that offers only TLS 1.1 (below the 1.2 floor): refused with a
+ * protocol_version alert, counted as one handshake failure; a good client
+ * after it is served and counted as one handshake. */
+static void
+test_old_protocol_version_refused_and_counted(void **state)
+{
+	struct daemon d;
+	struct tcli t;
+	int fd;
+
+	(void)state;
+	assert_int_equal(daemon_start(&d, NULL), 0);
+	memset(&t, 0, sizeof(t));
+	fd = spc_connect_fd(d.tls_addr, IO_MS);
+	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_SETFL, 0), 0);
+	{
+		struct timeval tv = { .tv_sec = IO_MS / 1000 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	t.fd = fd;
+	t.ctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(t.ctx);
+	/* Security level 0 so that this OpenSSL still sends a TLS 1.1 hello. */
+	SSL_CTX_set_security_level(t.ctx, 0);
+	assert_int_equal(SSL_CTX_set_cipher_list(t.ctx, "DEFAULT:@SECLEVEL=0"), 1);
+	assert_int_equal(SSL_CTX_set_min_proto_version(t.ctx, TLS1_VERSION), 1);
+	assert_int_equal(SSL_CTX_set_max_proto_version(t.ctx, TLS1_1_VERSION), 1);
+	t.ssl = SSL_new(t.ctx);
+	assert_non_null(t.ssl);
+	SSL_set_fd(t.ssl, t.fd);
+	assert_int_not_equal(SSL_connect(t.ssl), 1);
+	tcli_close(&t);
+	assert_int_equal(tls_stat_wait(&d, "handshake_failures", 1), 1);
+	assert_int_equal(tls_stat(&d, "handshakes"), 0);
+	assert_int_equal(tcli_open(&t, d.tls_addr, NULL, NULL), 0);
+	assert_true(tcli_verdict(&t, true, 1));
+	tcli_close(&t);
+	assert_int_equal(tls_stat_wait(&d, "handshakes", 1), 1);
+	assert_int_equal(tls_stat(&d, "handshake_failures"), 1);
+	daemon_stop(&d);
+}
+
 static void
 test_reload_certificates(void **state)
 {
@@ -594,6 +640,7 @@ main(void)
 		cmocka_unit_test(test_pipelined_notifies_over_tls),
 		cmocka_unit_test(test_mtls),
 		cmocka_unit_test(test_garbage_and_half_handshakes_do_not_stall),
+		cmocka_unit_test(test_old_protocol_version_refused_and_counted),
 		cmocka_unit_test(test_reload_certificates),
 	};
 

@@ -423,8 +423,8 @@ static void test_unknown_settings_are_errors_at_every_level(void **state)
 	assert_null(c);
 	assert_err_at(conf_path, 1, "unknown setting \"workerz\" (remove it or use one of: listen,");
 	assert_err_at(conf_path, 2, "unknown setting \"size\" in store (remove it or use one of: backend, path, "
-		      "address, database, password_file, namespace, resync_interval, max_staleness, "
-		      "stale_action)");
+		      "address, database, username, password_file, namespace, resync_interval, max_staleness, "
+		      "stale_action, write_replicas, write_timeout_ms)");
 	assert_err_at(conf_path, 4, "unknown setting \"colour\" in log");
 	assert_err_at(conf_path, 8, "unknown setting \"timeout\" in route \"x\"");
 	assert_err_at(conf_path, 10, "unknown setting \"key_nmae\" in security");
@@ -723,23 +723,29 @@ static void test_redis_store_settings_and_defaults(void **state)
 	assert_string_equal(c->store_redis->namespace, "keyauth");
 	assert_int_equal(c->store_redis->database, 0);
 	assert_null(c->store_redis->password_file);
+	assert_null(c->store_redis->username);
 	assert_int_equal(c->store_redis->resync_interval, 60);
 	assert_int_equal(c->store_redis->max_staleness, 300);
-	assert_false(c->store_redis->stale_deny);
+	assert_true(c->store_redis->stale_deny);            /* fail closed past 300 s */
+	assert_int_equal(c->store_redis->write_replicas, 0);
+	assert_int_equal(c->store_redis->write_timeout_ms, 1000);
 	conf_free(c);
 	/* Settings before the backend line count too. */
 	c = load_text("store = { address = \"unix:/run/redis.sock\"; database = 3; "
 		      "password_file = \"/etc/keyauth/redis.pass\"; namespace = \"ka:prod\"; "
-		      "resync_interval = 5; max_staleness = 30; stale_action = \"deny\"; "
-		      "backend = \"redis\"; };\n" MIN_ROUTES);
+		      "username = \"keyauth-agent\"; resync_interval = 5; max_staleness = 30; stale_action = \"serve\"; "
+		      "write_replicas = 2; write_timeout_ms = 500; backend = \"redis\"; };\n" MIN_ROUTES);
 	assert_non_null(c);
 	assert_string_equal(c->store_redis->address, "unix:/run/redis.sock");
 	assert_int_equal(c->store_redis->database, 3);
 	assert_string_equal(c->store_redis->password_file, "/etc/keyauth/redis.pass");
+	assert_string_equal(c->store_redis->username, "keyauth-agent");
 	assert_string_equal(c->store_redis->namespace, "ka:prod");
 	assert_int_equal(c->store_redis->resync_interval, 5);
 	assert_int_equal(c->store_redis->max_staleness, 30);
-	assert_true(c->store_redis->stale_deny);
+	assert_false(c->store_redis->stale_deny);
+	assert_int_equal(c->store_redis->write_replicas, 2);
+	assert_int_equal(c->store_redis->write_timeout_ms, 500);
 	conf_free(c);
 }
 
@@ -767,6 +773,18 @@ static void test_other_bad_values_are_errors(void **state)
 			 1, "password_file must be an absolute path");
 	assert_one_error("store = { backend = \"redis\"; address = \"nocolon\"; };\n" MIN_ROUTES,
 			 1, "bad redis address");
+	assert_one_error("store = { write_replicas = 1; };\n" MIN_ROUTES, 1,
+			 "write_replicas in store needs backend = \"redis\"");
+	assert_one_error("store = { backend = \"redis\"; write_timeout_ms = 0; };\n" MIN_ROUTES, 1,
+			 "write_timeout_ms");
+	assert_one_error("store = { username = \"keyauth\"; };\n" MIN_ROUTES, 1,
+			 "username in store needs backend = \"redis\"");
+	assert_one_error("store = { backend = \"redis\"; username = \"keyauth\"; };\n" MIN_ROUTES,
+			 1, "username in store needs password_file");
+	assert_one_error("store = { backend = \"redis\"; password_file = \"/p\"; "
+			 "username = \"a b\"; };\n" MIN_ROUTES, 1, "bad redis username");
+	assert_one_error("store = { backend = \"redis\"; password_file = \"/p\"; "
+			 "username = \"\"; };\n" MIN_ROUTES, 1, "redis username must be 1..128");
 	assert_one_error("store = { path = \"\"; };\n" MIN_ROUTES, 1, "store path is empty");
 	assert_one_error("log = { level = \"verbose\"; };\n" MIN_ROUTES, 1, "bad log level");
 	assert_one_error("log = { target = \"file\"; };\n" MIN_ROUTES, 1, "bad log target");
