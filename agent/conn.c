@@ -601,7 +601,12 @@ conn_update_events(struct conn *c)
 		/* A TLS write may need a read (and the reverse) mid-record. */
 		if (c->tls_want != 0 && c->st != CONN_ST_CLOSING)
 			ev |= c->tls_want;
-		if ((ev & EV_READ) && c->st != CONN_ST_CLOSING && SSL_has_pending(c->ssl))
+		/* Bytes OpenSSL already took off the socket (read-ahead) wake
+		 * nobody: feed the read again, unless the last read found
+		 * only part of a record (SSL_has_pending is true for that
+		 * too, and feeding it would spin without ever polling). */
+		if ((ev & EV_READ) && c->st != CONN_ST_CLOSING && !c->tls_starved &&
+		    SSL_has_pending(c->ssl))
 			ev_feed_event(c->w->loop, &c->io, EV_READ);
 	}
 set:
@@ -686,6 +691,7 @@ conn_recv(struct conn *c, void *buf, size_t len)
 	 * waiting for input is what EV_READ already means. */
 	if (c->tls_want == TLS_WANT_READ)
 		c->tls_want = 0;
+	c->tls_starved = n == -2;
 	if (n == -2) {
 		errno = EAGAIN;
 		return -1;

@@ -43,6 +43,8 @@ struct conn {
 	struct ssl_st *ssl;      /* NULL: plain socket; else TLS (agent/tls.h) */
 	int tls_ok;              /* TLS handshake done: SPOP bytes may flow */
 	int tls_want;            /* TLS_WANT_READ/WRITE the last TLS call waits on */
+	int tls_starved;         /* the last SSL_read wanted more input: what OpenSSL
+	                          * holds is a partial record, the socket will wake us */
 	struct worker *w;
 	struct conn *prev, *next;
 };

@@ -3,16 +3,27 @@
 // talks SPOP to keyauthd's TLS listener with mutual TLS, configured by what
 // `keyauthctl haproxy` renders (ssl verify required ca-file ... crt ...).
 // A throwaway CA, agent and HAProxy certificates are made with the openssl
-// CLI. Covered: verdicts over mTLS (valid key 200, invalid 401); the agent
-// restarted with a certificate from another CA -> HAProxy's check fails and
-// requests get 503, nothing upstream.
+// CLI. Covered: verdicts over mTLS (valid key 200, invalid 401); certificate
+// rotation on SIGHUP under a steady load (same CA twice, then a certificate
+// from the next CA with the agent's client-CA bundle holding old and new)
+// loses no verdict and the new certificate is what new connections get; a
+// bad certificate or a mismatched key on reload is rejected and the old one
+// keeps serving under load; the agent restarted with a certificate from
+// another CA -> HAProxy's check fails and requests get 503, nothing upstream.
+//
+// HAProxy's ca-file is a bundle of the current CA and the next one (ca3),
+// staged before any rotation, as a real CA change is done: HAProxy reads it
+// only at start, the agent's files change under it.
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import tls from 'node:tls';
 
 import {
-	KEYAUTHCTL, KEYAUTHD, PROVIDER_JS, addSecret, ctl, curl, freePort, haproxyBinaries,
+	KEYAUTHCTL, KEYAUTHD, PROVIDER_JS, addSecret, ctl, curl, delay, freePort, haproxyBinaries,
 	makeTempDir, portOpen, readText, redact, reloadableHaproxy, removeTempDir, run, startProcess,
 	stopProcess, waitFor,
 } from './lib.js';
@@ -25,22 +36,31 @@ async function openssl(dir, args) {
 		throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
 }
 
-/* ca (trusted by both sides), ca2 (a stranger); agent + agent2 (signed by ca2),
- * haproxy client cert + key in one PEM for "crt". */
+/* ca (trusted by both sides), ca2 (a stranger), ca3 (the next CA, trusted by
+ * HAProxy from the start); agent (ca), agent2 (ca2), rot1 + rot2 (ca: same-CA
+ * rotations), rot3 (ca3); haproxy client cert + key in one PEM for "crt";
+ * probe (ca) and probe3 (ca3): this file's own TLS clients, CN=probe*, so
+ * their handshakes are told apart from HAProxy's in the agent's log. */
 async function makeCerts(dir) {
-	for (const ca of ['ca', 'ca2'])
+	for (const ca of ['ca', 'ca2', 'ca3'])
 		await openssl(dir, ['req', '-x509', ...NEWKEY, '-keyout', `${ca}.key`, '-out', `${ca}.pem`,
 			'-days', '2', '-subj', `/CN=e2e-${ca}`]);
-	for (const [f, cn, ca] of [['agent', '127.0.0.1', 'ca'], ['agent2', '127.0.0.1', 'ca2'], ['haproxy', 'haproxy', 'ca']]) {
+	for (const [f, cn, ca] of [['agent', '127.0.0.1', 'ca'], ['agent2', '127.0.0.1', 'ca2'], ['haproxy', 'haproxy', 'ca'],
+		['rot1', '127.0.0.1', 'ca'], ['rot2', '127.0.0.1', 'ca'], ['rot3', '127.0.0.1', 'ca3'],
+		['probe', 'probe', 'ca'], ['probe3', 'probe3', 'ca3']]) {
 		await openssl(dir, ['req', ...NEWKEY, '-keyout', `${f}.key`, '-out', `${f}.csr`, '-subj', `/CN=${cn}`]);
 		await openssl(dir, ['x509', '-req', '-in', `${f}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`,
 			'-CAcreateserial', '-out', `${f}.pem`, '-days', '2']);
 	}
 	fs.writeFileSync(path.join(dir, 'haproxy-client.pem'),
 		readText(path.join(dir, 'haproxy.pem')) + readText(path.join(dir, 'haproxy.key')));
+	fs.writeFileSync(path.join(dir, 'haproxy-ca.pem'),
+		readText(path.join(dir, 'ca.pem')) + readText(path.join(dir, 'ca3.pem')));
 }
 
-function confText(g, agentCert) {
+/* The configuration with the agent's certificate <agentCert>.pem/.key and
+ * client CA file <agentCa> (under the certs directory). */
+function confText(g, agentCert, agentCa = 'ca.pem') {
 	const up = `127.0.0.1:${g.providerPort}`;
 	const c = g.certs;
 	return `# keyauth TLS e2e configuration (generated)
@@ -49,8 +69,8 @@ workers = 1;
 store = { backend = "file"; path = "${g.store}"; };
 log = { level = "info"; target = "stderr"; };
 tls = {
-	cert = "${c}/${agentCert}.pem"; key = "${c}/${agentCert}.key"; ca = "${c}/ca.pem";
-	haproxy_ca = "${c}/ca.pem"; haproxy_client_cert = "${c}/haproxy-client.pem";
+	cert = "${c}/${agentCert}.pem"; key = "${c}/${agentCert}.key"; ca = "${c}/${agentCa}";
+	haproxy_ca = "${c}/haproxy-ca.pem"; haproxy_client_cert = "${c}/haproxy-client.pem";
 };
 routes = (
 	{ name = "openai"; type = "provider"; context = "/openai"; upstream = "${up}";
@@ -117,6 +137,124 @@ async function startGateway(hap) {
 	return g;
 }
 
+/* ---- certificate rotation --------------------------------------------------------- */
+
+const BAD_KEY = 'ka_notavalidkey';
+
+/* Replaces <dst> (under the certs directory) by <text> with a rename, as a
+ * deployment tool would: the agent never reads a half-written file. */
+function replaceFile(g, dst, text) {
+	const p = path.join(g.certs, dst);
+	fs.writeFileSync(`${p}.new`, text, { mode: 0o600 });
+	fs.renameSync(`${p}.new`, p);
+}
+
+/* Makes <base>.pem/.key the agent's live certificate and key (and <ca>, a
+ * list of CA names, its client-CA bundle when given). Nothing is reloaded. */
+function installCert(g, base, ca) {
+	replaceFile(g, 'live.pem', readText(path.join(g.certs, `${base}.pem`)));
+	replaceFile(g, 'live.key', readText(path.join(g.certs, `${base}.key`)));
+	if (ca)
+		replaceFile(g, 'live-ca.pem', ca.map((n) => readText(path.join(g.certs, `${n}.pem`))).join(''));
+}
+
+/* SIGHUP, then the outcome of that reload from the agent's log: 'ok' or
+ * 'rejected'. Returns { result, mark } (mark: log offset before the signal). */
+async function reload(g) {
+	const mark = readText(g.agent.err).length;
+	process.kill(g.agent.pid, 'SIGHUP');
+	g.reloads = (g.reloads || 0) + 1;
+	const result = await waitFor('keyauthd to log the reload', () =>
+		(/event=reload result=(ok|rejected)/.exec(readText(g.agent.err).slice(mark)) || [])[1],
+	{ timeout: 10000 });
+	return { result, mark };
+}
+
+function fingerprint(g, base) {
+	return new X509Certificate(fs.readFileSync(path.join(g.certs, `${base}.pem`))).fingerprint256;
+}
+
+/* One TLS handshake with the agent as a client trusting only <ca> and
+ * presenting <client>.pem/.key. Resolves to { ok, fp (the agent's
+ * certificate fingerprint), error }. TLS 1.2 makes a refused client
+ * certificate fail the handshake itself rather than the first read. */
+function probe(g, { ca, client, maxVersion = 'TLSv1.3' }) {
+	return new Promise((resolve) => {
+		const s = tls.connect({
+			host: '127.0.0.1', port: g.agentPort, maxVersion,
+			ca: fs.readFileSync(path.join(g.certs, `${ca}.pem`)),
+			cert: fs.readFileSync(path.join(g.certs, `${client}.pem`)),
+			key: fs.readFileSync(path.join(g.certs, `${client}.key`)),
+			checkServerIdentity: () => undefined,   // CN=127.0.0.1, no SAN: the chain is what counts
+		});
+		const done = (r) => { s.destroy(); resolve(r); };
+		s.setTimeout(5000, () => done({ ok: false, error: 'timeout' }));
+		s.once('secureConnect', () => done({ ok: true, fp: s.getPeerCertificate().fingerprint256 }));
+		s.once('error', (e) => done({ ok: false, error: e.code || e.message }));
+	});
+}
+
+/* HAProxy (CN=haproxy) completed a TLS handshake with the agent after log
+ * offset <mark>: its health check every 2 s opens a new connection, and a
+ * handshake the agent completes is one whose server certificate HAProxy
+ * verified (verify required). */
+function waitHaproxyHandshake(g, mark, what) {
+	return waitFor(`a new HAProxy TLS connection ${what}`, () =>
+		/event=tls_client .*subject="CN=haproxy"/.test(readText(g.agent.err).slice(mark)),
+	{ timeout: 15000, interval: 100 });
+}
+
+/*
+ * A steady load through HAProxy: <workers> keep-alive clients send the valid
+ * key back to back, one more sends an invalid key every 100 ms (few enough
+ * that deny lines leave the agent's per-second log budget to the TLS lines).
+ * Every answer other than 200 (valid) or 401 (invalid) is a failure,
+ * transport errors included. stop() resolves to the counts.
+ */
+function startLoad(g, { workers = 6 } = {}) {
+	const agent = new http.Agent({ keepAlive: true, maxSockets: workers + 1 });
+	const st = { total: 0, valid: 0, invalid: 0, failures: [], running: true };
+	const one = (key) => new Promise((resolve) => {
+		const req = http.request({
+			host: '127.0.0.1', port: g.gwPort, path: '/openai/v1/models', agent,
+			headers: { 'X-API-Key': key }, timeout: 10000,
+		}, (res) => {
+			res.on('error', (e) => resolve(`error ${e.code || e.message}`));
+			res.on('end', () => resolve(res.statusCode));
+			res.resume();
+		});
+		req.on('timeout', () => req.destroy(new Error('timeout')));
+		req.on('error', (e) => resolve(`error ${e.code || e.message}`));
+		req.end();
+	});
+	const loop = async (valid) => {
+		while (st.running) {
+			const got = await one(valid ? g.key : BAD_KEY);
+			st.total++;
+			if (valid)
+				st.valid++;
+			else
+				st.invalid++;
+			if (got !== (valid ? 200 : 401))
+				st.failures.push(`${valid ? 'valid' : 'invalid'} key -> ${got}`);
+			if (!valid)
+				await delay(100);
+		}
+	};
+	const done = Promise.all([...Array(workers)].map(() => loop(true)).concat(loop(false)));
+	return {
+		st,
+		/* Resolves once <n> more requests than now have been answered. */
+		more: (n) => { const end = st.total + n; return waitFor(`${n} more requests`, () => st.total >= end, { timeout: 20000 }); },
+		async stop() {
+			st.running = false;
+			await done;
+			agent.destroy();
+			return st;
+		},
+	};
+}
+
 const VERSIONS = haproxyBinaries();
 
 for (const hap of VERSIONS) {
@@ -143,7 +281,7 @@ for (const hap of VERSIONS) {
 		});
 
 		test(`${V} keyauthctl renders ssl verify required ca-file and crt on the agent server`, () => {
-			assert.match(g.cfgText, new RegExp(`server agent1 127\\.0\\.0\\.1:${g.agentPort} check inter 2s ssl verify required ca-file \\S+/ca\\.pem crt \\S+/haproxy-client\\.pem`));
+			assert.match(g.cfgText, new RegExp(`server agent1 127\\.0\\.0\\.1:${g.agentPort} check inter 2s ssl verify required ca-file \\S+/haproxy-ca\\.pem crt \\S+/haproxy-client\\.pem`));
 		});
 
 		test(`${V} verdicts over mutual TLS: valid key 200, invalid 401`, async () => {
@@ -152,6 +290,91 @@ for (const hap of VERSIONS) {
 			const bad = await get(g, { 'X-API-Key': 'ka_notavalidkey' });
 			assert.equal(bad.status, 401);
 			assert.match(readText(g.agent.err), /event=tls_client .*subject="CN=haproxy"/);
+		});
+
+		test(`${V} certificate rotation on SIGHUP under load loses no verdict`, async (t) => {
+			// The agent moves to files a deployment replaces in place.
+			installCert(g, 'agent', ['ca']);
+			fs.writeFileSync(g.conf, confText(g, 'live', 'live-ca.pem'));
+			assert.equal((await reload(g)).result, 'ok');
+			const load = startLoad(g);
+			const reloads0 = g.reloads;
+			let st;
+			try {
+				await load.more(100);
+				// Round 1: new certificates from the same CA, each reload
+				// followed by a second SIGHUP with nothing changed.
+				for (const base of ['rot1', 'rot2']) {
+					installCert(g, base);
+					const { result, mark } = await reload(g);
+					assert.equal(result, 'ok', `reload with ${base}`);
+					assert.equal((await reload(g)).result, 'ok', `second reload with ${base}`);
+					const p = await probe(g, { ca: 'ca', client: 'probe' });
+					assert.ok(p.ok, `TLS to the agent after the rotation to ${base}: ${p.error}`);
+					assert.equal(p.fp, fingerprint(g, base), `new connections get ${base}`);
+					await waitHaproxyHandshake(g, mark, `after the rotation to ${base}`);
+					await load.more(100);
+				}
+				// Round 2: the agent's client-CA file becomes a bundle of the
+				// old and the next CA (a client certificate from ca3 is
+				// refused before, accepted after), then its certificate
+				// comes from the next CA.
+				const refused = await probe(g, { ca: 'ca', client: 'probe3', maxVersion: 'TLSv1.2' });
+				assert.equal(refused.ok, false, 'a ca3 client certificate before the CA bundle');
+				installCert(g, 'rot2', ['ca', 'ca3']);
+				assert.equal((await reload(g)).result, 'ok', 'reload with the CA bundle');
+				const accepted = await probe(g, { ca: 'ca', client: 'probe3', maxVersion: 'TLSv1.2' });
+				assert.ok(accepted.ok, `a ca3 client certificate after the CA bundle: ${accepted.error}`);
+				installCert(g, 'rot3');
+				const { result, mark } = await reload(g);
+				assert.equal(result, 'ok', 'reload with rot3');
+				const p3 = await probe(g, { ca: 'ca3', client: 'probe' });
+				assert.ok(p3.ok, `TLS trusting only the new CA: ${p3.error}`);
+				assert.equal(p3.fp, fingerprint(g, 'rot3'), 'new connections get rot3');
+				assert.equal((await probe(g, { ca: 'ca', client: 'probe' })).ok, false,
+					'TLS trusting only the old CA fails once rot3 serves');
+				await waitHaproxyHandshake(g, mark, 'after the rotation to the next CA');
+				await load.more(100);
+			} finally {
+				st = await load.stop();
+			}
+			t.diagnostic(`rotation under load: ${st.total} requests (${st.valid} valid, ${st.invalid} invalid), ${st.failures.length} failed, ${g.reloads - reloads0} reloads (SIGHUP)`);
+			assert.equal(st.failures.length, 0, `failed verdicts: ${st.failures.slice(0, 10).join(', ')}`);
+			assert.ok(st.valid >= 500 && st.invalid >= 5, `too little load: ${st.valid} valid, ${st.invalid} invalid`);
+		});
+
+		test(`${V} a bad certificate on reload is rejected, the old one keeps serving under load`, async (t) => {
+			const good = fingerprint(g, 'rot3');
+			const live = (f) => path.join(g.certs, f);
+			const cases = [
+				['a garbage certificate', () => replaceFile(g, 'live.pem', 'not a certificate\n')],
+				['a key that does not match the certificate', () => replaceFile(g, 'live.key', readText(live('rot1.key')))],
+				['a missing key file', () => fs.rmSync(live('live.key'))],
+			];
+			const load = startLoad(g);
+			let st;
+			try {
+				await load.more(50);
+				for (const [what, breakIt] of cases) {
+					breakIt();
+					const { result, mark } = await reload(g);
+					assert.equal(result, 'rejected', `reload with ${what}`);
+					assert.match(readText(g.agent.err).slice(mark), /tls: /, `the rejection of ${what} names TLS`);
+					const p = await probe(g, { ca: 'ca3', client: 'probe' });
+					assert.ok(p.ok, `TLS to the agent after ${what}: ${p.error}`);
+					assert.equal(p.fp, good, `the previous certificate still serves after ${what}`);
+					await waitHaproxyHandshake(g, mark, `after ${what} was rejected`);
+					await load.more(50);
+					installCert(g, 'rot3');
+				}
+				assert.equal((await reload(g)).result, 'ok', 'reload with the good files back');
+				await load.more(50);
+			} finally {
+				st = await load.stop();
+			}
+			t.diagnostic(`bad certificates under load: ${st.total} requests (${st.valid} valid, ${st.invalid} invalid), ${st.failures.length} failed`);
+			assert.equal(st.failures.length, 0, `failed verdicts: ${st.failures.slice(0, 10).join(', ')}`);
+			assert.ok(st.valid >= 200 && st.invalid >= 3, `too little load: ${st.valid} valid, ${st.invalid} invalid`);
 		});
 
 		test(`${V} agent certificate from another CA: check fails, requests get 503`, async () => {
