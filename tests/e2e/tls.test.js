@@ -52,6 +52,16 @@ async function makeCerts(dir) {
 		await openssl(dir, ['x509', '-req', '-in', `${f}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`,
 			'-CAcreateserial', '-out', `${f}.pem`, '-days', '2']);
 	}
+	// expired (ca): valid 2020-01-01 to 2020-01-02. Debian 12's `openssl x509`
+	// has no -not_before/-not_after; `openssl ca` takes explicit dates.
+	fs.writeFileSync(path.join(dir, 'ca.cnf'), '[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\n' +
+		'new_certs_dir = .\nserial = ca.serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n');
+	fs.writeFileSync(path.join(dir, 'index.txt'), '');
+	fs.writeFileSync(path.join(dir, 'ca.serial'), '1000\n');
+	await openssl(dir, ['req', ...NEWKEY, '-keyout', 'expired.key', '-out', 'expired.csr', '-subj', '/CN=127.0.0.1']);
+	await openssl(dir, ['ca', '-batch', '-config', 'ca.cnf', '-cert', 'ca.pem', '-keyfile', 'ca.key',
+		'-in', 'expired.csr', '-out', 'expired.pem', '-notext', '-startdate', '20200101000000Z',
+		'-enddate', '20200102000000Z']);
 	fs.writeFileSync(path.join(dir, 'haproxy-client.pem'),
 		readText(path.join(dir, 'haproxy.pem')) + readText(path.join(dir, 'haproxy.key')));
 	fs.writeFileSync(path.join(dir, 'haproxy-ca.pem'),
@@ -375,6 +385,17 @@ for (const hap of VERSIONS) {
 			t.diagnostic(`bad certificates under load: ${st.total} requests (${st.valid} valid, ${st.invalid} invalid), ${st.failures.length} failed`);
 			assert.equal(st.failures.length, 0, `failed verdicts: ${st.failures.slice(0, 10).join(', ')}`);
 			assert.ok(st.valid >= 200 && st.invalid >= 3, `too little load: ${st.valid} valid, ${st.invalid} invalid`);
+		});
+
+		test(`${V} expired agent certificate: check fails, requests get 503`, async () => {
+			const exp = new X509Certificate(fs.readFileSync(path.join(g.certs, 'expired.pem')));
+			assert.ok(Date.parse(exp.validTo) < Date.now(), `the test certificate is not expired: ${exp.validTo}`);
+			await stopProcess(g.agent);
+			fs.writeFileSync(g.conf, confText(g, 'expired'));
+			g.agent = await startAgent(g);
+			await waitFor('requests to get 503 (agent certificate expired)', async () =>
+				(await get(g, { 'X-API-Key': g.key })).status === 503, { timeout: 20000, interval: 200 });
+			assert.match(readText(g.agent.err), /event=tls_handshake_failed/);
 		});
 
 		test(`${V} agent certificate from another CA: check fails, requests get 503`, async () => {
