@@ -409,7 +409,12 @@ test_clients_are_bounded_and_time_out(void **state)
 			}
 		tp_nap_ms(10);
 	}
-	assert_int_equal(closed, 1);
+	/* Exactly one, unless opening them all outlasted the client timeout
+	 * (a slow sanitizer run): then the first ones may time out too. */
+	if (tp_now_ms() - t0 < (long long)(METRICS_TIMEOUT * 1000))
+		assert_int_equal(closed, 1);
+	else
+		assert_true(closed >= 1);
 
 	/* The agent itself is not held up by them. */
 	c = spc_open(addr, tp_scaled_ms(2000));
