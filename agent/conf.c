@@ -605,6 +605,11 @@ static void conf_kw_socket_mode(struct conf_ctx *x, const config_setting_t *s, v
 
 /* ---- simple top-level settings --------------------------------------- */
 
+static void conf_set_rate_window(void *obj, long long v)
+{
+	((struct conf *)obj)->rate_window_s = (unsigned)v;
+}
+
 static void conf_set_workers(void *obj, long long v)
 {
 	((struct conf *)obj)->workers = (unsigned)v;
@@ -1118,6 +1123,7 @@ static void conf_kw_sec_key_name(struct conf_ctx *x, const config_setting_t *s, 
 		return;
 	}
 	conf_set_str(x, s, &r->key_name, v);
+	r->set_key = true;
 }
 
 static void conf_kw_sec_key_location(struct conf_ctx *x, const config_setting_t *s, void *obj)
@@ -1126,6 +1132,7 @@ static void conf_kw_sec_key_location(struct conf_ctx *x, const config_setting_t 
 	const char *v = config_setting_get_string(s);
 	char q[CONF_QUOTE_MAX];
 
+	r->set_key = true;
 	if (strcmp(v, "header") == 0)
 		r->key_location = KEYLOC_HEADER;
 	else if (strcmp(v, "query") == 0)
@@ -1135,15 +1142,141 @@ static void conf_kw_sec_key_location(struct conf_ctx *x, const config_setting_t 
 			 conf_quote(q, sizeof(q), v));
 }
 
+/* carriers = [ "header:x-api-key", "bearer", "query:key" ]: ordered, the
+ * first one present in a request is the key. */
+static void conf_kw_sec_carriers(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct route *r = obj;
+	int n = config_setting_length(s);
+	char msg[256], q[CONF_QUOTE_MAX], a[96];
+
+	r->set_carriers = true;
+	if (n == 0) {
+		conf_err(x, s, "carriers is empty (list where clients send the key, e.g. carriers = [ \"bearer\", \"header:x-api-key\" ];)");
+		return;
+	}
+	if (n > ROUTE_MAX_CARRIERS) {
+		conf_err(x, s, "too many carriers: %d (at most %d)", n, ROUTE_MAX_CARRIERS);
+		return;
+	}
+	r->ncarriers = 0;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		struct carrier *cr = &r->carriers[r->ncarriers];
+
+		if (v == NULL) {
+			conf_err(x, e, "carriers must hold strings (e.g. carriers = [ \"bearer\", \"header:x-api-key\" ];)");
+			continue;
+		}
+		if (*v == '\0') {
+			conf_err(x, e, "empty carrier in carriers (use \"bearer\", \"header:NAME\" or \"query:NAME\")");
+			continue;
+		}
+		if (carrier_parse(v, cr, msg, sizeof(msg)) == -1) {
+			conf_err(x, e, "%s", msg);
+			continue;
+		}
+		for (unsigned j = 0; j < r->ncarriers && cr != NULL; j++) {
+			if (carrier_same(&r->carriers[j], cr)) {
+				conf_err(x, e, "duplicate carrier \"%s\" (same place as \"%s\"; list each place once)",
+					 conf_quote(q, sizeof(q), v), carrier_str(&r->carriers[j], a, sizeof(a)));
+				cr = NULL;
+			}
+		}
+		if (cr != NULL)
+			r->ncarriers++;
+	}
+}
+
 static const struct conf_kw conf_security_kws[] = {
 	{ "authentication", CONF_T_STRING, conf_kw_sec_auth, NULL, 0, 0, "authentication = \"apiKey\";" },
 	{ "key_name", CONF_T_STRING, conf_kw_sec_key_name, NULL, 0, 0, "key_name = \"X-API-Key\";" },
 	{ "key_location", CONF_T_STRING, conf_kw_sec_key_location, NULL, 0, 0, "key_location = \"header\";" },
+	{ "carriers", CONF_T_SEQ, conf_kw_sec_carriers, NULL, 0, 0,
+	  "carriers = [ \"bearer\", \"header:x-api-key\" ];" },
 };
 
 static void conf_kw_route_security(struct conf_ctx *x, const config_setting_t *s, void *obj)
 {
 	conf_walk(x, s, " in security", conf_security_kws, COUNTOF(conf_security_kws), obj);
+}
+
+static void conf_kw_route_provider(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct route *r = obj;
+	const char *v = config_setting_get_string(s);
+	const struct provider_profile *p = provider_find(v);
+	char q[CONF_QUOTE_MAX];
+
+	if (p == NULL) {
+		conf_err(x, s, "unknown provider \"%s\" (use one of %s)", conf_quote(q, sizeof(q), v),
+			 provider_names());
+		return;
+	}
+	r->provider = p;
+}
+
+static void conf_kw_route_upstream_auth(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct route *r = obj;
+	char msg[256];
+
+	if (upstream_auth_parse(config_setting_get_string(s), &r->upstream_auth, msg, sizeof(msg)) == -1) {
+		conf_err(x, s, "%s", msg);
+		return;
+	}
+	r->set_upauth = true;
+}
+
+static void conf_kw_route_error_format(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct route *r = obj;
+	const char *v = config_setting_get_string(s);
+	char q[CONF_QUOTE_MAX];
+
+	if (error_format_parse(v, &r->errors) == -1) {
+		conf_err(x, s, "bad error_format \"%s\" (use \"openai\", \"anthropic\" or \"google\")",
+			 conf_quote(q, sizeof(q), v));
+		return;
+	}
+	r->set_errors = true;
+}
+
+/* After a route's walk: what the file did not set comes from the provider
+ * profile; the seed's key_name/key_location stand for one carrier. */
+static void conf_route_settle(struct conf_ctx *x, const config_setting_t *e, struct route *r)
+{
+	const struct provider_profile *p = r->provider != NULL ? r->provider : provider_get(PROVIDER_GENERIC);
+
+	r->provider = p;
+	if (r->set_carriers && r->set_key) {
+		conf_err(x, e, "route \"%s\" sets both carriers and key_name/key_location (keep one: carriers = [ \"header:%s\" ];)",
+			 r->name ? r->name : "?", r->key_name ? r->key_name : "X-API-Key");
+		return;
+	}
+	if (!r->set_carriers && (r->set_key || p == provider_get(PROVIDER_GENERIC))) {
+		memset(&r->carriers[0], 0, sizeof(r->carriers[0]));
+		r->carriers[0].loc = r->key_location;
+		snprintf(r->carriers[0].name, sizeof(r->carriers[0].name), "%s", r->key_name);
+		r->ncarriers = 1;
+	} else if (!r->set_carriers) {
+		memcpy(r->carriers, p->carriers, sizeof(r->carriers));
+		r->ncarriers = p->ncarriers;
+	}
+	if (r->ncarriers == 0)
+		return;         /* reported by the carriers walk */
+	if (!r->set_key || r->set_carriers) {
+		free(r->key_name);
+		r->key_name = NULL;
+		if (conf_set_str(x, e, &r->key_name, r->carriers[0].name) == -1)
+			return;
+		r->key_location = r->carriers[0].loc;
+	}
+	if (!r->set_upauth)
+		r->upstream_auth = p->upstream;
+	if (!r->set_errors)
+		r->errors = p->errors;
 }
 
 static const struct conf_kw conf_route_kws[] = {
@@ -1152,6 +1285,11 @@ static const struct conf_kw conf_route_kws[] = {
 	{ "context", CONF_T_STRING, conf_kw_route_context, NULL, 0, 0, "context = \"/openai\";" },
 	{ "upstream", CONF_T_STRING, conf_kw_route_upstream, NULL, 0, 0, "upstream = \"api.openai.com:443\";" },
 	{ "rate_limit_rpm", CONF_T_INT, NULL, conf_set_route_rpm, 0, CONF_MAX_RPM, "rate_limit_rpm = 600;" },
+	{ "provider", CONF_T_STRING, conf_kw_route_provider, NULL, 0, 0, "provider = \"anthropic\";" },
+	{ "upstream_auth", CONF_T_STRING, conf_kw_route_upstream_auth, NULL, 0, 0,
+	  "upstream_auth = \"header:api-key\";" },
+	{ "error_format", CONF_T_STRING, conf_kw_route_error_format, NULL, 0, 0,
+	  "error_format = \"anthropic\";" },
 	{ "security", CONF_T_GROUP, conf_kw_route_security, NULL, 0, 0,
 	  "security = { authentication = \"apiKey\"; key_name = \"X-API-Key\"; key_location = \"header\"; };" },
 };
@@ -1236,6 +1374,7 @@ static void conf_kw_routes(struct conf_ctx *x, const config_setting_t *s, void *
 		}
 		snprintf(where, sizeof(where), " in route %s", label);
 		conf_walk(x, e, where, conf_route_kws, COUNTOF(conf_route_kws), r);
+		conf_route_settle(x, e, r);
 		/* a name or context of the wrong type was reported by the walk */
 		if (!config_setting_get_member(e, "name"))
 			conf_err(x, e, "route %s has no name (add name = \"...\";)", label);
@@ -1420,6 +1559,7 @@ static const struct conf_kw conf_top_kws[] = {
 	  "haproxy_peers = ( { name = \"lb1\"; address = \"10.0.0.1:10000\"; } );" },
 	{ "haproxy_local_peer", CONF_T_STRING, conf_kw_haproxy_local_peer, NULL, 0, 0,
 	  "haproxy_local_peer = \"lb1\";" },
+	{ "rate_limit_window", CONF_T_INT, NULL, conf_set_rate_window, 1, 60, "rate_limit_window = 60;" },
 	{ "tls", CONF_T_GROUP, conf_kw_tls, NULL, 0, 0,
 	  "tls = { cert = \"/etc/keyauth/tls/agent.pem\"; key = \"/etc/keyauth/tls/agent.key\"; };" },
 };
@@ -1429,6 +1569,7 @@ static const struct conf_kw conf_top_kws[] = {
 static int conf_defaults(struct conf_ctx *x, struct conf *c)
 {
 	c->max_connections = 10000;
+	c->rate_window_s = 60;
 	c->max_frame_size = SPOP_DEFAULT_FRAME_SIZE;
 	c->idle_timeout_ms = 60000;
 	c->log_level = LOG_INFO;

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "provider.h"
+
 #define CONF_DEFAULT_PATH     "/etc/keyauth/keyauth.conf"
 #define CONF_MAX_LISTENERS    16
 #define CONF_MAX_ROUTES       1024
@@ -28,19 +30,25 @@ enum route_type {
 	ROUTE_PROXY    = 1,      /* an app-facing proxy on top of a provider */
 };
 
-enum key_location {
-	KEYLOC_HEADER = 0,
-	KEYLOC_QUERY  = 1,
-};
-
 struct route {
 	char *name;              /* [A-Za-z0-9_-]{1,64}, unique */
 	size_t name_len;         /* strlen(name), for exact-length lookups */
 	enum route_type type;
 	char *context;           /* path prefix, starts with '/', unique */
 	size_t context_len;      /* strlen(context) */
-	char *key_name;          /* header or query parameter name, default "X-API-Key" */
-	enum key_location key_location; /* default header */
+	char *key_name;          /* carriers[0]'s name (the seed's key_name) */
+	enum key_location key_location; /* carriers[0]'s location */
+	/* provider profile (issue 16): never NULL after conf_load; "generic"
+	 * when the route names none */
+	const struct provider_profile *provider;
+	/* where clients may put their key, first present wins: "carriers", else
+	 * key_name/key_location, else the profile's */
+	struct carrier carriers[ROUTE_MAX_CARRIERS];
+	unsigned ncarriers;      /* >= 1 after conf_load */
+	struct upstream_auth upstream_auth; /* "upstream_auth", else the profile's */
+	enum error_format errors;           /* "error_format", else the profile's */
+	/* which of the above the file set (conf_load's bookkeeping) */
+	bool set_carriers, set_key, set_upauth, set_errors;
 	char *upstream;          /* optional "host:port" for rendering; may be NULL */
 	uint32_t rate_limit_rpm; /* requests per minute for keys without their own
 	                          * limit, 0..CONF_MAX_RPM; 0 = none (default) */
@@ -119,6 +127,8 @@ struct conf {
 	struct haproxy_peer *peers;      /* haproxy_peers; NULL/0: no peers section */
 	unsigned npeers;
 	char *local_peer;                /* haproxy_local_peer: rendered as "localpeer"; may be NULL */
+	unsigned rate_window_s;          /* rate_limit_window: the rate-limit period in
+	                                  * seconds, default 60 (tests shorten it) */
 	struct tls_listen_conf *tls;     /* the "tls" group; NULL when absent */
 };
 

@@ -374,6 +374,19 @@ handle_hello(struct conn *c, const struct spop_frame *f)
 	}
 }
 
+/* "key" or "key" followed by digits ("key2", ...): a carrier argument. */
+static bool
+is_key_arg(const struct spop_str *n)
+{
+	if (n->len < 3 || memcmp(n->ptr, "key", 3) != 0)
+		return false;
+	for (size_t i = 3; i < n->len; i++) {
+		if (n->ptr[i] < '0' || n->ptr[i] > '9')
+			return false;
+	}
+	return true;
+}
+
 static void
 handle_notify(struct conn *c, const struct spop_frame *f, int64_t now)
 {
@@ -398,10 +411,11 @@ handle_notify(struct conn *c, const struct spop_frame *f, int64_t now)
 			if (arg.name.len == 5 && memcmp(arg.name.ptr, "route", 5) == 0) {
 				if (arg.value.type == SPOP_DATA_STR)
 					route = arg.value.u.s;
-			} else if (arg.name.len == 3 && memcmp(arg.name.ptr, "key", 3) == 0) {
+			} else if (is_key_arg(&arg.name) && key == NULL) {
+				/* A route with several carriers sends key, key2, ...
+				 * in its order: the first one present is the key. */
 				switch (arg.value.type) {
 				case SPOP_DATA_NULL:
-					key = NULL;
 					break;
 				case SPOP_DATA_STR:
 				case SPOP_DATA_BIN:

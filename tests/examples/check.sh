@@ -117,35 +117,48 @@ static_checks() {
 	backstop=$(grep -n 'http-request deny deny_status 503 unless { var(txn.keyauth.ok) -m bool }' "$cfg" | cut -d: -f1)
 	if [ -n "$backstop" ] && grep -q 'if { var(txn.keyauth.err) -m found }' "$cfg"; then ok
 	else bad "$name: fail-closed rules (agent error 503, deny unless txn.keyauth.ok) missing"; backstop=0; fi
-	# Every "args route=str(R) key=SOURCE" the agent receives must be removed for R.
-	local n=0
+	# Every carrier "keyN=SOURCE(NAME)" the agent receives, on every route, must be
+	# removed from every allowed request, after the backstop (issue 16: for all
+	# routes at once, so a copy of a key in another route's carrier goes too).
+	local n=0 src
 	while read -r line; do
 		r=$(echo "$line" | sed -E 's/.*route=str\(([^)]*)\).*/\1/')
-		loc=$(echo "$line" | sed -E 's/.*key=(req\.fhdr|url_param)\(([^)]*)\).*/\1/')
-		key=$(echo "$line" | sed -E 's/.*key=(req\.fhdr|url_param)\(([^)]*)\).*/\2/')
 		n=$((n + 1))
 		if ! grep -q "^\s*use_backend be_$r if keyauth_is_$r\$" "$cfg"; then
 			bad "$name: route $r has an SPOE message but no use_backend"; continue
 		fi
-		if [ "$loc" = req.fhdr ]; then
-			line=$(grep -n "^\s*http-request del-header $key if keyauth_is_$r\$" "$cfg" | cut -d: -f1)
-		else
-			line=$(grep -nF "regsub([&;?]$key=[^&;?]*,,g),regsub(^[&;?]+,) if keyauth_is_$r { query -m found }" "$cfg" | cut -d: -f1)
-			if ! grep -qF "set-query \"%[var(txn.keyauth_q)]\" if keyauth_is_$r " "$cfg" ||
-			   ! grep -qF "set-uri \"%[path]\" if keyauth_is_$r { query -m found }" "$cfg"; then
-				line=""
+		for src in $(echo "$line" | grep -oE 'key[0-9]*=(req\.fhdr|url_param)\([^)]*\)'); do
+			loc=$(echo "$src" | sed -E 's/.*=(req\.fhdr|url_param)\(([^)]*)\)/\1/')
+			key=$(echo "$src" | sed -E 's/.*=(req\.fhdr|url_param)\(([^)]*)\)/\2/')
+			if [ "$loc" = req.fhdr ]; then
+				line=$(grep -niE "^\s*http-request del-header $key\$" "$cfg" | head -n 1 | cut -d: -f1)
+			else
+				line=$(grep -nF "regsub([&;?]$key=[^&;?]*,,gi)" "$cfg" | grep -F 'if { query -m found }' | head -n 1 | cut -d: -f1)
+				if ! grep -qF 'set-query "%[var(txn.keyauth_q)]" if { var(txn.keyauth_q) -m len gt 0 }' "$cfg" ||
+				   ! grep -qF 'set-uri "%[path]" if { query -m found } !{ var(txn.keyauth_q) -m len gt 0 }' "$cfg"; then
+					line=""
+				fi
 			fi
-		fi
-		if [ -n "$line" ] && [ "$line" -gt "$backstop" ]; then ok
-		else bad "$name: route $r: the client's key ($loc $key) is not removed after the backstop"; fi
+			if [ -n "$line" ] && [ "$line" -gt "$backstop" ]; then ok
+			else bad "$name: route $r: the client's key ($loc $key) is not removed after the backstop"; fi
+		done
 	done < <(grep -E '^\s*args route=str\(' "$spoe")
-	# Rate limits (issue 12): counted per key id, never the key, only for allowed
-	# requests, and the 429 comes after the fail-closed rules.
-	local track over
+	# Authorization and Proxy-Authorization never go upstream from a client.
+	for key in Authorization Proxy-Authorization; do
+		line=$(grep -nE "^\s*http-request del-header $key\$" "$cfg" | head -n 1 | cut -d: -f1)
+		if [ -n "$line" ] && [ "$line" -gt "$backstop" ]; then ok
+		else bad "$name: $key is not removed after the backstop"; fi
+	done
+	# Rate limits (issues 12, 16): counted per key id, never the key, only for
+	# admitted requests (gpc0, incremented after the 429 check), and the 429
+	# comes after the fail-closed rules.
+	local track over inc
 	track=$(grep -n '^\s*http-request track-sc0 var(txn.keyauth.key_id) table keyauth_rate if { var(txn.keyauth.ok) -m bool } { var(txn.keyauth.rpm) -m found }$' "$cfg" | cut -d: -f1)
-	over=$(grep -n '^\s*http-request return status 429 .*"type":"rate_limit_error".* hdr Retry-After [0-9]* if .*sub(txn.keyauth.rpm) -m int gt 0 }$' "$cfg" | cut -d: -f1)
-	if [ -n "$track" ] && [ -n "$over" ] && [ "$track" -gt "$backstop" ] && [ "$over" -gt "$track" ] &&
-	   grep -qE '^\s*stick-table type string len 16 .*store http_req_rate\(1m\)' "$cfg" &&
+	over=$(grep -n '^\s*http-request return status 429 .*rate_limit.* hdr Retry-After [0-9]* if .*sub(txn.keyauth.rpm) -m int ge 0 }.*$' "$cfg" | head -n 1 | cut -d: -f1)
+	inc=$(grep -n '^\s*http-request sc-inc-gpc0(0) if { var(txn.keyauth.rpm) -m found }$' "$cfg" | cut -d: -f1)
+	if [ -n "$track" ] && [ -n "$over" ] && [ -n "$inc" ] && [ "$track" -gt "$backstop" ] &&
+	   [ "$over" -gt "$track" ] && [ "$inc" -gt "$over" ] &&
+	   grep -qE '^\s*stick-table type string len 16 .*store gpc0_rate\([0-9]+s\)' "$cfg" &&
 	   [ "$(grep -c 'track-sc' "$cfg")" -eq 1 ]; then ok
 	else bad "$name: rate limit (track-sc0 on txn.keyauth.key_id, 429 after the backstop) missing or misplaced"; fi
 	if [ "$n" -gt 0 ] && [ "$n" -eq "$(grep -c '^spoe-message ' "$spoe")" ] &&

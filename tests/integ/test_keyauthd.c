@@ -782,6 +782,69 @@ static void test_message_names_and_empty_notify(void **state)
 	spc_close(c);
 }
 
+/* A route with several carriers (issue 16) sends key, key2, key3 in its
+ * order; absent ones arrive as NULL. The first present one is the key. */
+static struct spc_ack
+query_carriers(struct spc_conn *c, uint64_t sid, const struct spop_data *k1,
+               const struct spop_data *k2, const struct spop_data *k3)
+{
+	struct spc_arg args[4] = {
+		{ .name = "route", .value = { .type = SPOP_DATA_STR } },
+		{ .name = "key", .value = *k1 },
+		{ .name = "key2", .value = *k2 },
+		{ .name = "key3", .value = *k3 },
+	};
+	struct spc_frame f;
+	struct spc_ack a;
+	uint8_t buf[2048];
+	int n;
+
+	args[0].value.u.s.ptr = (const uint8_t *)"openai";
+	args[0].value.u.s.len = 6;
+	n = spc_build_notify(buf, sizeof(buf), sid, 1, "keyauth-openai", args, 4);
+	assert_true(n > 0);
+	assert_int_equal(spc_send_raw(c, buf, (size_t)n, io_ms()), 0);
+	assert_int_equal(spc_read_frame(c, &f, io_ms()), SPC_FRAME);
+	assert_int_equal(f.type, SPOP_FRM_ACK);
+	assert_int_equal(f.sid, sid);
+	assert_int_equal(spc_ack_parse(f.payload, f.payload_len, &a), 0);
+	spc_frame_free(&f);
+	check_ack_shape(&a);
+	return a;
+}
+
+static void test_several_carriers_first_present_wins(void **state)
+{
+	struct spc_conn *c = open_ready(d1.unix_addr);
+	struct spop_data none = { .type = SPOP_DATA_NULL };
+	struct spop_data valid = { .type = SPOP_DATA_STR };
+	struct spop_data bearer = { .type = SPOP_DATA_STR };
+	struct spop_data bad = { .type = SPOP_DATA_STR };
+	char bearer_buf[128];
+	struct spc_ack a;
+
+	(void)state;
+	valid.u.s.ptr = (const uint8_t *)k_valid.key;
+	valid.u.s.len = strlen(k_valid.key);
+	snprintf(bearer_buf, sizeof(bearer_buf), "Bearer %s", k_valid.key);
+	bearer.u.s.ptr = (const uint8_t *)bearer_buf;
+	bearer.u.s.len = strlen(bearer_buf);
+	bad.u.s.ptr = (const uint8_t *)"not-a-key";
+	bad.u.s.len = 9;
+
+	a = query_carriers(c, 21, &none, &valid, &none);
+	assert_string_equal(a.status, "ok");          /* the second carrier */
+	a = query_carriers(c, 22, &none, &none, &bearer);
+	assert_string_equal(a.status, "ok");          /* the third, Bearer stripped */
+	a = query_carriers(c, 23, &bad, &valid, &none);
+	assert_string_equal(a.status, "invalid");     /* the first present wins */
+	a = query_carriers(c, 24, &valid, &bad, &bad);
+	assert_string_equal(a.status, "ok");
+	a = query_carriers(c, 25, &none, &none, &none);
+	assert_string_equal(a.status, "missing");
+	spc_close(c);
+}
+
 /* ---- pipelining ----------------------------------------------------------------------- */
 
 #define PIPELINED 1000
@@ -1275,6 +1338,7 @@ int main(void)
 		cmocka_unit_test(test_every_verdict_status),
 		cmocka_unit_test(test_bearer_variants),
 		cmocka_unit_test(test_message_names_and_empty_notify),
+		cmocka_unit_test(test_several_carriers_first_present_wins),
 		cmocka_unit_test(test_pipelined_1000_notifies),
 		cmocka_unit_test(test_malformed_input_gets_disconnect_others_served),
 		cmocka_unit_test(test_abrupt_close_others_served),

@@ -916,6 +916,135 @@ static void test_conf_free_null_is_a_noop(void **state)
 	conf_free(NULL);
 }
 
+/* ---- provider profiles and carriers (issue 16) ----------------------------- */
+
+static void test_provider_profiles_set_carriers_upstream_and_errors(void **state)
+{
+	struct conf *c;
+	const struct route *r;
+	char b[96];
+
+	(void)state;
+	c = load_text("routes = (\n"
+	              " { name = \"oa\"; context = \"/oa\"; provider = \"openai\"; },\n"
+	              " { name = \"az\"; context = \"/az\"; provider = \"azure-openai\"; },\n"
+	              " { name = \"an\"; context = \"/an\"; provider = \"anthropic\"; },\n"
+	              " { name = \"ge\"; context = \"/ge\"; provider = \"gemini\"; },\n"
+	              " { name = \"mi\"; context = \"/mi\"; provider = \"mistral\"; },\n"
+	              " { name = \"plain\"; context = \"/plain\"; }\n"
+	              ");\n");
+	if (!c) {
+		print_error("%s\n", err);
+		fail();
+	}
+	r = conf_route_find(c, "oa", 2);
+	assert_int_equal(r->ncarriers, 1);
+	assert_true(carrier_is_bearer(&r->carriers[0]));
+	assert_string_equal(upstream_auth_str(&r->upstream_auth, b, sizeof(b)), "bearer");
+	assert_int_equal(r->errors, ERRFMT_OPENAI);
+	r = conf_route_find(c, "az", 2);
+	assert_int_equal(r->ncarriers, 2);
+	assert_string_equal(carrier_str(&r->carriers[0], b, sizeof(b)), "header:api-key");
+	assert_string_equal(carrier_str(&r->carriers[1], b, sizeof(b)), "bearer");
+	assert_string_equal(upstream_auth_str(&r->upstream_auth, b, sizeof(b)), "header:api-key");
+	r = conf_route_find(c, "an", 2);
+	assert_string_equal(carrier_str(&r->carriers[0], b, sizeof(b)), "header:x-api-key");
+	assert_string_equal(upstream_auth_str(&r->upstream_auth, b, sizeof(b)), "header:x-api-key");
+	assert_int_equal(r->errors, ERRFMT_ANTHROPIC);
+	r = conf_route_find(c, "ge", 2);
+	assert_string_equal(carrier_str(&r->carriers[0], b, sizeof(b)), "header:x-goog-api-key");
+	assert_string_equal(carrier_str(&r->carriers[1], b, sizeof(b)), "query:key");
+	assert_string_equal(upstream_auth_str(&r->upstream_auth, b, sizeof(b)), "header:x-goog-api-key");
+	assert_int_equal(r->errors, ERRFMT_GOOGLE);
+	/* Without a provider: the seed's behaviour, unchanged. */
+	r = conf_route_find(c, "plain", 5);
+	assert_string_equal(r->provider->name, "generic");
+	assert_int_equal(r->ncarriers, 1);
+	assert_string_equal(r->key_name, "X-API-Key");
+	assert_int_equal(r->key_location, KEYLOC_HEADER);
+	assert_string_equal(upstream_auth_str(&r->upstream_auth, b, sizeof(b)), "bearer");
+	assert_int_equal(c->rate_window_s, 60);
+	conf_free(c);
+}
+
+static void test_route_overrides_win_over_the_profile(void **state)
+{
+	struct conf *c;
+	const struct route *r;
+	char b[96];
+
+	(void)state;
+	c = load_text("rate_limit_window = 5;\n"
+	              "routes = (\n"
+	              " { name = \"ge\"; context = \"/ge\"; provider = \"gemini\"; upstream_auth = \"query:key\";\n"
+	              "   error_format = \"openai\";\n"
+	              "   security = { carriers = [ \"query:key\", \"bearer\", \"header:X-Goog-Api-Key\" ]; }; },\n"
+	              " { name = \"an\"; context = \"/an\"; provider = \"anthropic\";\n"
+	              "   security = { key_name = \"x-api-key\"; key_location = \"header\"; }; },\n"
+	              " { name = \"self\"; context = \"/self\"; upstream_auth = \"none\"; }\n"
+	              ");\n");
+	if (!c) {
+		print_error("%s\n", err);
+		fail();
+	}
+	assert_int_equal(c->rate_window_s, 5);
+	r = conf_route_find(c, "ge", 2);
+	assert_int_equal(r->ncarriers, 3);
+	assert_string_equal(carrier_str(&r->carriers[0], b, sizeof(b)), "query:key");
+	assert_string_equal(r->key_name, "key");
+	assert_int_equal(r->key_location, KEYLOC_QUERY);
+	assert_true(carrier_is_bearer(&r->carriers[1]));
+	assert_string_equal(upstream_auth_str(&r->upstream_auth, b, sizeof(b)), "query:key");
+	assert_int_equal(r->errors, ERRFMT_OPENAI);
+	/* key_name/key_location on a provider route: exactly that one carrier. */
+	r = conf_route_find(c, "an", 2);
+	assert_int_equal(r->ncarriers, 1);
+	assert_string_equal(carrier_str(&r->carriers[0], b, sizeof(b)), "header:x-api-key");
+	assert_int_equal(r->errors, ERRFMT_ANTHROPIC);
+	r = conf_route_find(c, "self", 4);
+	assert_int_equal(r->upstream_auth.kind, UPAUTH_NONE);
+	conf_free(c);
+}
+
+static void test_bad_providers_and_carriers_are_errors(void **state)
+{
+	(void)state;
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   provider = \"openia\"; }\n);\n",
+	                 3, "unknown provider \"openia\" (use one of \"openai\", \"azure-openai\"");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   security = { carriers = [ ]; }; }\n);\n",
+	                 3, "carriers is empty");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   security = { carriers = [ \"\" ]; }; }\n);\n",
+	                 3, "empty carrier in carriers");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n"
+	                 "   security = { carriers = [ \"header:X-API-Key\", \"header:x-api-key\" ]; }; }\n);\n",
+	                 3, "duplicate carrier \"header:x-api-key\" (same place as \"header:X-API-Key\"");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n"
+	                 "   security = { carriers = [ \"bearer\", \"header:Authorization\" ]; }; }\n);\n",
+	                 3, "duplicate carrier");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n"
+	                 "   security = { carriers = [ \"header:X API\" ]; }; }\n);\n",
+	                 3, "HAProxy matches names literally");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n"
+	                 "   security = { carriers = [ \"cookie:k\" ]; }; }\n);\n",
+	                 3, "bad carrier \"cookie:k\" (use \"bearer\", \"header:NAME\" or \"query:NAME\"");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n"
+	                 "   security = { carriers = [ \"query:a(b)\" ]; }; }\n);\n",
+	                 3, "HAProxy matches names literally");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n"
+	                 "   security = { carriers = [ 5 ]; }; }\n);\n",
+	                 3, "carriers must hold strings");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n"
+	                 "   upstream_auth = \"basic\"; }\n);\n",
+	                 3, "bad upstream_auth \"basic\" (use \"bearer\", \"none\", \"header:NAME\" or \"query:NAME\"");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n"
+	                 "   error_format = \"aws\"; }\n);\n",
+	                 3, "bad error_format \"aws\"");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n"
+	                 "   security = { key_name = \"k\"; carriers = [ \"bearer\" ]; }; }\n);\n",
+	                 2, "sets both carriers and key_name/key_location");
+	assert_one_error("rate_limit_window = 0;\n" MIN_ROUTES, 1, "rate_limit_window = 0 is out of range (use 1..60)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -948,6 +1077,9 @@ int main(void)
 		cmocka_unit_test(test_route_by_context_takes_longest_segment_prefix),
 		cmocka_unit_test(test_enum_names),
 		cmocka_unit_test(test_conf_free_null_is_a_noop),
+		cmocka_unit_test(test_provider_profiles_set_carriers_upstream_and_errors),
+		cmocka_unit_test(test_route_overrides_win_over_the_profile),
+		cmocka_unit_test(test_bad_providers_and_carriers_are_errors),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
