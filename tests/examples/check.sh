@@ -154,7 +154,7 @@ static_checks() {
 	# comes after the fail-closed rules.
 	local track over inc
 	track=$(grep -n '^\s*http-request track-sc0 var(txn.keyauth.key_id) table keyauth_rate if { var(txn.keyauth.ok) -m bool } { var(txn.keyauth.rpm) -m found }$' "$cfg" | cut -d: -f1)
-	over=$(grep -n '^\s*http-request return status 429 .*rate_limit.* hdr Retry-After [0-9]* if .*sub(txn.keyauth.rpm) -m int ge 0 }.*$' "$cfg" | head -n 1 | cut -d: -f1)
+	over=$(grep -nE '^\s*http-request return status 429 .*(rate_limit|RESOURCE_EXHAUSTED).* hdr Retry-After [0-9]+ if .*sub\(txn\.keyauth\.rpm\) -m int ge 0 \}.*$' "$cfg" | head -n 1 | cut -d: -f1)
 	inc=$(grep -n '^\s*http-request sc-inc-gpc0(0) if { var(txn.keyauth.rpm) -m found }$' "$cfg" | cut -d: -f1)
 	if [ -n "$track" ] && [ -n "$over" ] && [ -n "$inc" ] && [ "$track" -gt "$backstop" ] &&
 	   [ "$over" -gt "$track" ] && [ "$inc" -gt "$over" ] &&

@@ -291,7 +291,11 @@ static void test_shipped_config_loads(void **state)
 	if (!c)
 		print_error("%s\n", err);
 	assert_non_null(c);
-	assert_int_equal(c->nroutes, 2);
+	assert_int_equal(c->nroutes, 3);
+	r = conf_route_find(c, "anthropic", 9);
+	assert_non_null(r);
+	assert_string_equal(r->provider->name, "anthropic");
+	assert_int_equal(r->ncarriers, 2);
 	r = conf_route_find(c, "openai", 6);
 	assert_non_null(r);
 	assert_int_equal(r->type, ROUTE_PROVIDER);
@@ -299,7 +303,7 @@ static void test_shipped_config_loads(void **state)
 	assert_string_equal(r->key_name, "Authorization");
 	assert_int_equal(r->key_location, KEYLOC_HEADER);
 	assert_string_equal(r->upstream, "api.openai.com:443");
-	r = &c->routes[1];
+	r = &c->routes[2];
 	assert_int_equal(r->type, ROUTE_PROXY);
 	assert_string_equal(r->key_name, "api_key");
 	assert_int_equal(r->key_location, KEYLOC_QUERY);
