@@ -101,14 +101,48 @@ $(B)/bench/%: tests/bench/%.c $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(
 
 # ---- tests ----------------------------------------------------------------
 
-# Everything CI runs. The plain and the sanitizer flavour are separate make
-# invocations so each has its own object tree.
-test: deps
-	@$(MAKE) --no-print-directory B=build test-unit test-integ test-cli
-	@$(MAKE) --no-print-directory B=build/san OPT_CFLAGS="-O1 -g" FLAVOUR_CFLAGS="$(SAN_FLAGS)" test-unit test-integ test-cli
-	@$(MAKE) --no-print-directory test-fuzz-replay
-	@$(MAKE) --no-print-directory B=build test-e2e test-examples test-run test-doc
-	@echo "make test: all suites passed"
+# Everything CI runs, one suite at a time, each timed ("==== <suite>" before
+# it, "==== <suite>: <s> s" after; a suite's time includes building what it
+# runs). The plain and the sanitizer flavour are separate make invocations so
+# each has its own object tree. At the end, or at the first suite that fails,
+# a table of the suites by duration, longest first, with each e2e file on a
+# line of its own (tests/e2e/lib.js writes them to $$E2E_TIMES).
+TEST_TIMES = build/test-times
+PLAIN_MAKE = $(MAKE) --no-print-directory B=build
+SAN_MAKE   = $(MAKE) --no-print-directory B=build/san OPT_CFLAGS="-O1 -g" FLAVOUR_CFLAGS="$(SAN_FLAGS)"
+test_table = { cat $(TEST_TIMES); sed 's|^|e2e/|' $(TEST_TIMES).e2e; } | sort -k2,2nr | \
+	awk '{ printf "  %-26s %7.1f s\n", $$1, $$2 / 1000 }'
+# $(call timed,SUITE,COMMAND)
+timed = echo "==== $(1)"; t0=$$(date +%s%N); \
+	if ! $(2); then echo "make test: FAILED: $(1); suites run so far, by duration:"; $(test_table); exit 1; fi; \
+	ms=$$(( ($$(date +%s%N) - t0) / 1000000 )); echo "$(1) $$ms" >>$(TEST_TIMES); \
+	printf '==== %s: %d.%d s\n' '$(1)' $$((ms / 1000)) $$((ms % 1000 / 100))
+
+test:
+	@mkdir -p build; : >$(TEST_TIMES); : >$(TEST_TIMES).e2e; date +%s%N >$(TEST_TIMES).start
+	@$(call timed,deps,$(MAKE) --no-print-directory deps)
+	@$(call timed,unit,$(PLAIN_MAKE) test-unit)
+	@$(call timed,integ,$(PLAIN_MAKE) test-integ)
+	@$(call timed,cli,$(PLAIN_MAKE) test-cli)
+	@$(call timed,san-unit,$(SAN_MAKE) test-unit)
+	@$(call timed,san-integ,$(SAN_MAKE) test-integ)
+	@$(call timed,san-cli,$(SAN_MAKE) test-cli)
+	@$(call timed,fuzz-replay,$(MAKE) --no-print-directory test-fuzz-replay)
+	@$(call timed,e2e,E2E_TIMES=$(CURDIR)/$(TEST_TIMES).e2e $(PLAIN_MAKE) test-e2e)
+	@$(call timed,examples,$(PLAIN_MAKE) test-examples)
+	@$(call timed,run,$(PLAIN_MAKE) test-run)
+	@$(call timed,doc,$(PLAIN_MAKE) test-doc)
+	@echo "make test: suites by duration:"; $(test_table)
+	@ms=$$(( ($$(date +%s%N) - $$(cat $(TEST_TIMES).start)) / 1000000 )); \
+	printf 'make test: all suites passed in %d.%d s\n' $$((ms / 1000)) $$((ms % 1000 / 100))
+
+# make test-repeat [N=5] [LOAD=1]: N runs of .ci/run, each in a fresh clone of
+# HEAD (uncommitted changes are not in it), LOAD=1 with a CPU-bound process
+# on one core; logs under build/test-repeat/, then every test that failed at
+# least once, with counts, and each run's wall time.
+.PHONY: test-repeat
+test-repeat:
+	@bash scripts/test-repeat.sh $(or $(N),5) $(if $(filter 1,$(LOAD)),--load)
 
 # The demo stack of `make run`, on loopback: starts, answers 200/200/200/401
 # through HAProxy 2.6 (and 3.2 when present), stops everything.
@@ -138,6 +172,8 @@ test-cli: $(B)/keyauthctl $(B)/keyauthd
 # it), real keyauthd, curl and the openai SDK pinned in tests/e2e's lockfile.
 test-e2e: $(B)/keyauthd $(B)/keyauthctl
 	@npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+	@# The vendor stand-ins refuse what the vendors refuse (each SDK, directly).
+	node tests/e2e/sdk-selftest.mjs
 	KEYAUTHD=$(B)/keyauthd KEYAUTHCTL=$(B)/keyauthctl node --test --test-reporter=spec tests/e2e/
 
 # haproxy-examples/ match what keyauthctl renders, load in HAProxy 2.6 and 3.2; 03-query runs live.

@@ -5,8 +5,10 @@
 # ratios hold on a noisy machine: the SPOP codec micro-benchmark
 # (bench_spop), keyauthd alone under the load generator (run.sh), the
 # end-to-end comparison through HAProxy 2.6 with wrk (e2e.sh), TLS and mTLS
-# against plain TCP (tls.sh, issue 11) and the Redis store at BIG_KEYS keys
-# (redis.sh, issue 10); then writes
+# against plain TCP (tls.sh, issue 11), the Redis store at BIG_KEYS keys
+# (redis.sh, issue 10) and streamed SSE answers through HAProxy 2.6 and 3.x
+# against direct (stream.mjs, issue 16; its target check failing makes all.sh
+# exit 1 after the report is written); then writes
 # BENCHMARKS.md (machine, versions, date, commands, tables, targets, then the
 # hand-written notes.md) and plots throughput and p99 of the end-to-end runs
 # with gnuplot (SVG). Each stage runs under a time limit (the whole stays
@@ -18,8 +20,8 @@
 #        BENCH_QUICK=1 (a smoke run: 1-2 s measurements, 100k-key store)
 #        BENCH_KEEP=FILE (keep the raw results) BENCH_RESULTS=FILE (only
 #        render BENCHMARKS.md and the plot from such a file)
-#        and those of run.sh, e2e.sh, tls.sh and redis.sh (REDIS_KEYS defaults
-#        to BIG_KEYS)
+#        and those of run.sh, e2e.sh, tls.sh, redis.sh (REDIS_KEYS defaults
+#        to BIG_KEYS) and stream.mjs (STREAM_N: 200, 100 with BENCH_QUICK)
 set -eu
 
 B=${1:-build/rel}
@@ -29,12 +31,15 @@ MD=${BENCH_MD:-BENCHMARKS.md}
 SVG=${BENCH_SVG:-doc/bench-e2e.svg}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	: "${SECONDS_PER_RUN:=1}" "${BIG_KEYS:=100000}" "${E2E_SECONDS:=2}" "${E2E_ROUNDS:=1}"
+	: "${STREAM_N:=100}"
 fi
 export SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
 export BIG_KEYS=${BIG_KEYS:-1000000}
 export E2E_SECONDS=${E2E_SECONDS:-8}
 export E2E_ROUNDS=${E2E_ROUNDS:-2}
 export REDIS_KEYS=${REDIS_KEYS:-$BIG_KEYS}
+export STREAM_N=${STREAM_N:-200}
+stream_rc=0
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kaall-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -75,6 +80,13 @@ else
 		timeout 300 sh "$HERE/redis.sh" "$B" || { echo "all.sh: redis.sh failed or timed out" >&2; exit 1; }
 	else
 		echo "all.sh: no redis-server/redis-cli (make deps): Redis section skipped" >&2
+	fi
+
+	echo "== streaming (SSE) through HAProxy 2.6 and 3.x (tests/bench/stream.mjs)"
+	if command -v node >/dev/null 2>&1; then
+		timeout 240 node "$HERE/stream.mjs" "$B" || stream_rc=$?
+	else
+		echo "all.sh: no node (make deps): streaming section skipped" >&2
 	fi
 
 	echo "meta load_after=$(cut -d' ' -f1 /proc/loadavg),$(cut -d' ' -f2 /proc/loadavg),$(cut -d' ' -f3 /proc/loadavg) elapsed_s=$((($(now_ms) - t_start) / 1000))" >>"$RESULTS"
@@ -220,6 +232,7 @@ fi
 	echo
 	sh "$HERE/tls.sh" --report "$RESULTS"
 	sh "$HERE/redis.sh" --report "$RESULTS"
+	! command -v node >/dev/null 2>&1 || node "$HERE/stream.mjs" --report "$RESULTS"
 	echo "## Targets (issue 6), this run"
 	echo
 	echo "Against (a) in the same mix; targets: ratio >= 0.75, p99 added <= 1 ms, agent CPU <= 3 µs"
@@ -290,4 +303,8 @@ EOG
 	echo "wrote $SVG"
 else
 	echo "all.sh: gnuplot not installed (Debian package gnuplot-nox): no plot" >&2
+fi
+if [ "$stream_rc" != 0 ]; then
+	echo "all.sh: stream.mjs exited $stream_rc (check first_event_added_p50 missed, a streamed request failed, or a time-out)" >&2
+	exit 1
 fi
