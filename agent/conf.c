@@ -1095,6 +1095,11 @@ static void conf_kw_route_upstream(struct conf_ctx *x, const config_setting_t *s
 	conf_set_str(x, s, &r->upstream, v);
 }
 
+static void conf_set_route_tunnel(void *obj, long long v)
+{
+	((struct route *)obj)->tunnel_timeout_s = (unsigned)v;
+}
+
 static void conf_set_route_rpm(void *obj, long long v)
 {
 	((struct route *)obj)->rate_limit_rpm = (uint32_t)v;
@@ -1286,6 +1291,7 @@ static const struct conf_kw conf_route_kws[] = {
 	{ "upstream", CONF_T_STRING, conf_kw_route_upstream, NULL, 0, 0, "upstream = \"api.openai.com:443\";" },
 	{ "rate_limit_rpm", CONF_T_INT, NULL, conf_set_route_rpm, 0, CONF_MAX_RPM, "rate_limit_rpm = 600;" },
 	{ "provider", CONF_T_STRING, conf_kw_route_provider, NULL, 0, 0, "provider = \"anthropic\";" },
+	{ "tunnel_timeout", CONF_T_INT, NULL, conf_set_route_tunnel, 1, 86400, "tunnel_timeout = 3600;" },
 	{ "upstream_auth", CONF_T_STRING, conf_kw_route_upstream_auth, NULL, 0, 0,
 	  "upstream_auth = \"header:api-key\";" },
 	{ "error_format", CONF_T_STRING, conf_kw_route_error_format, NULL, 0, 0,
@@ -1360,6 +1366,7 @@ static void conf_kw_routes(struct conf_ctx *x, const config_setting_t *s, void *
 			continue;
 		}
 		r->type = ROUTE_PROVIDER;
+		r->tunnel_timeout_s = 3600;
 		r->key_location = KEYLOC_HEADER;
 		if (conf_set_str(x, e, &r->key_name, "X-API-Key") == -1)
 			continue;

@@ -50,6 +50,8 @@ struct route {
 	/* which of the above the file set (conf_load's bookkeeping) */
 	bool set_carriers, set_key, set_upauth, set_errors;
 	char *upstream;          /* optional "host:port" for rendering; may be NULL */
+	unsigned tunnel_timeout_s; /* WebSocket/upgraded tunnels: idle limit, rendered
+	                          * as HAProxy's "timeout tunnel"; default 3600 */
 	uint32_t rate_limit_rpm; /* requests per minute for keys without their own
 	                          * limit, 0..CONF_MAX_RPM; 0 = none (default) */
 };

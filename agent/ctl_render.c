@@ -425,6 +425,10 @@ render_backend(FILE *f, const struct rroute *r)
 		snprintf(host, sizeof(host), "127.0.0.1");
 		port = 9000;
 	}
+	/* Upgraded connections (WebSocket: OpenAI's Realtime API) were checked
+	 * once, on the upgrade request; this bounds how long one may sit idle.
+	 * HAProxy has no limit on a tunnel's total lifetime. */
+	fprintf(f, "    timeout tunnel %us\n", r->r->tunnel_timeout_s);
 	/* Clients call <context>/v1/...; the provider expects /v1/... */
 	if (r->ctxlen > 1) {
 		fprintf(f, "    http-request set-path / if { path %s }\n", r->ctx);

@@ -23,6 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
 
 import {
 	KEYAUTHCTL, KEYAUTHD, addSecret, ctl, curl, delay, filesUnder, freePort, haproxyBinaries,
@@ -42,11 +43,13 @@ const ROUTES = [
 	{ name: 'mistral', provider: 'mistral' },
 ];
 const WINDOW_S = 3;          // rate_limit_window: a short period, for tests only
+const TUNNEL_S = 2;          // the openai route's tunnel_timeout
 const INTERVAL_MS = 100;     // stand-in SSE spacing
 
 function confText(g) {
 	const routes = ROUTES.map((r) =>
-		`\t{ name = "${r.name}"; context = "/${r.name}"; upstream = "127.0.0.1:${g.standin[r.name].port}"; provider = "${r.provider}"; }`);
+		`\t{ name = "${r.name}"; context = "/${r.name}"; upstream = "127.0.0.1:${g.standin[r.name].port}"; provider = "${r.provider}";${
+			r.name === 'openai' ? ` tunnel_timeout = ${TUNNEL_S};` : ''} }`);
 	return `# keyauth providers e2e configuration (generated)
 listen = [ "127.0.0.1:${g.agentPort}" ];
 workers = 2;
@@ -100,6 +103,7 @@ async function startGateway(hap) {
 		g.keys[`${r.name}-rl`] = await createKey(g, r.name, `${r.name}-rl`, ['--rpm', '1']);
 	}
 	g.keys.honest = await createKey(g, 'openai', 'honest', ['--rpm', '2']);
+	g.keys.ws = await createKey(g, 'openai', 'ws');
 
 	g.agent = startProcess('keyauthd', KEYAUTHD, ['-c', g.conf], { dir: g.dir });
 	g.procs.push(g.agent);
@@ -314,6 +318,43 @@ for (const hap of VERSIONS) {
 			await delay(ra * 1000);
 			const again = await gw(g, '/openai/v1/models', h);
 			assert.equal(again.status, 200, `after waiting Retry-After (${ra} s): ${again.status}`);
+		});
+
+		test(`${V} WebSocket (Realtime API): checked on the upgrade; revocation stops new tunnels, an open one lives until tunnel_timeout`, async (t) => {
+			const url = `ws://127.0.0.1:${g.gwPort}/openai/v1/realtime?model=m`;
+			const open = (key) => new Promise((resolve) => {
+				const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${key}` }, handshakeTimeout: 5000 });
+				ws.once('open', () => resolve({ ws, status: 101 }));
+				ws.once('unexpected-response', (_req, res) => { res.resume(); resolve({ status: res.statusCode }); });
+				ws.once('error', (e) => resolve({ status: 0, error: e.message }));
+			});
+			const echo = (ws, msg) => new Promise((resolve, reject) => {
+				const timer = setTimeout(() => reject(new Error('no echo within 3 s')), 3000);
+				ws.once('message', (d) => { clearTimeout(timer); resolve(String(d)); });
+				ws.send(msg);
+			});
+			assert.equal((await open('ka_wrong')).status, 401, 'a wrong key is refused on the upgrade');
+			const a = await open(g.keys.ws);
+			assert.equal(a.status, 101, `upgrade with a valid key: ${a.status} ${a.error ?? ''}`);
+			assert.equal(await echo(a.ws, 'hello'), 'hello');
+			const reqs = await standinRequests(g, 'openai');
+			assert.ok(reqs.some((rq) => rq.upgrade && rq.status === 101), 'the stand-in took the upgrade with the provider credential');
+
+			// Revoked: new upgrades are refused within 1 s; the open tunnel is not
+			// re-checked (HAProxy asks the agent once per request).
+			const r = await ctl(g.conf, ['key', 'revoke', g.ids.ws], { logFile: g.ctlLog });
+			assert.equal(r.status, 0, `revoke: ${redact(r.stderr)}`);
+			await waitFor('a new upgrade with the revoked key to be refused', async () => (await open(g.keys.ws)).status === 401,
+				{ timeout: 3000, interval: 100 });
+			assert.equal(await echo(a.ws, 'still open'), 'still open', 'the open tunnel keeps working');
+
+			// Idle for longer than tunnel_timeout: HAProxy closes it.
+			const t0 = Date.now();
+			const closed = new Promise((resolve) => a.ws.once('close', resolve));
+			await Promise.race([closed, delay((TUNNEL_S + 5) * 1000).then(() => { throw new Error(`the idle tunnel was not closed within ${TUNNEL_S + 5} s`); })]);
+			const ms = Date.now() - t0;
+			t.diagnostic(`idle tunnel closed after ${ms} ms (tunnel_timeout ${TUNNEL_S} s)`);
+			assert.ok(ms >= TUNNEL_S * 1000 - 200, `closed after ${ms} ms, before tunnel_timeout`);
 		});
 
 		test(`${V} no key in any file of the run`, () => {

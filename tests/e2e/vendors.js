@@ -26,6 +26,8 @@
 //   /gemini/v1beta/models/{model}:streamGenerateContent?alt=sse POST
 //   /mistral/v1/models                               GET    Mistral    Authorization: Bearer <secret>
 //   /mistral/v1/chat/completions                     POST
+//   /<vendor>/v1/realtime                            GET    WebSocket upgrade: same credential
+//                                                          checks, then an echo of each message
 //
 // Streaming: "stream": true in the body (OpenAI, Azure, Anthropic, Mistral) or
 // :streamGenerateContent (Gemini). Events are written one at a time,
@@ -45,6 +47,7 @@
 //   POST /__reset    clears that list.
 import crypto from 'node:crypto';
 import http from 'node:http';
+import { WebSocketServer } from 'ws';
 
 const port = Number(process.argv[2] || 0);
 const SECRET = process.env.STANDIN_SECRET || '';
@@ -530,6 +533,35 @@ const server = http.createServer((req, res) => {
 	});
 });
 
+// WebSocket upgrades (OpenAI's Realtime API, GET /v1/realtime): the same
+// credential checks as any request, then an echo of every message.
+const wss = new WebSocketServer({ noServer: true });
+server.on('upgrade', (req, socket, head) => {
+	const url = new URL(req.url, 'http://stand-in');
+	const m = /^\/(openai|azure|anthropic|gemini|mistral)(\/.*)$/.exec(
+		VENDOR ? `/${VENDOR}${url.pathname}` : url.pathname);
+	const rec = {
+		method: req.method, vendor: m ? m[1] : null, path: url.pathname, query: redactedQuery(url),
+		headers: headerPairs(req).map(([n]) => n), upgrade: true,
+		credential: null, refused: null, carrier: null, status: null, events: null,
+	};
+	seen.push(rec);
+	const fail = !m ? [404, { error: { message: 'stand-in: unknown vendor prefix' } }]
+		: m[2] !== '/v1/realtime' ? [404, errorBody(m[1], 404, `stand-in ${m[1]}: no WebSocket at ${m[2]}`)]
+		: checkCredentials(m[1], req, url, rec);
+	if (fail) {
+		const body = JSON.stringify(fail[1]);
+		rec.status = fail[0];
+		socket.end(`HTTP/1.1 ${fail[0]} Refused\r\ncontent-type: application/json\r\n` +
+			`content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+		return;
+	}
+	rec.status = 101;
+	wss.handleUpgrade(req, socket, head, (ws) => {
+		ws.on('message', (data, binary) => ws.send(data, { binary }));
+	});
+});
+
 server.listen(port, '127.0.0.1', () => {
 	console.log(`listening ${server.address().port}`);
 });
@@ -537,4 +569,6 @@ for (const sig of ['SIGINT', 'SIGTERM'])
 	process.on(sig, () => {
 		server.close(() => process.exit(0));
 		server.closeAllConnections();
+		for (const c of wss.clients)
+			c.terminate();
 	});

@@ -967,6 +967,7 @@ static void test_provider_profiles_set_carriers_upstream_and_errors(void **state
 	assert_string_equal(r->key_name, "X-API-Key");
 	assert_int_equal(r->key_location, KEYLOC_HEADER);
 	assert_string_equal(upstream_auth_str(&r->upstream_auth, b, sizeof(b)), "bearer");
+	assert_int_equal(r->tunnel_timeout_s, 3600);
 	assert_int_equal(c->rate_window_s, 60);
 	conf_free(c);
 }
@@ -985,7 +986,7 @@ static void test_route_overrides_win_over_the_profile(void **state)
 	              "   security = { carriers = [ \"query:key\", \"bearer\", \"header:X-Goog-Api-Key\" ]; }; },\n"
 	              " { name = \"an\"; context = \"/an\"; provider = \"anthropic\";\n"
 	              "   security = { key_name = \"x-api-key\"; key_location = \"header\"; }; },\n"
-	              " { name = \"self\"; context = \"/self\"; upstream_auth = \"none\"; }\n"
+	              " { name = \"self\"; context = \"/self\"; upstream_auth = \"none\"; tunnel_timeout = 30; }\n"
 	              ");\n");
 	if (!c) {
 		print_error("%s\n", err);
@@ -1007,6 +1008,7 @@ static void test_route_overrides_win_over_the_profile(void **state)
 	assert_int_equal(r->errors, ERRFMT_ANTHROPIC);
 	r = conf_route_find(c, "self", 4);
 	assert_int_equal(r->upstream_auth.kind, UPAUTH_NONE);
+	assert_int_equal(r->tunnel_timeout_s, 30);
 	conf_free(c);
 }
 
@@ -1047,6 +1049,8 @@ static void test_bad_providers_and_carriers_are_errors(void **state)
 	                 "   security = { key_name = \"k\"; carriers = [ \"bearer\" ]; }; }\n);\n",
 	                 2, "sets both carriers and key_name/key_location");
 	assert_one_error("rate_limit_window = 0;\n" MIN_ROUTES, 1, "rate_limit_window = 0 is out of range (use 1..60)");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   tunnel_timeout = 0; }\n);\n",
+	                 3, "tunnel_timeout = 0 in route \"a\" is out of range (use 1..86400)");
 }
 
 int main(void)
