@@ -3,7 +3,10 @@
 // the stand-in provider. Everything here runs on loopback, in one temporary
 // directory that is removed at the end, and every process it starts is
 // tracked by pid and killed (by that pid, never by name) in the tests' after()
-// hooks and again, synchronously, when the test process exits.
+// hooks; whatever they leave (a before() hook that failed half-way) is stopped
+// by a file-level after() hook registered here, and again, synchronously,
+// when the test process exits. A file whose tests are over but which is kept
+// alive by something else ends itself, loudly, a few seconds later.
 //
 // Keys never travel in argv: keyauthctl prints new keys on stdout (captured in
 // memory here), keys given to keyauthctl go on stdin, and curl gets its URL
@@ -14,6 +17,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -93,6 +97,73 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 	});
 }
 
+/* When this test file started (for E2E_TIMES, below). */
+const FILE_T0 = Date.now();
+
+/* Seconds a test file may stay alive once its tests and hooks are over
+ * (E2E_EXIT_GRACE, default 30). */
+const EXIT_GRACE_MS = 1000 * (Number(process.env.E2E_EXIT_GRACE) > 0 ? Number(process.env.E2E_EXIT_GRACE) : 30);
+
+/* Stops every process still tracked (all at once, each SIGTERM then SIGKILL
+ * after <timeout> ms) and removes every temp dir; returns the names of the
+ * processes it found running. The tests' own after() hooks stop what they
+ * started; this catches what a failed before() hook (which never handed its
+ * state to them) or a forgotten stopProcess left behind. */
+export async function stopAll({ timeout = 3000 } = {}) {
+	const left = [];
+	const stops = [];
+	for (const [pid, t] of tracked) {
+		if (t.handle ? t.handle.isRunning() : alive(pid))
+			left.push(`${t.name} (pid ${pid})`);
+		stops.push(t.handle ? stopProcess(t.handle, { timeout }) : stopPid(pid, timeout));
+	}
+	await Promise.all(stops);
+	tracked.clear();
+	for (const d of tempDirs) {
+		try {
+			fs.rmSync(d, { recursive: true, force: true });
+		} catch (e) {
+			console.log(`# lib.js: could not remove ${d}: ${e.message}`);
+		}
+	}
+	tempDirs.clear();
+	return left;
+}
+
+async function stopPid(pid, timeout) {
+	killSync(pid, 'SIGTERM');
+	try {
+		await waitFor(`pid ${pid} to exit after SIGTERM`, () => !alive(pid), { timeout });
+	} catch {
+		killSync(pid, 'SIGKILL');
+	}
+}
+
+/* File level: runs after every test and hook of the file that imports this
+ * module, whether they passed, failed or were cancelled (a failed before()
+ * cancels its tests, then the after() hooks run). A live child process is a
+ * handle that keeps node's event loop, hence the test file, alive: without
+ * this, a before() that failed after starting the provider left a file that
+ * never ended. */
+after(async () => {
+	const left = await stopAll();
+	if (left.length)
+		console.log(`# lib.js: stopped ${left.length} process(es) left running at the end of the file: ${left.join(', ')}`);
+	// `make test` collects "<file> <ms>" lines for its table of durations.
+	if (process.env.E2E_TIMES)
+		fs.appendFileSync(process.env.E2E_TIMES, `${path.basename(process.argv[1] || 'unknown')} ${Date.now() - FILE_T0}\n`);
+	// Nothing of ours is left: if the file is still alive after the grace,
+	// something else holds it (a socket, a timer, an untracked child). Say
+	// what and end it, failing.
+	setTimeout(() => {
+		// (This timer, running now, is no longer listed.)
+		const what = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+		console.error(`lib.js: the tests are over but the file is still running ${EXIT_GRACE_MS / 1000} s later ` +
+			`(active resources: ${what.join(', ') || 'none listed'}); exiting with status 1`);
+		process.exit(1);
+	}, EXIT_GRACE_MS).unref();
+}, { timeout: 30000 });
+
 export function makeTempDir(tag) {
 	const d = fs.mkdtempSync(path.join(os.tmpdir(), `keyauth-e2e-${tag}-`));
 	tempDirs.add(d);
@@ -148,9 +219,19 @@ export function holdsSecret(text) {
 
 export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/* An error that makes waitFor give up at once instead of polling on:
+ * `throw fatal('keyauthd exited: ...')` from the condition when what is
+ * awaited can no longer happen. */
+export function fatal(message) {
+	const e = new Error(message);
+	e.fatal = true;
+	return e;
+}
+
 /* Polls <fn> (sync or async) every <interval> ms until it returns a truthy
- * value, which is returned; throws after <timeout> ms naming <what>. The only
- * way these tests wait for anything. */
+ * value, which is returned; throws after <timeout> ms naming <what>, or at
+ * once when <fn> throws a fatal() error. The only way these tests wait for
+ * anything. */
 export async function waitFor(what, fn, { timeout = 5000, interval = 50 } = {}) {
 	const end = Date.now() + timeout;
 	let last;
@@ -159,6 +240,8 @@ export async function waitFor(what, fn, { timeout = 5000, interval = 50 } = {}) 
 			last = await fn();
 		} catch (e) {
 			last = undefined;
+			if (e && e.fatal)
+				throw new Error(`gave up waiting for ${what}: ${redact(e.message)}`);
 			if (Date.now() >= end)
 				throw new Error(`timed out after ${timeout} ms waiting for ${what} (last error: ${redact(e.message)})`);
 		}
@@ -209,7 +292,6 @@ export function startProcess(name, cmd, args, { dir, env = process.env, cwd = di
 	fs.closeSync(efd);
 	if (child.pid === undefined)
 		throw new Error(`could not start ${name} (${cmd})`);
-	tracked.set(child.pid, { name, kind });
 	let running = true;
 	const exited = new Promise((resolve) => {
 		child.once('exit', (code, signal) => {
@@ -218,7 +300,9 @@ export function startProcess(name, cmd, args, { dir, env = process.env, cwd = di
 		});
 	});
 	child.once('error', () => { running = false; });
-	return { pid: child.pid, name, out, err, exited, isRunning: () => running, kind };
+	const handle = { pid: child.pid, name, out, err, exited, isRunning: () => running, kind };
+	tracked.set(child.pid, { name, kind, handle });
+	return handle;
 }
 
 /* Stops a started process: <signal>, then SIGKILL after <timeout> ms. For
@@ -230,7 +314,11 @@ export async function stopProcess(p, { signal = 'SIGTERM', timeout = 5000 } = {}
 	const workers = p.kind === 'haproxy' && p.isRunning() ? childPids(p.pid) : [];
 	if (p.isRunning()) {
 		killSync(p.pid, signal);
-		const t = await Promise.race([p.exited, delay(timeout).then(() => null)]);
+		// A cleared timer: a pending one would keep the file alive for
+		// <timeout> ms after its last test.
+		let timer;
+		const t = await Promise.race([p.exited, new Promise((r) => { timer = setTimeout(() => r(null), timeout); })]);
+		clearTimeout(timer);
 		if (t === null) {
 			killSync(p.pid, 'SIGKILL');
 			await p.exited;
@@ -259,11 +347,14 @@ export function run(cmd, args, { input = '', env = process.env, cwd, timeout = 3
 		const so = [];
 		const se = [];
 		const timer = setTimeout(() => killSync(child.pid, 'SIGKILL'), timeout);
+		if (child.pid !== undefined)
+			tracked.set(child.pid, { name: path.basename(cmd), kind: 'oneshot' });
 		child.stdout.on('data', (b) => so.push(b));
 		child.stderr.on('data', (b) => se.push(b));
-		child.once('error', (e) => { clearTimeout(timer); reject(e); });
+		child.once('error', (e) => { clearTimeout(timer); tracked.delete(child.pid); reject(e); });
 		child.once('close', (status, signal) => {
 			clearTimeout(timer);
+			tracked.delete(child.pid);
 			resolve({ status, signal, stdout: Buffer.concat(so).toString(), stderr: Buffer.concat(se).toString() });
 		});
 		child.stdin.on('error', () => { /* the command may not read stdin */ });

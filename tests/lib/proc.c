@@ -209,8 +209,11 @@ int tp_wait_log(const char *path, const char *needle, int ms)
 	for (;;) {
 		if (tp_log_contains(path, needle))
 			return 0;
-		if (tp_now_ms() >= deadline)
+		if (tp_now_ms() >= deadline) {
+			fprintf(stderr, "proc: timed out after %d ms waiting for \"%s\" in %s\n",
+			        tp_scaled_ms(ms), needle, path);
 			return -1;
+		}
 		tp_nap_ms(10);
 	}
 }
@@ -395,6 +398,8 @@ int tp_wait_exit(pid_t pid, int ms, int *status)
 			return -1;
 		}
 		if (tp_now_ms() >= deadline) {
+			fprintf(stderr, "proc: pid %d did not exit within %d ms: SIGKILL\n",
+			        (int)pid, tp_scaled_ms(ms));
 			kill(pid, SIGKILL);
 			while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
 				;
@@ -416,8 +421,15 @@ int tp_wait_connectable(pid_t pid, const char *addr, int ms)
 			close(fd);
 			return 0;
 		}
-		if (!tp_alive(pid) || tp_now_ms() >= deadline)
+		if (!tp_alive(pid)) {
+			fprintf(stderr, "proc: pid %d exited before %s accepted connections\n", (int)pid, addr);
 			return -1;
+		}
+		if (tp_now_ms() >= deadline) {
+			fprintf(stderr, "proc: timed out after %d ms waiting for %s (pid %d) to accept connections\n",
+			        tp_scaled_ms(ms), addr, (int)pid);
+			return -1;
+		}
 		tp_nap_ms(10);
 	}
 }

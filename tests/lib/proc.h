@@ -3,7 +3,8 @@
  * proc: process and file helpers for the integration tests.
  *
  * Temporary directories, config files, spawning keyauthd with its stderr in a
- * log file, waiting (always with a bound, scaled by TEST_TIMEOUT_MULTIPLIER),
+ * log file, waiting (always with a bound, scaled by TEST_TIMEOUT_MULTIPLIER;
+ * a wait that gives up says on stderr what it waited for),
  * signals, log greps and free loopback ports. Every process spawned here is
  * registered: an atexit handler kills (SIGKILL) and reaps whatever is still
  * running, and each child also gets PR_SET_PDEATHSIG so that it dies with the

@@ -102,6 +102,11 @@ static socklen_t spc_parse_addr(const char *addr, struct sockaddr_storage *ss)
 	return sl;
 }
 
+/* Least time given to one connection attempt that is in progress, whatever
+ * the caller's timeout (0 = "one attempt"): a loopback handshake completes at
+ * once unless the listen queue is full, and then the attempt must still end. */
+#define SPC_CONNECT_ATTEMPT_MS 2000
+
 int spc_connect_fd(const char *addr, int timeout_ms)
 {
 	struct sockaddr_storage ss;
@@ -113,18 +118,33 @@ int spc_connect_fd(const char *addr, int timeout_ms)
 		return -1;
 	}
 	for (;;) {
-		int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		/* Non-blocking from the start: a blocking connect to a full listen
+		 * queue waits without bound (unix) or for the kernel's SYN retries,
+		 * minutes (TCP). Here a full unix queue is EAGAIN and retried, and
+		 * a TCP attempt in progress is bounded by poll. */
+		int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		int e = 0;
 
 		if (fd == -1)
 			return -1;
-		/* A blocking connect: loopback and unix sockets complete or fail at once. */
-		if (connect(fd, (struct sockaddr *)&ss, sl) == 0) {
-			int fl = fcntl(fd, F_GETFL);
+		if (connect(fd, (struct sockaddr *)&ss, sl) == -1)
+			e = errno;
+		if (e == EINPROGRESS) {
+			int64_t now = spc_now_ms();
+			int64_t until = deadline > now + SPC_CONNECT_ATTEMPT_MS ? deadline : now + SPC_CONNECT_ATTEMPT_MS;
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+			socklen_t el = sizeof(e);
+			int n;
 
-			if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1) {
-				close(fd);
-				return -1;
-			}
+			do
+				n = poll(&pfd, 1, spc_left_ms(until));
+			while (n == -1 && errno == EINTR);
+			if (n == 1)
+				e = getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == -1 ? errno : e;
+			else
+				e = n == 0 ? ETIMEDOUT : errno;
+		}
+		if (e == 0) {
 			if (ss.ss_family != AF_UNIX) {
 				int one = 1;
 
@@ -132,10 +152,8 @@ int spc_connect_fd(const char *addr, int timeout_ms)
 			}
 			return fd;
 		}
-		int e = errno;
-
 		close(fd);
-		/* Not listening yet (ENOENT, ECONNREFUSED) or backlog full (EAGAIN). */
+		/* Not listening yet (ENOENT, ECONNREFUSED) or queue full (EAGAIN). */
 		if ((e != ECONNREFUSED && e != ENOENT && e != EAGAIN && e != EINTR) ||
 		    spc_now_ms() >= deadline) {
 			errno = e;

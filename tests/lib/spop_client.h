@@ -86,8 +86,9 @@ struct spc_ack {
 /* ---- connections ------------------------------------------------------------ */
 
 /* Opens a non-blocking connection to <addr> ("unix:/path", "host:port" or
- * "[v6]:port"), retrying refused/absent endpoints every 10 ms for up to
- * <timeout_ms>. Returns the fd or -1 (errno set). */
+ * "[v6]:port"), retrying refused/absent endpoints and full listen queues
+ * every 10 ms for up to <timeout_ms>; an attempt in progress gets up to
+ * <timeout_ms>, at least 2 s. Returns the fd or -1 (errno set). */
 int spc_connect_fd(const char *addr, int timeout_ms);
 
 /* spc_connect_fd wrapped into a new connection; NULL on failure. */
