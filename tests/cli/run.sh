@@ -5,7 +5,13 @@
 # paths of issue 4. Runs ${KEYAUTHCTL:-build/keyauthctl} against a config and
 # stores in a private mktemp directory (removed on exit). Uses HAProxy (haproxy
 # -c, and a short-lived instance on a free loopback port to prove the rendered
-# rules fail closed) when it is installed, curl and python3 when present.
+# rules fail closed) when it is installed, curl when present, and node (which
+# `make deps` installs) to check JSON: without node every JSON check fails.
+#
+# Every wait is bounded: each command runs under timeout(1) (CLI_CMD_TIMEOUT
+# seconds, default 60; exit 124 = timed out, and the command is named on
+# stderr), curl has --max-time, polls give up after 5 s saying what they
+# waited for, and started processes get SIGTERM, then SIGKILL 5 s later.
 #
 # Keys are secrets even in tests: they are captured into variables or 0600
 # files and fed back through stdin, never echoed; on a failure only stderr
@@ -27,8 +33,26 @@ fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/keyauthctl-test.XXXXXX")
 umask 077
 PIDS=()
+CMD_TIMEOUT=${CLI_CMD_TIMEOUT:-60}
+
+# gone PID: the process has exited (a zombie counts as gone).
+gone() {
+	! kill -0 "$1" 2>/dev/null || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = Z ]
+}
+# stop_pid PID: SIGTERM, SIGKILL if it is still running 5 s later, then reap.
+stop_pid() {
+	local p=$1 i
+	kill "$p" 2>/dev/null
+	for i in $(seq 1 100); do gone "$p" && break; sleep 0.05; done
+	if ! gone "$p"; then
+		echo "run.sh: pid $p still running 5 s after SIGTERM: SIGKILL" >&2
+		kill -9 "$p" 2>/dev/null
+	fi
+	wait "$p" 2>/dev/null
+	return 0
+}
 cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do stop_pid "$p"; done
 	[ -d "$T/immutable" ] && chattr -i "$T/immutable" 2>/dev/null
 	rm -rf "$T"
 }
@@ -44,17 +68,32 @@ bad() {
 	if [ -s "$T/err" ]; then sed 's/^/    stderr: /' "$T/err" | head -n 8 >&2; fi
 }
 
+# bounded CMD...: CMD under timeout(1); says so on stderr when it timed out.
+bounded() {
+	local r
+	timeout -k 5 "$CMD_TIMEOUT" "$@"
+	r=$?
+	if [ "$r" -eq 124 ] || [ "$r" -eq 137 ]; then
+		echo "run.sh: timed out after $CMD_TIMEOUT s: ${*:1:4}" >&2
+	fi
+	return "$r"
+}
 # run CMD...: stdout -> $T/out, stderr -> $T/err, status -> $rc.
-run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+run() { bounded "$@" >"$T/out" 2>"$T/err"; rc=$?; }
 # run_in INPUTFILE CMD...: the same with stdin from a file.
-run_in() { local in=$1; shift; "$@" <"$in" >"$T/out" 2>"$T/err"; rc=$?; }
+run_in() { local in=$1; shift; bounded "$@" <"$in" >"$T/out" 2>"$T/err"; rc=$?; }
 expect_rc() { if [ "$rc" -eq "$1" ]; then ok; else bad "$2 (exit $rc, want $1)"; fi; }
 expect_err() { if grep -qiE -- "$1" "$T/err"; then ok; else bad "$2 (stderr lacks /$1/)"; fi; }
 expect_out() { if grep -qE -- "$1" "$T/out"; then ok; else bad "$2 (stdout lacks /$1/)"; fi; }
-count_keys() { "$K" -c "$1" key list --all --json 2>/dev/null | grep -o '"id":' | wc -l; }
+count_keys() { bounded "$K" -c "$1" key list --all --json 2>/dev/null | grep -o '"id":' | wc -l; }
+# json_ok FILE: FILE is one JSON value. Fails (never passes vacuously) when
+# node is missing.
 json_ok() {
-	command -v python3 >/dev/null 2>&1 || return 0
-	python3 -c 'import json,sys; json.load(sys.stdin)' <"$1" 2>/dev/null
+	if ! command -v node >/dev/null 2>&1; then
+		echo "run.sh: node not found: cannot check JSON (make deps installs it)" >&2
+		return 1
+	fi
+	node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$1" 2>/dev/null
 }
 # key_file NAME: a 0600 file holding the key from $T/out (a create/rotate).
 key_file() { head -n 1 "$T/out" | tr -d '\n' >"$T/$1"; }
@@ -64,8 +103,8 @@ verify() { # verify CONF ROUTE KEYFILE [--now N]
 }
 
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
-	|| echo $((20000 + RANDOM % 20000))
+	node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});' \
+		2>/dev/null || echo $((20000 + RANDOM % 20000))
 }
 
 AGENT_PORT=$(free_port)
@@ -321,7 +360,7 @@ CONC=$T/conc.conf
 write_conf "$CONC" "$T/conc/keys.db"
 cpids=()
 for i in $(seq 1 20); do
-	"$K" -c "$CONC" key create --route openai --owner "c$i" >"$T/conc/key.$i" 2>"$T/conc/err.$i" &
+	bounded "$K" -c "$CONC" key create --route openai --owner "c$i" >"$T/conc/key.$i" 2>"$T/conc/err.$i" &
 	cpids+=($!)
 done
 cfail=0
@@ -352,7 +391,7 @@ for i in $(seq 1 50); do
 	sleep "0.$(printf '%04d' $((RANDOM % 60)))"
 	kill -9 "$p" 2>/dev/null
 	wait "$p" 2>/dev/null
-	if ! "$K" -c "$KC" key list --all >/dev/null 2>"$T/err"; then
+	if ! bounded "$K" -c "$KC" key list --all >/dev/null 2>"$T/err"; then
 		killbad=$((killbad + 1)); continue
 	fi
 	after=$(count_keys "$KC")
@@ -392,18 +431,19 @@ for pat in "filter spoe engine keyauth config $S" "option spop-check" "mode tcp"
 done
 if grep -vE '^ *#' "$H" | grep -qE '%r([^a-z]|$)|%\{[^}]*\}r([^a-z]|$)|%HU|option httplog'; then
 	bad "log format must not record the query string"; else ok; fi
-if command -v python3 >/dev/null 2>&1; then
-	if python3 - "$H" <<'PY'
-import json, re, sys
-bodies = re.findall(r"(?:string|lf-string) '([^']*)'", open(sys.argv[1]).read())
-assert len(bodies) >= 6, bodies
-for b in bodies:
-    b = re.sub(r"%\[[^\]]*\]", "x\\\\\"y", b)   # any message, quotes included
-    e = json.loads(b)["error"]
-    assert set(e) == {"message", "type", "param", "code"}, e
-PY
-	then ok; else bad "every JSON body is valid OpenAI-style JSON"; fi
-fi
+if node - "$H" <<'JS'
+const text = require('fs').readFileSync(process.argv[2], 'utf8');
+const bodies = [...text.matchAll(/(?:string|lf-string) '([^']*)'/g)].map((m) => m[1]);
+if (bodies.length < 6)
+	throw new Error(`only ${bodies.length} bodies`);
+for (const b of bodies) {
+	// Any message, quotes included, in place of each %[...].
+	const e = JSON.parse(b.replace(/%\[[^\]]*\]/g, 'x\\"y')).error;
+	if (Object.keys(e).sort().join() !== 'code,message,param,type')
+		throw new Error(`error members: ${Object.keys(e)}`);
+}
+JS
+then ok; else bad "every JSON body is valid OpenAI-style JSON"; fi
 run "$K" -c "$C" haproxy
 expect_rc 0 "haproxy to stdout"
 expect_out "^# ---- keyauth-spoe.conf" "stdout rendering has both files"
@@ -444,29 +484,28 @@ EOF
 	if command -v curl >/dev/null 2>&1; then
 		FP=$(free_port)
 		mkdir -p "$T/live"
-		"$K" -c "$C" haproxy --out "$T/live" --bind "127.0.0.1:$FP" >/dev/null 2>&1
+		bounded "$K" -c "$C" haproxy --out "$T/live" --bind "127.0.0.1:$FP" >/dev/null 2>&1
 		"$HAPROXY" -db -f "$T/live/haproxy-keyauth.cfg" >"$T/live/log" 2>&1 &
 		HP_PID=$!
 		PIDS+=("$HP_PID")
 		up=0
 		for _ in $(seq 1 100); do
-			if curl -s -o /dev/null "http://127.0.0.1:$FP/"; then up=1; break; fi
+			if curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$FP/"; then up=1; break; fi
 			sleep 0.05
 		done
 		if [ "$up" -eq 1 ]; then
-			code=$(curl -s -o "$T/live/body" -w '%{http_code}' "http://127.0.0.1:$FP/nowhere")
+			code=$(curl -s --max-time 10 -o "$T/live/body" -w '%{http_code}' "http://127.0.0.1:$FP/nowhere")
 			if [ "$code" = 404 ] && json_ok "$T/live/body"; then ok; else bad "path under no route: 404 JSON (got $code)"; fi
-			code=$(curl -s -o "$T/live/body" -w '%{http_code}' -H "Authorization: Bearer ka_x" \
+			code=$(curl -s --max-time 10 -o "$T/live/body" -w '%{http_code}' -H "Authorization: Bearer ka_x" \
 			       "http://127.0.0.1:$FP/openai/v1/models")
 			if [ "$code" = 503 ] && json_ok "$T/live/body"; then ok; else bad "agent down: 503 JSON (got $code)"; fi
-			code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FP/apps/chat?api_key=ka_secretvalue&x=1")
+			code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FP/apps/chat?api_key=ka_secretvalue&x=1")
 			if [ "$code" = 503 ]; then ok; else bad "agent down on a query route: 503 (got $code)"; fi
 			if grep -q "secretvalue" "$T/live/log"; then bad "query key in the HAProxy log"; else ok; fi
 		else
-			bad "haproxy with the rendered config did not start"
+			bad "haproxy with the rendered config did not answer on 127.0.0.1:$FP within 5 s"
 		fi
-		kill "$HP_PID" 2>/dev/null
-		wait "$HP_PID" 2>/dev/null
+		stop_pid "$HP_PID"
 	fi
 else
 	echo "run.sh: haproxy not installed; haproxy -c checks skipped" >&2
@@ -497,6 +536,22 @@ run "$K" -c "$BADC" deploy --haproxy-dir "$T/deploy"
 expect_rc 1 "deploy an invalid config over a good one"
 if cmp -s "$T/deploy/haproxy-keyauth.cfg" "$T/deployed.orig"; then ok; else bad "old files kept"; fi
 
+# Provider settings HAProxy cannot honour (issue 16): keyauthd -t names FILE:LINE
+# and the fix, and deploy writes nothing.
+for bad in 'provider = "openia";' 'security = { carriers = [ "" ]; };' \
+           'security = { carriers = [ "bearer", "header:authorization" ]; };' \
+           'security = { carriers = [ "header:X API" ]; };' 'upstream_auth = "basic";'; do
+	printf 'store = { path = "%s"; };\nroutes = (\n { name = "p"; context = "/p";\n   %s }\n);\n' \
+		"$T/store/keys.db" "$bad" >"$T/prov.conf"
+	run "${KEYAUTHD:-$(dirname "$K")/keyauthd}" -t -c "$T/prov.conf"
+	expect_rc 1 "keyauthd -t: $bad"
+	expect_err "prov.conf:4: " "keyauthd -t names the line: $bad"
+	cp "$T/deploy/haproxy-keyauth.cfg" "$T/before.cfg"
+	run "$K" -c "$T/prov.conf" deploy --haproxy-dir "$T/deploy"
+	expect_rc 1 "deploy refuses: $bad"
+	if cmp -s "$T/deploy/haproxy-keyauth.cfg" "$T/before.cfg"; then ok; else bad "deploy wrote despite: $bad"; fi
+done
+
 # HAProxy rejecting the files: nothing is written.
 printf '#!/bin/sh\necho "[ALERT] fake haproxy says no"\nexit 1\n' >"$T/fakehaproxy"
 chmod 0755 "$T/fakehaproxy"
@@ -526,7 +581,7 @@ for _ in $(seq 1 100); do
 	if ! kill -0 "$AG" 2>/dev/null; then gone=1; break; fi
 	sleep 0.05
 done
-if [ "$gone" -eq 1 ]; then ok; else bad "agent got SIGHUP (still running)"; fi
+if [ "$gone" -eq 1 ]; then ok; else bad "the agent (pid $AG) still runs 5 s after deploy should have sent it SIGHUP"; fi
 
 # A pid file naming another program: not signalled.
 sleep 60 &
@@ -538,7 +593,7 @@ expect_rc 0 "deploy --json"
 if json_ok "$T/out" && grep -q '"signalled":false' "$T/out"; then ok; else bad "deploy --json report"; fi
 expect_err "not keyauthd" "a foreign pid is not signalled"
 if kill -0 "$OTHER" 2>/dev/null; then ok; else bad "the foreign process is untouched"; fi
-kill "$OTHER"; wait "$OTHER" 2>/dev/null
+stop_pid "$OTHER"
 rm -f "$T/keyauthd.pid"
 run "$K" -c "$C" deploy --haproxy-dir "$T/deploy" --reload-haproxy "exit 3"
 expect_rc 1 "a failing reload command fails the deploy"
@@ -624,7 +679,8 @@ expect_err "rate_limit_rpm = 1000001" "out of range rate_limit_rpm is named"
 run "$K" -c "$T/rl.conf" haproxy; expect_rc 0 "render with a rate limit"
 expect_out "^    http-request track-sc0 var\(txn.keyauth.key_id\) table keyauth_rate if \{ var\(txn.keyauth.ok\) -m bool \} \{ var\(txn.keyauth.rpm\) -m found \}$" "track-sc0 on the key id, allowed and limited only"
 expect_out "http-request return status 429 .*rate_limit_error.*rate_limit_exceeded.* hdr Retry-After [0-9]+ if" "429 with an OpenAI-style error and Retry-After"
-expect_out "stick-table type string len 16 size [0-9]+[km]? expire [0-9]+m store http_req_rate\(1m\)$" "stick table without peers"
+expect_out "stick-table type string len 16 size [0-9]+[km]? expire [0-9]+[smh] store gpc0_rate\(60s\)$" "stick table without peers"
+expect_out "^    http-request sc-inc-gpc0\(0\) if \{ var\(txn.keyauth.rpm\) -m found \}$" "only admitted requests are counted"
 if grep -q '^peers' "$T/out"; then bad "no peers section without haproxy_peers"; else ok; fi
 cat >"$T/rlp.conf" <<EOF
 store = { path = "$T/rl-keys.db"; };
@@ -636,7 +692,7 @@ run "$K" -c "$T/rlp.conf" haproxy; expect_rc 0 "render with peers"
 expect_out "^peers keyauth_peers$" "peers section"
 expect_out "^    peer lb2 \[::1\]:10001$" "peer lines"
 expect_out "^    localpeer lb2$" "localpeer from haproxy_local_peer"
-expect_out "store http_req_rate\(1m\) peers keyauth_peers$" "the table is shared with the peers"
+expect_out "store gpc0_rate\(60s\) peers keyauth_peers$" "the table is shared with the peers"
 HAP=$(command -v haproxy || echo /usr/sbin/haproxy)
 if [ -x "$HAP" ]; then
 	mkdir -p "$T/rlp"
@@ -672,13 +728,15 @@ EOF
 	"$KD" -c "$T/stats.conf" 2>"$T/stats/agent.log" &
 	SAG=$!
 	PIDS+=("$SAG")
-	for _ in $(seq 1 100); do [ -S "$T/stats/control.sock" ] && break; sleep 0.05; done
+	up=0
+	for _ in $(seq 1 100); do [ -S "$T/stats/control.sock" ] && { up=1; break; }; sleep 0.05; done
+	if [ "$up" -eq 1 ]; then ok; else bad "keyauthd's control socket did not appear within 5 s"; fi
 	run "$K" -c "$T/stats.conf" stats; expect_rc 0 "stats from a running agent"
 	expect_out "^store.keys 1$" "stats shows the key count"
 	expect_out "^routes.openai.ok 0$" "stats shows verdicts by route"
 	run "$K" -c "$T/stats.conf" stats --json; expect_rc 0 "stats --json"
 	if json_ok "$T/out" && grep -q '"workers":1' "$T/out"; then ok; else bad "stats --json is JSON"; fi
-	kill "$SAG"; wait "$SAG" 2>/dev/null
+	stop_pid "$SAG"
 	run "$K" -c "$T/stats.conf" stats; expect_rc 1 "stats with the agent stopped"
 	expect_err "cannot reach keyauthd" "stats says the agent is not reachable"
 fi
