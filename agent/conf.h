@@ -38,7 +38,7 @@ struct route {
 	size_t context_len;      /* strlen(context) */
 	char *key_name;          /* carriers[0]'s name (the seed's key_name) */
 	enum key_location key_location; /* carriers[0]'s location */
-	/* provider profile (issue 16): never NULL after conf_load; "generic"
+	/* provider profile: never NULL after conf_load; "generic"
 	 * when the route names none */
 	const struct provider_profile *provider;
 	/* where clients may put their key, first present wins: "carriers", else
@@ -78,7 +78,7 @@ struct listen_conf {
 	bool tls;                /* written "tls:ADDRESS": TLS with the "tls" group */
 };
 
-/* The "tls" group (issue 11): what TLS listeners serve, and what keyauthctl
+/* The "tls" group: what TLS listeners serve, and what keyauthctl
  * tells HAProxy to verify and present. Paths as written. */
 struct tls_listen_conf {
 	char *cert;              /* PEM chain, leaf first (required) */
@@ -104,7 +104,7 @@ struct conf {
 	uint32_t max_frame_size;         /* default 16380, 256..SPOP_MAX_FRAME_SIZE */
 	unsigned idle_timeout_ms;        /* default 60000; 0 = none */
 	char *store_path;                /* default /var/lib/keyauth/keys.db */
-	/* store backend "redis" (issue 10); store_redis NULL for "file". */
+	/* store backend "redis"; store_redis NULL for "file". */
 	struct store_redis_conf {
 		char *address;           /* "host:port" or "unix:/path"; default 127.0.0.1:6379 */
 		int database;            /* SELECT, default 0 */

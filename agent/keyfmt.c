@@ -71,7 +71,7 @@ static const uint32_t keyfmt_crc_table[256] = {
  * both loops below are on the request path. Byte-at-a-time CRC32 is a chain
  * of dependent table loads (about 5 cycles a byte) and a ranged base62 test
  * mispredicts on random characters; together they cost more than the key's
- * SHA-256 (issue 6 profile). So: CRC32 by slicing-by-8 (Kounavis and
+ * SHA-256 (the benchmark profile). So: CRC32 by slicing-by-8 (Kounavis and
  * Berry: eight derived tables, one step per 8 bytes), and a 256-entry
  * base62 table scanned without branches. Tables are built once, from
  * keyfmt_crc_table, on first use by any thread.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * store_redis: the key set in Redis, shared by many agents (issue 10).
+ * store_redis: the key set in Redis, shared by many agents.
  *
  * Data model under namespace <ns> (digests only, never keys):
  *   <ns>:key:<id>    hash: digest (64 hex chars), route, owner, created,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * tls: OpenSSL server contexts and non-blocking TLS I/O for keyauthd (issue 11).
+ * tls: OpenSSL server contexts and non-blocking TLS I/O for keyauthd.
  *
  * A context is an SSL_CTX built in the main thread from a struct tls_conf and
  * shared read-only by the workers; OpenSSL refcounts it (every SSL holds a

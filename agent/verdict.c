@@ -30,7 +30,7 @@ static const char *const verdict_messages[VERDICT_ENTRIES] = {
 	[VERDICT_UNKNOWN_ROUTE] = "Unknown route: the gateway and the agent configurations are out of step.",
 };
 
-/* The `status` variable's values (PRODUCT.md). */
+/* The values of txn.keyauth.status (README, "How it fits together"). */
 static const char *const verdict_names[VERDICT_ENTRIES] = {
 	[VERDICT_OK]            = "ok",
 	[VERDICT_MISSING]       = "missing",

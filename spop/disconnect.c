@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * disconnect: status reason strings, and the DISCONNECT frames both sides
- * send before closing (SPOP.md §2.5).
+ * send before closing (doc/PROTOCOL.md §2.3).
  */
 #include <stddef.h>
 #include <stdint.h>

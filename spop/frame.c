@@ -7,7 +7,7 @@
  * payload arrives (so a hostile length never makes anyone wait for, or
  * allocate, gigabytes), and only then waits for the whole frame.
  * The builder writes a frame into one caller buffer so it can be sent with
- * a single write (SPOP.md §6, haproxy/haproxy#3478).
+ * a single write (doc/PROTOCOL.md §2.5).
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hello: the handshake. Parses HAPROXY-HELLO into what the agent needs to
- * answer it, and builds the AGENT-HELLO answer (SPOP.md §2.1-§2.4).
+ * answer it, and builds the AGENT-HELLO answer (doc/PROTOCOL.md §2.1).
  *
  * The parser is strict about structure and types (a known key with a value
  * of the wrong type is an invalid frame) and lenient about content HAProxy

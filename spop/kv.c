@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kv: iterating the KV-LIST payloads of HELLO and DISCONNECT frames
- * (SPOP.md §1.7). Building them is spop_fb_kv() in frame.c.
+ * (doc/PROTOCOL.md §1.5). Building them is spop_fb_kv() in frame.c.
  *
  * The iterator only ever looks inside [p, end), which the caller sets to one
  * frame's payload: an entry that runs past it is malformed, not incomplete.

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * notify: iterating the messages of a NOTIFY payload and their arguments
- * (SPOP.md §1.8).
+ * (doc/PROTOCOL.md §1.6).
  *
  * Messages carry no length of their own, so spop_msg_next() walks every
  * argument to find where the next message starts; it checks each one on the

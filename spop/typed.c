@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * typed: untyped length-prefixed buffers (names) and typed data (values),
- * SPOP.md §1.5 and §1.6.
+ * doc/PROTOCOL.md §1.4 and §1.5.
  *
  * Decoders return slices into the caller's buffer. "Incomplete" means the
  * item runs past <end>; callers that hold a whole frame turn it into

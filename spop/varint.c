@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * varint: HAProxy's "peers" variable-length integer (SPOP.md §1.4).
+ * varint: HAProxy's "peers" variable-length integer (doc/PROTOCOL.md §1.3).
  *
  * HOW IT WORKS. This is not LEB128. Values below 240 are one byte. Larger
  * values start with 0xF0 | (v & 0x0F) and go on with 7-bit groups of

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_hostile: keyauthd against hostile or careless peers (issue 7, "Hostile
- * input to the agent"). Each case starts its own daemon (one worker, so that
- * a peer that could stall the event loop would stall everyone) on a unix
+ * test_hostile: keyauthd against hostile or careless peers. Each case
+ * starts its own daemon (one worker, so that a peer that could stall the
+ * event loop would stall everyone) on a unix
  * socket and a loopback TCP port, with one valid key in its store:
  *
  * - slow senders (HELLO + NOTIFY one byte every 20 ms) do not delay the
@@ -533,11 +533,10 @@ static void test_fd_exhaustion_is_survived_without_busy_loop(void **state)
 }
 
 /*
- * KNOWN BUG (found by this test, left failing for the lead): with the
- * descriptors exhausted, a client waiting on the control socket makes the
- * main thread spin at 100% CPU: control_on_accept() returns on accept4()
- * failure without pausing its level-triggered ev_io, the way
- * worker_on_accept() does.
+ * With the descriptors exhausted, a client waiting on the control socket
+ * must not make the main thread spin: the control listener pauses its
+ * level-triggered watcher on accept4() failure and backs off, as the
+ * workers' listeners do (this test found the spin; fixed since).
  */
 static void test_fd_exhaustion_with_a_control_client_waiting_does_not_spin(void **state)
 {

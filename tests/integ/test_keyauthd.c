@@ -782,7 +782,7 @@ static void test_message_names_and_empty_notify(void **state)
 	spc_close(c);
 }
 
-/* A route with several carriers (issue 16) sends key, key2, key3 in its
+/* A route with several carriers sends key, key2, key3 in its
  * order; absent ones arrive as NULL. The first present one is the key. */
 static struct spc_ack
 query_carriers(struct spc_conn *c, uint64_t sid, const struct spop_data *k1,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_redis: the Redis store backend (issue 10) end to end.
+ * test_redis: the Redis store backend end to end.
  *
  * A real redis-server (Debian's; the tests skip when it is absent) on a free
  * loopback port with persistence off, two keyauthd agents on it, and

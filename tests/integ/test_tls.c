@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_tls: keyauthd's TLS listeners (issue 11) end to end, with a blocking
+ * test_tls: keyauthd's TLS listeners end to end, with a blocking
  * OpenSSL client speaking SPOP (frames built by tests/lib/spop_client) and a
  * throwaway CA, server and client certificates made by the openssl CLI.
  * Covers verdicts over TLS beside a plain listener, mutual TLS, garbage and
@@ -331,7 +331,7 @@ test_verdicts_over_tls_and_plain(void **state)
 	daemon_stop(&d);
 }
 
-/* Appends frames of an unknown type (skipped by the agent, SPOP.md 2.7)
+/* Appends frames of an unknown type (skipped by the agent, PROTOCOL.md §1.2)
  * totalling <pad> >= 11 bytes. */
 static size_t
 put_padding(uint8_t *p, size_t pad)

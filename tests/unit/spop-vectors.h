@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Golden frames from SPOP.md §1.10, as tu_hex() specs grouped by field.
+ * Golden frames (doc/PROTOCOL.md §1-§2: what HAProxy 2.6 sends and accepts), as tu_hex() specs grouped by field.
  * Two were cross-checked by the doc's authors against real captures (the 2.6
  * HELLO, and the health-check HELLO and AGENT-HELLO of spop-check.vtc); the
  * engine-id below is a made-up UUID of the same 36-character shape.

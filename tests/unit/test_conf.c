@@ -920,7 +920,7 @@ static void test_conf_free_null_is_a_noop(void **state)
 	conf_free(NULL);
 }
 
-/* ---- provider profiles and carriers (issue 16) ----------------------------- */
+/* ---- provider profiles and carriers ---------------------------------------- */
 
 static void test_provider_profiles_set_carriers_upstream_and_errors(void **state)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Varints, untyped buffers and typed data (SPOP.md §1.4-§1.6).
+ * Varints, untyped buffers and typed data (doc/PROTOCOL.md §1.3-§1.5).
  *
  * Covered: every §1.4 vector both ways; round trips at each length-class
  * boundary and around every power of two; every prefix answers "incomplete"

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * conf-int: what the parts of the configuration reader share (conf.c: errors,
+ * the keyword walk, loading; conf_listen.c: listeners, TLS, metrics, peers
+ * and the small top-level settings; conf_store.c: the store and log groups;
+ * conf_route.c: routes and their provider settings). Not for use outside
+ * conf*.c: the rest of the program sees only conf.h.
+ */
+#ifndef AGENT_CONF_INT_H
+#define AGENT_CONF_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <libconfig.h>
+
+#include "conf.h"
+
+#define CONF_MAX_WORKERS      64
+#define CONF_NAME_MAX         64     /* route names and key names */
+#define CONF_CONTEXT_MAX      255    /* keeps rendered HAProxy ACL lines sane */
+#define CONF_PREFIX_BODY_MAX  14     /* + '_' keeps the prefix within KEYFMT_PREFIX_MAX */
+#define CONF_QUOTE_MAX        64     /* bytes of a bad value echoed in an error */
+
+#define COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Load state: the conf being built and the error sink. */
+struct conf_ctx {
+	const char *path;              /* as given to conf_load */
+	char *dir;                     /* directory of <path>, NULL for "." */
+	struct conf *c;
+	char *err;                     /* caller's buffer, may be NULL */
+	size_t errlen;
+	size_t used;                   /* bytes in err, without the NUL */
+	bool full;                     /* err truncated: later errors dropped */
+	unsigned nerr;
+	mode_t socket_mode;
+	/* lines of the main file holding an integer libconfig wrapped around
+	 * (already reported; the wrapped value must not be judged again) */
+	unsigned wrapped_lines[32];
+	unsigned nwrapped;
+	/* per route: the settings that carried name and context, for the
+	 * lines of duplicate errors */
+	const config_setting_t **route_name_s;
+	const config_setting_t **route_ctx_s;
+};
+
+/* Expected types in keyword tables. CONF_T_INT accepts both libconfig
+ * integer types; CONF_T_SEQ accepts an array or a list. */
+enum conf_type {
+	CONF_T_INT = 0,
+	CONF_T_STRING,
+	CONF_T_GROUP,
+	CONF_T_SEQ,
+	CONF_T_LIST,
+};
+
+struct conf_kw {
+	const char *name;
+	enum conf_type type;
+	/* called once the type (and for integers, the range) is checked;
+	 * <obj> is the object the table fills (struct conf or struct route) */
+	void (*parse)(struct conf_ctx *x, const config_setting_t *s, void *obj);
+	void (*set_int)(void *obj, long long v); /* CONF_T_INT only */
+	long long min, max;            /* CONF_T_INT only */
+	const char *example;           /* a correct line, shown on type errors */
+};
+
+
+/* ---- shared helpers (conf.c) and group parsers (the other parts) ---- */
+
+void conf_err(struct conf_ctx *x, const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+const char *conf_quote(char *buf, size_t size, const char *s);
+const char *conf_type_name(int type);
+int conf_set_str(struct conf_ctx *x, const config_setting_t *s, char **dst, const char *src);
+bool conf_token_ok(const char *s, size_t max, const char *extra);
+int conf_parse_port(const char *s, uint16_t *port);
+void conf_walk(struct conf_ctx *x, const config_setting_t *grp, const char *where,
+		      const struct conf_kw *kws, size_t nkws, void *obj);
+void conf_listen_clear(struct listen_conf *l);
+void conf_kw_listen(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_socket_mode(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_set_rate_window(void *obj, long long v);
+void conf_set_workers(void *obj, long long v);
+void conf_set_max_connections(void *obj, long long v);
+void conf_set_max_frame_size(void *obj, long long v);
+void conf_set_idle_timeout(void *obj, long long v);
+void conf_kw_key_prefix(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_user(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_pid_file(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_control_socket(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_metrics_listen(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_haproxy_peers(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_haproxy_local_peer(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_tls(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_store(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_log(struct conf_ctx *x, const config_setting_t *s, void *obj);
+bool conf_hostport_ok(const char *v);
+void conf_kw_routes(struct conf_ctx *x, const config_setting_t *s, void *obj);
+
+#endif /* AGENT_CONF_INT_H */
