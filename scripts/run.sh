@@ -93,11 +93,15 @@ start() {
 	NAMES+=("$name")
 }
 
-# wait_for CMD...: polls CMD every 100 ms, at most 15 s.
+# wait_for CMD...: polls CMD every 100 ms until it succeeds; gives up once 15 s
+# have passed (CMD itself must be bounded: ready is, by curl --max-time).
 wait_for() {
-	local i
-	for i in $(seq 1 150); do "$@" && return 0; sleep 0.1; done
-	return 1
+	local end=$(($(date +%s%N) + 15000000000))
+	while :; do
+		"$@" && return 0
+		[ "$(date +%s%N)" -lt "$end" ] || return 1
+		sleep 0.1
+	done
 }
 
 # port_free PORT: nothing listens on 127.0.0.1:PORT and we may bind it.
@@ -118,7 +122,7 @@ AP=$(pick_port "${KEYAUTH_RUN_AGENT_PORT:-12345}")
 
 # ---- the stand-in provider -------------------------------------------------------------
 start provider node "$E2E/provider.js" 0
-wait_for grep -q '^listening' "$T/provider.log" || die "the stand-in provider did not start: $(cat "$T/provider.log")"
+wait_for grep -q '^listening' "$T/provider.log" || die "the stand-in provider did not start within 15 s: $(cat "$T/provider.log")"
 PP=$(awk '/^listening/ {print $2}' "$T/provider.log")
 
 # ---- keyauthd ------------------------------------------------------------------------------
@@ -180,7 +184,7 @@ CMD_REFUSED=(curl -sS -i "$URL/demo/v1/models")
 
 # Ready when the demo key gets through HAProxy, keyauthd and the provider.
 ready() {
-	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "@$T/demo.header" "$URL/demo/v1/models")" = 200 ]
+	[ "$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' -H "@$T/demo.header" "$URL/demo/v1/models")" = 200 ]
 }
 if ! wait_for ready; then
 	for n in "${NAMES[@]}"; do echo "---- $n.log" >&2; tail -n 20 "$T/$n.log" >&2; done
@@ -202,18 +206,19 @@ if [ "$self_test" = 1 ]; then
 		if [ "$2" = "$3" ]; then pass=$((pass + 1)); echo "ok   $1"
 		else fail=$((fail + 1)); echo "FAIL $1: got $3, want $2"; fi
 	}
-	code=$("${CMD_HEADER[@]}" -o "$T/out1" -w '%{http_code}')
+	# Each bounded (the printed commands stay as a user would type them).
+	code=$("${CMD_HEADER[@]}" --max-time 10 -o "$T/out1" -w '%{http_code}')
 	expect "curl with X-API-Key (HAProxy $hv)" 200 "$code"
-	code=$("${CMD_BEARER[@]}" -o "$T/out2" -w '%{http_code}')
+	code=$("${CMD_BEARER[@]}" --max-time 10 -o "$T/out2" -w '%{http_code}')
 	expect "curl with Authorization: Bearer (HAProxy $hv)" 200 "$code"
-	if "${CMD_SDK[@]}" >"$T/out3" 2>&1 && grep -q 'Hello from the stand-in provider' "$T/out3"; then
+	if timeout 30 "${CMD_SDK[@]}" >"$T/out3" 2>&1 && grep -q 'Hello from the stand-in provider' "$T/out3"; then
 		expect "OpenAI SDK chat.completions.create (HAProxy $hv)" 200 200
 	else
 		expect "OpenAI SDK chat.completions.create (HAProxy $hv)" "success" "$(head -c 300 "$T/out3")"
 	fi
-	code=$("${CMD_REFUSED[@]}" -o "$T/out4" -w '%{http_code}')
+	code=$("${CMD_REFUSED[@]}" --max-time 10 -o "$T/out4" -w '%{http_code}')
 	expect "curl without a key is refused (HAProxy $hv)" 401 "$code"
-	curl -s "http://127.0.0.1:$PP/__requests" >"$T/seen.json"
+	curl -s --max-time 10 "http://127.0.0.1:$PP/__requests" >"$T/seen.json"
 	if grep -qF -f "$T/demo.key" "$T/seen.json" || grep -qF -f "$T/openai.key" "$T/seen.json"; then
 		expect "no client key reached the upstream" clean leaked
 	else

@@ -31,14 +31,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-	KEYAUTHCTL, KEYAUTHD, PROVIDER_JS, addSecret, childPids, countLines, ctl, delay, filesUnder,
-	freePort, haproxyBinaries, holdsSecret, makeTempDir, portOpen, readText, redact,
-	reloadableHaproxy, removeTempDir, run, startProcess, stopProcess, waitFor,
+	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, childPids, countLines, ctl, delay,
+	failIfExited, filesUnder, forEachHaproxy, freePort, holdsSecret, listening, makeTempDir, readText,
+	redact, reloadableHaproxy, removeTempDir, run, startProcess, stopProcess, timeLimit, waitFor,
 } from './lib.js';
 import {
 	CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, assertNoBypass, canExchange, capEff, exchange, fillUp,
@@ -88,11 +87,10 @@ async function startAgent(g, name) {
 		: startProcess(name, KEYAUTHD, args, { dir: g.dir });
 	g.procs.push(p);
 	await waitFor(`${name} to start`, () => {
-		if (!p.isRunning())
-			throw new Error(`${name} exited: ${redact(readText(p.err).slice(-500))}`);
+		failIfExited(p);
 		return /event=started/.test(readText(p.err));
 	}, { timeout: 10000 });
-	await waitFor(`${name} to accept connections`, () => portOpen(g.agentPort), { timeout: 5000 });
+	await waitFor(`${name} to accept connections`, () => listening(p, g.agentPort), { timeout: 5000 });
 	return p;
 }
 
@@ -109,8 +107,7 @@ async function startGateway(hap) {
 
 	g.provider = startProcess('provider', process.execPath, [PROVIDER_JS, '0'], { dir: g.dir });
 	g.procs.push(g.provider);
-	g.providerPort = Number(await waitFor('the provider to listen',
-		() => (/listening (\d+)/.exec(readText(g.provider.out)) || [])[1], { timeout: 10000 }));
+	g.providerPort = await waitFor('the provider to listen', () => announcedPort(g.provider), { timeout: 10000 });
 	g.agentPort = await freePort();
 	g.gwPort = await freePort();
 	fs.writeFileSync(g.conf, confText(g));
@@ -138,7 +135,7 @@ async function startGateway(hap) {
 	const env = { ...process.env, KEYAUTH_OPENAI_CREDENTIAL: credential };
 	g.haproxy = startProcess('haproxy', g.hapBin, ['-W', '-db', '-f', g.hapCfg], { dir: g.dir, env, kind: 'haproxy' });
 	g.procs.push(g.haproxy);
-	await waitFor('HAProxy to listen', () => portOpen(g.gwPort), { timeout: 15000 });
+	await waitFor('HAProxy to listen', () => listening(g.haproxy, g.gwPort), { timeout: 15000 });
 	await waitFor('a first valid request through HAProxy and keyauthd', async () =>
 		(await request(g.gwPort, '/openai/v1/models', { 'X-API-Key': v[0] })).status === 200,
 	{ timeout: 15000, interval: 100 });
@@ -146,11 +143,11 @@ async function startGateway(hap) {
 }
 
 async function upstream(g) {
-	return (await fetch(`http://127.0.0.1:${g.providerPort}/__requests`)).json();
+	return (await fetch(`http://127.0.0.1:${g.providerPort}/__requests`, { signal: AbortSignal.timeout(10000) })).json();
 }
 
 async function resetUpstream(g) {
-	await fetch(`http://127.0.0.1:${g.providerPort}/__reset`, { method: 'POST' });
+	await fetch(`http://127.0.0.1:${g.providerPort}/__reset`, { method: 'POST', signal: AbortSignal.timeout(10000) });
 }
 
 /* Status of one request with <key> (undefined: none) through HAProxy. */
@@ -197,325 +194,288 @@ const hapReloadLines = (g) => countLines(g.haproxy.out, /Reloading HAProxy/) + c
 
 const hapLoadedLines = (g) => countLines(g.haproxy.out, /Loading success/) + countLines(g.haproxy.err, /Loading success/);
 
-const VERSIONS = haproxyBinaries();
+forEachHaproxy('faults on HAProxy', { timeout: 180000, tag: 'faults', keepEnv: 'FAULTS_KEEP' }, startGateway, (ctx) => {
+	const { hap, V } = ctx;
+	let g;
+	before(() => { g = ctx.g; });
 
-for (const hap of VERSIONS) {
-	if (hap.skip) {
-		const line = `SKIP haproxy ${hap.label} faults: ${hap.skip}`;
-		console.log(`\n#### ${line} ####\n`);
-		test(line, { skip: hap.skip }, () => {});
-		continue;
-	}
-	if (hap.error) {
-		test(`haproxy ${hap.label} is available for the faults`, () => {
-			assert.fail(`HAProxy ${hap.label} is required for the fault tests: ${hap.error}`);
-		});
-		continue;
-	}
-
-	const V = `[haproxy ${hap.full}]`;
-	describe(`faults on HAProxy ${hap.full}`, { timeout: 180000 }, () => {
-		let g;
-
-		before(async () => {
-			assert.ok(fs.existsSync(KEYAUTHD), `${KEYAUTHD} not built`);
-			assert.ok(fs.existsSync(KEYAUTHCTL), `${KEYAUTHCTL} not built`);
-			g = await startGateway(hap);
-		}, { timeout: 60000 });
-
-		after(async () => {
-			if (!g)
-				return;
-			for (const p of [...g.procs].reverse())
-				await stopProcess(p);
-			if (process.env.FAULTS_KEEP) {
-				// A copy: lib.js removes its temp dirs at exit.
-				const keep = fs.mkdtempSync(path.join(os.tmpdir(), `keyauth-faults-kept-${hap.label}-`));
-				fs.cpSync(g.dir, keep, { recursive: true, filter: (src) => !fs.lstatSync(src).isSocket() });
-				console.log(`# ${V} FAULTS_KEEP: the run's files are in ${keep}`);
-			}
-			removeTempDir(g.dir);
-		});
-
-		test(`${V} keyauthd SIGKILLed under load: every request while it is down -> 503, none upstream; restarted -> served again, HAProxy untouched`, async (t) => {
-			const master = g.haproxy.pid;
-			const workers0 = childPids(master);
-			const reloads0 = hapReloadLines(g);
-			await resetUpstream(g);
-			const load = startLoad(g.gwPort, g.keys);
-			let tDead, tUp, tBack;
-			try {
-				await waitRecord(load.records, 'a first 200 under load', (r) => r.status === 200);
-				g.agent.exited.then(() => { tDead = Date.now(); });
-				process.kill(g.agent.pid, 'SIGKILL');
-				await g.agent.exited;
-				await waitRecord(load.records, 'a first 503 with the agent killed', (r) => r.t0 >= tDead && r.status === 503);
-				// Keep it down until at least 20 requests failed closed.
-				await waitFor('20 requests made while the agent is down', () =>
-					within(load.records, tDead, Date.now()).length >= 20, { timeout: 20000, interval: 20 });
-				tUp = Date.now();
-				g.agent = await startAgent(g, 'keyauthd-restarted');
-				const back = await waitRecord(load.records, 'a valid request served after the restart',
-					(r) => r.t0 >= tUp && r.kind === 'valid' && r.status === 200, 20000);
-				tBack = back.t1;
-				// One more second of load after recovery.
-				await delay(1000);
-			} finally {
-				await load.stop();
-			}
-			const recs = load.records;
-			const gap = within(recs, tDead, tUp);
-			const after1 = recs.filter((r) => r.t0 >= tBack + 200);
-			const tally = tallyRecords(gap);
-			const line = `${V} agent down ${tUp - tDead} ms: ${gap.length} requests, ${JSON.stringify(tally)}; ` +
-				`service back ${tBack - tUp} ms after the restart began; ${recs.length} requests in all`;
-			t.diagnostic(line);
-			console.log(`# ${line}`);
-			assert.ok(gap.length >= 20, `requests while the agent was down: ${gap.length}`);
-			assert.deepEqual(gap.filter((r) => r.status !== 503).map((r) => `${r.seq} ${r.kind} ${r.error || r.status}`), [],
-				'requests made while the agent was down got something else than 503');
-			const up = await upstream(g);
-			const gapSeqs = new Set(gap.map((r) => r.seq));
-			assert.equal(up.filter((rq) => gapSeqs.has(Number(rq.headers['x-fault-seq']))).length, 0,
-				'requests made while the agent was down reached upstream');
-			assertNoBypass(recs, up, 'SIGKILL');
-			assert.ok(after1.length > 0, 'requests after recovery');
-			assertAllExpected(after1, 'after recovery');
-			assert.equal(g.haproxy.pid, master, 'HAProxy master unchanged');
-			assert.deepEqual(childPids(master).sort(), workers0.sort(), 'HAProxy workers unchanged');
-			assert.equal(hapReloadLines(g), reloads0, 'HAProxy was reloaded');
-		});
-
-		test(`${V} 100 SIGHUP reloads and 100 store replacements under load: zero failed verdicts, changes visible within 1 s`, async (t) => {
-			await resetUpstream(g);
-			const hup0 = agentLines(g, /event=reload result=ok/);
-			const load = startLoad(g.gwPort, g.keys);
-			const samples = [];
-			let hups = 0;
-			let replacements = 0;
-			const t0 = Date.now();
-			try {
-				await waitRecord(load.records, 'a first 200 under load', (r) => r.status === 200);
-				let fresh = null;
-				for (let i = 0; i < 100; i++) {
-					process.kill(g.agent.pid, 'SIGHUP');
-					hups++;
-					await waitFor(`reload ${i + 1} logged`, () => agentLines(g, /event=reload result=ok/) >= hup0 + hups,
-						{ timeout: 5000, interval: 5 });
-					// Store replacement: create on even turns, revoke that key on odd ones.
-					const sample = i % 20 < 2;
-					if (fresh === null) {
-						fresh = await createKey(g.conf, g.ctlLog, `fresh${i}@${hap.label}`);
-						replacements++;
-						if (sample)
-							samples.push(['create', await visibleWithin(g, fresh.key, 200, `key ${i} accepted`)]);
-					} else {
-						await revokeKey(g, fresh.id);
-						replacements++;
-						if (sample)
-							samples.push(['revoke', await visibleWithin(g, fresh.key, 401, `key ${i - 1} refused`)]);
-						fresh = null;
-					}
-				}
-				await delay(300);
-			} finally {
-				await load.stop();
-			}
-			const recs = load.records;
-			const line = `${V} ${hups} SIGHUPs, ${replacements} store replacements in ${Date.now() - t0} ms; ` +
-				`${recs.length} requests ${JSON.stringify(tallyRecords(recs))}; visible after (ms): ${samples.map((s) => s.join(' ')).join(', ')}`;
-			t.diagnostic(line);
-			console.log(`# ${line}`);
-			assert.equal(agentLines(g, /event=reload result=ok/), hup0 + 100, 'reloads logged');
-			assert.equal(agentLines(g, /event=reload result=rejected/), 0, 'rejected reloads');
-			assertAllExpected(recs, 'under SIGHUP and store replacements');
-			assertNoBypass(recs, await upstream(g), 'SIGHUP/store');
-			assert.ok(samples.length >= 8, `samples: ${samples.length}`);
-			for (const [what, ms] of samples)
-				assert.ok(ms <= 1000, `${what} visible after ${ms} ms (> 1000)`);
-			assert.ok(g.agent.isRunning(), 'keyauthd still runs');
-		});
-
-		test(`${V} HAProxy reloaded 3 times under load: no request passes without a verdict`, async (t) => {
-			await resetUpstream(g);
-			const master = g.haproxy.pid;
-			const reloads0 = hapReloadLines(g);
-			const load = startLoad(g.gwPort, g.keys, { keepAlive: false });
-			const took = [];
-			try {
-				await waitRecord(load.records, 'a first 200 under load', (r) => r.status === 200);
-				for (let i = 0; i < 3; i++) {
-					const before1 = new Set(childPids(master));
-					const loaded0 = hapLoadedLines(g);
-					const t1 = Date.now();
-					process.kill(master, 'SIGUSR2');
-					// The master ignores a SIGUSR2 that comes before it has
-					// finished loading: wait for its "Loading success." too.
-					await waitFor(`a new HAProxy worker and the master loaded (reload ${i + 1})`, () =>
-						childPids(master).some((p) => !before1.has(p)) && hapLoadedLines(g) > loaded0,
-					{ timeout: 15000, interval: 20 });
-					const tNew = Date.now();
-					await waitRecord(load.records, `a request served after reload ${i + 1}`,
-						(r) => r.t0 > tNew && r.status === 200, 10000);
-					took.push(Date.now() - t1);
-				}
-				await delay(500);
-			} finally {
-				await load.stop();
-			}
-			const recs = load.records;
-			const tally = tallyRecords(recs);
-			const errs = tallyRecords(recs.filter((r) => r.error).map((r) => ({ kind: 'error:', error: false, status: r.error })));
-			const line = `${V} 3 HAProxy reloads (${took.join(', ')} ms until served by the new worker): ${recs.length} requests ` +
-				`${JSON.stringify(tally)}; connection errors: ${JSON.stringify(errs)}`;
-			t.diagnostic(line);
-			console.log(`# ${line}`);
-			assert.ok(g.haproxy.isRunning(), 'the master survived');
-			assert.equal(g.haproxy.pid, master);
-			assert.equal(hapReloadLines(g), reloads0 + 3, 'reloads logged by the master');
-			assertNoBypass(recs, await upstream(g), 'HAProxy reload');
-			assertHandover(recs);
-		});
-
-		test(`${V} HAProxy replaced 3 times with -sf under load: no request passes without a verdict`, async (t) => {
-			// A second, standalone HAProxy (no master) on its own port, from
-			// the same rendering, replaced by a new process with -sf <old>.
-			const dir2 = path.join(g.dir, 'haproxy-sf');
-			fs.mkdirSync(dir2);
-			const port2 = await freePort();
-			const r = await ctl(g.conf, ['haproxy', '--out', dir2, '--bind', `127.0.0.1:${port2}`,
-				'--haproxy-version', hap.render], { logFile: g.ctlLog });
-			assert.equal(r.status, 0, `keyauthctl haproxy: ${redact(r.stderr)}`);
-			const cfg2 = path.join(dir2, 'haproxy-keyauth.cfg');
-			const env = { ...process.env, KEYAUTH_OPENAI_CREDENTIAL: credential };
-			let cur = startProcess('haproxy-sf0', g.hapBin, ['-db', '-f', cfg2], { dir: g.dir, env });
-			g.procs.push(cur);
-			await waitFor('the standalone HAProxy to serve', async () =>
-				(await request(port2, '/openai/v1/models', { 'X-API-Key': g.keys.valid[0] })).status === 200,
-			{ timeout: 15000, interval: 100 });
-			await resetUpstream(g);
-			const load = startLoad(port2, g.keys, { keepAlive: false });
-			const took = [];
-			try {
-				await waitRecord(load.records, 'a first 200 under load', (x) => x.status === 200);
-				for (let i = 1; i <= 3; i++) {
-					const old = cur;
-					const t1 = Date.now();
-					cur = startProcess(`haproxy-sf${i}`, g.hapBin, ['-db', '-f', cfg2, '-sf', String(old.pid)], { dir: g.dir, env });
-					g.procs.push(cur);
-					const ex = await Promise.race([old.exited, delay(15000).then(() => null)]);
-					assert.ok(ex !== null, `HAProxy ${old.pid} still runs 15 s after -sf`);
-					assert.ok(cur.isRunning(), `the new HAProxy (-sf, step ${i}) exited: ${redact(readText(cur.err).slice(-300))}`);
-					const tOld = Date.now();
-					await waitRecord(load.records, `a request served after -sf step ${i}`,
-						(x) => x.t0 > tOld && x.status === 200, 10000);
-					took.push(tOld - t1);
-				}
-				await delay(500);
-			} finally {
-				await load.stop();
-				await stopProcess(cur);
-			}
-			const recs = load.records;
-			const errs = tallyRecords(recs.filter((x) => x.error).map((x) => ({ kind: 'error:', error: false, status: x.error })));
-			const line = `${V} 3 HAProxy -sf replacements (${took.join(', ')} ms until the old process exited): ` +
-				`${recs.length} requests ${JSON.stringify(tallyRecords(recs))}; connection errors: ${JSON.stringify(errs)}`;
-			t.diagnostic(line);
-			console.log(`# ${line}`);
-			assertNoBypass(recs, await upstream(g), 'HAProxy -sf');
-			assertHandover(recs);
-		});
-
-		const FAULTS = [
-			{ name: 'corrupt', reason: /./, apply: (s) => overwriteHead(s, Buffer.from([0xc1, 0xc1, 0xc1, 0xc1])) },
-			{ name: 'truncated', reason: /./, apply: (s) => fs.truncateSync(s, Math.floor(fs.statSync(s).size / 2)) },
-			{ name: 'emptied', reason: /empty/, apply: (s) => fs.truncateSync(s, 0) },
-			{ name: 'replaced by a directory', reason: /directory/,
-			  skip: () => (canExchange() ? '' : 'python3 with renameat2 is needed to swap a directory in atomically'),
-			  apply: (s) => { fs.mkdirSync(`${s}.dir`); exchange(`${s}.dir`, s); },
-			  mend: (s) => { exchange(`${s}.dir`, s); fs.rmdirSync(`${s}.dir`); } },
-			{ name: 'unreadable', reason: /denied/,
-			  skip: () => {
-			  	if (!isRoot)
-			  		return '';
-			  	if (!hasSetpriv)
-			  		return 'running as root without setpriv: mode 000 does not stop root from reading';
-			  	const c = capEff(g.agent.pid);
-			  	return c !== null && (c & ((1n << CAP_DAC_OVERRIDE) | (1n << CAP_DAC_READ_SEARCH))) === 0n ? ''
-			  		: 'keyauthd still has CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH: mode 000 would not stop it';
-			  },
-			  apply: (s) => fs.chmodSync(s, 0o000), mend: (s) => fs.chmodSync(s, 0o600) },
-		];
-
-		test(`${V} store corrupt, truncated, emptied, a directory, unreadable: previous keys keep serving, one store_rejected line each, recovery`, async (t) => {
-			await resetUpstream(g);
-			const good = fs.readFileSync(g.store);
-			const load = startLoad(g.gwPort, g.keys);
-			const report = [];
-			try {
-				await waitRecord(load.records, 'a first 200 under load', (r) => r.status === 200);
-				for (const f of FAULTS) {
-					const why = f.skip ? f.skip() : '';
-					if (why) {
-						report.push(`${f.name}: SKIPPED (${why})`);
-						console.log(`\n#### SKIP ${V} store ${f.name}: ${why} ####\n`);
-						continue;
-					}
-					const keys0 = JSON.parse((await ctl(g.conf, ['stats', '--json'], { logFile: g.ctlLog })).stdout).store.keys;
-					const rej0 = agentLines(g, /event=store_rejected where=/);
-					const ok0 = agentLines(g, /event=store_loaded /);
-					const size0 = fs.statSync(g.agent.err).size;
-					f.apply(g.store);
-					const ta = Date.now();
-					await waitFor(`store ${f.name}: store_rejected logged`, () =>
-						agentLines(g, /event=store_rejected where=/) > rej0, { timeout: 3000, interval: 10 });
-					const seen = Date.now() - ta;
-					// A window with the fault in place: the old set serves, and
-					// the rejection is not repeated.
-					const th = Date.now();
-					await delay(1200);
-					const held = within(load.records, th, Date.now());
-					assert.ok(held.length > 0, `store ${f.name}: load went on`);
-					assertAllExpected(held, `store ${f.name}`);
-					assert.equal(agentLines(g, /event=store_rejected where=/), rej0 + 1, `store ${f.name}: store_rejected lines`);
-					const st = JSON.parse((await ctl(g.conf, ['stats', '--json'], { logFile: g.ctlLog })).stdout);
-					assert.equal(st.store.last_load, 'rejected', `store ${f.name}: stats last_load`);
-					assert.equal(st.store.keys, keys0, `store ${f.name}: keys still served`);
-					const newLog = readText(g.agent.err).slice(size0).split('\n').filter((l) => /store_rejected/.test(l));
-					assert.ok(newLog.some((l) => f.reason.test(l)), `store ${f.name}: reason in the log: ${redact(newLog.join(' | '))}`);
-					// Mended.
-					if (f.mend)
-						f.mend(g.store);
-					else
-						replaceFile(g.store, good);
-					await waitFor(`store ${f.name}: reloaded once mended`, () =>
-						agentLines(g, /event=store_loaded /) > ok0, { timeout: 3000, interval: 10 });
-					report.push(`${f.name}: rejected after ${seen} ms, ${held.length} requests served meanwhile, ` +
-						`log: ${redact(newLog.map((l) => l.replace(/^.*?event=/, 'event=')).join(' | '))}`);
-				}
-				// Mended means live again: a key created now works within 1 s.
-				const k = await createKey(g.conf, g.ctlLog, `after-faults@${hap.label}`);
-				report.push(`key created after the faults accepted after ${await visibleWithin(g, k.key, 200, 'a new key accepted')} ms`);
-				await delay(200);
-			} finally {
-				await load.stop();
-			}
-			for (const l of report) {
-				t.diagnostic(`${V} ${l}`);
-				console.log(`# ${V} ${l}`);
-			}
-			assertAllExpected(load.records, 'during store faults');
-			assertNoBypass(load.records, await upstream(g), 'store faults');
-		});
-
-		test(`${V} no key in any log or file of the run`, async () => {
-			for (const p of [...g.procs].reverse())
-				await stopProcess(p);
-			const leaking = filesUnder(g.dir).filter((f) => holdsSecret(readText(f))).map((f) => path.basename(f));
-			assert.deepEqual(leaking, [], 'files holding a key');
-		});
+	test(`${V} keyauthd SIGKILLed under load: every request while it is down -> 503, none upstream; restarted -> served again, HAProxy untouched`, async (t) => {
+		const master = g.haproxy.pid;
+		const workers0 = childPids(master);
+		const reloads0 = hapReloadLines(g);
+		await resetUpstream(g);
+		const load = startLoad(g.gwPort, g.keys);
+		let tDead, tUp, tBack;
+		try {
+			await waitRecord(load.records, 'a first 200 under load', (r) => r.status === 200);
+			g.agent.exited.then(() => { tDead = Date.now(); });
+			process.kill(g.agent.pid, 'SIGKILL');
+			await timeLimit(g.agent.exited, 5000, `keyauthd (pid ${g.agent.pid}) still runs 5 s after SIGKILL`);
+			await waitRecord(load.records, 'a first 503 with the agent killed', (r) => r.t0 >= tDead && r.status === 503);
+			// Keep it down until at least 20 requests failed closed.
+			await waitFor('20 requests made while the agent is down', () =>
+				within(load.records, tDead, Date.now()).length >= 20, { timeout: 20000, interval: 20 });
+			tUp = Date.now();
+			g.agent = await startAgent(g, 'keyauthd-restarted');
+			const back = await waitRecord(load.records, 'a valid request served after the restart',
+				(r) => r.t0 >= tUp && r.kind === 'valid' && r.status === 200, 20000);
+			tBack = back.t1;
+			// One more second of load after recovery.
+			await delay(1000);
+		} finally {
+			await load.stop();
+		}
+		const recs = load.records;
+		const gap = within(recs, tDead, tUp);
+		const after1 = recs.filter((r) => r.t0 >= tBack + 200);
+		const tally = tallyRecords(gap);
+		const line = `${V} agent down ${tUp - tDead} ms: ${gap.length} requests, ${JSON.stringify(tally)}; ` +
+			`service back ${tBack - tUp} ms after the restart began; ${recs.length} requests in all`;
+		t.diagnostic(line);
+		console.log(`# ${line}`);
+		assert.ok(gap.length >= 20, `requests while the agent was down: ${gap.length}`);
+		assert.deepEqual(gap.filter((r) => r.status !== 503).map((r) => `${r.seq} ${r.kind} ${r.error || r.status}`), [],
+			'requests made while the agent was down got something else than 503');
+		const up = await upstream(g);
+		const gapSeqs = new Set(gap.map((r) => r.seq));
+		assert.equal(up.filter((rq) => gapSeqs.has(Number(rq.headers['x-fault-seq']))).length, 0,
+			'requests made while the agent was down reached upstream');
+		assertNoBypass(recs, up, 'SIGKILL');
+		assert.ok(after1.length > 0, 'requests after recovery');
+		assertAllExpected(after1, 'after recovery');
+		assert.equal(g.haproxy.pid, master, 'HAProxy master unchanged');
+		assert.deepEqual(childPids(master).sort(), workers0.sort(), 'HAProxy workers unchanged');
+		assert.equal(hapReloadLines(g), reloads0, 'HAProxy was reloaded');
 	});
-}
+
+	test(`${V} 100 SIGHUP reloads and 100 store replacements under load: zero failed verdicts, changes visible within 1 s`, async (t) => {
+		await resetUpstream(g);
+		const hup0 = agentLines(g, /event=reload result=ok/);
+		const load = startLoad(g.gwPort, g.keys);
+		const samples = [];
+		let hups = 0;
+		let replacements = 0;
+		const t0 = Date.now();
+		try {
+			await waitRecord(load.records, 'a first 200 under load', (r) => r.status === 200);
+			let fresh = null;
+			for (let i = 0; i < 100; i++) {
+				process.kill(g.agent.pid, 'SIGHUP');
+				hups++;
+				await waitFor(`reload ${i + 1} logged`, () => agentLines(g, /event=reload result=ok/) >= hup0 + hups,
+					{ timeout: 5000, interval: 5 });
+				// Store replacement: create on even turns, revoke that key on odd ones.
+				const sample = i % 20 < 2;
+				if (fresh === null) {
+					fresh = await createKey(g.conf, g.ctlLog, `fresh${i}@${hap.label}`);
+					replacements++;
+					if (sample)
+						samples.push(['create', await visibleWithin(g, fresh.key, 200, `key ${i} accepted`)]);
+				} else {
+					await revokeKey(g, fresh.id);
+					replacements++;
+					if (sample)
+						samples.push(['revoke', await visibleWithin(g, fresh.key, 401, `key ${i - 1} refused`)]);
+					fresh = null;
+				}
+			}
+			await delay(300);
+		} finally {
+			await load.stop();
+		}
+		const recs = load.records;
+		const line = `${V} ${hups} SIGHUPs, ${replacements} store replacements in ${Date.now() - t0} ms; ` +
+			`${recs.length} requests ${JSON.stringify(tallyRecords(recs))}; visible after (ms): ${samples.map((s) => s.join(' ')).join(', ')}`;
+		t.diagnostic(line);
+		console.log(`# ${line}`);
+		assert.equal(agentLines(g, /event=reload result=ok/), hup0 + 100, 'reloads logged');
+		assert.equal(agentLines(g, /event=reload result=rejected/), 0, 'rejected reloads');
+		assertAllExpected(recs, 'under SIGHUP and store replacements');
+		assertNoBypass(recs, await upstream(g), 'SIGHUP/store');
+		assert.ok(samples.length >= 8, `samples: ${samples.length}`);
+		for (const [what, ms] of samples)
+			assert.ok(ms <= 1000, `${what} visible after ${ms} ms (> 1000)`);
+		assert.ok(g.agent.isRunning(), 'keyauthd still runs');
+	});
+
+	test(`${V} HAProxy reloaded 3 times under load: no request passes without a verdict`, async (t) => {
+		await resetUpstream(g);
+		const master = g.haproxy.pid;
+		const reloads0 = hapReloadLines(g);
+		const load = startLoad(g.gwPort, g.keys, { keepAlive: false });
+		const took = [];
+		try {
+			await waitRecord(load.records, 'a first 200 under load', (r) => r.status === 200);
+			for (let i = 0; i < 3; i++) {
+				const before1 = new Set(childPids(master));
+				const loaded0 = hapLoadedLines(g);
+				const t1 = Date.now();
+				process.kill(master, 'SIGUSR2');
+				// The master ignores a SIGUSR2 that comes before it has
+				// finished loading: wait for its "Loading success." too.
+				await waitFor(`a new HAProxy worker and the master loaded (reload ${i + 1})`, () =>
+					childPids(master).some((p) => !before1.has(p)) && hapLoadedLines(g) > loaded0,
+				{ timeout: 15000, interval: 20 });
+				const tNew = Date.now();
+				await waitRecord(load.records, `a request served after reload ${i + 1}`,
+					(r) => r.t0 > tNew && r.status === 200, 10000);
+				took.push(Date.now() - t1);
+			}
+			await delay(500);
+		} finally {
+			await load.stop();
+		}
+		const recs = load.records;
+		const tally = tallyRecords(recs);
+		const errs = tallyRecords(recs.filter((r) => r.error).map((r) => ({ kind: 'error:', error: false, status: r.error })));
+		const line = `${V} 3 HAProxy reloads (${took.join(', ')} ms until served by the new worker): ${recs.length} requests ` +
+			`${JSON.stringify(tally)}; connection errors: ${JSON.stringify(errs)}`;
+		t.diagnostic(line);
+		console.log(`# ${line}`);
+		assert.ok(g.haproxy.isRunning(), 'the master survived');
+		assert.equal(g.haproxy.pid, master);
+		assert.equal(hapReloadLines(g), reloads0 + 3, 'reloads logged by the master');
+		assertNoBypass(recs, await upstream(g), 'HAProxy reload');
+		assertHandover(recs);
+	});
+
+	test(`${V} HAProxy replaced 3 times with -sf under load: no request passes without a verdict`, async (t) => {
+		// A second, standalone HAProxy (no master) on its own port, from
+		// the same rendering, replaced by a new process with -sf <old>.
+		const dir2 = path.join(g.dir, 'haproxy-sf');
+		fs.mkdirSync(dir2);
+		const port2 = await freePort();
+		const r = await ctl(g.conf, ['haproxy', '--out', dir2, '--bind', `127.0.0.1:${port2}`,
+			'--haproxy-version', hap.render], { logFile: g.ctlLog });
+		assert.equal(r.status, 0, `keyauthctl haproxy: ${redact(r.stderr)}`);
+		const cfg2 = path.join(dir2, 'haproxy-keyauth.cfg');
+		const env = { ...process.env, KEYAUTH_OPENAI_CREDENTIAL: credential };
+		let cur = startProcess('haproxy-sf0', g.hapBin, ['-db', '-f', cfg2], { dir: g.dir, env });
+		g.procs.push(cur);
+		await waitFor('the standalone HAProxy to serve', async () =>
+			(await request(port2, '/openai/v1/models', { 'X-API-Key': g.keys.valid[0] })).status === 200,
+		{ timeout: 15000, interval: 100 });
+		await resetUpstream(g);
+		const load = startLoad(port2, g.keys, { keepAlive: false });
+		const took = [];
+		try {
+			await waitRecord(load.records, 'a first 200 under load', (x) => x.status === 200);
+			for (let i = 1; i <= 3; i++) {
+				const old = cur;
+				const t1 = Date.now();
+				cur = startProcess(`haproxy-sf${i}`, g.hapBin, ['-db', '-f', cfg2, '-sf', String(old.pid)], { dir: g.dir, env });
+				g.procs.push(cur);
+				await timeLimit(old.exited, 15000, `HAProxy ${old.pid} still runs 15 s after -sf`);
+				assert.ok(cur.isRunning(), `the new HAProxy (-sf, step ${i}) exited: ${redact(readText(cur.err).slice(-300))}`);
+				const tOld = Date.now();
+				await waitRecord(load.records, `a request served after -sf step ${i}`,
+					(x) => x.t0 > tOld && x.status === 200, 10000);
+				took.push(tOld - t1);
+			}
+			await delay(500);
+		} finally {
+			await load.stop();
+			await stopProcess(cur);
+		}
+		const recs = load.records;
+		const errs = tallyRecords(recs.filter((x) => x.error).map((x) => ({ kind: 'error:', error: false, status: x.error })));
+		const line = `${V} 3 HAProxy -sf replacements (${took.join(', ')} ms until the old process exited): ` +
+			`${recs.length} requests ${JSON.stringify(tallyRecords(recs))}; connection errors: ${JSON.stringify(errs)}`;
+		t.diagnostic(line);
+		console.log(`# ${line}`);
+		assertNoBypass(recs, await upstream(g), 'HAProxy -sf');
+		assertHandover(recs);
+	});
+
+	const FAULTS = [
+		{ name: 'corrupt', reason: /./, apply: (s) => overwriteHead(s, Buffer.from([0xc1, 0xc1, 0xc1, 0xc1])) },
+		{ name: 'truncated', reason: /./, apply: (s) => fs.truncateSync(s, Math.floor(fs.statSync(s).size / 2)) },
+		{ name: 'emptied', reason: /empty/, apply: (s) => fs.truncateSync(s, 0) },
+		{ name: 'replaced by a directory', reason: /directory/,
+		  skip: () => (canExchange() ? '' : 'python3 with renameat2 is needed to swap a directory in atomically'),
+		  apply: (s) => { fs.mkdirSync(`${s}.dir`); exchange(`${s}.dir`, s); },
+		  mend: (s) => { exchange(`${s}.dir`, s); fs.rmdirSync(`${s}.dir`); } },
+		{ name: 'unreadable', reason: /denied/,
+		  skip: () => {
+		  	if (!isRoot)
+		  		return '';
+		  	if (!hasSetpriv)
+		  		return 'running as root without setpriv: mode 000 does not stop root from reading';
+		  	const c = capEff(g.agent.pid);
+		  	return c !== null && (c & ((1n << CAP_DAC_OVERRIDE) | (1n << CAP_DAC_READ_SEARCH))) === 0n ? ''
+		  		: 'keyauthd still has CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH: mode 000 would not stop it';
+		  },
+		  apply: (s) => fs.chmodSync(s, 0o000), mend: (s) => fs.chmodSync(s, 0o600) },
+	];
+
+	test(`${V} store corrupt, truncated, emptied, a directory, unreadable: previous keys keep serving, one store_rejected line each, recovery`, async (t) => {
+		await resetUpstream(g);
+		const good = fs.readFileSync(g.store);
+		const load = startLoad(g.gwPort, g.keys);
+		const report = [];
+		try {
+			await waitRecord(load.records, 'a first 200 under load', (r) => r.status === 200);
+			for (const f of FAULTS) {
+				const why = f.skip ? f.skip() : '';
+				if (why) {
+					report.push(`${f.name}: SKIPPED (${why})`);
+					console.log(`\n#### SKIP ${V} store ${f.name}: ${why} ####\n`);
+					continue;
+				}
+				const keys0 = JSON.parse((await ctl(g.conf, ['stats', '--json'], { logFile: g.ctlLog })).stdout).store.keys;
+				const rej0 = agentLines(g, /event=store_rejected where=/);
+				const ok0 = agentLines(g, /event=store_loaded /);
+				const size0 = fs.statSync(g.agent.err).size;
+				f.apply(g.store);
+				const ta = Date.now();
+				await waitFor(`store ${f.name}: store_rejected logged`, () =>
+					agentLines(g, /event=store_rejected where=/) > rej0, { timeout: 3000, interval: 10 });
+				const seen = Date.now() - ta;
+				// A window with the fault in place: the old set serves, and
+				// the rejection is not repeated.
+				const th = Date.now();
+				await delay(1200);
+				const held = within(load.records, th, Date.now());
+				assert.ok(held.length > 0, `store ${f.name}: load went on`);
+				assertAllExpected(held, `store ${f.name}`);
+				assert.equal(agentLines(g, /event=store_rejected where=/), rej0 + 1, `store ${f.name}: store_rejected lines`);
+				const st = JSON.parse((await ctl(g.conf, ['stats', '--json'], { logFile: g.ctlLog })).stdout);
+				assert.equal(st.store.last_load, 'rejected', `store ${f.name}: stats last_load`);
+				assert.equal(st.store.keys, keys0, `store ${f.name}: keys still served`);
+				const newLog = readText(g.agent.err).slice(size0).split('\n').filter((l) => /store_rejected/.test(l));
+				assert.ok(newLog.some((l) => f.reason.test(l)), `store ${f.name}: reason in the log: ${redact(newLog.join(' | '))}`);
+				// Mended.
+				if (f.mend)
+					f.mend(g.store);
+				else
+					replaceFile(g.store, good);
+				await waitFor(`store ${f.name}: reloaded once mended`, () =>
+					agentLines(g, /event=store_loaded /) > ok0, { timeout: 3000, interval: 10 });
+				report.push(`${f.name}: rejected after ${seen} ms, ${held.length} requests served meanwhile, ` +
+					`log: ${redact(newLog.map((l) => l.replace(/^.*?event=/, 'event=')).join(' | '))}`);
+			}
+			// Mended means live again: a key created now works within 1 s.
+			const k = await createKey(g.conf, g.ctlLog, `after-faults@${hap.label}`);
+			report.push(`key created after the faults accepted after ${await visibleWithin(g, k.key, 200, 'a new key accepted')} ms`);
+			await delay(200);
+		} finally {
+			await load.stop();
+		}
+		for (const l of report) {
+			t.diagnostic(`${V} ${l}`);
+			console.log(`# ${V} ${l}`);
+		}
+		assertAllExpected(load.records, 'during store faults');
+		assertNoBypass(load.records, await upstream(g), 'store faults');
+	});
+
+	test(`${V} no key in any log or file of the run`, async () => {
+		for (const p of [...g.procs].reverse())
+			await stopProcess(p);
+		const leaking = filesUnder(g.dir).filter((f) => holdsSecret(readText(f))).map((f) => path.basename(f));
+		assert.deepEqual(leaking, [], 'files holding a key');
+	});
+});
 
 /* ---- disk full ------------------------------------------------------------------------ */
 

@@ -12,12 +12,13 @@
 // memory here), keys given to keyauthctl go on stdin, and curl gets its URL
 // and headers as a config file on stdin (`curl -K -`). Nothing here prints a
 // key; callers compare keys only through booleans.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { after } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -251,6 +252,43 @@ export async function waitFor(what, fn, { timeout = 5000, interval = 50 } = {}) 
 			throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
 		await delay(interval);
 	}
+}
+
+/* <promise>'s value, or a rejection with <message> after <ms>. The timer is
+ * cleared either way: a pending one would keep the file alive. */
+export async function timeLimit(promise, ms, message) {
+	let timer;
+	const expiry = new Promise((_, reject) => {
+		timer = setTimeout(() => reject(new Error(message)), ms);
+	});
+	try {
+		return await Promise.race([promise, expiry]);
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
+/* For a waitFor condition: throws fatal() when the started process <p> has
+ * exited (what was awaited of it can no longer happen), with the end of
+ * <log> (its stderr unless told). */
+export function failIfExited(p, log = p.err) {
+	if (!p.isRunning())
+		throw fatal(`${p.name} exited: ${redact(readText(log).slice(-500))}`);
+}
+
+/* A waitFor condition: <p> still runs and something accepts TCP connections
+ * on 127.0.0.1:<port>. */
+export function listening(p, port) {
+	failIfExited(p);
+	return portOpen(port);
+}
+
+/* A waitFor condition: the port a stand-in (provider.js, vendors.js) printed
+ * on stdout as "listening <port>", once it has; fatal if it exited. */
+export function announcedPort(p) {
+	failIfExited(p);
+	const m = /listening (\d+)/.exec(readText(p.out));
+	return m ? Number(m[1]) : null;
 }
 
 /* A free loopback TCP port (bound then released: the kernel will not hand it
@@ -518,4 +556,68 @@ export function readText(p) {
 /* Number of lines of <file> matching <re>. */
 export function countLines(file, re) {
 	return readText(file).split('\n').filter((l) => re.test(l)).length;
+}
+
+/* ---- one describe() per HAProxy binary ------------------------------------------------ */
+
+/* Defines the cases of a file once per HAProxy binary (haproxyBinaries()),
+ * in a describe() named `<title> <version>`:
+ * - a binary that is absent (3.2), or every one when <unavailable> gives a
+ *   reason the file cannot run here: a loud SKIP line and a skipped test;
+ * - one that does not run (2.6 is required): a failing test;
+ * - otherwise: before() asserts keyauthd and keyauthctl are built and sets
+ *   the gateway g = await start(hap, idx) ({ procs, dir, ... }); after()
+ *   stops g.procs, last started first, and removes g.dir (or, given, runs
+ *   stop(g) instead); with <keepEnv> set in the environment, a copy of
+ *   g.dir is kept and named first.
+ * body(ctx) defines the cases: ctx.hap, ctx.idx, ctx.V (the prefix of
+ * their names) and ctx.g, the gateway (a getter: set once before() ran).
+ * <tag> names the file in the SKIP and failing tests' names, <vTag> goes
+ * into V; timeout and beforeTimeout (ms) bound the describe and before(). */
+export function forEachHaproxy(title, opts, start, body) {
+	const { timeout, beforeTimeout = 60000, tag = '', vTag = '', keepEnv, unavailable, stop } = opts;
+	for (const [idx, hap] of haproxyBinaries().entries()) {
+		const reason = unavailable || hap.skip;
+		if (reason) {
+			const line = `SKIP haproxy ${hap.label}${tag ? ` ${tag}` : ''}: ${reason}`;
+			console.log(`\n#### ${line} ####\n`);
+			test(line, { skip: reason }, () => {});
+			continue;
+		}
+		if (hap.error) {
+			test(`haproxy ${hap.label} is available${tag ? ` for ${tag}` : ''}`, () => {
+				assert.fail(`HAProxy ${hap.label} is required for the ${tag || 'end-to-end'} tests: ${hap.error}`);
+			});
+			continue;
+		}
+		const V = `[haproxy ${hap.full}${vTag ? ` ${vTag}` : ''}]`;
+		let g;
+		describe(`${title} ${hap.full}`, { timeout }, () => {
+			before(async () => {
+				assert.ok(fs.existsSync(KEYAUTHD), `${KEYAUTHD} not built`);
+				assert.ok(fs.existsSync(KEYAUTHCTL), `${KEYAUTHCTL} not built`);
+				g = await start(hap, idx);
+			}, { timeout: beforeTimeout });
+
+			after(async () => {
+				if (!g)
+					return;
+				if (stop) {
+					await stop(g);
+					return;
+				}
+				for (const p of [...g.procs].reverse())
+					await stopProcess(p);
+				if (keepEnv && process.env[keepEnv]) {
+					// A copy: the temp dirs are removed at exit.
+					const keep = fs.mkdtempSync(path.join(os.tmpdir(), `keyauth-${tag}-kept-${hap.label}-`));
+					fs.cpSync(g.dir, keep, { recursive: true, filter: (src) => !fs.lstatSync(src).isSocket() });
+					console.log(`# ${V} ${keepEnv}: the run's files are in ${keep}`);
+				}
+				removeTempDir(g.dir);
+			});
+
+			body({ hap, idx, V, get g() { return g; } });
+		});
+	}
 }

@@ -43,12 +43,12 @@ import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, test } from 'node:test';
 
 import {
-	KEYAUTHCTL, KEYAUTHD, PROVIDER_JS, ROOT, addSecret, alive, childPids, countLines,
-	filesUnder, haproxyBinaries, holdsSecret, makeTempDir, readText, redact, removeTempDir, run,
-	startProcess, stopProcess, waitFor,
+	KEYAUTHCTL, KEYAUTHD, PROVIDER_JS, ROOT, addSecret, alive, announcedPort, childPids, countLines,
+	failIfExited, filesUnder, forEachHaproxy, holdsSecret, makeTempDir, readText, redact, removeTempDir,
+	run, startProcess, stopProcess, waitFor,
 } from './lib.js';
 
 const E2E_DIR = path.join(ROOT, 'tests', 'e2e');
@@ -175,8 +175,7 @@ async function startRedis(g) {
 	const ready0 = g.redis ? countLines(g.redis.out, /Ready to accept connections/) : 0;
 	const p = nsProcess(g, 'redis', g.ns.redis, REDIS_SERVER, [g.redisConf]);
 	await waitFor('redis-server to be ready', () => {
-		if (!p.isRunning())
-			throw new Error(`redis-server exited: ${readText(p.out).slice(-500)}`);
+		failIfExited(p, p.out);
 		return countLines(p.out, /Ready to accept connections/) > ready0;
 	}, { timeout: 10000 });
 	assertInNamespace(p, g.ns.redis);
@@ -237,8 +236,7 @@ async function startHost(g, name) {
 	const h = { name, ns: g.ns[name], dir: path.join(g.dir, `host${name}`) };
 	fs.mkdirSync(h.dir);
 	h.provider = nsProcess(g, `provider-${name}`, h.ns, process.execPath, [PROVIDER_JS, '0']);
-	h.providerPort = Number(await waitFor(`host ${name}'s provider to listen`,
-		() => (/listening (\d+)/.exec(readText(h.provider.out)) || [])[1], { timeout: 10000 }));
+	h.providerPort = await waitFor(`host ${name}'s provider to listen`, () => announcedPort(h.provider), { timeout: 10000 });
 	// Each host has its own copy of the Redis password, readable only by it.
 	h.passFile = path.join(h.dir, 'redis.pass');
 	fs.writeFileSync(h.passFile, `${g.redisPass}\n`, { mode: 0o600 });
@@ -247,8 +245,7 @@ async function startHost(g, name) {
 
 	h.agent = nsProcess(g, `keyauthd-${name}`, h.ns, KEYAUTHD, ['-c', h.conf]);
 	await waitFor(`host ${name}'s keyauthd to start`, () => {
-		if (!h.agent.isRunning())
-			throw new Error(`keyauthd exited: ${redact(readText(h.agent.err).slice(-500))}`);
+		failIfExited(h.agent);
 		return /event=started/.test(readText(h.agent.err));
 	}, { timeout: 10000 });
 
@@ -265,8 +262,11 @@ async function startHost(g, name) {
 	h.haproxy = nsProcess(g, `haproxy-${name}`, h.ns, g.hap.bin, ['-W', '-db', '-f', cfg],
 		{ kind: 'haproxy', env: { ...process.env, KEYAUTH_OPENAI_CREDENTIAL: CREDENTIAL } });
 	// Up when HAProxy answers and the agent gave it a verdict (missing key).
-	await waitFor(`host ${name}'s HAProxy and keyauthd to answer`, async () =>
-		(await curlOn(g, h, '/openai/v1/models', null)).status === 401, { timeout: 15000, interval: 100 });
+	await waitFor(`host ${name}'s HAProxy and keyauthd to answer`, async () => {
+		failIfExited(h.haproxy);
+		failIfExited(h.agent);
+		return (await curlOn(g, h, '/openai/v1/models', null)).status === 401;
+	}, { timeout: 15000, interval: 100 });
 	for (const p of [h.provider, h.agent, h.haproxy])
 		assertInNamespace(p, h.ns);
 	g.allPids.push(...childPids(h.haproxy.pid));
@@ -381,7 +381,7 @@ async function loop(c) {
 	while (!stop) {
 		let st;
 		try {
-			const r = await fetch(url, { headers: { Authorization: 'Bearer ' + c.key } });
+			const r = await fetch(url, { headers: { Authorization: 'Bearer ' + c.key }, signal: AbortSignal.timeout(10000) });
 			await r.arrayBuffer();
 			st = String(r.status);
 		} catch (e) {
@@ -422,192 +422,167 @@ const logSize = (p) => fs.statSync(p.err).size;
 const logSince = (p, from) => readText(p.err).slice(from);
 
 const UNAVAILABLE = netnsUnavailable();
-const VERSIONS = haproxyBinaries();
 const allGateways = [];
 
-for (const [idx, hap] of VERSIONS.entries()) {
-	if (UNAVAILABLE) {
-		const line = `SKIP netns scale-out on haproxy ${hap.label}: ${UNAVAILABLE}`;
-		console.log(`\n#### ${line} ####\n`);
-		test(line, { skip: UNAVAILABLE }, () => {});
-		continue;
-	}
-	if (hap.skip) {
-		const line = `SKIP haproxy ${hap.label}: ${hap.skip}`;
-		console.log(`\n#### ${line} ####\n`);
-		test(line, { skip: hap.skip }, () => {});
-		continue;
-	}
-	if (hap.error) {
-		test(`haproxy ${hap.label} is available`, () => {
-			assert.fail(`HAProxy ${hap.label} is required for the end-to-end tests: ${hap.error}`);
-		});
-		continue;
-	}
-
-	const V = `[haproxy ${hap.full}]`;
-	describe(`scale-out over Redis, two netns hosts, HAProxy ${hap.full}`, { timeout: 120000 }, () => {
-		let g;
-		let A;
-		let B;
-
-		before(async () => {
-			assert.ok(fs.existsSync(KEYAUTHD), `${KEYAUTHD} not built`);
-			assert.ok(fs.existsSync(KEYAUTHCTL), `${KEYAUTHCTL} not built`);
-			g = await startAll(hap, idx);
-			allGateways.push(g);
-			({ A, B } = g);
-		}, { timeout: 60000 });
-
-		after(async () => {
-			if (g)
-				await teardown(g);
-		});
-
-		test(`${V} a key created on host B works through both hosts' HAProxy (curl and the openai SDK)`, async () => {
-			g.keys.shared = await createKey(g, B, 'shared');
-			for (const h of [A, B]) {
-				// Created on B, so both may need a moment to be told.
-				await untilStatus(g, h, g.keys.shared, 200, Date.now());
-				const r = await curlOn(g, h, '/openai/v1/models', g.keys.shared);
-				assert.equal(r.status, 200, `curl via host ${h.name}`);
-				assert.equal(r.json?.object, 'list', `curl via host ${h.name}: the provider's answer`);
-				assert.equal(redact(r.json?.received?.provider_credential), CREDENTIAL, 'provider credential added');
-				const s = await sdkOn(h, g.keys.shared);
-				assert.deepEqual(s, { ok: true, content: 'Hello from the stand-in provider.', credential: CREDENTIAL },
-					`openai SDK via host ${h.name}`);
-				const u = await curlOn(g, h, '/openai/v1/models', g.keys.unknown);
-				assert.equal(u.status, 401, `unknown key via host ${h.name}`);
-				assert.match(u.json?.error?.message || '', /incorrect/i);
-				const su = await sdkOn(h, g.keys.unknown);
-				assert.deepEqual(su, { ok: false, error: 'AuthenticationError', status: 401 }, `SDK, unknown key, host ${h.name}`);
-			}
-		});
-
-		test(`${V} revoked on host A: host B's HAProxy answers 401 within 1 s`, async (t) => {
-			const t0 = Date.now();
-			await revokeKey(g, A, 'shared');
-			const t1 = Date.now();
-			const [msB, msA] = await Promise.all([
-				untilStatus(g, B, g.keys.shared, 401, t1),
-				untilStatus(g, A, g.keys.shared, 401, t1),
-			]);
-			t.diagnostic(`revoke on host A (keyauthctl took ${t1 - t0} ms): host B's HAProxy answers 401 ${msB} ms ` +
-				`after keyauthctl returned, host A's ${msA} ms`);
-			const r = await curlOn(g, B, '/openai/v1/models', g.keys.shared);
-			assert.equal(r.status, 401);
-			assert.match(r.json?.error?.message || '', /revoked/i, 'the 401 says revoked');
-			assert.ok(msB <= 1000, `host B enforced the revoke after ${msB} ms (> 1000)`);
-			assert.deepEqual(await sdkOn(B, g.keys.shared), { ok: false, error: 'AuthenticationError', status: 401 });
-		});
-
-		test(`${V} Redis killed under load: every verdict right within the staleness bound; restarted: agents reconnect without a restart`, async (t) => {
-			g.keys.load = await createKey(g, B, 'load');
-			await Promise.all([A, B].map((h) => untilStatus(g, h, g.keys.load, 200, Date.now())));
-			const agentPids = [A.agent.pid, B.agent.pid];
-
-			const keyFile = path.join(g.dir, 'loader-keys.json');
-			fs.writeFileSync(keyFile, JSON.stringify([
-				{ label: 'valid', key: g.keys.load, expect: 200, conc: 2 },
-				{ label: 'unknown', key: g.keys.unknown, expect: 401, conc: 1 },
-				{ label: 'revoked', key: g.keys.shared, expect: 401, conc: 1 },
-			]), { mode: 0o600 });
-			const loaders = [A, B].map((h) => nsProcess(g, `loader-${h.name}`, h.ns, process.execPath,
-				['-e', LOADER, `http://127.0.0.1:${HAP_PORT}/openai/v1/models`, keyFile]));
-			try {
-				await waitFor('the loaders to read their keys', () => loaders.every((p) => /^ready$/m.test(readText(p.out))));
-			} finally {
-				fs.rmSync(keyFile, { force: true });
-			}
-			for (const [i, p] of loaders.entries())
-				assertInNamespace(p, [A, B][i].ns);
-			await waitFor('load on both hosts', () => loaders.every((p) => loaderProgress(p) >= 100), { timeout: 10000 });
-
-			assert.equal(await redisCli(g, 'SAVE'), 'OK', 'SAVE before the kill');
-			const from = [A, B].map((h) => logSize(h.agent));
-			const tKill = Date.now();
-			await stopProcess(g.redis, { signal: 'SIGKILL' });
-			await waitFor('both agents to log store_disconnected', () =>
-				[A, B].every((h, i) => /event=store_disconnected/.test(logSince(h.agent, from[i]))), { timeout: 5000 });
-			const atDown = loaders.map(loaderProgress);
-			// Redis stays down for OUTAGE_MS (a few failed reconnects) and until
-			// each host has answered 200 more requests meanwhile.
-			await waitFor('requests answered while Redis is down', () =>
-				Date.now() - tKill >= OUTAGE_MS && loaders.every((p, i) => loaderProgress(p) >= atDown[i] + 200),
-			{ timeout: 15000 });
-			const downMs = Date.now() - tKill;
-			const duringOutage = loaders.map((p, i) => loaderProgress(p) - atDown[i]);
-
-			const tUp = Date.now();
-			await startRedis(g);
-			await waitFor('both agents to log store_reconnected', () =>
-				[A, B].every((h, i) => /event=store_reconnected/.test(logSince(h.agent, from[i]))), { timeout: 5000 });
-			const reconnectMs = Date.now() - tUp;
-			const atUp = loaders.map(loaderProgress);
-			await waitFor('load to go on after the reconnect', () =>
-				loaders.every((p, i) => loaderProgress(p) >= atUp[i] + 100), { timeout: 10000 });
-			for (const p of loaders)
-				await stopProcess(p);
-
-			const sums = loaders.map((p) => {
-				const m = /^summary (.*)$/m.exec(readText(p.out));
-				assert.ok(m, `${p.name} printed no summary: ${readText(p.err).slice(-300)}`);
-				return JSON.parse(m[1]);
-			});
-			for (const [i, s] of sums.entries()) {
-				const name = ['A', 'B'][i];
-				t.diagnostic(`host ${name}: ${s.n} requests (${duringOutage[i]} while Redis was down): ${JSON.stringify(s.counts)}`);
-				assert.deepEqual(s.bad, [], `host ${name}: unexpected answers`);
-				assert.deepEqual(Object.keys(s.counts.valid || {}), ['200'], `host ${name}: valid key`);
-				assert.deepEqual(Object.keys(s.counts.unknown || {}), ['401'], `host ${name}: unknown key`);
-				assert.deepEqual(Object.keys(s.counts.revoked || {}), ['401'], `host ${name}: revoked key`);
-			}
-			t.diagnostic(`Redis down ${downMs} ms under load (${duringOutage.join(' + ')} requests meanwhile); ` +
-				`both agents resubscribed ${reconnectMs} ms after the restart`);
-			for (const [i, h] of [A, B].entries()) {
-				assert.ok(h.agent.isRunning(), `host ${h.name}'s keyauthd is running`);
-				assert.equal(h.agent.pid, agentPids[i], `host ${h.name}'s keyauthd was not restarted`);
-				assert.equal(countLines(h.agent.err, /event=started/), 1, `host ${h.name}'s keyauthd started once`);
-				assert.doesNotMatch(readText(h.agent.err), /event=store_stale/, `host ${h.name} went stale`);
-			}
-		});
-
-		test(`${V} after the restart: the data survived, a key created and revoked at once reaches both hosts within 1 s`, async (t) => {
-			for (const h of [A, B]) {
-				assert.equal((await curlOn(g, h, '/openai/v1/models', g.keys.load)).status, 200, `old key via host ${h.name}`);
-				assert.equal((await curlOn(g, h, '/openai/v1/models', g.keys.shared)).status, 401, `revoked key via host ${h.name}`);
-			}
-			g.keys.fresh = await createKey(g, A, 'fresh');
-			let t1 = Date.now();
-			const created = await Promise.all([A, B].map((h) => untilStatus(g, h, g.keys.fresh, 200, t1)));
-			await revokeKey(g, B, 'fresh');
-			t1 = Date.now();
-			const revoked = await Promise.all([A, B].map((h) => untilStatus(g, h, g.keys.fresh, 401, t1)));
-			t.diagnostic(`after restart: create seen by A/B after ${created.join('/')} ms, revoke after ${revoked.join('/')} ms`);
-			for (const ms of [...created, ...revoked])
-				assert.ok(ms <= 1000, `a change took ${ms} ms (> 1000)`);
-			assert.deepEqual(await sdkOn(B, g.keys.load), { ok: true, content: 'Hello from the stand-in provider.', credential: CREDENTIAL });
-		});
-
-		test(`${V} both agents stop cleanly on SIGTERM (exit 0, no sanitizer report)`, async () => {
-			for (const h of [A, B]) {
-				const exited = h.agent.exited;
-				await stopProcess(h.agent);
-				assert.deepEqual(await exited, { code: 0, signal: null }, `host ${h.name}'s keyauthd exit`);
-				assert.doesNotMatch(readText(h.agent.err), /AddressSanitizer|LeakSanitizer|runtime error:/,
-					`host ${h.name}'s keyauthd: sanitizer report`);
-			}
-		});
-
-		test(`${V} no key in any file of the run (logs, responses, Redis' dump)`, async () => {
-			// Redis holds digests only: its dump (written by the SAVE above)
-			// is scanned like the rest.
-			assert.ok(fs.existsSync(path.join(g.redisDir, 'dump.rdb')), 'dump.rdb written');
-			const leaks = filesUnder(g.dir).filter((f) => holdsSecret(readText(f)));
-			assert.deepEqual(leaks.map((f) => path.relative(g.dir, f)), [], 'files holding a key');
-		});
+forEachHaproxy('scale-out over Redis, two netns hosts, HAProxy', {
+	timeout: 120000, tag: 'netns', unavailable: UNAVAILABLE, stop: teardown,
+}, async (hap, idx) => {
+	const g = await startAll(hap, idx);
+	allGateways.push(g);
+	return g;
+}, (ctx) => {
+	const { V } = ctx;
+	let g;
+	let A;
+	let B;
+	before(() => {
+		g = ctx.g;
+		({ A, B } = g);
 	});
-}
+
+	test(`${V} a key created on host B works through both hosts' HAProxy (curl and the openai SDK)`, async () => {
+		g.keys.shared = await createKey(g, B, 'shared');
+		for (const h of [A, B]) {
+			// Created on B, so both may need a moment to be told.
+			await untilStatus(g, h, g.keys.shared, 200, Date.now());
+			const r = await curlOn(g, h, '/openai/v1/models', g.keys.shared);
+			assert.equal(r.status, 200, `curl via host ${h.name}`);
+			assert.equal(r.json?.object, 'list', `curl via host ${h.name}: the provider's answer`);
+			assert.equal(redact(r.json?.received?.provider_credential), CREDENTIAL, 'provider credential added');
+			const s = await sdkOn(h, g.keys.shared);
+			assert.deepEqual(s, { ok: true, content: 'Hello from the stand-in provider.', credential: CREDENTIAL },
+				`openai SDK via host ${h.name}`);
+			const u = await curlOn(g, h, '/openai/v1/models', g.keys.unknown);
+			assert.equal(u.status, 401, `unknown key via host ${h.name}`);
+			assert.match(u.json?.error?.message || '', /incorrect/i);
+			const su = await sdkOn(h, g.keys.unknown);
+			assert.deepEqual(su, { ok: false, error: 'AuthenticationError', status: 401 }, `SDK, unknown key, host ${h.name}`);
+		}
+	});
+
+	test(`${V} revoked on host A: host B's HAProxy answers 401 within 1 s`, async (t) => {
+		const t0 = Date.now();
+		await revokeKey(g, A, 'shared');
+		const t1 = Date.now();
+		const [msB, msA] = await Promise.all([
+			untilStatus(g, B, g.keys.shared, 401, t1),
+			untilStatus(g, A, g.keys.shared, 401, t1),
+		]);
+		t.diagnostic(`revoke on host A (keyauthctl took ${t1 - t0} ms): host B's HAProxy answers 401 ${msB} ms ` +
+			`after keyauthctl returned, host A's ${msA} ms`);
+		const r = await curlOn(g, B, '/openai/v1/models', g.keys.shared);
+		assert.equal(r.status, 401);
+		assert.match(r.json?.error?.message || '', /revoked/i, 'the 401 says revoked');
+		assert.ok(msB <= 1000, `host B enforced the revoke after ${msB} ms (> 1000)`);
+		assert.deepEqual(await sdkOn(B, g.keys.shared), { ok: false, error: 'AuthenticationError', status: 401 });
+	});
+
+	test(`${V} Redis killed under load: every verdict right within the staleness bound; restarted: agents reconnect without a restart`, async (t) => {
+		g.keys.load = await createKey(g, B, 'load');
+		await Promise.all([A, B].map((h) => untilStatus(g, h, g.keys.load, 200, Date.now())));
+		const agentPids = [A.agent.pid, B.agent.pid];
+
+		const keyFile = path.join(g.dir, 'loader-keys.json');
+		fs.writeFileSync(keyFile, JSON.stringify([
+			{ label: 'valid', key: g.keys.load, expect: 200, conc: 2 },
+			{ label: 'unknown', key: g.keys.unknown, expect: 401, conc: 1 },
+			{ label: 'revoked', key: g.keys.shared, expect: 401, conc: 1 },
+		]), { mode: 0o600 });
+		const loaders = [A, B].map((h) => nsProcess(g, `loader-${h.name}`, h.ns, process.execPath,
+			['-e', LOADER, `http://127.0.0.1:${HAP_PORT}/openai/v1/models`, keyFile]));
+		try {
+			await waitFor('the loaders to read their keys', () => loaders.every((p) => /^ready$/m.test(readText(p.out))));
+		} finally {
+			fs.rmSync(keyFile, { force: true });
+		}
+		for (const [i, p] of loaders.entries())
+			assertInNamespace(p, [A, B][i].ns);
+		await waitFor('load on both hosts', () => loaders.every((p) => loaderProgress(p) >= 100), { timeout: 10000 });
+
+		assert.equal(await redisCli(g, 'SAVE'), 'OK', 'SAVE before the kill');
+		const from = [A, B].map((h) => logSize(h.agent));
+		const tKill = Date.now();
+		await stopProcess(g.redis, { signal: 'SIGKILL' });
+		await waitFor('both agents to log store_disconnected', () =>
+			[A, B].every((h, i) => /event=store_disconnected/.test(logSince(h.agent, from[i]))), { timeout: 5000 });
+		const atDown = loaders.map(loaderProgress);
+		// Redis stays down for OUTAGE_MS (a few failed reconnects) and until
+		// each host has answered 200 more requests meanwhile.
+		await waitFor('requests answered while Redis is down', () =>
+			Date.now() - tKill >= OUTAGE_MS && loaders.every((p, i) => loaderProgress(p) >= atDown[i] + 200),
+		{ timeout: 15000 });
+		const downMs = Date.now() - tKill;
+		const duringOutage = loaders.map((p, i) => loaderProgress(p) - atDown[i]);
+
+		const tUp = Date.now();
+		await startRedis(g);
+		await waitFor('both agents to log store_reconnected', () =>
+			[A, B].every((h, i) => /event=store_reconnected/.test(logSince(h.agent, from[i]))), { timeout: 5000 });
+		const reconnectMs = Date.now() - tUp;
+		const atUp = loaders.map(loaderProgress);
+		await waitFor('load to go on after the reconnect', () =>
+			loaders.every((p, i) => loaderProgress(p) >= atUp[i] + 100), { timeout: 10000 });
+		for (const p of loaders)
+			await stopProcess(p);
+
+		const sums = loaders.map((p) => {
+			const m = /^summary (.*)$/m.exec(readText(p.out));
+			assert.ok(m, `${p.name} printed no summary: ${readText(p.err).slice(-300)}`);
+			return JSON.parse(m[1]);
+		});
+		for (const [i, s] of sums.entries()) {
+			const name = ['A', 'B'][i];
+			t.diagnostic(`host ${name}: ${s.n} requests (${duringOutage[i]} while Redis was down): ${JSON.stringify(s.counts)}`);
+			assert.deepEqual(s.bad, [], `host ${name}: unexpected answers`);
+			assert.deepEqual(Object.keys(s.counts.valid || {}), ['200'], `host ${name}: valid key`);
+			assert.deepEqual(Object.keys(s.counts.unknown || {}), ['401'], `host ${name}: unknown key`);
+			assert.deepEqual(Object.keys(s.counts.revoked || {}), ['401'], `host ${name}: revoked key`);
+		}
+		t.diagnostic(`Redis down ${downMs} ms under load (${duringOutage.join(' + ')} requests meanwhile); ` +
+			`both agents resubscribed ${reconnectMs} ms after the restart`);
+		for (const [i, h] of [A, B].entries()) {
+			assert.ok(h.agent.isRunning(), `host ${h.name}'s keyauthd is running`);
+			assert.equal(h.agent.pid, agentPids[i], `host ${h.name}'s keyauthd was not restarted`);
+			assert.equal(countLines(h.agent.err, /event=started/), 1, `host ${h.name}'s keyauthd started once`);
+			assert.doesNotMatch(readText(h.agent.err), /event=store_stale/, `host ${h.name} went stale`);
+		}
+	});
+
+	test(`${V} after the restart: the data survived, a key created and revoked at once reaches both hosts within 1 s`, async (t) => {
+		for (const h of [A, B]) {
+			assert.equal((await curlOn(g, h, '/openai/v1/models', g.keys.load)).status, 200, `old key via host ${h.name}`);
+			assert.equal((await curlOn(g, h, '/openai/v1/models', g.keys.shared)).status, 401, `revoked key via host ${h.name}`);
+		}
+		g.keys.fresh = await createKey(g, A, 'fresh');
+		let t1 = Date.now();
+		const created = await Promise.all([A, B].map((h) => untilStatus(g, h, g.keys.fresh, 200, t1)));
+		await revokeKey(g, B, 'fresh');
+		t1 = Date.now();
+		const revoked = await Promise.all([A, B].map((h) => untilStatus(g, h, g.keys.fresh, 401, t1)));
+		t.diagnostic(`after restart: create seen by A/B after ${created.join('/')} ms, revoke after ${revoked.join('/')} ms`);
+		for (const ms of [...created, ...revoked])
+			assert.ok(ms <= 1000, `a change took ${ms} ms (> 1000)`);
+		assert.deepEqual(await sdkOn(B, g.keys.load), { ok: true, content: 'Hello from the stand-in provider.', credential: CREDENTIAL });
+	});
+
+	test(`${V} both agents stop cleanly on SIGTERM (exit 0, no sanitizer report)`, async () => {
+		for (const h of [A, B]) {
+			const exited = h.agent.exited;
+			await stopProcess(h.agent);
+			assert.deepEqual(await exited, { code: 0, signal: null }, `host ${h.name}'s keyauthd exit`);
+			assert.doesNotMatch(readText(h.agent.err), /AddressSanitizer|LeakSanitizer|runtime error:/,
+				`host ${h.name}'s keyauthd: sanitizer report`);
+		}
+	});
+
+	test(`${V} no key in any file of the run (logs, responses, Redis' dump)`, async () => {
+		// Redis holds digests only: its dump (written by the SAVE above)
+		// is scanned like the rest.
+		assert.ok(fs.existsSync(path.join(g.redisDir, 'dump.rdb')), 'dump.rdb written');
+		const leaks = filesUnder(g.dir).filter((f) => holdsSecret(readText(f)));
+		assert.deepEqual(leaks.map((f) => path.relative(g.dir, f)), [], 'files holding a key');
+	});
+});
 
 if (!UNAVAILABLE) {
 	test('nothing of the run is left: no namespace, link, process or temp dir', async () => {

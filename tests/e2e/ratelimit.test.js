@@ -19,13 +19,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, test } from 'node:test';
 import OpenAI from 'openai';
 
 import {
-	KEYAUTHCTL, KEYAUTHD, PROVIDER_JS, addSecret, countLines, ctl, curl, fatal, filesUnder, freePort,
-	haproxyBinaries, holdsSecret, makeTempDir, portOpen, readText, redact, removeTempDir, run,
-	startProcess, stopProcess, waitFor,
+	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, countLines, ctl, curl, failIfExited, filesUnder,
+	forEachHaproxy, freePort, holdsSecret, listening, makeTempDir, readText, redact, run, startProcess,
+	waitFor,
 } from './lib.js';
 
 function confText(g) {
@@ -112,8 +112,7 @@ async function startGateway(hap) {
 	g.store = path.join(g.dir, 'keys.db');
 	g.provider = startProcess('provider', process.execPath, [PROVIDER_JS, '0'], { dir: g.dir });
 	g.procs.push(g.provider);
-	g.providerPort = Number(await waitFor('the provider to listen',
-		() => (/listening (\d+)/.exec(readText(g.provider.out)) || [])[1], { timeout: 10000 }));
+	g.providerPort = await waitFor('the provider to listen', () => announcedPort(g.provider), { timeout: 10000 });
 	g.agentPort = await freePort();
 	g.peerPorts = [await freePort(), await freePort()];
 	fs.writeFileSync(g.conf, confText(g), { mode: 0o600 });
@@ -130,11 +129,10 @@ async function startGateway(hap) {
 	g.agent = startProcess('keyauthd', KEYAUTHD, ['-c', g.conf], { dir: g.dir });
 	g.procs.push(g.agent);
 	await waitFor('keyauthd to start', () => {
-		if (!g.agent.isRunning())
-			throw fatal(`keyauthd exited: ${redact(readText(g.agent.err).slice(-500))}`);
+		failIfExited(g.agent);
 		return /event=started/.test(readText(g.agent.err));
 	}, { timeout: 10000 });
-	await waitFor('keyauthd to accept connections', () => portOpen(g.agentPort), { timeout: 5000 });
+	await waitFor('keyauthd to accept connections', () => listening(g.agent, g.agentPort), { timeout: 5000 });
 
 	// Node lb1 takes its name from the rendered "localpeer"; lb2 from -L,
 	// which overrides it (the documented way to share one rendering).
@@ -147,11 +145,7 @@ async function startGateway(hap) {
 		g.procs.push(n.proc);
 	}
 	for (const n of g.nodes)
-		await waitFor(`HAProxy ${n.name} to listen`, () => {
-			if (!n.proc.isRunning())
-				throw fatal(`HAProxy ${n.name} exited: ${redact(readText(n.proc.err).slice(-500))}`);
-			return portOpen(n.port);
-		}, { timeout: 15000 });
+		await waitFor(`HAProxy ${n.name} to listen`, () => listening(n.proc, n.port), { timeout: 15000 });
 	// Both nodes see each other (session ESTAblished on each side).
 	for (const n of g.nodes)
 		await waitFor(`HAProxy ${n.name}'s peer session`, async () =>
@@ -192,144 +186,116 @@ function assertRateLimited(r, rpm, what) {
 	assert.match(r.headers.get('retry-after') || '', /^\d+$/, `${what}: Retry-After`);
 }
 
-const VERSIONS = haproxyBinaries();
-
-for (const hap of VERSIONS) {
-	if (hap.skip) {
-		const line = `SKIP haproxy ${hap.label}: ${hap.skip}`;
-		console.log(`\n#### ${line} ####\n`);
-		test(line, { skip: hap.skip }, () => {});
-		continue;
-	}
-	if (hap.error) {
-		test(`haproxy ${hap.label} is available`, () => {
-			assert.fail(`HAProxy ${hap.label} is required for the end-to-end tests: ${hap.error}`);
-		});
-		continue;
-	}
-
-	const V = `[haproxy ${hap.full}]`;
-	describe(`rate limits on HAProxy ${hap.full}`, { timeout: 120000 }, () => {
-		let g;
-		let lb1;
-		let lb2;
-
-		before(async () => {
-			assert.ok(fs.existsSync(KEYAUTHD), `${KEYAUTHD} not built`);
-			assert.ok(fs.existsSync(KEYAUTHCTL), `${KEYAUTHCTL} not built`);
-			g = await startGateway(hap);
-			[lb1, lb2] = g.nodes;
-		}, { timeout: 60000 });
-
-		after(async () => {
-			if (!g)
-				return;
-			for (const p of g.procs.reverse())
-				await stopProcess(p);
-			removeTempDir(g.dir);
-		});
-
-		test(`${V} --rpm 60: 60 requests pass, the 61st is 429 with an OpenAI-style error; another key is unaffected`, async () => {
-			assert.equal(g.rpm.sixty, 60, 'key create --json reports the rpm');
-			const st = await hits(lb1, '/openai/v1/models', g.keys.sixty, 60);
-			assert.deepEqual(st, Array(60).fill(200), 'the first 60 requests of the minute pass');
-			const r = await hit(lb1, '/openai/v1/models', g.keys.sixty);
-			assertRateLimited(r, 60, '61st request');
-			// curl sees the same (and the header spelled as sent).
-			const c = await curl(g.dir, { url: `http://127.0.0.1:${lb1.port}/openai/v1/models`, headers: [`X-API-Key: ${g.keys.sixty}`] });
-			assert.equal(c.status, 429, 'curl: 429');
-			assert.equal(c.json?.error?.type, 'rate_limit_error');
-			assert.match(c.headers['retry-after'] || '', /^\d+$/);
-			// Same route, same limit, its own count.
-			assert.deepEqual(await hits(lb1, '/openai/v1/models', g.keys.other, 5), Array(5).fill(200), 'another key is unaffected');
-		});
-
-		test(`${V} OpenAI SDK: over the limit -> RateLimitError`, async () => {
-			const client = new OpenAI({ apiKey: g.keys.sdk, baseURL: `http://127.0.0.1:${lb1.port}/sdk/v1`, maxRetries: 0, timeout: 10000 });
-			await client.models.list();
-			await client.models.list();
-			let err;
-			try {
-				await client.models.list();
-			} catch (e) {
-				err = e;
-			}
-			assert.ok(err, 'the third request of a 2-rpm key must fail');
-			assert.ok(err instanceof OpenAI.RateLimitError, `expected RateLimitError, got ${err.constructor.name}: ${redact(err.message)}`);
-			assert.equal(err.status, 429);
-			assert.equal(err.error?.type ?? err.type, 'rate_limit_error');
-			assert.ok(!holdsSecret(String(err.message)), 'the SDK error holds a key');
-		});
-
-		test(`${V} key set --rpm lowers a limit live: 429 within 1 s, no reload`, async (t) => {
-			const agentReloads0 = countLines(g.agent.err, /event=reload /);
-			assert.deepEqual(await hits(lb1, '/openai/v1/models', g.keys.live, 6), Array(6).fill(200), 'under the 1000 rpm limit');
-			const r = await ctl(g.conf, ['key', 'set', g.ids.live, '--rpm', '5', '--json'], { logFile: g.ctlLog });
-			assert.equal(r.status, 0, `keyauthctl key set: ${redact(r.stderr)}`);
-			assert.equal(JSON.parse(r.stdout).rpm, 5);
-			const t0 = Date.now();
-			const limited = await waitFor('the lowered limit to apply', async () => {
-				const x = await hit(lb1, '/openai/v1/models', g.keys.live);
-				return x.status === 429 ? x : null;
-			}, { timeout: 5000, interval: 20 });
-			const ms = Date.now() - t0;
-			t.diagnostic(`new limit applied ${ms} ms after keyauthctl returned`);
-			assertRateLimited(limited, 5, 'lowered limit');
-			assert.ok(ms <= 1000, `key set took ${ms} ms (> 1000)`);
-			// 0 removes the limit: the same key passes again.
-			const r0 = await ctl(g.conf, ['key', 'set', g.ids.live, '--rpm', '0'], { logFile: g.ctlLog });
-			assert.equal(r0.status, 0, `keyauthctl key set --rpm 0: ${redact(r0.stderr)}`);
-			await waitFor('the removed limit to apply', async () =>
-				(await hit(lb1, '/openai/v1/models', g.keys.live)).status === 200, { timeout: 5000, interval: 20 });
-			assert.equal(countLines(g.agent.err, /event=reload /), agentReloads0, 'keyauthd was reloaded');
-		});
-
-		test(`${V} a key without a limit is never throttled (200 requests)`, async () => {
-			const st = await hits(lb1, '/openai/v1/models', g.keys.free, 200);
-			assert.equal(st.filter((s) => s === 200).length, 200, `statuses: ${[...new Set(st)].join(',')}`);
-		});
-
-		test(`${V} a route's rate_limit_rpm applies to keys without their own`, async () => {
-			assert.deepEqual(await hits(lb1, '/capped/v1/models', g.keys.capped, 3), [200, 200, 200]);
-			assertRateLimited(await hit(lb1, '/capped/v1/models', g.keys.capped), 3, 'route default');
-		});
-
-		test(`${V} the stick table is keyed by key ids, never keys`, async () => {
-			const t = await hapCmd(lb1.sock, 'show table keyauth_rate');
-			assert.ok(!holdsSecret(t), `the stick table holds a key: ${redact(t)}`);
-			assert.ok(t.includes(`key=${g.ids.sixty} `), 'the 60-rpm key id is tracked');
-			assert.ok(!t.includes(`key=${g.ids.free} `), 'a key without a limit is not tracked');
-		});
-
-		test(`${V} two HAProxy nodes joined by peers share the count`, async (t) => {
-			// What peers guarantee: a node pushes its own updates of an entry
-			// to the other node, which takes the pushed value (updates it
-			// received are not pushed on). So with one node writing a key,
-			// that node's count must reach the other. Alternating writers
-			// are not asserted: two pushes can cross and leave the nodes
-			// apart until the next update (last writer wins).
-			// 10 rpm: 10 requests on one node, then the 11th on the other is
-			// refused (alone, that node would let it through).
-			for (const [label, w, o] of [['shared', lb1, lb2], ['shared2', lb2, lb1]]) {
-				assert.equal(g.rpm[label], 10, `${label}: key create --json reports the rpm`);
-				const st = await hits(w, '/openai/v1/models', g.keys[label], 10);
-				assert.deepEqual(st, Array(10).fill(200), `${label}: 10 requests on ${w.name} pass`);
-				assert.equal(await rateOn(w, g.ids[label]), 10, `${label}: ${w.name}'s own count`);
-				const t0 = Date.now();
-				const got = await waitFor(`${o.name}'s stick-table entry for key id ${g.ids[label]} (${label}) ` +
-					`to show the 10 requests pushed by its peer ${w.name}`,
-				async () => { const n = await rateOn(o, g.ids[label]); return n >= 10 ? n : 0; },
-				{ timeout: 10000, interval: 20 });
-				t.diagnostic(`${label}: ${w.name}'s count reached ${o.name} in ${Date.now() - t0} ms`);
-				assert.equal(got, 10, `${label}: ${o.name}'s count after the push`);
-				assertRateLimited(await hit(o, '/openai/v1/models', g.keys[label]), 10,
-					`${label}: the 11th request, on ${o.name}`);
-			}
-		});
-
-		test(`${V} no key in any file of the run`, () => {
-			const leaks = filesUnder(g.dir).filter((f) => holdsSecret(readText(f)));
-			assert.deepEqual(leaks.map((f) => path.relative(g.dir, f)), [], 'files holding a key');
-		});
+forEachHaproxy('rate limits on HAProxy', { timeout: 120000 }, startGateway, (ctx) => {
+	const { V } = ctx;
+	let g;
+	let lb1;
+	let lb2;
+	before(() => {
+		g = ctx.g;
+		[lb1, lb2] = g.nodes;
 	});
-}
+
+	test(`${V} --rpm 60: 60 requests pass, the 61st is 429 with an OpenAI-style error; another key is unaffected`, async () => {
+		assert.equal(g.rpm.sixty, 60, 'key create --json reports the rpm');
+		const st = await hits(lb1, '/openai/v1/models', g.keys.sixty, 60);
+		assert.deepEqual(st, Array(60).fill(200), 'the first 60 requests of the minute pass');
+		const r = await hit(lb1, '/openai/v1/models', g.keys.sixty);
+		assertRateLimited(r, 60, '61st request');
+		// curl sees the same (and the header spelled as sent).
+		const c = await curl(g.dir, { url: `http://127.0.0.1:${lb1.port}/openai/v1/models`, headers: [`X-API-Key: ${g.keys.sixty}`] });
+		assert.equal(c.status, 429, 'curl: 429');
+		assert.equal(c.json?.error?.type, 'rate_limit_error');
+		assert.match(c.headers['retry-after'] || '', /^\d+$/);
+		// Same route, same limit, its own count.
+		assert.deepEqual(await hits(lb1, '/openai/v1/models', g.keys.other, 5), Array(5).fill(200), 'another key is unaffected');
+	});
+
+	test(`${V} OpenAI SDK: over the limit -> RateLimitError`, async () => {
+		const client = new OpenAI({ apiKey: g.keys.sdk, baseURL: `http://127.0.0.1:${lb1.port}/sdk/v1`, maxRetries: 0, timeout: 10000 });
+		await client.models.list();
+		await client.models.list();
+		let err;
+		try {
+			await client.models.list();
+		} catch (e) {
+			err = e;
+		}
+		assert.ok(err, 'the third request of a 2-rpm key must fail');
+		assert.ok(err instanceof OpenAI.RateLimitError, `expected RateLimitError, got ${err.constructor.name}: ${redact(err.message)}`);
+		assert.equal(err.status, 429);
+		assert.equal(err.error?.type ?? err.type, 'rate_limit_error');
+		assert.ok(!holdsSecret(String(err.message)), 'the SDK error holds a key');
+	});
+
+	test(`${V} key set --rpm lowers a limit live: 429 within 1 s, no reload`, async (t) => {
+		const agentReloads0 = countLines(g.agent.err, /event=reload /);
+		assert.deepEqual(await hits(lb1, '/openai/v1/models', g.keys.live, 6), Array(6).fill(200), 'under the 1000 rpm limit');
+		const r = await ctl(g.conf, ['key', 'set', g.ids.live, '--rpm', '5', '--json'], { logFile: g.ctlLog });
+		assert.equal(r.status, 0, `keyauthctl key set: ${redact(r.stderr)}`);
+		assert.equal(JSON.parse(r.stdout).rpm, 5);
+		const t0 = Date.now();
+		const limited = await waitFor('the lowered limit to apply', async () => {
+			const x = await hit(lb1, '/openai/v1/models', g.keys.live);
+			return x.status === 429 ? x : null;
+		}, { timeout: 5000, interval: 20 });
+		const ms = Date.now() - t0;
+		t.diagnostic(`new limit applied ${ms} ms after keyauthctl returned`);
+		assertRateLimited(limited, 5, 'lowered limit');
+		assert.ok(ms <= 1000, `key set took ${ms} ms (> 1000)`);
+		// 0 removes the limit: the same key passes again.
+		const r0 = await ctl(g.conf, ['key', 'set', g.ids.live, '--rpm', '0'], { logFile: g.ctlLog });
+		assert.equal(r0.status, 0, `keyauthctl key set --rpm 0: ${redact(r0.stderr)}`);
+		await waitFor('the removed limit to apply', async () =>
+			(await hit(lb1, '/openai/v1/models', g.keys.live)).status === 200, { timeout: 5000, interval: 20 });
+		assert.equal(countLines(g.agent.err, /event=reload /), agentReloads0, 'keyauthd was reloaded');
+	});
+
+	test(`${V} a key without a limit is never throttled (200 requests)`, async () => {
+		const st = await hits(lb1, '/openai/v1/models', g.keys.free, 200);
+		assert.equal(st.filter((s) => s === 200).length, 200, `statuses: ${[...new Set(st)].join(',')}`);
+	});
+
+	test(`${V} a route's rate_limit_rpm applies to keys without their own`, async () => {
+		assert.deepEqual(await hits(lb1, '/capped/v1/models', g.keys.capped, 3), [200, 200, 200]);
+		assertRateLimited(await hit(lb1, '/capped/v1/models', g.keys.capped), 3, 'route default');
+	});
+
+	test(`${V} the stick table is keyed by key ids, never keys`, async () => {
+		const t = await hapCmd(lb1.sock, 'show table keyauth_rate');
+		assert.ok(!holdsSecret(t), `the stick table holds a key: ${redact(t)}`);
+		assert.ok(t.includes(`key=${g.ids.sixty} `), 'the 60-rpm key id is tracked');
+		assert.ok(!t.includes(`key=${g.ids.free} `), 'a key without a limit is not tracked');
+	});
+
+	test(`${V} two HAProxy nodes joined by peers share the count`, async (t) => {
+		// What peers guarantee: a node pushes its own updates of an entry
+		// to the other node, which takes the pushed value (updates it
+		// received are not pushed on). So with one node writing a key,
+		// that node's count must reach the other. Alternating writers
+		// are not asserted: two pushes can cross and leave the nodes
+		// apart until the next update (last writer wins).
+		// 10 rpm: 10 requests on one node, then the 11th on the other is
+		// refused (alone, that node would let it through).
+		for (const [label, w, o] of [['shared', lb1, lb2], ['shared2', lb2, lb1]]) {
+			assert.equal(g.rpm[label], 10, `${label}: key create --json reports the rpm`);
+			const st = await hits(w, '/openai/v1/models', g.keys[label], 10);
+			assert.deepEqual(st, Array(10).fill(200), `${label}: 10 requests on ${w.name} pass`);
+			assert.equal(await rateOn(w, g.ids[label]), 10, `${label}: ${w.name}'s own count`);
+			const t0 = Date.now();
+			const got = await waitFor(`${o.name}'s stick-table entry for key id ${g.ids[label]} (${label}) ` +
+				`to show the 10 requests pushed by its peer ${w.name}`,
+			async () => { const n = await rateOn(o, g.ids[label]); return n >= 10 ? n : 0; },
+			{ timeout: 10000, interval: 20 });
+			t.diagnostic(`${label}: ${w.name}'s count reached ${o.name} in ${Date.now() - t0} ms`);
+			assert.equal(got, 10, `${label}: ${o.name}'s count after the push`);
+			assertRateLimited(await hit(o, '/openai/v1/models', g.keys[label]), 10,
+				`${label}: the 11th request, on ${o.name}`);
+		}
+	});
+
+	test(`${V} no key in any file of the run`, () => {
+		const leaks = filesUnder(g.dir).filter((f) => holdsSecret(readText(f)));
+		assert.deepEqual(leaks.map((f) => path.relative(g.dir, f)), [], 'files holding a key');
+	});
+});

@@ -31,11 +31,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { after, before, describe, test } from 'node:test';
+import { before, test } from 'node:test';
 
 import {
-	KEYAUTHCTL, KEYAUTHD, PROVIDER_JS, addSecret, ctl, filesUnder, freePort, haproxyBinaries,
-	holdsSecret, makeTempDir, portOpen, readText, redact, reloadableHaproxy, removeTempDir, run,
+	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, ctl, failIfExited, filesUnder, forEachHaproxy,
+	freePort, holdsSecret, listening, makeTempDir, readText, redact, reloadableHaproxy, run,
 	startProcess, stopProcess, waitFor,
 } from './lib.js';
 
@@ -197,8 +197,7 @@ async function startStack(hap) {
 
 	g.provider = startProcess('provider', process.execPath, [PROVIDER_JS, '0'], { dir: g.dir });
 	g.procs.push(g.provider);
-	g.providerPort = Number(await waitFor('the provider to listen',
-		() => (/listening (\d+)/.exec(readText(g.provider.out)) || [])[1], { timeout: 10000 }));
+	g.providerPort = await waitFor('the provider to listen', () => announcedPort(g.provider), { timeout: 10000 });
 	g.agentPort = await freePort();
 	g.gwPort = await freePort();
 	fs.writeFileSync(g.conf, confText(g));
@@ -220,11 +219,10 @@ async function startStack(hap) {
 	g.agent = startProcess('keyauthd', KEYAUTHD, ['-c', g.conf], { dir: g.dir });
 	g.procs.push(g.agent);
 	await waitFor('keyauthd to start', () => {
-		if (!g.agent.isRunning())
-			throw new Error(`keyauthd exited: ${redact(readText(g.agent.err).slice(-500))}`);
+		failIfExited(g.agent);
 		return /event=started/.test(readText(g.agent.err));
 	}, { timeout: 10000 });
-	await waitFor('keyauthd to accept connections', () => portOpen(g.agentPort));
+	await waitFor('keyauthd to accept connections', () => listening(g.agent, g.agentPort));
 
 	const r = await ctl(g.conf, ['haproxy', '--out', g.hapDir, '--bind', `127.0.0.1:${g.gwPort}`,
 		'--haproxy-version', hap.render], { logFile: g.ctlLog });
@@ -246,8 +244,11 @@ async function startStack(hap) {
 		env[`KEYAUTH_${rt.toUpperCase()}_CREDENTIAL`] = credential(rt);
 	g.haproxy = startProcess('haproxy', g.hapBin, ['-W', '-db', ...cfgArgs], { dir: g.dir, env, kind: 'haproxy' });
 	g.procs.push(g.haproxy);
-	await waitFor('HAProxy to listen', () => portOpen(g.gwPort), { timeout: 15000 });
-	await waitFor("HAProxy's stats socket", () => fs.existsSync(g.hapSock), { timeout: 5000 });
+	await waitFor('HAProxy to listen', () => listening(g.haproxy, g.gwPort), { timeout: 15000 });
+	await waitFor("HAProxy's stats socket", () => {
+		failIfExited(g.haproxy);
+		return fs.existsSync(g.hapSock);
+	}, { timeout: 5000 });
 	return g;
 }
 
@@ -340,234 +341,198 @@ const BAD_AGENT_LINE = /level=(warning|error)\b/;
 // tests run as whoever runs them, and it says nothing about the protocol.
 const ROOT_WARNING = /level=warning event=running_as_root /;
 
-const VERSIONS = haproxyBinaries();
+forEachHaproxy('protocol soak on HAProxy', { timeout: 120000, tag: 'soak', keepEnv: 'SOAK_KEEP' }, startStack, (ctx) => {
+	const { hap, V } = ctx;
+	let g;
+	before(() => { g = ctx.g; });
+	let s;                   // the soak's outcome
+	let stats0;              // the agent's counters before the soak
+	const hapLog = () => readText(g.haproxy.out) + readText(g.haproxy.err);
+	const agentBadLines = () => {
+		const lines = readText(g.agent.err).split('\n').filter((l) => BAD_AGENT_LINE.test(l));
+		const root = lines.filter((l) => ROOT_WARNING.test(l));
+		if (process.getuid() !== 0 || root.length > 1)
+			return lines;
+		return lines.filter((l) => !ROOT_WARNING.test(l));
+	};
+	const needSoak = () => assert.ok(s, 'the soak did not run');
 
-for (const hap of VERSIONS) {
-	if (hap.skip) {
-		const line = `SKIP haproxy ${hap.label} soak: ${hap.skip}`;
-		console.log(`\n#### ${line} ####\n`);
-		test(line, { skip: hap.skip }, () => {});
-		continue;
-	}
-	if (hap.error) {
-		test(`haproxy ${hap.label} is available for the soak`, () => {
-			assert.fail(`HAProxy ${hap.label} is required for the protocol soak: ${hap.error}`);
-		});
-		continue;
-	}
+	test(`${V} soak: ${REQUESTS} requests from ${CLIENTS} keep-alive clients, every status right, no 503, no connection error`, async (t) => {
+		stats0 = await agentStats(g);
+		await fetch(`http://127.0.0.1:${g.providerPort}/__reset`, { method: 'POST', signal: AbortSignal.timeout(10000) });
+		g.hapLogOffset = readText(g.haproxy.out).length;
+		g.dropped0 = await droppedLogs(g.hapSock);
+		const threads = /^Nbthread: (\d+)/m.exec(await haproxyCli(g.hapSock, 'show info'))?.[1];
+		t.diagnostic(`${V} HAProxy runs ${threads} threads (its default), keyauthd 2 workers`);
+		if (os.availableParallelism() > 1)
+			assert.ok(Number(threads) > 1, `HAProxy runs ${threads} thread(s) on a ${os.availableParallelism()}-CPU machine`);
+		const plan = makePlan(REQUESTS, prng(SEED));
+		const { results, ms } = await soak(g, plan);
+		// Then one request alone: its SPOE line, written with nothing
+		// to collide with, carries HAProxy's counters after the soak.
+		const sentinel = [{ kind: KINDS[0], r: 0 }];
+		const last = await soak(g, sentinel, 1);
+		s = { plan: [...plan, ...sentinel], results: [...results, ...last.results], ms };
+		const rate = Math.round(plan.length / (ms / 1000));
+		const line = `${V} soak: ${plan.length} requests (+1 alone), ${CLIENTS} clients, ${(ms / 1000).toFixed(2)} s, ${rate} req/s (seed ${SEED})`;
+		t.diagnostic(line);
+		console.log(`# ${line}`);
 
-	const V = `[haproxy ${hap.full}]`;
-	describe(`protocol soak on HAProxy ${hap.full}`, { timeout: 120000 }, () => {
-		let g;
-		let s;                   // the soak's outcome
-		let stats0;              // the agent's counters before the soak
-		const hapLog = () => readText(g.haproxy.out) + readText(g.haproxy.err);
-		const agentBadLines = () => {
-			const lines = readText(g.agent.err).split('\n').filter((l) => BAD_AGENT_LINE.test(l));
-			const root = lines.filter((l) => ROOT_WARNING.test(l));
-			if (process.getuid() !== 0 || root.length > 1)
-				return lines;
-			return lines.filter((l) => !ROOT_WARNING.test(l));
-		};
-		const needSoak = () => assert.ok(s, 'the soak did not run');
-
-		before(async () => {
-			assert.ok(fs.existsSync(KEYAUTHD), `${KEYAUTHD} not built`);
-			assert.ok(fs.existsSync(KEYAUTHCTL), `${KEYAUTHCTL} not built`);
-			g = await startStack(hap);
-		}, { timeout: 60000 });
-
-		after(async () => {
-			if (!g)
-				return;
-			for (const p of [...g.procs].reverse())
-				await stopProcess(p);
-			if (process.env.SOAK_KEEP) {
-				// A copy: lib.js removes its temp dirs at exit.
-				const keep = fs.mkdtempSync(path.join(os.tmpdir(), `keyauth-soak-kept-${hap.label}-`));
-				fs.cpSync(g.dir, keep, { recursive: true, filter: (src) => !fs.lstatSync(src).isSocket() });
-				console.log(`# ${V} SOAK_KEEP: the run's files are in ${keep}`);
-			}
-			removeTempDir(g.dir);
-		});
-
-		test(`${V} soak: ${REQUESTS} requests from ${CLIENTS} keep-alive clients, every status right, no 503, no connection error`, async (t) => {
-			stats0 = await agentStats(g);
-			await fetch(`http://127.0.0.1:${g.providerPort}/__reset`, { method: 'POST' });
-			g.hapLogOffset = readText(g.haproxy.out).length;
-			g.dropped0 = await droppedLogs(g.hapSock);
-			const threads = /^Nbthread: (\d+)/m.exec(await haproxyCli(g.hapSock, 'show info'))?.[1];
-			t.diagnostic(`${V} HAProxy runs ${threads} threads (its default), keyauthd 2 workers`);
-			if (os.availableParallelism() > 1)
-				assert.ok(Number(threads) > 1, `HAProxy runs ${threads} thread(s) on a ${os.availableParallelism()}-CPU machine`);
-			const plan = makePlan(REQUESTS, prng(SEED));
-			const { results, ms } = await soak(g, plan);
-			// Then one request alone: its SPOE line, written with nothing
-			// to collide with, carries HAProxy's counters after the soak.
-			const sentinel = [{ kind: KINDS[0], r: 0 }];
-			const last = await soak(g, sentinel, 1);
-			s = { plan: [...plan, ...sentinel], results: [...results, ...last.results], ms };
-			const rate = Math.round(plan.length / (ms / 1000));
-			const line = `${V} soak: ${plan.length} requests (+1 alone), ${CLIENTS} clients, ${(ms / 1000).toFixed(2)} s, ${rate} req/s (seed ${SEED})`;
-			t.diagnostic(line);
-			console.log(`# ${line}`);
-
-			const bad = [];
-			for (const [i, res] of s.results.entries()) {
-				const m = mismatch(s.plan[i].kind, res);
-				if (m)
-					bad.push(`#${i} ${s.plan[i].kind.name}: ${m}`);
-			}
-			const errors = s.results.filter((x) => x.error).length;
-			const s503 = s.results.filter((x) => x.status === 503).length;
-			assert.deepEqual({ mismatches: bad.length, connection_errors: errors, status_503: s503 },
-				{ mismatches: 0, connection_errors: 0, status_503: 0 },
-				`SOAK_SEED=${SEED}; first mismatches:\n${bad.slice(0, 15).join('\n')}`);
-			assert.ok(ms < 60000, `the soak took ${ms} ms (limit 60 s)`);
-		});
-
-		test(`${V} soak: the provider got exactly the valid requests, each with its route's credential, never a client key`, async () => {
-			needSoak();
-			const reqs = await (await fetch(`http://127.0.0.1:${g.providerPort}/__requests`)).json();
-			fs.writeFileSync(path.join(g.dir, 'provider-requests.json'), JSON.stringify(reqs));
-			const valid = s.plan.filter((p) => p.kind.verdict === 'ok');
-			assert.equal(reqs.length, valid.length, 'requests upstream');
-			const want = tally(valid, (p) => `${p.kind.req(g, p.r).method || 'GET'} /v1/${p.kind.route === 'sdk' ? 'chat/completions' : 'models'} Bearer ${credential(p.kind.route)}`);
-			const got = tally(reqs, (rq) => `${rq.method} ${redact(rq.path)} ${redact(rq.headers.authorization)}`);
-			assert.deepEqual(got, want, 'method, path and Authorization seen upstream');
-			for (const rq of reqs) {
-				assert.ok(!holdsSecret(JSON.stringify(rq)), `a client key reached upstream: ${redact(JSON.stringify(rq))}`);
-				assert.ok(!('x-api-key' in rq.headers), 'X-API-Key reached upstream');
-			}
-		});
-
-		test(`${V} soak: agent stats: handshakes, verdicts per status and route equal what was sent, no protocol error`, async (t) => {
-			needSoak();
-			const st = await agentStats(g);
-			t.diagnostic(`${V} keyauthd: ${st.handshakes} handshakes (${st.healthchecks} health checks), ` +
-				`${st.connections.total} connections, ${st.frames.in} frames in, ${st.frames.out} out`);
-			assert.ok(st.handshakes > 0, `handshakes ${st.handshakes}`);
-			assert.deepEqual(st.protocol_errors, {}, 'protocol_errors');
-			assert.deepEqual(stats0.protocol_errors, {}, 'protocol_errors before the soak');
-			const routed = s.plan.filter((p) => p.kind.route !== null);
-			assert.deepEqual(verdictDelta(st.verdicts, stats0.verdicts), tally(routed, (p) => p.kind.verdict), 'verdicts');
-			for (const rt of ROUTES) {
-				assert.deepEqual(verdictDelta(st.routes[rt], stats0.routes[rt]),
-					tally(routed.filter((p) => p.kind.route === rt), (p) => p.kind.verdict), `verdicts of route ${rt}`);
-			}
-			assert.deepEqual(verdictDelta(st.routes['(unknown)'], stats0.routes['(unknown)']), {}, 'unknown-route verdicts');
-			// Every ACK is a frame out: at least one per routed request.
-			assert.ok(st.frames.out - stats0.frames.out >= routed.length, 'frames out');
-			assert.equal(st.workers, 2);
-		});
-
-		test(`${V} soak: spop-check has the agent UP and never failed`, async () => {
-			needSoak();
-			const row = await statRow(g.hapSock, 'keyauth_agents', 'agent1');
-			assert.ok(row, 'keyauth_agents/agent1 in show stat');
-			assert.equal(row.status, 'UP', `agent1 status (check_status ${row.check_status})`);
-			assert.equal(row.chkfail, '0', 'failed checks');
-			assert.equal(row.chkdown, '0', 'UP->DOWN transitions');
-			assert.doesNotMatch(hapLog(), /keyauth_agents\/agent1 is DOWN/, 'HAProxy logged the agent DOWN');
-			assert.doesNotMatch(hapLog(), /Health check for server keyauth_agents\/agent1 failed/);
-		});
-
-		test(`${V} soak: keyauthd logged no warning or error while serving`, () => {
-			needSoak();
-			assert.deepEqual(agentBadLines().map(redact), []);
-		});
-
-		test(`${V} soak: HAProxy's log: one SPOE line per routed request, all st=0 with no SPOE error, one HTTP line per request (lines HAProxy dropped are counted)`, async (t) => {
-			needSoak();
-			// HAProxy's stdout logger gives up on a line when another thread
-			// holds the fd ("we prefer to fail on collision than to block",
-			// fd_write_frag_line()) and counts it in DroppedLogs. Read the
-			// counter, then stop HAProxy so that every other line is written.
-			const dropped = (await droppedLogs(g.hapSock)) - g.dropped0;
-			await stopProcess(g.haproxy);
-			const out = readText(g.haproxy.out);
-			const all = out.split('\n');
-			const spoeAll = all.map((l) => SPOE_RE.exec(l)).filter(Boolean);
-			const soakLines = out.slice(g.hapLogOffset).split('\n');
-			const spoe = soakLines.map((l) => SPOE_RE.exec(l)).filter(Boolean);
-			const httpLines = soakLines.filter((l) => HTTP_RE.test(l));
-			const routed = s.plan.filter((p) => p.kind.route !== null);
-			const note = `HAProxy ${hap.full} dropped ${dropped} of ${routed.length + s.plan.length} log lines ` +
-				`(DroppedLogs; ${routed.length - spoe.length} SPOE, ${s.plan.length - httpLines.length} HTTP)`;
-			t.diagnostic(note);
-			if (dropped > 0)
-				console.log(`# NOTE ${V}: ${note}`);
-			assert.ok(spoeAll.length > 0, `HAProxy ${hap.full} logged no SPOE line: ${redact(all.filter((l) => /SPOE/.test(l)).slice(0, 3).join(' | '))}`);
-			assert.ok(spoe.length <= routed.length, `${spoe.length} SPOE lines for ${routed.length} routed requests`);
-			assert.ok(httpLines.length <= s.plan.length, `${httpLines.length} HTTP lines for ${s.plan.length} requests`);
-			assert.equal(routed.length - spoe.length + s.plan.length - httpLines.length, dropped,
-				'log lines missing (SPOE + HTTP) = lines HAProxy reports dropped');
-
-			assert.deepEqual(tally(spoeAll, (m) => `st=${m[2]}`), { 'st=0': spoeAll.length }, 'SPOE statuses (0 = no error, no timeout)');
-			// The counters are global and cumulative: the line of the request
-			// sent alone at the end covers every processing of the soak.
-			const final = spoeAll.reduce((a, m) => (Number(m[5]) > Number(a[5]) ? m : a));
-			assert.ok(Number(final[5]) >= routed.length, `SPOE processed counter ${final[5]} < ${routed.length} routed requests`);
-			if (hap.render === '2.6') {
-				assert.deepEqual(tally(spoeAll, (m) => `err=${m[4]}`), { 'err=0': spoeAll.length }, "HAProxy's SPOE error counter");
-			} else {
-				// HAProxy 3.1+ (49db9739d, "backport as far as 3.1"):
-				// spoe_destroy_context() tests `state != NONE || state ==
-				// READY`, so every stream that carried the SPOE filter
-				// counts as an error when it ends, routed or not. The
-				// counter then tracks ended streams and st= above is the
-				// only per-processing status. A real error adds one more, so
-				// when the lone last request is processed the counter may
-				// not pass the number of streams that came before it.
-				const err = Number(final[4]);
-				t.diagnostic(`HAProxy ${hap.full}: SPOE error counter ${err} when the last of ${s.plan.length} streams was ` +
-					'processed (it counts every ended stream: HAProxy bug, see the comment)');
-				assert.ok(err <= s.plan.length - 1, `SPOE error counter ${err} > ${s.plan.length - 1} ended streams: SPOE errors`);
-			}
-
-			// Each HTTP line: the status sent and the verdict HAProxy got.
-			const logged = tally(httpLines, (l) => { const m = HTTP_RE.exec(l); return `${m[1]} keyauth=${m[2]}`; });
-			const want = tally(s.plan, (p) => `${p.kind.status} keyauth=${p.kind.verdict ?? '-'}`);
-			const wrong = Object.keys(logged).filter((k) => !(logged[k] <= (want[k] || 0)));
-			let where = '';
-			if (wrong.length > 0 || (dropped === 0 && !isDeepStrictEqual(logged, want))) {
-				// Which client connection got a line too many (or too few).
-				const byPort = tally(httpLines, (l) => `${/^127\.0\.0\.1:(\d+) /.exec(l)?.[1]} ${HTTP_RE.exec(l)[1]}`);
-				const sent = tally(s.results, (r) => `${r.port} ${r.status}`);
-				const diff = [...new Set([...Object.keys(byPort), ...Object.keys(sent)])]
-					.filter((k) => byPort[k] !== sent[k]).map((k) => `port/status ${k}: sent ${sent[k] || 0}, logged ${byPort[k] || 0}`);
-				where = `\n${diff.slice(0, 10).join('\n')}`;
-			}
-			assert.deepEqual(wrong, [], `HTTP log: more lines than requests sent for ${wrong.join(', ')}; logged ${JSON.stringify(logged)}, sent ${JSON.stringify(want)}${where}`);
-			if (dropped === 0)
-				assert.deepEqual(logged, want, `HTTP log: status and verdict per request${where}`);
-			assert.doesNotMatch(hapLog(), /keyauth_agents\/agent1 is DOWN/, 'HAProxy logged the agent DOWN');
-		});
-
-		test(`${V} soak: keyauthd logged no warning or error for HAProxy's closes at shutdown, nor at its own exit`, async () => {
-			needSoak();
-			assert.ok(!g.haproxy.isRunning(), 'HAProxy is stopped');
-			// The agent has seen every close once it holds no connection.
-			let st;
-			await waitFor('keyauthd to see all of HAProxy\'s connections closed', async () => {
-				st = await agentStats(g);
-				return st.connections.current === 0;
-			}, { timeout: 10000, interval: 100 });
-			assert.deepEqual(st.protocol_errors, {}, 'protocol_errors');
-			assert.deepEqual(agentBadLines().map(redact), [], 'after HAProxy stopped');
-			await stopProcess(g.agent);
-			const ex = await g.agent.exited;
-			assert.equal(ex.code, 0, 'keyauthd exits 0 on SIGTERM');
-			assert.deepEqual(agentBadLines().map(redact), [], 'after keyauthd stopped');
-		});
-
-		test(`${V} soak: no key in any log or file of the run`, async () => {
-			for (const p of [...g.procs].reverse())
-				await stopProcess(p);
-			const files = filesUnder(g.dir);
-			assert.ok(files.some((f) => f.endsWith('haproxy.out')) && files.some((f) => f.endsWith('keyauthd.err')), 'the logs are there');
-			const leaking = files.filter((f) => holdsSecret(readText(f))).map((f) => path.basename(f));
-			assert.deepEqual(leaking, [], 'files holding a key');
-		});
+		const bad = [];
+		for (const [i, res] of s.results.entries()) {
+			const m = mismatch(s.plan[i].kind, res);
+			if (m)
+				bad.push(`#${i} ${s.plan[i].kind.name}: ${m}`);
+		}
+		const errors = s.results.filter((x) => x.error).length;
+		const s503 = s.results.filter((x) => x.status === 503).length;
+		assert.deepEqual({ mismatches: bad.length, connection_errors: errors, status_503: s503 },
+			{ mismatches: 0, connection_errors: 0, status_503: 0 },
+			`SOAK_SEED=${SEED}; first mismatches:\n${bad.slice(0, 15).join('\n')}`);
+		assert.ok(ms < 60000, `the soak took ${ms} ms (limit 60 s)`);
 	});
-}
+
+	test(`${V} soak: the provider got exactly the valid requests, each with its route's credential, never a client key`, async () => {
+		needSoak();
+		const reqs = await (await fetch(`http://127.0.0.1:${g.providerPort}/__requests`, { signal: AbortSignal.timeout(10000) })).json();
+		fs.writeFileSync(path.join(g.dir, 'provider-requests.json'), JSON.stringify(reqs));
+		const valid = s.plan.filter((p) => p.kind.verdict === 'ok');
+		assert.equal(reqs.length, valid.length, 'requests upstream');
+		const want = tally(valid, (p) => `${p.kind.req(g, p.r).method || 'GET'} /v1/${p.kind.route === 'sdk' ? 'chat/completions' : 'models'} Bearer ${credential(p.kind.route)}`);
+		const got = tally(reqs, (rq) => `${rq.method} ${redact(rq.path)} ${redact(rq.headers.authorization)}`);
+		assert.deepEqual(got, want, 'method, path and Authorization seen upstream');
+		for (const rq of reqs) {
+			assert.ok(!holdsSecret(JSON.stringify(rq)), `a client key reached upstream: ${redact(JSON.stringify(rq))}`);
+			assert.ok(!('x-api-key' in rq.headers), 'X-API-Key reached upstream');
+		}
+	});
+
+	test(`${V} soak: agent stats: handshakes, verdicts per status and route equal what was sent, no protocol error`, async (t) => {
+		needSoak();
+		const st = await agentStats(g);
+		t.diagnostic(`${V} keyauthd: ${st.handshakes} handshakes (${st.healthchecks} health checks), ` +
+			`${st.connections.total} connections, ${st.frames.in} frames in, ${st.frames.out} out`);
+		assert.ok(st.handshakes > 0, `handshakes ${st.handshakes}`);
+		assert.deepEqual(st.protocol_errors, {}, 'protocol_errors');
+		assert.deepEqual(stats0.protocol_errors, {}, 'protocol_errors before the soak');
+		const routed = s.plan.filter((p) => p.kind.route !== null);
+		assert.deepEqual(verdictDelta(st.verdicts, stats0.verdicts), tally(routed, (p) => p.kind.verdict), 'verdicts');
+		for (const rt of ROUTES) {
+			assert.deepEqual(verdictDelta(st.routes[rt], stats0.routes[rt]),
+				tally(routed.filter((p) => p.kind.route === rt), (p) => p.kind.verdict), `verdicts of route ${rt}`);
+		}
+		assert.deepEqual(verdictDelta(st.routes['(unknown)'], stats0.routes['(unknown)']), {}, 'unknown-route verdicts');
+		// Every ACK is a frame out: at least one per routed request.
+		assert.ok(st.frames.out - stats0.frames.out >= routed.length, 'frames out');
+		assert.equal(st.workers, 2);
+	});
+
+	test(`${V} soak: spop-check has the agent UP and never failed`, async () => {
+		needSoak();
+		const row = await statRow(g.hapSock, 'keyauth_agents', 'agent1');
+		assert.ok(row, 'keyauth_agents/agent1 in show stat');
+		assert.equal(row.status, 'UP', `agent1 status (check_status ${row.check_status})`);
+		assert.equal(row.chkfail, '0', 'failed checks');
+		assert.equal(row.chkdown, '0', 'UP->DOWN transitions');
+		assert.doesNotMatch(hapLog(), /keyauth_agents\/agent1 is DOWN/, 'HAProxy logged the agent DOWN');
+		assert.doesNotMatch(hapLog(), /Health check for server keyauth_agents\/agent1 failed/);
+	});
+
+	test(`${V} soak: keyauthd logged no warning or error while serving`, () => {
+		needSoak();
+		assert.deepEqual(agentBadLines().map(redact), []);
+	});
+
+	test(`${V} soak: HAProxy's log: one SPOE line per routed request, all st=0 with no SPOE error, one HTTP line per request (lines HAProxy dropped are counted)`, async (t) => {
+		needSoak();
+		// HAProxy's stdout logger gives up on a line when another thread
+		// holds the fd ("we prefer to fail on collision than to block",
+		// fd_write_frag_line()) and counts it in DroppedLogs. Read the
+		// counter, then stop HAProxy so that every other line is written.
+		const dropped = (await droppedLogs(g.hapSock)) - g.dropped0;
+		await stopProcess(g.haproxy);
+		const out = readText(g.haproxy.out);
+		const all = out.split('\n');
+		const spoeAll = all.map((l) => SPOE_RE.exec(l)).filter(Boolean);
+		const soakLines = out.slice(g.hapLogOffset).split('\n');
+		const spoe = soakLines.map((l) => SPOE_RE.exec(l)).filter(Boolean);
+		const httpLines = soakLines.filter((l) => HTTP_RE.test(l));
+		const routed = s.plan.filter((p) => p.kind.route !== null);
+		const note = `HAProxy ${hap.full} dropped ${dropped} of ${routed.length + s.plan.length} log lines ` +
+			`(DroppedLogs; ${routed.length - spoe.length} SPOE, ${s.plan.length - httpLines.length} HTTP)`;
+		t.diagnostic(note);
+		if (dropped > 0)
+			console.log(`# NOTE ${V}: ${note}`);
+		assert.ok(spoeAll.length > 0, `HAProxy ${hap.full} logged no SPOE line: ${redact(all.filter((l) => /SPOE/.test(l)).slice(0, 3).join(' | '))}`);
+		assert.ok(spoe.length <= routed.length, `${spoe.length} SPOE lines for ${routed.length} routed requests`);
+		assert.ok(httpLines.length <= s.plan.length, `${httpLines.length} HTTP lines for ${s.plan.length} requests`);
+		assert.equal(routed.length - spoe.length + s.plan.length - httpLines.length, dropped,
+			'log lines missing (SPOE + HTTP) = lines HAProxy reports dropped');
+
+		assert.deepEqual(tally(spoeAll, (m) => `st=${m[2]}`), { 'st=0': spoeAll.length }, 'SPOE statuses (0 = no error, no timeout)');
+		// The counters are global and cumulative: the line of the request
+		// sent alone at the end covers every processing of the soak.
+		const final = spoeAll.reduce((a, m) => (Number(m[5]) > Number(a[5]) ? m : a));
+		assert.ok(Number(final[5]) >= routed.length, `SPOE processed counter ${final[5]} < ${routed.length} routed requests`);
+		if (hap.render === '2.6') {
+			assert.deepEqual(tally(spoeAll, (m) => `err=${m[4]}`), { 'err=0': spoeAll.length }, "HAProxy's SPOE error counter");
+		} else {
+			// HAProxy 3.1+ (49db9739d, "backport as far as 3.1"):
+			// spoe_destroy_context() tests `state != NONE || state ==
+			// READY`, so every stream that carried the SPOE filter
+			// counts as an error when it ends, routed or not. The
+			// counter then tracks ended streams and st= above is the
+			// only per-processing status. A real error adds one more, so
+			// when the lone last request is processed the counter may
+			// not pass the number of streams that came before it.
+			const err = Number(final[4]);
+			t.diagnostic(`HAProxy ${hap.full}: SPOE error counter ${err} when the last of ${s.plan.length} streams was ` +
+				'processed (it counts every ended stream: HAProxy bug, see the comment)');
+			assert.ok(err <= s.plan.length - 1, `SPOE error counter ${err} > ${s.plan.length - 1} ended streams: SPOE errors`);
+		}
+
+		// Each HTTP line: the status sent and the verdict HAProxy got.
+		const logged = tally(httpLines, (l) => { const m = HTTP_RE.exec(l); return `${m[1]} keyauth=${m[2]}`; });
+		const want = tally(s.plan, (p) => `${p.kind.status} keyauth=${p.kind.verdict ?? '-'}`);
+		const wrong = Object.keys(logged).filter((k) => !(logged[k] <= (want[k] || 0)));
+		let where = '';
+		if (wrong.length > 0 || (dropped === 0 && !isDeepStrictEqual(logged, want))) {
+			// Which client connection got a line too many (or too few).
+			const byPort = tally(httpLines, (l) => `${/^127\.0\.0\.1:(\d+) /.exec(l)?.[1]} ${HTTP_RE.exec(l)[1]}`);
+			const sent = tally(s.results, (r) => `${r.port} ${r.status}`);
+			const diff = [...new Set([...Object.keys(byPort), ...Object.keys(sent)])]
+				.filter((k) => byPort[k] !== sent[k]).map((k) => `port/status ${k}: sent ${sent[k] || 0}, logged ${byPort[k] || 0}`);
+			where = `\n${diff.slice(0, 10).join('\n')}`;
+		}
+		assert.deepEqual(wrong, [], `HTTP log: more lines than requests sent for ${wrong.join(', ')}; logged ${JSON.stringify(logged)}, sent ${JSON.stringify(want)}${where}`);
+		if (dropped === 0)
+			assert.deepEqual(logged, want, `HTTP log: status and verdict per request${where}`);
+		assert.doesNotMatch(hapLog(), /keyauth_agents\/agent1 is DOWN/, 'HAProxy logged the agent DOWN');
+	});
+
+	test(`${V} soak: keyauthd logged no warning or error for HAProxy's closes at shutdown, nor at its own exit`, async () => {
+		needSoak();
+		assert.ok(!g.haproxy.isRunning(), 'HAProxy is stopped');
+		// The agent has seen every close once it holds no connection.
+		let st;
+		await waitFor('keyauthd to see all of HAProxy\'s connections closed', async () => {
+			st = await agentStats(g);
+			return st.connections.current === 0;
+		}, { timeout: 10000, interval: 100 });
+		assert.deepEqual(st.protocol_errors, {}, 'protocol_errors');
+		assert.deepEqual(agentBadLines().map(redact), [], 'after HAProxy stopped');
+		await stopProcess(g.agent);
+		const ex = await g.agent.exited;
+		assert.equal(ex.code, 0, 'keyauthd exits 0 on SIGTERM');
+		assert.deepEqual(agentBadLines().map(redact), [], 'after keyauthd stopped');
+	});
+
+	test(`${V} soak: no key in any log or file of the run`, async () => {
+		for (const p of [...g.procs].reverse())
+			await stopProcess(p);
+		const files = filesUnder(g.dir);
+		assert.ok(files.some((f) => f.endsWith('haproxy.out')) && files.some((f) => f.endsWith('keyauthd.err')), 'the logs are there');
+		const leaking = files.filter((f) => holdsSecret(readText(f))).map((f) => path.basename(f));
+		assert.deepEqual(leaking, [], 'files holding a key');
+	});
+});

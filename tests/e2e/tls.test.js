@@ -19,13 +19,13 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, test } from 'node:test';
 import tls from 'node:tls';
 
 import {
-	KEYAUTHCTL, KEYAUTHD, PROVIDER_JS, addSecret, ctl, curl, delay, freePort, haproxyBinaries,
-	makeTempDir, portOpen, readText, redact, reloadableHaproxy, removeTempDir, run, startProcess,
-	stopProcess, waitFor,
+	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, ctl, curl, delay, failIfExited, forEachHaproxy,
+	freePort, listening, makeTempDir, readText, redact, reloadableHaproxy, run, startProcess, stopProcess,
+	waitFor,
 } from './lib.js';
 
 const NEWKEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
@@ -93,11 +93,10 @@ async function startAgent(g) {
 	const p = startProcess('keyauthd', KEYAUTHD, ['-c', g.conf], { dir: g.dir });
 	g.procs.push(p);
 	await waitFor('keyauthd to start', () => {
-		if (!p.isRunning())
-			throw new Error(`keyauthd exited: ${redact(readText(p.err).slice(-500))}`);
+		failIfExited(p);
 		return /event=started/.test(readText(p.err));
 	}, { timeout: 10000 });
-	await waitFor('keyauthd to accept connections', () => portOpen(g.agentPort), { timeout: 5000 });
+	await waitFor('keyauthd to accept connections', () => listening(p, g.agentPort), { timeout: 5000 });
 	return p;
 }
 
@@ -121,8 +120,7 @@ async function startGateway(hap) {
 	g.hapBin = reloadableHaproxy(hap.bin, g.dir).bin;
 	g.provider = startProcess('provider', process.execPath, [PROVIDER_JS, '0'], { dir: g.dir });
 	g.procs.push(g.provider);
-	g.providerPort = Number(await waitFor('the provider to listen',
-		() => (/listening (\d+)/.exec(readText(g.provider.out)) || [])[1], { timeout: 10000 }));
+	g.providerPort = await waitFor('the provider to listen', () => announcedPort(g.provider), { timeout: 10000 });
 	g.agentPort = await freePort();
 	g.gwPort = await freePort();
 	fs.writeFileSync(g.conf, confText(g, 'agent'));
@@ -143,7 +141,7 @@ async function startGateway(hap) {
 	const env = { ...process.env, KEYAUTH_OPENAI_CREDENTIAL: 'provider-secret-openai' };
 	g.haproxy = startProcess('haproxy', g.hapBin, ['-W', '-db', '-f', g.hapCfg], { dir: g.dir, env, kind: 'haproxy' });
 	g.procs.push(g.haproxy);
-	await waitFor('HAProxy to listen', () => portOpen(g.gwPort), { timeout: 15000 });
+	await waitFor('HAProxy to listen', () => listening(g.haproxy, g.gwPort), { timeout: 15000 });
 	return g;
 }
 
@@ -265,146 +263,125 @@ function startLoad(g, { workers = 6 } = {}) {
 	};
 }
 
-const VERSIONS = haproxyBinaries();
+forEachHaproxy('TLS e2e on HAProxy', { timeout: 120000, tag: 'tls', vTag: 'tls' }, startGateway, (ctx) => {
+	const { V } = ctx;
+	let g;
+	before(() => { g = ctx.g; });
 
-for (const hap of VERSIONS) {
-	if (hap.skip || hap.error) {
-		test(`tls: SKIP haproxy ${hap.label}: ${hap.skip || hap.error}`, { skip: true }, () => {});
-		continue;
-	}
-	const V = `[haproxy ${hap.full} tls]`;
-	describe(`TLS e2e on HAProxy ${hap.full}`, { timeout: 120000 }, () => {
-		let g;
-
-		before(async () => {
-			assert.ok(fs.existsSync(KEYAUTHD), `${KEYAUTHD} not built`);
-			assert.ok(fs.existsSync(KEYAUTHCTL), `${KEYAUTHCTL} not built`);
-			g = await startGateway(hap);
-		}, { timeout: 60000 });
-
-		after(async () => {
-			if (!g)
-				return;
-			for (const p of g.procs.reverse())
-				await stopProcess(p);
-			removeTempDir(g.dir);
-		});
-
-		test(`${V} keyauthctl renders ssl verify required ca-file and crt on the agent server`, () => {
-			assert.match(g.cfgText, new RegExp(`server agent1 127\\.0\\.0\\.1:${g.agentPort} check inter 2s ssl verify required ca-file \\S+/haproxy-ca\\.pem crt \\S+/haproxy-client\\.pem`));
-		});
-
-		test(`${V} verdicts over mutual TLS: valid key 200, invalid 401`, async () => {
-			await waitFor('a valid key through HAProxy and keyauthd over TLS', async () =>
-				(await get(g, { 'X-API-Key': g.key })).status === 200, { timeout: 15000, interval: 100 });
-			const bad = await get(g, { 'X-API-Key': 'ka_notavalidkey' });
-			assert.equal(bad.status, 401);
-			assert.match(readText(g.agent.err), /event=tls_client .*subject="CN=haproxy"/);
-		});
-
-		test(`${V} certificate rotation on SIGHUP under load loses no verdict`, async (t) => {
-			// The agent moves to files a deployment replaces in place.
-			installCert(g, 'agent', ['ca']);
-			fs.writeFileSync(g.conf, confText(g, 'live', 'live-ca.pem'));
-			assert.equal((await reload(g)).result, 'ok');
-			const load = startLoad(g);
-			const reloads0 = g.reloads;
-			let st;
-			try {
-				await load.more(100);
-				// Round 1: new certificates from the same CA, each reload
-				// followed by a second SIGHUP with nothing changed.
-				for (const base of ['rot1', 'rot2']) {
-					installCert(g, base);
-					const { result, mark } = await reload(g);
-					assert.equal(result, 'ok', `reload with ${base}`);
-					assert.equal((await reload(g)).result, 'ok', `second reload with ${base}`);
-					const p = await probe(g, { ca: 'ca', client: 'probe' });
-					assert.ok(p.ok, `TLS to the agent after the rotation to ${base}: ${p.error}`);
-					assert.equal(p.fp, fingerprint(g, base), `new connections get ${base}`);
-					await waitHaproxyHandshake(g, mark, `after the rotation to ${base}`);
-					await load.more(100);
-				}
-				// Round 2: the agent's client-CA file becomes a bundle of the
-				// old and the next CA (a client certificate from ca3 is
-				// refused before, accepted after), then its certificate
-				// comes from the next CA.
-				const refused = await probe(g, { ca: 'ca', client: 'probe3', maxVersion: 'TLSv1.2' });
-				assert.equal(refused.ok, false, 'a ca3 client certificate before the CA bundle');
-				installCert(g, 'rot2', ['ca', 'ca3']);
-				assert.equal((await reload(g)).result, 'ok', 'reload with the CA bundle');
-				const accepted = await probe(g, { ca: 'ca', client: 'probe3', maxVersion: 'TLSv1.2' });
-				assert.ok(accepted.ok, `a ca3 client certificate after the CA bundle: ${accepted.error}`);
-				installCert(g, 'rot3');
-				const { result, mark } = await reload(g);
-				assert.equal(result, 'ok', 'reload with rot3');
-				const p3 = await probe(g, { ca: 'ca3', client: 'probe' });
-				assert.ok(p3.ok, `TLS trusting only the new CA: ${p3.error}`);
-				assert.equal(p3.fp, fingerprint(g, 'rot3'), 'new connections get rot3');
-				assert.equal((await probe(g, { ca: 'ca', client: 'probe' })).ok, false,
-					'TLS trusting only the old CA fails once rot3 serves');
-				await waitHaproxyHandshake(g, mark, 'after the rotation to the next CA');
-				await load.more(100);
-			} finally {
-				st = await load.stop();
-			}
-			t.diagnostic(`rotation under load: ${st.total} requests (${st.valid} valid, ${st.invalid} invalid), ${st.failures.length} failed, ${g.reloads - reloads0} reloads (SIGHUP)`);
-			assert.equal(st.failures.length, 0, `failed verdicts: ${st.failures.slice(0, 10).join(', ')}`);
-			assert.ok(st.valid >= 500 && st.invalid >= 5, `too little load: ${st.valid} valid, ${st.invalid} invalid`);
-		});
-
-		test(`${V} a bad certificate on reload is rejected, the old one keeps serving under load`, async (t) => {
-			const good = fingerprint(g, 'rot3');
-			const live = (f) => path.join(g.certs, f);
-			const cases = [
-				['a garbage certificate', () => replaceFile(g, 'live.pem', 'not a certificate\n')],
-				['a key that does not match the certificate', () => replaceFile(g, 'live.key', readText(live('rot1.key')))],
-				['a missing key file', () => fs.rmSync(live('live.key'))],
-			];
-			const load = startLoad(g);
-			let st;
-			try {
-				await load.more(50);
-				for (const [what, breakIt] of cases) {
-					breakIt();
-					const { result, mark } = await reload(g);
-					assert.equal(result, 'rejected', `reload with ${what}`);
-					assert.match(readText(g.agent.err).slice(mark), /tls: /, `the rejection of ${what} names TLS`);
-					const p = await probe(g, { ca: 'ca3', client: 'probe' });
-					assert.ok(p.ok, `TLS to the agent after ${what}: ${p.error}`);
-					assert.equal(p.fp, good, `the previous certificate still serves after ${what}`);
-					await waitHaproxyHandshake(g, mark, `after ${what} was rejected`);
-					await load.more(50);
-					installCert(g, 'rot3');
-				}
-				assert.equal((await reload(g)).result, 'ok', 'reload with the good files back');
-				await load.more(50);
-			} finally {
-				st = await load.stop();
-			}
-			t.diagnostic(`bad certificates under load: ${st.total} requests (${st.valid} valid, ${st.invalid} invalid), ${st.failures.length} failed`);
-			assert.equal(st.failures.length, 0, `failed verdicts: ${st.failures.slice(0, 10).join(', ')}`);
-			assert.ok(st.valid >= 200 && st.invalid >= 3, `too little load: ${st.valid} valid, ${st.invalid} invalid`);
-		});
-
-		test(`${V} expired agent certificate: check fails, requests get 503`, async () => {
-			const exp = new X509Certificate(fs.readFileSync(path.join(g.certs, 'expired.pem')));
-			assert.ok(Date.parse(exp.validTo) < Date.now(), `the test certificate is not expired: ${exp.validTo}`);
-			await stopProcess(g.agent);
-			fs.writeFileSync(g.conf, confText(g, 'expired'));
-			g.agent = await startAgent(g);
-			await waitFor('requests to get 503 (agent certificate expired)', async () =>
-				(await get(g, { 'X-API-Key': g.key })).status === 503, { timeout: 20000, interval: 200 });
-			assert.match(readText(g.agent.err), /event=tls_handshake_failed/);
-		});
-
-		test(`${V} agent certificate from another CA: check fails, requests get 503`, async () => {
-			await stopProcess(g.agent);
-			fs.writeFileSync(g.conf, confText(g, 'agent2'));
-			g.agent = await startAgent(g);
-			await waitFor('requests to get 503 (agent not trusted)', async () =>
-				(await get(g, { 'X-API-Key': g.key })).status === 503, { timeout: 20000, interval: 200 });
-			assert.match(readText(g.agent.err), /event=tls_handshake_failed/);
-		});
+	test(`${V} keyauthctl renders ssl verify required ca-file and crt on the agent server`, () => {
+		assert.match(g.cfgText, new RegExp(`server agent1 127\\.0\\.0\\.1:${g.agentPort} check inter 2s ssl verify required ca-file \\S+/haproxy-ca\\.pem crt \\S+/haproxy-client\\.pem`));
 	});
-}
+
+	test(`${V} verdicts over mutual TLS: valid key 200, invalid 401`, async () => {
+		await waitFor('a valid key through HAProxy and keyauthd over TLS', async () =>
+			(await get(g, { 'X-API-Key': g.key })).status === 200, { timeout: 15000, interval: 100 });
+		const bad = await get(g, { 'X-API-Key': 'ka_notavalidkey' });
+		assert.equal(bad.status, 401);
+		assert.match(readText(g.agent.err), /event=tls_client .*subject="CN=haproxy"/);
+	});
+
+	test(`${V} certificate rotation on SIGHUP under load loses no verdict`, async (t) => {
+		// The agent moves to files a deployment replaces in place.
+		installCert(g, 'agent', ['ca']);
+		fs.writeFileSync(g.conf, confText(g, 'live', 'live-ca.pem'));
+		assert.equal((await reload(g)).result, 'ok');
+		const load = startLoad(g);
+		const reloads0 = g.reloads;
+		let st;
+		try {
+			await load.more(100);
+			// Round 1: new certificates from the same CA, each reload
+			// followed by a second SIGHUP with nothing changed.
+			for (const base of ['rot1', 'rot2']) {
+				installCert(g, base);
+				const { result, mark } = await reload(g);
+				assert.equal(result, 'ok', `reload with ${base}`);
+				assert.equal((await reload(g)).result, 'ok', `second reload with ${base}`);
+				const p = await probe(g, { ca: 'ca', client: 'probe' });
+				assert.ok(p.ok, `TLS to the agent after the rotation to ${base}: ${p.error}`);
+				assert.equal(p.fp, fingerprint(g, base), `new connections get ${base}`);
+				await waitHaproxyHandshake(g, mark, `after the rotation to ${base}`);
+				await load.more(100);
+			}
+			// Round 2: the agent's client-CA file becomes a bundle of the
+			// old and the next CA (a client certificate from ca3 is
+			// refused before, accepted after), then its certificate
+			// comes from the next CA.
+			const refused = await probe(g, { ca: 'ca', client: 'probe3', maxVersion: 'TLSv1.2' });
+			assert.equal(refused.ok, false, 'a ca3 client certificate before the CA bundle');
+			installCert(g, 'rot2', ['ca', 'ca3']);
+			assert.equal((await reload(g)).result, 'ok', 'reload with the CA bundle');
+			const accepted = await probe(g, { ca: 'ca', client: 'probe3', maxVersion: 'TLSv1.2' });
+			assert.ok(accepted.ok, `a ca3 client certificate after the CA bundle: ${accepted.error}`);
+			installCert(g, 'rot3');
+			const { result, mark } = await reload(g);
+			assert.equal(result, 'ok', 'reload with rot3');
+			const p3 = await probe(g, { ca: 'ca3', client: 'probe' });
+			assert.ok(p3.ok, `TLS trusting only the new CA: ${p3.error}`);
+			assert.equal(p3.fp, fingerprint(g, 'rot3'), 'new connections get rot3');
+			assert.equal((await probe(g, { ca: 'ca', client: 'probe' })).ok, false,
+				'TLS trusting only the old CA fails once rot3 serves');
+			await waitHaproxyHandshake(g, mark, 'after the rotation to the next CA');
+			await load.more(100);
+		} finally {
+			st = await load.stop();
+		}
+		t.diagnostic(`rotation under load: ${st.total} requests (${st.valid} valid, ${st.invalid} invalid), ${st.failures.length} failed, ${g.reloads - reloads0} reloads (SIGHUP)`);
+		assert.equal(st.failures.length, 0, `failed verdicts: ${st.failures.slice(0, 10).join(', ')}`);
+		assert.ok(st.valid >= 500 && st.invalid >= 5, `too little load: ${st.valid} valid, ${st.invalid} invalid`);
+	});
+
+	test(`${V} a bad certificate on reload is rejected, the old one keeps serving under load`, async (t) => {
+		const good = fingerprint(g, 'rot3');
+		const live = (f) => path.join(g.certs, f);
+		const cases = [
+			['a garbage certificate', () => replaceFile(g, 'live.pem', 'not a certificate\n')],
+			['a key that does not match the certificate', () => replaceFile(g, 'live.key', readText(live('rot1.key')))],
+			['a missing key file', () => fs.rmSync(live('live.key'))],
+		];
+		const load = startLoad(g);
+		let st;
+		try {
+			await load.more(50);
+			for (const [what, breakIt] of cases) {
+				breakIt();
+				const { result, mark } = await reload(g);
+				assert.equal(result, 'rejected', `reload with ${what}`);
+				assert.match(readText(g.agent.err).slice(mark), /tls: /, `the rejection of ${what} names TLS`);
+				const p = await probe(g, { ca: 'ca3', client: 'probe' });
+				assert.ok(p.ok, `TLS to the agent after ${what}: ${p.error}`);
+				assert.equal(p.fp, good, `the previous certificate still serves after ${what}`);
+				await waitHaproxyHandshake(g, mark, `after ${what} was rejected`);
+				await load.more(50);
+				installCert(g, 'rot3');
+			}
+			assert.equal((await reload(g)).result, 'ok', 'reload with the good files back');
+			await load.more(50);
+		} finally {
+			st = await load.stop();
+		}
+		t.diagnostic(`bad certificates under load: ${st.total} requests (${st.valid} valid, ${st.invalid} invalid), ${st.failures.length} failed`);
+		assert.equal(st.failures.length, 0, `failed verdicts: ${st.failures.slice(0, 10).join(', ')}`);
+		assert.ok(st.valid >= 200 && st.invalid >= 3, `too little load: ${st.valid} valid, ${st.invalid} invalid`);
+	});
+
+	test(`${V} expired agent certificate: check fails, requests get 503`, async () => {
+		const exp = new X509Certificate(fs.readFileSync(path.join(g.certs, 'expired.pem')));
+		assert.ok(Date.parse(exp.validTo) < Date.now(), `the test certificate is not expired: ${exp.validTo}`);
+		await stopProcess(g.agent);
+		fs.writeFileSync(g.conf, confText(g, 'expired'));
+		g.agent = await startAgent(g);
+		await waitFor('requests to get 503 (agent certificate expired)', async () =>
+			(await get(g, { 'X-API-Key': g.key })).status === 503, { timeout: 20000, interval: 200 });
+		assert.match(readText(g.agent.err), /event=tls_handshake_failed/);
+	});
+
+	test(`${V} agent certificate from another CA: check fails, requests get 503`, async () => {
+		await stopProcess(g.agent);
+		fs.writeFileSync(g.conf, confText(g, 'agent2'));
+		g.agent = await startAgent(g);
+		await waitFor('requests to get 503 (agent not trusted)', async () =>
+			(await get(g, { 'X-API-Key': g.key })).status === 503, { timeout: 20000, interval: 200 });
+		assert.match(readText(g.agent.err), /event=tls_handshake_failed/);
+	});
+});

@@ -67,10 +67,28 @@ done
 T=$(mktemp -d "${TMPDIR:-/tmp}/keyauth-examples.XXXXXX")
 umask 077
 PIDS=()
+# stop_pids PID...: SIGTERM to each; SIGKILL to those still running 5 s later;
+# then reaps them (children of this shell: the wait returns at once).
+stop_pids() {
+	local p i left
+	for p in "$@"; do kill "$p" 2>/dev/null; done
+	for i in $(seq 1 100); do
+		left=0
+		for p in "$@"; do kill -0 "$p" 2>/dev/null && left=1; done
+		[ "$left" = 0 ] && break
+		sleep 0.05
+	done
+	for p in "$@"; do
+		if kill -0 "$p" 2>/dev/null; then
+			echo "check.sh: pid $p still runs 5 s after SIGTERM: SIGKILL" >&2
+			kill -9 "$p" 2>/dev/null
+		fi
+	done
+	for p in "$@"; do wait "$p" 2>/dev/null; done
+	return 0
+}
 cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	[ "${#PIDS[@]}" -gt 0 ] && stop_pids "${PIDS[@]}"
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -229,24 +247,45 @@ free_port() {
 	node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
 }
 
-# wait_for CMD...: polls CMD (every 50 ms, at most 10 s) until it succeeds.
+# wait_for CMD...: polls CMD (every 50 ms) until it succeeds; gives up once 10 s
+# have passed (1; CMD itself must be bounded: status_is is, by curl --max-time),
+# or at once when CMD returns 2 (what it waits for can no longer happen).
 wait_for() {
-	local i
-	for i in $(seq 1 200); do "$@" && return 0; sleep 0.05; done
-	return 1
+	local end=$(($(date +%s%N) + 10000000000)) rc
+	while :; do
+		"$@"; rc=$?
+		[ "$rc" = 0 ] || [ "$rc" = 2 ] && return "$rc"
+		[ "$(date +%s%N)" -lt "$end" ] || return 1
+		sleep 0.05
+	done
 }
 
-# status_is CODE URL: a GET of URL (no key in it) answers CODE.
-status_is() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$2")" = "$1" ]; }
+# alive_then NAME:PID... -- CMD...: 2 (and says so) when one of the processes
+# has exited, else CMD's status.
+alive_then() {
+	local np
+	while [ "$1" != -- ]; do
+		np=$1; shift
+		if ! kill -0 "${np#*:}" 2>/dev/null; then echo "${np%%:*} exited" >"$T/gone"; return 2; fi
+	done
+	shift
+	"$@"
+}
+
+# status_is CODE URL: a GET of URL (no key in it) answers CODE (2 s at most).
+status_is() { [ "$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "$2")" = "$1" ]; }
 
 # live_query LABEL HAPROXY VERSION
 live_query() {
-	local label=$1 hap=$2 ver=$3 d=$T/live-$1 pp ap fp hp code u seen q
+	local label=$1 hap=$2 ver=$3 d=$T/live-$1 pp ap fp hp kp code u seen q
 	mkdir -p "$d/hap"
+	rm -f "$T/gone"
 	: >"$d/prov.out"
 	node "$ROOT/tests/e2e/provider.js" 0 >"$d/prov.out" 2>&1 &
 	PIDS+=($!)
-	if ! wait_for grep -q '^listening' "$d/prov.out"; then bad "$label: stand-in provider did not start"; return; fi
+	if ! wait_for alive_then "provider:$!" -- grep -q '^listening' "$d/prov.out"; then
+		bad "$label: stand-in provider did not start within 10 s ($(cat "$T/gone" 2>/dev/null || echo 'still running'))"; return
+	fi
 	pp=$(awk '/^listening/ {print $2}' "$d/prov.out")
 	ap=$(free_port); fp=$(free_port)
 	sed -e "s|127.0.0.1:12345|127.0.0.1:$ap|" -e "s|127.0.0.1:8000|127.0.0.1:$pp|" \
@@ -256,34 +295,38 @@ live_query() {
 	fi
 	q=$(head -n 1 "$d/key")
 	"$KEYAUTHD" -c "$d/keyauth.conf" >"$d/keyauthd.log" 2>&1 &
-	PIDS+=($!)
+	kp=$!
+	PIDS+=("$kp")
 	"$KEYAUTHCTL" -c "$d/keyauth.conf" haproxy --out "$d/hap" --bind "127.0.0.1:$fp" \
 		--haproxy-version "$ver" >/dev/null 2>"$T/out" || { bad "$label: render"; return; }
 	"$hap" -db -f "$d/hap/haproxy-keyauth.cfg" >"$d/haproxy.log" 2>&1 &
 	hp=$!
 	PIDS+=("$hp")
 	# Ready when a request without a key gets the agent's 401 (not 503).
-	if ! wait_for status_is 401 "http://127.0.0.1:$fp/apps/chat/v1/models"; then
-		bad "$label: HAProxy + keyauthd did not come up"; return
+	if ! wait_for alive_then "keyauthd:$kp" "haproxy:$hp" -- status_is 401 "http://127.0.0.1:$fp/apps/chat/v1/models"; then
+		bad "$label: HAProxy + keyauthd did not come up within 10 s, no 401 without a key ($(cat "$T/gone" 2>/dev/null || echo 'both running'))"; return
 	fi
 	# The URLs go to curl through a 0600 config file, not argv: they hold the key.
 	for u in '?api_key=@K@' '?a=1&api_key=@K@&b=2' '?a=1;api_key=@K@' '?api_key=@K@;b=2' \
 	         '?a=b?api_key=@K@' '?api_key=@K@&api_key=@K@' '?x_api_key=1&api_key=@K@'; do
 		printf 'url = "http://127.0.0.1:%s/apps/chat/v1/models%s"\n' "$fp" "${u//@K@/$q}" >"$d/curl.cfg"
-		code=$(curl -s -o /dev/null -w '%{http_code}' -K "$d/curl.cfg")
+		code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -K "$d/curl.cfg")
 		if [ "$code" = 200 ]; then ok; else bad "$label: $u (key elided) -> $code, want 200"; fi
 	done
 	printf 'url = "http://127.0.0.1:%s/apps/chat/v1/models?API_KEY=%s"\n' "$fp" "$q" >"$d/curl.cfg"
-	code=$(curl -s -o /dev/null -w '%{http_code}' -K "$d/curl.cfg")
+	code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -K "$d/curl.cfg")
 	if [ "$code" = 401 ]; then ok; else bad "$label: ?API_KEY= (wrong case) -> $code, want 401"; fi
-	curl -s "http://127.0.0.1:$pp/__requests" >"$d/seen.json"
+	curl -s --max-time 10 "http://127.0.0.1:$pp/__requests" >"$d/seen.json"
 	seen=$(grep -o '"path":' "$d/seen.json" | wc -l)
 	if [ "$seen" -eq 7 ]; then ok; else bad "$label: upstream saw $seen requests, want 7"; fi
 	if ! grep -qF -f "$d/key" "$d/seen.json" && ! grep -qE '[?&;]api_key=' "$d/seen.json"; then ok
 	else bad "$label: the key (or an api_key parameter) reached the upstream"; fi
 	if grep -q '"query":"?a=1&b=2"' "$d/seen.json" && grep -q '"query":"?x_api_key=1"' "$d/seen.json"; then ok
 	else bad "$label: other query parameters must reach the upstream unchanged"; fi
-	kill "$hp" 2>/dev/null; wait "$hp" 2>/dev/null
+	stop_pids "$hp"
+	local keep=() p
+	for p in "${PIDS[@]}"; do [ "$p" = "$hp" ] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
 	if [ -s "$d/haproxy.log" ] && ! grep -qF -f "$d/key" "$d/haproxy.log" &&
 	   grep -q 'keyauth=ok' "$d/haproxy.log"; then ok
 	else bad "$label: HAProxy's log must have the requests and no key"; fi
