@@ -3,73 +3,57 @@
  * control: the control socket behind `keyauthctl stats` and `reload`.
  * Main thread. Each client gets CONTROL_TIMEOUT seconds to send one line of
  * at most CONTROL_LINE_MAX bytes and read the answer; at most
- * CONTROL_MAX_CLIENTS at once (more are closed at accept).
+ * CONTROL_MAX_CLIENTS at once (more are closed at accept). The socket file,
+ * accepting, pausing on EMFILE & co and the clients' bookkeeping:
+ * listener.c.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <ev.h>
 
 #include "control.h"
-#include "log.h"
+#include "listener.h"
 
 #define CONTROL_LINE_MAX    128
 #define CONTROL_MAX_CLIENTS 16
 #define CONTROL_TIMEOUT     5.0
-#define CONTROL_BACKOFF     0.1     /* seconds accepting pauses after EMFILE & co */
+#define CONTROL_BACKLOG     16
 
 struct control_client {
-	ev_io io;
-	ev_timer timer;
-	int fd;
+	struct listener_client lc;  /* first: socket, watchers, deadline */
 	char line[CONTROL_LINE_MAX + 1];
 	size_t len;
 	char *out;               /* answer being written */
 	size_t out_len, out_off;
-	struct control *ctl;
-	struct control_client *next;
 };
 
 struct control {
-	ev_io io;
-	ev_timer backoff;        /* accepting paused after EMFILE & co */
-	int fd;
+	struct listener_server sv;
 	char *path;
-	struct ev_loop *loop;
 	control_cmd_cb *cb;
 	void *arg;
-	struct control_client *clients;
-	unsigned nclients;
 };
 
 static void
 client_free(struct control_client *cl)
 {
-	struct control *ctl = cl->ctl;
-	struct control_client **pp;
+	listener_client_free(&cl->lc);
+}
 
-	ev_io_stop(ctl->loop, &cl->io);
-	ev_timer_stop(ctl->loop, &cl->timer);
-	close(cl->fd);
-	for (pp = &ctl->clients; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == cl) {
-			*pp = cl->next;
-			break;
-		}
-	ctl->nclients--;
-	free(cl->out);
-	free(cl);
+static void
+client_on_free(struct listener_client *lc)
+{
+	free(((struct control_client *)lc)->out);
 }
 
 static void
 client_answer(struct control_client *cl)
 {
-	struct control *ctl = cl->ctl;
+	struct control *ctl = cl->lc.sv->owner;
 	size_t size = 0;
 	FILE *f = open_memstream(&cl->out, &size);
 
@@ -83,9 +67,7 @@ client_answer(struct control_client *cl)
 	fclose(f);
 	cl->out_len = size;
 	cl->out_off = 0;
-	ev_io_stop(ctl->loop, &cl->io);
-	ev_io_set(&cl->io, cl->fd, EV_WRITE);
-	ev_io_start(ctl->loop, &cl->io);
+	listener_client_watch(&cl->lc, EV_WRITE);
 }
 
 static void
@@ -98,7 +80,7 @@ client_on_io(struct ev_loop *loop, ev_io *io, int revents)
 	if (revents & EV_READ) {
 		char *nl;
 
-		n = read(cl->fd, cl->line + cl->len, CONTROL_LINE_MAX - cl->len);
+		n = read(cl->lc.fd, cl->line + cl->len, CONTROL_LINE_MAX - cl->len);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
@@ -120,7 +102,7 @@ client_on_io(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	if (revents & EV_WRITE) {
-		n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off, MSG_NOSIGNAL);
+		n = send(cl->lc.fd, cl->out + cl->out_off, cl->out_len - cl->out_off, MSG_NOSIGNAL);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
@@ -133,91 +115,29 @@ client_on_io(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
-static void
-client_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	(void)loop;
-	(void)revents;
-	client_free(t->data);
-}
-
-static void
-control_on_backoff(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct control *ctl = t->data;
-
-	(void)revents;
-	ev_io_start(loop, &ctl->io);
-}
-
-static void
-control_on_accept(struct ev_loop *loop, ev_io *io, int revents)
-{
-	struct control *ctl = io->data;
-	struct control_client *cl;
-	int fd;
-
-	(void)revents;
-	fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd == -1) {
-		/* Out of descriptors or memory: the client stays queued and the
-		 * socket readable, so retrying at once would spin. */
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			ev_io_stop(loop, &ctl->io);
-			ev_timer_set(&ctl->backoff, CONTROL_BACKOFF, 0);
-			ev_timer_start(loop, &ctl->backoff);
-		}
-		return;
-	}
-	if (ctl->nclients >= CONTROL_MAX_CLIENTS || (cl = calloc(1, sizeof(*cl))) == NULL) {
-		close(fd);
-		return;
-	}
-	cl->fd = fd;
-	cl->ctl = ctl;
-	cl->next = ctl->clients;
-	ctl->clients = cl;
-	ctl->nclients++;
-	ev_io_init(&cl->io, client_on_io, fd, EV_READ);
-	cl->io.data = cl;
-	ev_io_start(loop, &cl->io);
-	ev_timer_init(&cl->timer, client_on_timer, CONTROL_TIMEOUT, 0);
-	cl->timer.data = cl;
-	ev_timer_start(loop, &cl->timer);
-}
+static const struct listener_server_ops control_server_ops = {
+	.event = "control_accept_error",
+	.size = sizeof(struct control_client),
+	.max = CONTROL_MAX_CLIENTS,
+	.timeout = CONTROL_TIMEOUT,
+	.on_io = client_on_io,
+	.on_free = client_on_free,
+};
 
 struct control *
 control_open(const char *path, struct ev_loop *loop, control_cmd_cb *cb, void *arg,
              char *err, size_t errlen)
 {
-	struct sockaddr_un sun;
+	char name[sizeof("control socket ") + 256];
 	struct control *ctl;
-	mode_t old;
 	int fd;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "control socket %s: path too long", path);
+	/* A leftover socket file from a dead agent is replaced; a live
+	 * agent's (or anyone's) is not: opening fails, naming the path. */
+	snprintf(name, sizeof(name), "control socket %s", path);
+	fd = listener_open_unix(name, path, 0600, CONTROL_BACKLOG, err, errlen);
+	if (fd == -1)
 		return NULL;
-	}
-	strcpy(sun.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	/* A leftover socket file from a dead agent; a live agent's control
-	 * socket is protected by its listeners, which fail first. */
-	unlink(path);
-	old = umask(0177);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 || listen(fd, 16) == -1) {
-		umask(old);
-		snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	umask(old);
 	ctl = calloc(1, sizeof(*ctl));
 	if (ctl == NULL || (ctl->path = strdup(path)) == NULL) {
 		free(ctl);
@@ -226,15 +146,9 @@ control_open(const char *path, struct ev_loop *loop, control_cmd_cb *cb, void *a
 		snprintf(err, errlen, "control socket: out of memory");
 		return NULL;
 	}
-	ctl->fd = fd;
-	ctl->loop = loop;
 	ctl->cb = cb;
 	ctl->arg = arg;
-	ev_io_init(&ctl->io, control_on_accept, fd, EV_READ);
-	ctl->io.data = ctl;
-	ev_io_start(loop, &ctl->io);
-	ev_timer_init(&ctl->backoff, control_on_backoff, CONTROL_BACKOFF, 0);
-	ctl->backoff.data = ctl;
+	listener_server_start(&ctl->sv, loop, fd, &control_server_ops, ctl);
 	return ctl;
 }
 
@@ -243,11 +157,7 @@ control_close(struct control *ctl)
 {
 	if (ctl == NULL)
 		return;
-	while (ctl->clients != NULL)
-		client_free(ctl->clients);
-	ev_io_stop(ctl->loop, &ctl->io);
-	ev_timer_stop(ctl->loop, &ctl->backoff);
-	close(ctl->fd);
+	listener_server_stop(&ctl->sv);
 	unlink(ctl->path);
 	free(ctl->path);
 	free(ctl);

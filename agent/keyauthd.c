@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,8 +15,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -25,6 +22,7 @@
 #include "conf.h"
 #include "control.h"
 #include "keystore.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "snap.h"
@@ -96,105 +94,6 @@ log_lines(int level, const char *event, const char *text)
 
 /* ---- listeners ---------------------------------------------------------------- */
 
-/*
- * Opens one listening socket for <l>. With <reuseport>, the socket shares the
- * port with this process's other workers (SO_REUSEPORT). Without it, it is a
- * probe: SO_REUSEPORT would also let a second keyauthd (or anything else
- * running as the same user) bind the same port and silently take half the
- * connections, so the address is first bound alone to prove it is free.
- */
-static int
-tcp_listener(const struct listen_conf *l, bool reuseport, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int fd, one = 1;
-
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(l->host, ':') != NULL) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(l->port);
-		if (inet_pton(AF_INET6, l->host, &s6->sin6_addr) != 1)
-			goto bad;
-		sl = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(l->port);
-		if (inet_pton(AF_INET, l->host, &s4->sin_addr) != 1)
-			goto bad;
-		sl = sizeof(*s4);
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		snprintf(err, errlen, "%s: socket: %s", l->addr, strerror(errno));
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (reuseport)
-		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 || listen(fd, LISTEN_BACKLOG) == -1) {
-		snprintf(err, errlen, "%s: bind/listen: %s", l->addr, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-bad:
-	snprintf(err, errlen, "%s: bad address", l->addr);
-	return -1;
-}
-
-static int
-unix_listener(const struct listen_conf *l, char *err, size_t errlen)
-{
-	struct sockaddr_un sun;
-	struct stat st;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(l->path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "%s: path too long", l->addr);
-		return -1;
-	}
-	strcpy(sun.sun_path, l->path);
-	/* A socket file left by a dead agent is removed; a live one is not. */
-	if (lstat(l->path, &st) == 0) {
-		int probe;
-
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "%s: exists and is not a socket", l->addr);
-			return -1;
-		}
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe != -1 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(probe);
-			snprintf(err, errlen, "%s: another process is listening there", l->addr);
-			return -1;
-		}
-		if (probe != -1)
-			close(probe);
-		unlink(l->path);
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		snprintf(err, errlen, "%s: socket: %s", l->addr, strerror(errno));
-		return -1;
-	}
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    chmod(l->path, l->mode) == -1 || listen(fd, LISTEN_BACKLOG) == -1) {
-		snprintf(err, errlen, "%s: bind/listen: %s", l->addr, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static int
 open_listeners(struct daemon *d, const struct conf *c)
 {
@@ -205,7 +104,7 @@ open_listeners(struct daemon *d, const struct conf *c)
 		const struct listen_conf *l = &c->listen[i];
 
 		if (l->family == LISTEN_UNIX) {
-			int fd = unix_listener(l, err, sizeof(err));
+			int fd = listener_open(l, false, LISTEN_BACKLOG, err, sizeof(err));
 
 			if (fd == -1)
 				goto fail;
@@ -214,13 +113,14 @@ open_listeners(struct daemon *d, const struct conf *c)
 			for (k = 0; k < d->nworkers; k++)
 				worker_add_listener(&d->workers[k], fd, true, l->tls);
 		} else {
-			int probe = tcp_listener(l, false, err, sizeof(err));
+			/* Bound alone first, to prove the address free (listener.h). */
+			int probe = listener_open(l, false, LISTEN_BACKLOG, err, sizeof(err));
 
 			if (probe == -1)
 				goto fail;
 			close(probe);
 			for (k = 0; k < d->nworkers; k++) {
-				int fd = tcp_listener(l, true, err, sizeof(err));
+				int fd = listener_open(l, true, LISTEN_BACKLOG, err, sizeof(err));
 
 				if (fd == -1)
 					goto fail;
@@ -702,7 +602,7 @@ main(int argc, char **argv)
 	if (open_listeners(&d, c) == -1)
 		goto out;
 	if (c->metrics.addr != NULL) {
-		int fd = tcp_listener(&c->metrics, false, err, sizeof(err));
+		int fd = listener_open(&c->metrics, false, LISTEN_BACKLOG, err, sizeof(err));
 
 		if (fd == -1 ||
 		    (d.metrics = metrics_open(fd, d.loop, on_metrics, &d, err, sizeof(err))) == NULL) {

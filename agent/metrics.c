@@ -8,6 +8,7 @@
  * write side shut, input discarded until EOF, so that unread request bytes
  * never turn our close into a reset that eats the answer). One timer
  * covers the three: METRICS_TIMEOUT seconds, then the client is dropped.
+ * Accepting, pausing on EMFILE & co and the clients' bookkeeping: listener.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,11 +18,9 @@
 
 #include <ev.h>
 
-#include "log.h"
+#include "listener.h"
 #include "metrics.h"
 
-#define METRICS_ACCEPT_BATCH   16
-#define METRICS_ACCEPT_PAUSE   0.5     /* seconds accepting pauses after EMFILE & co */
 
 enum metrics_cl_st {
 	METRICS_CL_READ = 0,   /* waiting for the end of the request head */
@@ -30,27 +29,18 @@ enum metrics_cl_st {
 };
 
 struct metrics_client {
-	ev_io io;
-	ev_timer timer;
-	int fd;
+	struct listener_client lc;  /* first: socket, watchers, deadline */
 	enum metrics_cl_st st;
 	char req[METRICS_REQ_MAX];
 	size_t req_len;
 	char *out;               /* the answer, malloc'd by open_memstream */
 	size_t out_len, out_off;
-	struct metrics *m;
-	struct metrics_client *next;
 };
 
 struct metrics {
-	ev_io io;
-	ev_timer pause;
-	int fd;
-	struct ev_loop *loop;
+	struct listener_server sv;
 	metrics_render_cb *cb;
 	void *arg;
-	struct metrics_client *clients;
-	unsigned nclients;
 };
 
 /* ---- request parsing ------------------------------------------------------------ */
@@ -154,28 +144,13 @@ metrics_http_parse(const char *buf, size_t len, bool *head_only)
 static void
 client_free(struct metrics_client *cl)
 {
-	struct metrics *m = cl->m;
-	struct metrics_client **pp;
-
-	ev_io_stop(m->loop, &cl->io);
-	ev_timer_stop(m->loop, &cl->timer);
-	close(cl->fd);
-	for (pp = &m->clients; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == cl) {
-			*pp = cl->next;
-			break;
-		}
-	m->nclients--;
-	free(cl->out);
-	free(cl);
+	listener_client_free(&cl->lc);
 }
 
 static void
-client_set_events(struct metrics_client *cl, int events)
+client_on_free(struct listener_client *lc)
 {
-	ev_io_stop(cl->m->loop, &cl->io);
-	ev_io_set(&cl->io, cl->fd, events);
-	ev_io_start(cl->m->loop, &cl->io);
+	free(((struct metrics_client *)lc)->out);
 }
 
 /* Builds the whole answer to <req> into cl->out. Returns 0 or -1 (no memory). */
@@ -199,7 +174,9 @@ client_answer(struct metrics_client *cl, enum metrics_req req, bool head_only)
 	if (f == NULL)
 		return -1;
 	if (req == METRICS_REQ_METRICS) {
-		if (cl->m->cb(cl->m->arg, f) == 0) {
+		struct metrics *m = cl->lc.sv->owner;
+
+		if (m->cb(m->arg, f) == 0) {
 			type = "text/plain; version=0.0.4; charset=utf-8";
 		} else {
 			st = "500 Internal Server Error";
@@ -227,7 +204,7 @@ client_answer(struct metrics_client *cl, enum metrics_req req, bool head_only)
 		return -1;
 	cl->out_off = 0;
 	cl->st = METRICS_CL_WRITE;
-	client_set_events(cl, EV_WRITE);
+	listener_client_watch(&cl->lc, EV_WRITE);
 	return 0;
 }
 
@@ -239,7 +216,7 @@ client_read(struct metrics_client *cl)
 	bool head_only;
 	ssize_t n;
 
-	n = recv(cl->fd, cl->req + cl->req_len, sizeof(cl->req) - cl->req_len, 0);
+	n = recv(cl->lc.fd, cl->req + cl->req_len, sizeof(cl->req) - cl->req_len, 0);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	if (n <= 0) {
@@ -263,7 +240,7 @@ static void
 client_write(struct metrics_client *cl)
 {
 	while (cl->out_off < cl->out_len) {
-		ssize_t n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+		ssize_t n = send(cl->lc.fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
 		    MSG_NOSIGNAL);
 
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -274,9 +251,9 @@ client_write(struct metrics_client *cl)
 		}
 		cl->out_off += (size_t)n;
 	}
-	shutdown(cl->fd, SHUT_WR);
+	shutdown(cl->lc.fd, SHUT_WR);
 	cl->st = METRICS_CL_DRAIN;
-	client_set_events(cl, EV_READ);
+	listener_client_watch(&cl->lc, EV_READ);
 }
 
 static void
@@ -298,75 +275,23 @@ client_on_io(struct ev_loop *loop, ev_io *io, int revents)
 		client_write(cl);
 		break;
 	case METRICS_CL_DRAIN:
-		n = recv(cl->fd, sink, sizeof(sink), 0);
+		n = recv(cl->lc.fd, sink, sizeof(sink), 0);
 		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
 			client_free(cl);
 		break;
 	}
 }
 
-static void
-client_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	(void)loop;
-	(void)revents;
-	client_free(t->data);
-}
-
 /* ---- listener ---------------------------------------------------------------------- */
 
-static void
-metrics_on_pause(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	struct metrics *m = t->data;
-
-	(void)revents;
-	ev_io_start(loop, &m->io);
-}
-
-static void
-metrics_on_accept(struct ev_loop *loop, ev_io *io, int revents)
-{
-	struct metrics *m = io->data;
-	int i;
-
-	(void)revents;
-	for (i = 0; i < METRICS_ACCEPT_BATCH; i++) {
-		struct metrics_client *cl;
-		int fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-				continue;
-			/* EMFILE & co: the connection stays queued and the
-			 * listener readable; retrying now would spin. */
-			log_warning("event=metrics_accept_error error=\"%s\" action=pause_accept",
-			    strerror(errno));
-			ev_io_stop(loop, &m->io);
-			ev_timer_set(&m->pause, METRICS_ACCEPT_PAUSE, 0);
-			ev_timer_start(loop, &m->pause);
-			return;
-		}
-		if (m->nclients >= METRICS_MAX_CLIENTS || (cl = calloc(1, sizeof(*cl))) == NULL) {
-			close(fd);
-			continue;
-		}
-		cl->fd = fd;
-		cl->m = m;
-		cl->st = METRICS_CL_READ;
-		cl->next = m->clients;
-		m->clients = cl;
-		m->nclients++;
-		ev_io_init(&cl->io, client_on_io, fd, EV_READ);
-		cl->io.data = cl;
-		ev_io_start(loop, &cl->io);
-		ev_timer_init(&cl->timer, client_on_timer, METRICS_TIMEOUT, 0);
-		cl->timer.data = cl;
-		ev_timer_start(loop, &cl->timer);
-	}
-}
+static const struct listener_server_ops metrics_server_ops = {
+	.event = "metrics_accept_error",
+	.size = sizeof(struct metrics_client),
+	.max = METRICS_MAX_CLIENTS,
+	.timeout = METRICS_TIMEOUT,
+	.on_io = client_on_io,
+	.on_free = client_on_free,
+};
 
 struct metrics *
 metrics_open(int fd, struct ev_loop *loop, metrics_render_cb *cb, void *arg, char *err,
@@ -379,15 +304,9 @@ metrics_open(int fd, struct ev_loop *loop, metrics_render_cb *cb, void *arg, cha
 		close(fd);
 		return NULL;
 	}
-	m->fd = fd;
-	m->loop = loop;
 	m->cb = cb;
 	m->arg = arg;
-	ev_io_init(&m->io, metrics_on_accept, fd, EV_READ);
-	m->io.data = m;
-	ev_io_start(loop, &m->io);
-	ev_init(&m->pause, metrics_on_pause);
-	m->pause.data = m;
+	listener_server_start(&m->sv, loop, fd, &metrics_server_ops, m);
 	return m;
 }
 
@@ -396,10 +315,6 @@ metrics_close(struct metrics *m)
 {
 	if (m == NULL)
 		return;
-	while (m->clients != NULL)
-		client_free(m->clients);
-	ev_io_stop(m->loop, &m->io);
-	ev_timer_stop(m->loop, &m->pause);
-	close(m->fd);
+	listener_server_stop(&m->sv);
 	free(m);
 }

@@ -7,8 +7,9 @@
  * every worker (accept4 on a non-blocking fd: losers get EAGAIN).
  * Accepting is cheap (no per-connection setup beyond two buffers) and
  * bounded: over max_connections a connection is accepted and closed at once,
- * and EMFILE-like errors pause accepting for a short while instead of
- * spinning on a listener that stays readable.
+ * and EMFILE-like errors pause accepting (listener.c) instead of spinning on
+ * a listener that stays readable, until one of this worker's connections
+ * closes or LISTENER_PAUSE has passed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,7 +24,6 @@
 #include "worker.h"
 
 #define ACCEPT_BATCH     64      /* accepts per callback: fairness with I/O */
-#define ACCEPT_BACKOFF   0.1     /* seconds accepting pauses after EMFILE & co */
 #define DRAIN_DEADLINE   2.0     /* seconds to answer in-flight frames at stop */
 
 atomic_uint worker_conn_count;
@@ -36,75 +36,47 @@ const uint64_t worker_lat_bounds_ns[WORKER_LAT_BUCKETS] = {
 };
 
 static void
-worker_listeners_set(struct worker *w, int on)
+worker_on_accept(struct listener *lsn, int fd)
 {
-	unsigned i;
-
-	for (i = 0; i < w->nlst; i++) {
-		if (on)
-			ev_io_start(w->loop, &w->lst[i].io);
-		else
-			ev_io_stop(w->loop, &w->lst[i].io);
-	}
-}
-
-static void
-worker_on_accept(struct ev_loop *loop, ev_io *io, int revents)
-{
-	struct worker_lst *l = io->data;
+	struct worker_lst *l = lsn->arg;
 	struct worker *w = l->w;
 	struct conn *c;
-	int i;
 
-	(void)loop;
-	(void)revents;
-	for (i = 0; i < ACCEPT_BATCH; i++) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-				continue;
-			/* EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection
-			 * stays queued and the fd readable; retrying now would spin. */
-			STAT_INC(w, accept_errors);
-			log_warning("event=accept_error errno=%d error=\"%s\" action=pause_accept pause_ms=%d",
-			    errno, strerror(errno), (int)(ACCEPT_BACKOFF * 1000));
-			worker_listeners_set(w, 0);
-			ev_timer_set(&w->accept_backoff, ACCEPT_BACKOFF, 0);
-			ev_timer_start(w->loop, &w->accept_backoff);
-			return;
-		}
-		if (atomic_load_explicit(&worker_conn_count, memory_order_relaxed) >=
-		    snap_conf(w->snap)->max_connections) {
-			STAT_INC(w, conn_refused);
-			close(fd);
-			continue;
-		}
-		if (!l->tls)
-			c = conn_new(w, fd);
-		else if (w->snap->cref->tls_ctx != NULL)
-			c = conn_new_tls(w, fd, w->snap->cref->tls_ctx);
-		else {
-			c = NULL;   /* unreachable: conf refuses TLS listeners without tls */
-			close(fd);
-		}
-		if (c != NULL)
-			STAT_INC(w, conn_total);
+	if (atomic_load_explicit(&worker_conn_count, memory_order_relaxed) >=
+	    snap_conf(w->snap)->max_connections) {
+		STAT_INC(w, conn_refused);
+		close(fd);
+		return;
 	}
+	if (!l->tls)
+		c = conn_new(w, fd);
+	else if (w->snap->cref->tls_ctx != NULL)
+		c = conn_new_tls(w, fd, w->snap->cref->tls_ctx);
+	else {
+		c = NULL;   /* unreachable: conf refuses TLS listeners without tls */
+		close(fd);
+	}
+	if (c != NULL)
+		STAT_INC(w, conn_total);
 }
 
+/* EMFILE & co: counted; the connections open now are what frees a descriptor. */
 static void
-worker_on_backoff(struct ev_loop *loop, ev_timer *t, int revents)
+worker_on_accept_pause(struct listener_set *s, int err)
 {
-	struct worker *w = t->data;
+	struct worker *w = s->owner;
 
-	(void)loop;
-	(void)revents;
-	if (!w->stopping)
-		worker_listeners_set(w, 1);
+	(void)err;
+	STAT_INC(w, accept_errors);
+	w->nconns_at_pause = w->nconns;
 }
+
+static const struct listener_ops worker_listener_ops = {
+	.event = "accept_error",
+	.batch = ACCEPT_BATCH,
+	.on_accept = worker_on_accept,
+	.on_pause = worker_on_accept_pause,
+};
 
 static void
 worker_on_drain(struct ev_loop *loop, ev_timer *t, int revents)
@@ -124,8 +96,7 @@ worker_begin_stop(struct worker *w)
 	struct conn *c, *next;
 
 	w->stopping = true;
-	worker_listeners_set(w, 0);
-	ev_timer_stop(w->loop, &w->accept_backoff);
+	listener_set_stop(&w->lset);
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
 		conn_close_graceful(c);
@@ -165,9 +136,10 @@ worker_on_wake(struct ev_loop *loop, ev_async *a, int revents)
 		worker_begin_stop(w);
 }
 
-/* Ends the loop once stopping and the last connection is gone. An
+/* Ends the loop once stopping and the last connection is gone, and resumes
+ * accepting paused for want of descriptors once a connection was closed. An
  * ev_prepare runs after the callbacks of a pass, so a connection freed in
- * one ends the loop in the same pass. */
+ * one acts in the same pass. */
 static void
 worker_on_check(struct ev_loop *loop, ev_prepare *chk, int revents)
 {
@@ -176,6 +148,8 @@ worker_on_check(struct ev_loop *loop, ev_prepare *chk, int revents)
 	(void)revents;
 	if (w->stopping && w->conns == NULL)
 		ev_break(loop, EVBREAK_ALL);
+	if (listener_set_paused(&w->lset) && w->nconns < w->nconns_at_pause)
+		listener_set_resume(&w->lset);
 }
 
 int
@@ -193,8 +167,7 @@ worker_init(struct worker *w, int id, struct snap *s)
 	ev_async_init(&w->wake, worker_on_wake);
 	w->wake.data = w;
 	ev_async_start(w->loop, &w->wake);
-	ev_init(&w->accept_backoff, worker_on_backoff);
-	w->accept_backoff.data = w;
+	listener_set_init(&w->lset, w->loop, &worker_listener_ops, w);
 	ev_init(&w->drain, worker_on_drain);
 	w->drain.data = w;
 	ev_prepare_init(&w->idle_check, worker_on_check);
@@ -211,12 +184,10 @@ worker_add_listener(struct worker *w, int fd, bool shared, bool tls)
 	if (w->nlst == WORKER_MAX_LST)
 		return -1;
 	l = &w->lst[w->nlst++];
-	l->fd = fd;
 	l->shared = shared;
 	l->tls = tls;
 	l->w = w;
-	ev_io_init(&l->io, worker_on_accept, fd, EV_READ);
-	l->io.data = l;
+	listener_add(&w->lset, &l->lsn, fd, l);
 	return 0;
 }
 
@@ -226,7 +197,7 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	log_set_worker(w->id);
-	worker_listeners_set(w, 1);
+	listener_set_start(&w->lset);
 	ev_run(w->loop, 0);
 	return NULL;
 }
@@ -270,13 +241,12 @@ worker_destroy(struct worker *w)
 {
 	unsigned i;
 
+	listener_set_stop(&w->lset);
 	while (w->conns != NULL)
 		conn_free(w->conns);
-	for (i = 0; i < w->nlst; i++) {
-		ev_io_stop(w->loop, &w->lst[i].io);
+	for (i = 0; i < w->nlst; i++)
 		if (!w->lst[i].shared)
-			close(w->lst[i].fd);
-	}
+			close(w->lst[i].lsn.fd);
 	snap_put(atomic_exchange(&w->mailbox, NULL));
 	snap_put(w->snap);
 	w->snap = NULL;

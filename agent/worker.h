@@ -19,6 +19,7 @@
 #include <ev.h>
 
 #include "conf.h"
+#include "listener.h"
 #include "verdict.h"
 
 #define WORKER_MAX       64
@@ -66,8 +67,7 @@ struct worker_stats {
 };
 
 struct worker_lst {
-	ev_io io;                    /* EV_READ on the listening fd */
-	int fd;
+	struct listener lsn;         /* in the worker's listener set */
 	bool shared;                 /* fd shared by all workers (unix sockets) */
 	bool tls;                    /* TLS listener: context from the snapshot's conf_ref */
 	struct worker *w;
@@ -78,15 +78,16 @@ struct worker {
 	pthread_t thread;
 	struct ev_loop *loop;
 	ev_async wake;               /* mailbox has something */
-	ev_timer accept_backoff;     /* accept paused after EMFILE & co */
 	ev_timer drain;              /* shutdown deadline */
 	ev_prepare idle_check;        /* ends the loop once stopped and empty */
 	_Atomic(struct snap *) mailbox;  /* next snapshot, owned reference */
 	atomic_bool stop;
 	bool stopping;
 	struct snap *snap;           /* current snapshot, owned reference */
+	struct listener_set lset;    /* the listeners below, paused and resumed together */
 	struct worker_lst lst[WORKER_MAX_LST];
 	unsigned nlst;
+	unsigned nconns_at_pause;    /* nconns when accepting paused: a close resumes it */
 	struct conn *conns;          /* doubly linked list of live connections */
 	unsigned nconns;
 	/* log rate limit for deny lines */

@@ -3,7 +3,10 @@
  * test_control: keyauthd's control socket, as `keyauthctl stats` and
  * `reload` use it — counters that follow the verdicts actually given (by
  * status and by route), the store's key count and generation, protocol
- * errors, and reloads accepted or rejected through the socket.
+ * errors, and reloads accepted or rejected through the socket; and the
+ * socket file itself: a second agent given the same path refuses to start
+ * instead of taking the socket from the running one, a dead agent's leftover
+ * socket is replaced, and a file that is not a socket is left alone.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -13,6 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -28,7 +35,7 @@ static char key[KEY_GEN_MAX + 1];
 static pid_t agent;
 
 static void
-write_conf(const char *extra_route)
+write_conf_at(const char *path, const char *listen, const char *ctl, const char *extra_route)
 {
 	char text[4096];
 
@@ -37,8 +44,14 @@ write_conf(const char *extra_route)
 	    "store = { path = \"%s\"; };\n"
 	    "routes = ( { name = \"openai\"; context = \"/openai\"; },\n"
 	    "           { name = \"mistral\"; context = \"/mistral\"; }%s );\n",
-	    addr, ctlsock, store, extra_route);
-	assert_int_equal(tp_write_file(conf, text), 0);
+	    listen, ctl, store, extra_route);
+	assert_int_equal(tp_write_file(path, text), 0);
+}
+
+static void
+write_conf(const char *extra_route)
+{
+	write_conf_at(conf, addr, ctlsock, extra_route);
 }
 
 static int
@@ -182,6 +195,103 @@ test_reload_through_control_socket(void **state)
 	free(r);
 }
 
+/* ---- the socket file ------------------------------------------------------------- */
+
+/* Starts a second agent (its own SPOP socket, control socket <ctl>), named
+ * <tag> in its files; fills <log> with its log's path. */
+static pid_t
+second_agent(const char *tag, const char *ctl, char *log, size_t loglen)
+{
+	char conf2[TP_PATH_MAX + 32], listen2[TP_PATH_MAX + 32];
+
+	snprintf(conf2, sizeof(conf2), "%s/%s.conf", dir, tag);
+	snprintf(listen2, sizeof(listen2), "unix:%s/%s-spop.sock", dir, tag);
+	snprintf(log, loglen, "%s/%s.log", dir, tag);
+	write_conf_at(conf2, listen2, ctl, "");
+	return tp_spawn_keyauthd(conf2, log);
+}
+
+/* Waits for <pid> to exit on its own and returns its exit code (-1: killed
+ * at the deadline, or by a signal). */
+static int
+exit_code(pid_t pid)
+{
+	int st;
+
+	if (tp_wait_exit(pid, tp_scaled_ms(5000), &st) != 0 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+/*
+ * The running agent's control socket is live: a second agent configured with
+ * the same path must refuse to start, saying why and where, and the first
+ * one keeps answering there. (Unlinking blindly, the second one took the
+ * path; the first one's socket became unreachable, even after the second
+ * one exited, since that one removed the file on its way out.)
+ */
+static void
+test_second_agent_does_not_take_a_live_control_socket(void **state)
+{
+	char log2[TP_PATH_MAX + 32], *s;
+	pid_t pid;
+
+	(void)state;
+	pid = second_agent("second", ctlsock, log2, sizeof(log2));
+	assert_true(pid > 0);
+	assert_int_equal(exit_code(pid), 1);
+	assert_true(tp_log_contains(log2, "event=start_failed"));
+	assert_true(tp_log_contains(log2, "another process is listening there"));
+	assert_true(tp_log_contains(log2, ctlsock));
+	s = stats();
+	assert_non_null(strstr(s, "\"file_generation\":41,"));
+	free(s);
+}
+
+/*
+ * A socket file nobody listens on (a dead agent's) is replaced; a file that
+ * is not a socket is refused and left as it was.
+ */
+static void
+test_leftover_control_socket_is_replaced_other_files_are_not(void **state)
+{
+	char path[TP_PATH_MAX + 32], uaddr[TP_PATH_MAX + 40], log2[TP_PATH_MAX + 32], *s;
+	struct sockaddr_un sun;
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/leftover.sock", dir);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	assert_true(strlen(path) < sizeof(sun.sun_path));
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	close(fd);                      /* the file stays, with nobody behind it */
+	pid = second_agent("leftover", path, log2, sizeof(log2));
+	assert_true(pid > 0);
+	snprintf(uaddr, sizeof(uaddr), "unix:%s", path);
+	assert_int_equal(tp_wait_connectable(pid, uaddr, 5000), 0);
+	s = ctl_control_call(path, "stats");
+	assert_non_null(s);
+	assert_non_null(strstr(s, "\"file_generation\":41,"));
+	free(s);
+	assert_int_equal(tp_signal(pid, SIGTERM), 0);
+	assert_int_equal(exit_code(pid), 0);
+	assert_int_equal(access(path, F_OK), -1);   /* removed at exit */
+
+	snprintf(path, sizeof(path), "%s/not-a-socket", dir);
+	assert_int_equal(tp_write_file(path, "precious\n"), 0);
+	pid = second_agent("notsock", path, log2, sizeof(log2));
+	assert_true(pid > 0);
+	assert_int_equal(exit_code(pid), 1);
+	assert_true(tp_log_contains(log2, "exists and is not a socket"));
+	assert_true(tp_log_contains(log2, path));
+	assert_true(tp_file_contains(path, "precious\n", 9));
+}
+
 int
 main(void)
 {
@@ -189,6 +299,8 @@ main(void)
 		cmocka_unit_test(test_stats_count_verdicts_by_status_and_route),
 		cmocka_unit_test(test_stats_count_protocol_errors),
 		cmocka_unit_test(test_reload_through_control_socket),
+		cmocka_unit_test(test_second_agent_does_not_take_a_live_control_socket),
+		cmocka_unit_test(test_leftover_control_socket_is_replaced_other_files_are_not),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
