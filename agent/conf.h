@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "log.h"
 #include "provider.h"
 
 #define CONF_DEFAULT_PATH     "/etc/keyauth/keyauth.conf"
@@ -90,11 +91,6 @@ struct tls_listen_conf {
 	char *haproxy_client_cert; /* rendered "crt": HAProxy's client cert+key PEM; may be NULL */
 };
 
-enum log_target {
-	LOG_TARGET_STDERR = 0,
-	LOG_TARGET_SYSLOG = 1,
-};
-
 struct conf {
 	char *path;                      /* file this was loaded from */
 	struct listen_conf listen[CONF_MAX_LISTENERS];
@@ -153,6 +149,10 @@ const struct route *conf_route_find(const struct conf *c, const char *name, size
  * and "/openai/v1/chat" but not "/openaix"; "/" matches every path starting
  * with '/'. NULL when no route matches. */
 const struct route *conf_route_by_context(const struct conf *c, const char *path);
+
+/* Parses tls.min_version, "1.2" or "1.3", into OpenSSL's version constant
+ * (TLS1_2_VERSION, TLS1_3_VERSION); 0 when invalid or NULL. */
+int conf_tls_version(const char *s);
 
 /* Short names as written in the config file ("provider", "header", ...). */
 const char *route_type_str(enum route_type t);

@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/tls1.h>
+
 #include "conf-int.h"
-#include "tls.h"
 
 /* ---- listen ---------------------------------------------------------- */
 
@@ -388,6 +389,17 @@ void conf_kw_haproxy_local_peer(struct conf_ctx *x, const config_setting_t *s, v
 /* ---- tls ----------------------------------------------------------------- */
 
 /* Every string member of the tls group: a non-empty path or list. */
+int conf_tls_version(const char *s)
+{
+	if (s == NULL)
+		return 0;
+	if (strcmp(s, "1.2") == 0)
+		return TLS1_2_VERSION;
+	if (strcmp(s, "1.3") == 0)
+		return TLS1_3_VERSION;
+	return 0;
+}
+
 static void conf_kw_tls_str(struct conf_ctx *x, const config_setting_t *s, void *obj)
 {
 	struct tls_listen_conf *t = ((struct conf *)obj)->tls;
@@ -409,7 +421,7 @@ static void conf_kw_tls_min_version(struct conf_ctx *x, const config_setting_t *
 	const char *v = config_setting_get_string(s);
 	char q[CONF_QUOTE_MAX];
 
-	t->min_version = tls_parse_version(v);
+	t->min_version = conf_tls_version(v);
 	if (t->min_version == 0)
 		conf_err(x, s, "bad min_version \"%s\" in tls (use \"1.2\" or \"1.3\")",
 			 conf_quote(q, sizeof(q), v));

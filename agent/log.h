@@ -11,10 +11,15 @@
 #define AGENT_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <syslog.h>
 
-#include "conf.h"
+/* Where lines go; keyauth.conf's log.target. */
+enum log_target {
+	LOG_TARGET_STDERR = 0,
+	LOG_TARGET_SYSLOG = 1,
+};
 
 void log_init(const char *ident, int level, enum log_target target);
 void log_set(int level, enum log_target target);
@@ -35,13 +40,13 @@ void log_vmsg(int level, const char *fmt, va_list ap) __attribute__((format(prin
 #define log_info(...)    log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...)   log_msg(LOG_DEBUG, __VA_ARGS__)
 
-/* Quotes <s> for a log value: letters, digits and -_.:/@ pass, anything else
- * becomes '?', at most <max> bytes, always NUL-terminated in <out>. For data
- * that is not secret but comes from outside (routes, addresses). */
 /* The clock of the repetition limit, in milliseconds: for tests. NULL
  * restores the default (CLOCK_MONOTONIC_COARSE). */
 void log_set_clock(uint64_t (*now_ms)(void));
 
+/* Quotes <s> for a log value: letters, digits and -_.:/@ pass, anything else
+ * becomes '?', at most <max> bytes, always NUL-terminated in <out>. For data
+ * that is not secret but comes from outside (routes, addresses). */
 const char *log_safe(char *out, size_t outlen, const char *s, size_t len);
 
 #endif /* AGENT_LOG_H */

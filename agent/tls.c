@@ -31,18 +31,6 @@
 /* Session IDs from one keyauthd resume only in the same service. */
 static const unsigned char tls_sid_ctx[] = "keyauthd";
 
-int
-tls_parse_version(const char *s)
-{
-	if (s == NULL)
-		return 0;
-	if (strcmp(s, "1.2") == 0)
-		return TLS1_2_VERSION;
-	if (strcmp(s, "1.3") == 0)
-		return TLS1_3_VERSION;
-	return 0;
-}
-
 /* "what path: OpenSSL's reason" into <err>, then empties the queue. */
 static void
 tls_err(char *err, size_t errlen, const char *what, const char *path)

@@ -31,8 +31,6 @@ enum {
 	TLS_WANT_WRITE = 0x02,   /* same bits as EV_WRITE */
 };
 
-/* Parses "1.2" or "1.3" into an OpenSSL version constant; 0 when invalid. */
-int tls_parse_version(const char *s);
 
 /* Builds a server context: certificate and key loaded and checked against
  * each other, TLS >= min_version, renegotiation off, compression off, a

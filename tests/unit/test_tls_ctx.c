@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "conf.h"
 #include "tls.h"
 
 static char dir[64];
@@ -160,10 +161,10 @@ static void
 test_version(void **state)
 {
 	(void)state;
-	assert_int_equal(tls_parse_version("1.2"), TLS1_2_VERSION);
-	assert_int_equal(tls_parse_version("1.3"), TLS1_3_VERSION);
-	assert_int_equal(tls_parse_version("1.1"), 0);
-	assert_int_equal(tls_parse_version(NULL), 0);
+	assert_int_equal(conf_tls_version("1.2"), TLS1_2_VERSION);
+	assert_int_equal(conf_tls_version("1.3"), TLS1_3_VERSION);
+	assert_int_equal(conf_tls_version("1.1"), 0);
+	assert_int_equal(conf_tls_version(NULL), 0);
 }
 
 static void
