@@ -26,7 +26,7 @@ WARN_CFLAGS  = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prot
 SPOP_WARN    = -Wconversion -Wsign-conversion
 SAN_FLAGS    = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-PKGS      = openssl msgpack libconfig hiredis
+PKGS      = openssl msgpack libconfig hiredis jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libev ships no .pc file on Debian.
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
@@ -35,7 +35,9 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 SPOP_SRC  = $(sort $(wildcard spop/*.c))
 AGENT_MAINS = agent/keyauthd.c agent/keyauthctl.c
 AGENT_SRC = $(sort $(filter-out $(AGENT_MAINS),$(wildcard agent/*.c)))
-UNIT_SRC  = $(sort $(wildcard tests/unit/test_*.c))
+# spop/ stands alone: its tests see only spop/ and tests/lib/testutil.
+SPOP_TEST_SRC = $(sort $(wildcard tests/unit/test_spop_*.c))
+UNIT_SRC  = $(sort $(filter-out $(SPOP_TEST_SRC),$(wildcard tests/unit/test_*.c)))
 INTEG_SRC = $(sort $(wildcard tests/integ/test_*.c))
 TESTLIB_SRC = $(sort $(wildcard tests/lib/*.c))
 FUZZ_SRC  = $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -52,10 +54,12 @@ SPOP_OBJ  = $(SPOP_SRC:%.c=$(B)/%.o)
 AGENT_OBJ = $(AGENT_SRC:%.c=$(B)/%.o)
 TESTLIB_OBJ = $(TESTLIB_SRC:%.c=$(B)/%.o)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+SPOP_TEST_BIN = $(SPOP_TEST_SRC:tests/unit/%.c=$(B)/spop-tests/%)
+SPOP_ONLY_CFLAGS = $(STD_CFLAGS) $(OPT_CFLAGS) $(WARN_CFLAGS) $(SPOP_WARN) $(FLAVOUR_CFLAGS) -Ispop -Itests/lib $(CFLAGS)
 INTEG_BIN = $(INTEG_SRC:tests/integ/%.c=$(B)/tests/%)
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps test test-unit test-integ test-cli test-e2e test-examples test-run test-doc test-fuzz-replay fuzz fuzz-build bench bench-run install clean run
+.PHONY: all deps test test-spop test-unit test-integ test-cli test-e2e test-examples test-run test-doc test-fuzz-replay fuzz fuzz-build bench bench-run install clean run
 
 all: $(B)/keyauthd $(B)/keyauthctl $(B)/libspop.a
 
@@ -86,6 +90,11 @@ $(B)/keyauthd: $(B)/agent/keyauthd.o $(B)/libkeyauth.a $(B)/libspop.a
 
 $(B)/keyauthctl: $(B)/agent/keyauthctl.o $(B)/libkeyauth.a $(B)/libspop.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+# The codec's own tests: no agent header, no library but libspop.a and cmocka.
+$(B)/spop-tests/%: tests/unit/%.c tests/lib/testutil.c $(B)/libspop.a $(wildcard spop/*.h) tests/lib/testutil.h tests/unit/spop-vectors.h
+	@mkdir -p $(@D)
+	$(CC) $(SPOP_ONLY_CFLAGS) -o $@ $< tests/lib/testutil.c $(B)/libspop.a $(CMOCKA_LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(HDRS)
 	@mkdir -p $(@D)
@@ -158,7 +167,11 @@ export ASAN_OPTIONS = halt_on_error=1:detect_leaks=1:abort_on_error=1
 export KEYAUTH_ALLOW_ROOT = 1
 export UBSAN_OPTIONS = halt_on_error=1:print_stacktrace=1
 
-test-unit: $(UNIT_BIN)
+# spop/ builds and tests on its own: make test-spop.
+test-spop: $(SPOP_TEST_BIN)
+	@set -e; for t in $(SPOP_TEST_BIN); do echo "== $$t"; $$t; done
+
+test-unit: $(UNIT_BIN) test-spop
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 test-integ: $(INTEG_BIN) $(B)/keyauthd $(B)/keyauthctl

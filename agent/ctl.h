@@ -2,16 +2,20 @@
 /*
  * ctl: keyauthctl's private interface.
  *
- * keyauthctl.c holds main() and the top-level command table; the commands
- * live in ctl_keys.c (key lifecycle), ctl_render.c (HAProxy files),
- * ctl_deploy.c (deploy) and ctl_util.c (helpers shared by all of them).
- * Everything here runs in one short-lived, single-threaded process. Commands
- * return an exit code (CTL_EXIT_*) and print their own messages.
+ * keyauthctl.c holds main() and the command table; each command is one
+ * struct ctl_cmd (name, summary, options, help, run) defined beside its code
+ * in ctl_keys.c (key lifecycle), ctl_render.c (haproxy), ctl_deploy.c
+ * (deploy) and ctl_stats.c (stats). ctl_cmd.c finds a command by its words
+ * and parses its command line; ctl_json.c writes and reads JSON (jansson);
+ * ctl_util.c holds helpers shared by all of them. Everything here runs in
+ * one short-lived, single-threaded process. Commands return an exit code
+ * (CTL_EXIT_*) and print their own messages.
  */
 #ifndef AGENT_CTL_H
 #define AGENT_CTL_H
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +37,8 @@ struct conf;
 	{ "config", required_argument, NULL, 'c' }, \
 	{ "now",    required_argument, NULL, CTL_OPT_NOW }, \
 	{ "help",   no_argument,       NULL, 'h' }
+/* A command that lists this among its options gets ctl_args.json. */
+#define CTL_JSON_LONGOPT { "json", no_argument, NULL, 'j' }
 
 struct ctl_ctx {
 	const char *conf_path;   /* -c, else $KEYAUTH_CONF, else CONF_DEFAULT_PATH */
@@ -41,25 +47,92 @@ struct ctl_ctx {
 	const char *prog;        /* "keyauthctl key create": for messages */
 };
 
-struct ctl_cmd {
-	const char *name;
-	int (*run)(struct ctl_ctx *ctx, int argc, char **argv);
-	const char *summary;
+/* ---- ctl_cmd.c: commands and their command lines ---------------------------- */
+
+/* What a command takes besides its options. */
+enum ctl_operand {
+	CTL_OPERAND_NONE,        /* nothing */
+	CTL_OPERAND_STDIN,       /* nothing: its input (a key) comes on stdin */
+	CTL_OPERAND_ID,          /* exactly one key id */
 };
 
-/* ---- ctl_util.c ---------------------------------------------------------- */
+/* A parsed command line, as a command's run() gets it. */
+struct ctl_args {
+	const char *id;          /* CTL_OPERAND_ID: the key id */
+	bool json;               /* --json, when the command lists CTL_JSON_LONGOPT */
+	void *opts;              /* the command's own option values (opts_size bytes) */
+};
 
-/* Finds <word> in <tab> by exact name or unique prefix. NULL when absent or
- * ambiguous (*ambiguous tells which). */
-const struct ctl_cmd *ctl_cmd_lookup(const struct ctl_cmd *tab, size_t n,
-                                     const char *word, bool *ambiguous);
+/*
+ * One command. The shared parser (ctl_cmd_run) adds CTL_COMMON_LONGOPTS and
+ * -c/-h to <longopts>, handles them (-h/--help prints <help> and exits 0), and
+ * --json; a bad option or operand is a usage error (exit 2). Every other
+ * option goes to opt(), in command-line order, on a zeroed <opts_size>-byte
+ * state that init() (if any) gave its defaults; the state is wiped and freed
+ * after run().
+ */
+struct ctl_cmd {
+	const char *name;                /* "stats", or a group and a word: "key create" */
+	const char *summary;             /* one line, for 'keyauthctl --help' */
+	const char *help;                /* the whole --help text */
+	const struct option *longopts;   /* its own options (NULL-terminated), or NULL */
+	enum ctl_operand operand;
+	size_t opts_size;
+	void (*init)(void *opts);
+	/* One of its own options: 0, or an exit code after printing why. */
+	int (*opt)(struct ctl_ctx *ctx, void *opts, int opt, const char *arg);
+	int (*run)(struct ctl_ctx *ctx, const struct ctl_args *a);
+};
+
+/* Finds a command by one word of its name, exactly or by a unique prefix:
+ * with <group> NULL, by its first word ("key" for "key create": the first
+ * command of the group is returned); else among the commands named
+ * "<group> WORD", by WORD. NULL when none or several words match
+ * (*ambiguous tells which). */
+const struct ctl_cmd *ctl_cmd_find(const struct ctl_cmd *const *tab, size_t n,
+                                   const char *group, const char *word, bool *ambiguous);
+
+/* The group of <cmd> ("key" for "key create") into <buf>; NULL when its
+ * name is one word. */
+const char *ctl_cmd_group(const struct ctl_cmd *cmd, char *buf, size_t len);
+
+/* Parses <argv> (argv[0] is the program name for getopt's messages) for
+ * <cmd> and runs it. Returns the exit code. */
+int ctl_cmd_run(struct ctl_ctx *ctx, const struct ctl_cmd *cmd, int argc, char **argv);
+
+/* The commands (keyauthctl.c lists them). */
+extern const struct ctl_cmd ctl_cmd_key_create, ctl_cmd_key_list, ctl_cmd_key_revoke,
+	ctl_cmd_key_rotate, ctl_cmd_key_import, ctl_cmd_key_verify, ctl_cmd_key_set,
+	ctl_cmd_haproxy, ctl_cmd_deploy, ctl_cmd_stats;
+
+/* ---- ctl_json.c: JSON output and input, with jansson ---------------------------- */
+
+/* Makes every buffer jansson frees wiped first (a JSON answer may hold a new
+ * key). Call before any other JSON function. */
+void ctl_json_init(void);
+
+/* <s> as a JSON string, NULL -> null. When <s> is not UTF-8, each of its
+ * bytes above 0x7f becomes U+FFFD. */
+json_t *ctl_json_text(const char *s);
+
+/* RFC 3339 UTC time as a JSON string; with <zero_null>, 0 -> null. */
+json_t *ctl_json_time(int64_t t, bool zero_null);
+
+/* Prints <v> compactly on stdout, then a newline, and releases it. Returns
+ * CTL_EXIT_OK, or CTL_EXIT_FAIL when <v> is NULL (it could not be built:
+ * said on stderr) or stdout failed. */
+int ctl_json_print(const struct ctl_ctx *ctx, json_t *v);
+
+/* Prints the JSON object <text> as "a.b.c value" lines, nested names joined
+ * with dots, array elements named by index. Returns 0, or -1 when <text> is
+ * not a JSON object. */
+int ctl_json_print_flat(const char *text);
+
+/* ---- ctl_util.c ---------------------------------------------------------- */
 
 /* Handles one of CTL_COMMON_LONGOPTS' -c / --now. Returns 0, or
  * CTL_EXIT_USAGE after printing why. */
 int ctl_common_opt(struct ctl_ctx *ctx, int opt, const char *arg);
-
-/* Resets getopt for a new command line. */
-void ctl_getopt_reset(void);
 
 /* Prints "<prog>: <fmt>" to stderr. */
 void ctl_err(const struct ctl_ctx *ctx, const char *fmt, ...)
@@ -78,7 +151,6 @@ struct conf *ctl_conf_load(const struct ctl_ctx *ctx);
 
 /* ---- ctl_stats.c ------------------------------------------------------------ */
 
-int ctl_stats_main(struct ctl_ctx *ctx, int argc, char **argv);
 /* Sends "<cmd>\n" to keyauthd's control socket; the answer (caller frees)
  * or NULL with errno. */
 char *ctl_control_call(const char *path, const char *cmd);
@@ -97,9 +169,6 @@ int ctl_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned
 /* RFC 3339 UTC ("2025-01-31T12:00:00Z") into <buf> (>= 21 bytes). */
 void ctl_fmt_time(int64_t t, char *buf, size_t len);
 
-/* Writes <s> as a JSON string literal (quotes included). NULL -> null. */
-void ctl_json_str(FILE *f, const char *s);
-
 /* Replaces <dir>/<name> with <len> bytes of <data>: temporary file in <dir>,
  * fsync, chmod <mode>, rename, fsync of <dir>. On failure the old file is
  * untouched and <err> says why. Returns 0 or -1. */
@@ -109,11 +178,6 @@ int ctl_write_atomic(const char *dir, const char *name, const void *data, size_t
 /* Reads the whole file at <path> into a new NUL-terminated buffer (owned by
  * the caller). Returns 0, 1 when the file does not exist, -1 on error. */
 int ctl_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen);
-
-/* ---- ctl_keys.c ---------------------------------------------------------- */
-
-/* keyauthctl key <create|list|revoke|rotate|import|verify> ... */
-int ctl_key_main(struct ctl_ctx *ctx, int argc, char **argv);
 
 /* ---- ctl_render.c -------------------------------------------------------- */
 
@@ -146,10 +210,22 @@ int ctl_parse_haproxy_version(const char *s, enum ctl_haproxy_version *out);
 /* True if <s> is a plausible HAProxy bind address (no spaces or quotes). */
 bool ctl_bind_ok(const char *s);
 
-/* keyauthctl haproxy [--out DIR] ... */
-int ctl_haproxy_main(struct ctl_ctx *ctx, int argc, char **argv);
-
 /* ---- ctl_deploy.c -------------------------------------------------------- */
+
+/* The options of 'haproxy' and 'deploy' (each takes those it lists), for
+ * their ctl_cmd's init and opt. */
+struct ctl_hap_opts {
+	struct ctl_render_opts render;   /* --bind, --haproxy-version, --spoe-path */
+	const char *out;                 /* haproxy --out DIR */
+	const char *dir;                 /* deploy --haproxy-dir DIR */
+	const char *reload;              /* deploy --reload-haproxy CMD */
+	const char *haproxy;             /* deploy --haproxy PATH */
+};
+void ctl_hap_opts_init(void *opts);
+int ctl_hap_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg);
+/* The struct ctl_cmd fields of a command with these options. */
+#define CTL_HAP_OPTS \
+	.opts_size = sizeof(struct ctl_hap_opts), .init = ctl_hap_opts_init, .opt = ctl_hap_opt
 
 /* The haproxy binary to check configs with: <hint> if not NULL, else
  * "haproxy" from $PATH, else /usr/sbin/haproxy. NULL when none is found. */
@@ -158,8 +234,5 @@ const char *ctl_haproxy_find(const char *hint, char *buf, size_t len);
 /* Runs "<haproxy> -c -q -f <cfg>". Returns its exit status (0 = valid), or -1
  * when it could not be run; its output goes to <out> (NUL-terminated). */
 int ctl_haproxy_check(const char *haproxy, const char *cfg, char *out, size_t outlen);
-
-/* keyauthctl deploy ... */
-int ctl_deploy_main(struct ctl_ctx *ctx, int argc, char **argv);
 
 #endif /* AGENT_CTL_H */

@@ -268,6 +268,40 @@ signal_agent(const struct conf *c, long *pid, char *why, size_t whylen)
 	return SIG_SENT;
 }
 
+/* ---- the options of haproxy and deploy ------------------------------------------ */
+
+void
+ctl_hap_opts_init(void *opts)
+{
+	struct ctl_hap_opts *h = opts;
+
+	h->render.bind = CTL_DEFAULT_BIND;
+	h->render.version = CTL_HAPROXY_26;
+	h->dir = CTL_DEFAULT_HAPROXY_DIR;
+}
+
+int
+ctl_hap_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg)
+{
+	struct ctl_hap_opts *h = opts;
+
+	switch (opt) {
+	case 'o': h->out = arg; break;
+	case 'b': h->render.bind = arg; break;
+	case 's': h->render.spoe_path = arg; break;
+	case 'd': h->dir = arg; break;
+	case 'r': h->reload = arg; break;
+	case 'x': h->haproxy = arg; break;
+	case 'v':
+		if (ctl_parse_haproxy_version(arg, &h->render.version) == -1)
+			return ctl_usage_err(ctx, "--haproxy-version: '%s' is not 2.6..3.x", arg);
+		break;
+	default:
+		return ctl_usage_err(ctx, "unexpected option");
+	}
+	return 0;
+}
+
 /* ---- keyauthctl deploy ----------------------------------------------------------- */
 
 static const char deploy_help[] =
@@ -295,119 +329,59 @@ static const char deploy_help[] =
 	"example:\n"
 	"  keyauthctl deploy --reload-haproxy 'systemctl reload haproxy'\n";
 
-int
-ctl_deploy_main(struct ctl_ctx *ctx, int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "haproxy-dir",     required_argument, NULL, 'd' },
-		{ "reload-haproxy",  required_argument, NULL, 'r' },
-		{ "haproxy",         required_argument, NULL, 'x' },
-		{ "bind",            required_argument, NULL, 'b' },
-		{ "haproxy-version", required_argument, NULL, 'v' },
-		{ "json",            no_argument,       NULL, 'j' },
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
-	struct ctl_render_opts o = { .bind = CTL_DEFAULT_BIND, .version = CTL_HAPROXY_26 };
-	const char *dirarg = CTL_DEFAULT_HAPROXY_DIR, *reload = NULL, *hint = NULL, *haproxy;
-	char dir[PATH_MAX], spoe_path[PATH_MAX + 64], hbuf[PATH_MAX], err[1024], why[256];
-	char path[PATH_MAX + 64];
-	struct dep_file fl[2];
-	const char *check = "skipped";
-	char *spoe = NULL, *cfg = NULL;
-	size_t spoe_len = 0, cfg_len = 0;
-	struct conf *c = NULL;
+/* What a deploy did, for its report. */
+struct dep_report {
+	const char *dir;
+	const struct dep_file *fl;   /* the SPOE file, then haproxy.cfg */
+	const char *check;           /* haproxy -c: "ok" or "skipped" */
 	enum sig_result sig;
-	long pid = 0;
-	int reload_st = -2, opt, rc;
-	bool json = false;
+	long pid;
+	int reload_st;               /* the reload command's status; -2: none given */
+	bool ok;
+};
 
-	memset(fl, 0, sizeof(fl));
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'd': dirarg = optarg; break;
-		case 'r': reload = optarg; break;
-		case 'x': hint = optarg; break;
-		case 'b': o.bind = optarg; break;
-		case 'v':
-			if (ctl_parse_haproxy_version(optarg, &o.version) == -1)
-				return ctl_usage_err(ctx, "--haproxy-version: '%s' is not 2.6..3.x", optarg);
-			break;
-		case 'j': json = true; break;
-		case 'h': fputs(deploy_help, stdout); return CTL_EXIT_OK;
-		case '?': return ctl_usage_err(ctx, "bad option");
-		default:
-			rc = ctl_common_opt(ctx, opt, optarg);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	if (optind < argc)
-		return ctl_usage_err(ctx, "unexpected argument '%s'", argv[optind]);
-	if (!ctl_bind_ok(o.bind))
-		return ctl_usage_err(ctx, "--bind: '%s' is not an address like 127.0.0.1:8080", o.bind);
+/* Reads what <dir> holds and replaces the files that changed, the SPOE file
+ * first (the new haproxy.cfg may name messages only it has). Returns 0, or
+ * -1 (reported) with what was replaced put back. */
+static int
+install_files(const struct ctl_ctx *ctx, const char *dir, struct dep_file *fl, size_t n)
+{
+	char err[1024], path[PATH_MAX + 64];
 
-	c = ctl_conf_load(ctx);
-	if (c == NULL) {
-		fprintf(stderr, "%s: nothing was deployed.\n", ctx->prog);
-		return CTL_EXIT_FAIL;
-	}
-	rc = CTL_EXIT_FAIL;
-	if (realpath(dirarg, dir) == NULL) {
-		ctl_err(ctx, "--haproxy-dir %s: %s; nothing was deployed", dirarg, strerror(errno));
-		goto out;
-	}
-	snprintf(spoe_path, sizeof(spoe_path), "%s/%s", dir, CTL_SPOE_FILE);
-	o.spoe_path = spoe_path;
-	err[0] = '\0';
-	if (ctl_render(c, &o, &spoe, &spoe_len, &cfg, &cfg_len, err, sizeof(err)) == -1) {
-		ctl_err(ctx, "%s; nothing was deployed", err);
-		goto out;
-	}
-	haproxy = ctl_haproxy_find(hint, hbuf, sizeof(hbuf));
-	if (haproxy != NULL) {
-		if (check_rendered(ctx, c, &o, haproxy) != 0)
-			goto out;
-		check = "ok";
-	} else if (hint != NULL) {
-		ctl_err(ctx, "--haproxy %s is not executable; nothing was deployed", hint);
-		goto out;
-	} else {
-		fprintf(stderr, "%s: warning: haproxy not found; the files are not checked\n",
-		        ctx->prog);
-	}
-
-	fl[0] = (struct dep_file){ .name = CTL_SPOE_FILE, .data = spoe, .len = spoe_len };
-	fl[1] = (struct dep_file){ .name = CTL_HAPROXY_FILE, .data = cfg, .len = cfg_len };
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < n; i++) {
 		int r;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, fl[i].name);
 		r = ctl_read_file(path, &fl[i].old, &fl[i].oldlen, err, sizeof(err));
 		if (r == -1) {
 			ctl_err(ctx, "%s; nothing was deployed", err);
-			goto out;
+			return -1;
 		}
 		fl[i].existed = r == 0;
 		fl[i].changed = !fl[i].existed || fl[i].oldlen != fl[i].len ||
 		                memcmp(fl[i].old, fl[i].data, fl[i].len) != 0;
 	}
-	/* SPOE file first: the new haproxy.cfg may name messages only it has. */
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (!fl[i].changed)
 			continue;
 		if (ctl_write_atomic(dir, fl[i].name, fl[i].data, fl[i].len, 0644,
 		                     err, sizeof(err)) == -1) {
 			ctl_err(ctx, "%s", err);
-			restore_files(ctx, dir, fl, 2);
+			restore_files(ctx, dir, fl, n);
 			fprintf(stderr, "%s: the previous files were kept; nothing was deployed.\n",
 			        ctx->prog);
-			goto out;
+			return -1;
 		}
 		fl[i].written = true;
 	}
+	return 0;
+}
 
-	sig = signal_agent(c, &pid, why, sizeof(why));
+/* Warns when keyauthd was not signalled, saying why. */
+static void
+signal_warn(const struct ctl_ctx *ctx, const struct conf *c, enum sig_result sig, long pid,
+            const char *why)
+{
 	switch (sig) {
 	case SIG_SENT:
 		break;
@@ -429,56 +403,137 @@ ctl_deploy_main(struct ctl_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "%s: warning: keyauthd not signalled: %s\n", ctx->prog, why);
 		break;
 	}
+}
 
-	if (reload != NULL) {
-		char *sh[] = { (char *)"/bin/sh", (char *)"-c", (char *)reload, NULL };
+static json_t *
+report_json(const struct dep_report *r)
+{
+	json_t *files = json_array();
 
-		reload_st = run_child(sh, NULL, 0);
-		if (reload_st != 0)
-			ctl_err(ctx, "the HAProxy reload command failed (status %d); the new files are "
-			        "in place", reload_st);
-	}
-	rc = reload_st > 0 || reload_st == -1 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
-
-	if (json) {
-		fputs("{\"ok\":", stdout);
-		fputs(rc == CTL_EXIT_OK ? "true" : "false", stdout);
-		fputs(",\"dir\":", stdout);
-		ctl_json_str(stdout, dir);
-		fputs(",\"files\":[", stdout);
-		for (size_t i = 0; i < 2; i++) {
-			fprintf(stdout, "%s{\"name\":\"%s\",\"changed\":%s}", i > 0 ? "," : "",
-			        fl[i].name, fl[i].changed ? "true" : "false");
-		}
-		fprintf(stdout, "],\"haproxy_check\":\"%s\",\"agent\":{\"signalled\":%s,\"pid\":",
-		        check, sig == SIG_SENT ? "true" : "false");
-		if (pid > 0)
-			fprintf(stdout, "%ld", pid);
-		else
-			fputs("null", stdout);
-		fputs("},\"reload\":", stdout);
-		if (reload_st == -2)
-			fputs("null", stdout);
-		else
-			fprintf(stdout, "{\"status\":%d}", reload_st);
-		fputs("}\n", stdout);
-	} else {
-		for (size_t i = 0; i < 2; i++)
-			printf("%s/%s: %s\n", dir, fl[i].name, fl[i].changed ? "changed" : "unchanged");
-		printf("haproxy -c: %s\n", check);
-		if (sig == SIG_SENT)
-			printf("keyauthd: signalled pid %ld (SIGHUP)\n", pid);
-		else
-			printf("keyauthd: not signalled\n");
-		if (reload_st != -2)
-			printf("haproxy reload: %s (exit %d)\n", reload_st == 0 ? "ok" : "failed",
-			       reload_st);
-	}
-out:
 	for (size_t i = 0; i < 2; i++)
+		json_array_append_new(files, json_pack("{s:s,s:b}", "name", r->fl[i].name,
+		                                       "changed", r->fl[i].changed));
+	return json_pack("{s:b,s:o,s:o,s:s,s:{s:b,s:o},s:o}", "ok", r->ok,
+	                 "dir", ctl_json_text(r->dir), "files", files, "haproxy_check", r->check,
+	                 "agent", "signalled", r->sig == SIG_SENT,
+	                 "pid", r->pid > 0 ? json_integer(r->pid) : json_null(),
+	                 "reload", r->reload_st == -2 ? json_null()
+	                                              : json_pack("{s:i}", "status", r->reload_st));
+}
+
+static void
+report_text(const struct dep_report *r)
+{
+	for (size_t i = 0; i < 2; i++)
+		printf("%s/%s: %s\n", r->dir, r->fl[i].name, r->fl[i].changed ? "changed" : "unchanged");
+	printf("haproxy -c: %s\n", r->check);
+	if (r->sig == SIG_SENT)
+		printf("keyauthd: signalled pid %ld (SIGHUP)\n", r->pid);
+	else
+		printf("keyauthd: not signalled\n");
+	if (r->reload_st != -2)
+		printf("haproxy reload: %s (exit %d)\n", r->reload_st == 0 ? "ok" : "failed",
+		       r->reload_st);
+}
+
+/* Renders the files and checks them with haproxy -c when it is there.
+ * Returns 0, or -1 (reported: nothing was deployed). */
+static int
+render_checked(const struct ctl_ctx *ctx, const struct conf *c, const struct ctl_render_opts *o,
+               const char *hint, struct dep_file *fl, const char **check)
+{
+	char hbuf[PATH_MAX], err[1024];
+	const char *haproxy;
+	char *spoe = NULL, *cfg = NULL;
+	size_t spoe_len = 0, cfg_len = 0;
+
+	err[0] = '\0';
+	if (ctl_render(c, o, &spoe, &spoe_len, &cfg, &cfg_len, err, sizeof(err)) == -1) {
+		ctl_err(ctx, "%s; nothing was deployed", err);
+		return -1;
+	}
+	fl[0] = (struct dep_file){ .name = CTL_SPOE_FILE, .data = spoe, .len = spoe_len };
+	fl[1] = (struct dep_file){ .name = CTL_HAPROXY_FILE, .data = cfg, .len = cfg_len };
+	haproxy = ctl_haproxy_find(hint, hbuf, sizeof(hbuf));
+	if (haproxy != NULL) {
+		if (check_rendered(ctx, c, o, haproxy) != 0)
+			return -1;
+		*check = "ok";
+	} else if (hint != NULL) {
+		ctl_err(ctx, "--haproxy %s is not executable; nothing was deployed", hint);
+		return -1;
+	} else {
+		fprintf(stderr, "%s: warning: haproxy not found; the files are not checked\n",
+		        ctx->prog);
+	}
+	return 0;
+}
+
+static int
+deploy_run(struct ctl_ctx *ctx, const struct ctl_args *a)
+{
+	const struct ctl_hap_opts *h = a->opts;
+	struct ctl_render_opts o = h->render;
+	char dir[PATH_MAX], spoe_path[PATH_MAX + 64], why[256];
+	struct dep_file fl[2];
+	struct dep_report r = { .dir = dir, .fl = fl, .check = "skipped", .reload_st = -2 };
+	struct conf *c = NULL;
+	int rc;
+
+	memset(fl, 0, sizeof(fl));
+	if (!ctl_bind_ok(o.bind))
+		return ctl_usage_err(ctx, "--bind: '%s' is not an address like 127.0.0.1:8080", o.bind);
+	c = ctl_conf_load(ctx);
+	if (c == NULL) {
+		fprintf(stderr, "%s: nothing was deployed.\n", ctx->prog);
+		return CTL_EXIT_FAIL;
+	}
+	rc = CTL_EXIT_FAIL;
+	if (realpath(h->dir, dir) == NULL) {
+		ctl_err(ctx, "--haproxy-dir %s: %s; nothing was deployed", h->dir, strerror(errno));
+		goto out;
+	}
+	snprintf(spoe_path, sizeof(spoe_path), "%s/%s", dir, CTL_SPOE_FILE);
+	o.spoe_path = spoe_path;
+	if (render_checked(ctx, c, &o, h->haproxy, fl, &r.check) == -1 ||
+	    install_files(ctx, dir, fl, 2) == -1)
+		goto out;
+	r.sig = signal_agent(c, &r.pid, why, sizeof(why));
+	signal_warn(ctx, c, r.sig, r.pid, why);
+	if (h->reload != NULL) {
+		char *sh[] = { (char *)"/bin/sh", (char *)"-c", (char *)h->reload, NULL };
+
+		r.reload_st = run_child(sh, NULL, 0);
+		if (r.reload_st != 0)
+			ctl_err(ctx, "the HAProxy reload command failed (status %d); the new files are "
+			        "in place", r.reload_st);
+	}
+	rc = r.reload_st > 0 || r.reload_st == -1 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+	r.ok = rc == CTL_EXIT_OK;
+	if (!a->json)
+		report_text(&r);
+	else if (ctl_json_print(ctx, report_json(&r)) != CTL_EXIT_OK)
+		rc = CTL_EXIT_FAIL;
+out:
+	for (size_t i = 0; i < 2; i++) {
 		free(fl[i].old);
-	free(spoe);
-	free(cfg);
+		free((char *)fl[i].data);
+	}
 	conf_free(c);
 	return rc;
 }
+
+static const struct option deploy_opts[] = {
+	{ "haproxy-dir",     required_argument, NULL, 'd' },
+	{ "reload-haproxy",  required_argument, NULL, 'r' },
+	{ "haproxy",         required_argument, NULL, 'x' },
+	{ "bind",            required_argument, NULL, 'b' },
+	{ "haproxy-version", required_argument, NULL, 'v' },
+	CTL_JSON_LONGOPT,
+	{ NULL, 0, NULL, 0 }
+};
+
+const struct ctl_cmd ctl_cmd_deploy = {
+	.name = "deploy", .summary = "validate, render, install, reload agents and HAProxy",
+	.help = deploy_help, .longopts = deploy_opts, .run = deploy_run, CTL_HAP_OPTS
+};

@@ -191,6 +191,67 @@ rpm_str(uint32_t rpm, char *buf, size_t len)
 	return buf;
 }
 
+/* ---- options ------------------------------------------------------------------- */
+
+/* The options of every key command; each takes those it lists. */
+struct key_opts {
+	const char *route;
+	const char *owner;           /* "" when not given */
+	const char *days;            /* checked by expiry_from_opts */
+	const char *date;            /* --expires */
+	int64_t grace;               /* rotate: CTL_DEFAULT_GRACE when not given */
+	uint32_t rpm;
+	bool rpm_set;
+	bool all;
+};
+
+static void
+key_opts_init(void *opts)
+{
+	struct key_opts *o = opts;
+
+	o->owner = "";
+	o->grace = CTL_DEFAULT_GRACE;
+}
+
+static int
+key_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg)
+{
+	struct key_opts *o = opts;
+
+	switch (opt) {
+	case 'r': o->route = arg; break;
+	case 'o': o->owner = arg; break;
+	case 'd': o->days = arg; break;
+	case 'e': o->date = arg; break;
+	case 'a': o->all = true; break;
+	case 'p':
+		o->rpm_set = true;
+		return parse_rpm(ctx, arg, &o->rpm);
+	case 'g':
+		if (ctl_parse_duration(arg, &o->grace) == -1)
+			return ctl_usage_err(ctx, "--grace: '%s' is not a duration (e.g. 30s, 15m, "
+			                     "24h, 7d; at most %d days)", arg, CTL_MAX_DAYS);
+		break;
+	default:
+		return ctl_usage_err(ctx, "unexpected option");
+	}
+	return 0;
+}
+
+#define KEY_OPT_ROUTE   { "route",   required_argument, NULL, 'r' }
+#define KEY_OPT_OWNER   { "owner",   required_argument, NULL, 'o' }
+#define KEY_OPT_DAYS    { "days",    required_argument, NULL, 'd' }
+#define KEY_OPT_RPM     { "rpm",     required_argument, NULL, 'p' }
+#define KEY_OPT_END     CTL_JSON_LONGOPT, { NULL, 0, NULL, 0 }
+
+/* The descriptor of "key WORD": WORD_help, WORD_opts and key_WORD(). */
+#define KEY_CMD(word, operand_, summary_) \
+	const struct ctl_cmd ctl_cmd_key_##word = { \
+		.name = "key " #word, .summary = summary_, .help = word##_help, \
+		.longopts = word##_opts, .operand = operand_, .opts_size = sizeof(struct key_opts), \
+		.init = key_opts_init, .opt = key_opt, .run = key_##word }
+
 /* ---- store transactions ------------------------------------------------------ */
 
 /* The working copy of the entries during a transaction. Strings are borrowed
@@ -504,28 +565,21 @@ static int
 print_new_key(const struct ctl_ctx *ctx, const char *key, const struct ks_entry *e,
               bool json, const char *note)
 {
-	char created[32], expires[32], rpm[16];
-	int bad;
+	char expires[32], rpm[16];
+	int bad = 0;
 
-	ctl_fmt_time(e->created, created, sizeof(created));
 	ctl_fmt_time(e->expires, expires, sizeof(expires));
 	if (json) {
-		fputs("{\"id\":", stdout);
-		ctl_json_str(stdout, e->id);
-		fputs(",\"route\":", stdout);
-		ctl_json_str(stdout, e->route);
-		fputs(",\"owner\":", stdout);
-		ctl_json_str(stdout, e->owner);
-		fprintf(stdout, ",\"created\":\"%s\",\"expires\":", created);
-		ctl_json_str(stdout, e->expires != 0 ? expires : NULL);
-		fprintf(stdout, ",\"rpm\":%u,\"key\":", (unsigned)e->rpm);
-		ctl_json_str(stdout, key);
-		fputs("}\n", stdout);
+		bad = ctl_json_print(ctx, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}",
+		    "id", ctl_json_text(e->id), "route", ctl_json_text(e->route),
+		    "owner", ctl_json_text(e->owner), "created", ctl_json_time(e->created, false),
+		    "expires", ctl_json_time(e->expires, true), "rpm", (json_int_t)e->rpm,
+		    "key", ctl_json_text(key))) != CTL_EXIT_OK;
 	} else {
 		fputs(key, stdout);
 		fputc('\n', stdout);
 	}
-	bad = fflush(stdout) == EOF || ferror(stdout);
+	bad |= fflush(stdout) == EOF || ferror(stdout);
 	fprintf(stderr, "Key id:  %s\nRoute:   %s\nOwner:   %s\nExpires: %s\nRPM:     %s\n",
 	        e->id, e->route, e->owner[0] != '\0' ? e->owner : "-",
 	        e->expires != 0 ? expires : "never", rpm_str(e->rpm, rpm, sizeof(rpm)));
@@ -540,25 +594,15 @@ print_new_key(const struct ctl_ctx *ctx, const char *key, const struct ks_entry 
 	return CTL_EXIT_OK;
 }
 
-static void
-json_entry(FILE *f, const struct ks_entry *e, int64_t now)
+static json_t *
+json_entry(const struct ks_entry *e, int64_t now)
 {
-	char t[32];
-
-	fputs("{\"id\":", f);
-	ctl_json_str(f, e->id);
-	fputs(",\"route\":", f);
-	ctl_json_str(f, e->route);
-	fputs(",\"owner\":", f);
-	ctl_json_str(f, e->owner);
-	ctl_fmt_time(e->created, t, sizeof(t));
-	fprintf(f, ",\"created\":\"%s\",\"expires\":", t);
-	ctl_fmt_time(e->expires, t, sizeof(t));
-	ctl_json_str(f, e->expires != 0 ? t : NULL);
-	fputs(",\"revoked\":", f);
-	ctl_fmt_time(e->revoked, t, sizeof(t));
-	ctl_json_str(f, e->revoked != 0 ? t : NULL);
-	fprintf(f, ",\"rpm\":%u,\"status\":\"%s\"}", (unsigned)e->rpm, entry_status(e, now));
+	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:s}", "id", ctl_json_text(e->id),
+	                 "route", ctl_json_text(e->route), "owner", ctl_json_text(e->owner),
+	                 "created", ctl_json_time(e->created, false),
+	                 "expires", ctl_json_time(e->expires, true),
+	                 "revoked", ctl_json_time(e->revoked, true),
+	                 "rpm", (json_int_t)e->rpm, "status", entry_status(e, now));
 }
 
 /* ---- key create ---------------------------------------------------------------- */
@@ -639,53 +683,20 @@ expiry_from_opts(const struct ctl_ctx *ctx, const char *days, const char *date, 
 }
 
 static int
-key_create(struct ctl_ctx *ctx, int argc, char **argv)
+key_create(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
-	static const struct option longopts[] = {
-		{ "route",   required_argument, NULL, 'r' },
-		{ "owner",   required_argument, NULL, 'o' },
-		{ "days",    required_argument, NULL, 'd' },
-		{ "expires", required_argument, NULL, 'e' },
-		{ "rpm",     required_argument, NULL, 'p' },
-		{ "json",    no_argument,       NULL, 'j' },
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
+	const struct key_opts *o = args->opts;
 	struct create_arg *a;
-	const char *days = NULL, *date = NULL;
 	struct conf *c = NULL;
-	bool json = false;
 	char note[1024];
-	int opt, rc;
+	int rc;
 
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return CTL_EXIT_FAIL;
-	a->owner = "";
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'r': a->route = optarg; break;
-		case 'o': a->owner = optarg; break;
-		case 'd': days = optarg; break;
-		case 'e': date = optarg; break;
-		case 'p':
-			rc = parse_rpm(ctx, optarg, &a->rpm);
-			if (rc != 0)
-				goto out;
-			break;
-		case 'j': json = true; break;
-		case 'h': fputs(create_help, stdout); rc = CTL_EXIT_OK; goto out;
-		case '?': rc = ctl_usage_err(ctx, "bad option"); goto out;
-		default:
-			rc = ctl_common_opt(ctx, opt, optarg);
-			if (rc != 0)
-				goto out;
-		}
-	}
-	if (optind < argc) {
-		rc = ctl_usage_err(ctx, "unexpected argument '%s'", argv[optind]);
-		goto out;
-	}
+	a->route = o->route;
+	a->owner = o->owner;
+	a->rpm = o->rpm;
 	if (a->route == NULL) {
 		rc = ctl_usage_err(ctx, "--route is required");
 		goto out;
@@ -694,7 +705,7 @@ key_create(struct ctl_ctx *ctx, int argc, char **argv)
 		rc = ctl_usage_err(ctx, "--owner: at most %d printable characters", KS_OWNER_MAX - 1);
 		goto out;
 	}
-	rc = expiry_from_opts(ctx, days, date, ctl_now(ctx), &a->expires);
+	rc = expiry_from_opts(ctx, o->days, o->date, ctl_now(ctx), &a->expires);
 	if (rc != 0)
 		goto out;
 	rc = CTL_EXIT_FAIL;
@@ -707,7 +718,7 @@ key_create(struct ctl_ctx *ctx, int argc, char **argv)
 	 * the same (it is in the store), then the error, exit 1. */
 	rc = store_edit_note(ctx, c, create_edit, a, note, sizeof(note));
 	if (rc == CTL_EXIT_OK || rc == STORE_UNCONFIRMED) {
-		int prc = print_new_key(ctx, a->key, &a->made.e, json, NULL);
+		int prc = print_new_key(ctx, a->key, &a->made.e, args->json, NULL);
 
 		rc = rc == STORE_UNCONFIRMED ? unconfirmed_print(ctx, note) : prc;
 	}
@@ -717,6 +728,12 @@ out:
 	conf_free(c);
 	return rc;
 }
+
+static const struct option create_opts[] = {
+	KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_DAYS, { "expires", required_argument, NULL, 'e' },
+	KEY_OPT_RPM, KEY_OPT_END
+};
+KEY_CMD(create, CTL_OPERAND_NONE, "create a key for a route and print it once");
 
 /* ---- key list ------------------------------------------------------------------- */
 
@@ -746,40 +763,18 @@ cmp_entry(const void *pa, const void *pb)
 }
 
 static int
-key_list(struct ctl_ctx *ctx, int argc, char **argv)
+key_list(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
-	static const struct option longopts[] = {
-		{ "route", required_argument, NULL, 'r' },
-		{ "all",   no_argument,       NULL, 'a' },
-		{ "json",  no_argument,       NULL, 'j' },
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
-	const char *route = NULL;
-	bool all = false, json = false;
+	const struct key_opts *o = args->opts;
+	const char *route = o->route;
 	const struct ks_entry **rows = NULL;
 	struct ks_set *set = NULL;
 	struct conf *c = NULL;
 	size_t nrows = 0, wroute = 5, wowner = 5;
 	int64_t now;
 	char err[1024];
-	int opt, rc;
+	int rc;
 
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'r': route = optarg; break;
-		case 'a': all = true; break;
-		case 'j': json = true; break;
-		case 'h': fputs(list_help, stdout); return CTL_EXIT_OK;
-		case '?': return ctl_usage_err(ctx, "bad option");
-		default:
-			rc = ctl_common_opt(ctx, opt, optarg);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	if (optind < argc)
-		return ctl_usage_err(ctx, "unexpected argument '%s'", argv[optind]);
 	now = ctl_now(ctx);
 	rc = CTL_EXIT_FAIL;
 	c = ctl_conf_load(ctx);
@@ -801,7 +796,7 @@ key_list(struct ctl_ctx *ctx, int argc, char **argv)
 
 		if (route != NULL && strcmp(e->route, route) != 0)
 			continue;
-		if (!all && strcmp(entry_status(e, now), "active") != 0)
+		if (!o->all && strcmp(entry_status(e, now), "active") != 0)
 			continue;
 		rows[nrows++] = e;
 		if (strlen(e->route) > wroute)
@@ -810,14 +805,17 @@ key_list(struct ctl_ctx *ctx, int argc, char **argv)
 			wowner = strlen(e->owner);
 	}
 	qsort(rows, nrows, sizeof(*rows), cmp_entry);
-	if (json) {
-		fputc('[', stdout);
-		for (size_t i = 0; i < nrows; i++) {
-			if (i > 0)
-				fputc(',', stdout);
-			json_entry(stdout, rows[i], now);
+	if (args->json) {
+		json_t *list = json_array();
+
+		for (size_t i = 0; i < nrows && list != NULL; i++) {
+			if (json_array_append_new(list, json_entry(rows[i], now)) == -1) {
+				json_decref(list);
+				list = NULL;
+			}
 		}
-		fputs("]\n", stdout);
+		if (ctl_json_print(ctx, list) != CTL_EXIT_OK)
+			goto out;
 	} else {
 		printf("%-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %s\n", KEY_ID_LEN, "ID", (int)wroute,
 		       "ROUTE", (int)wowner, "OWNER", "CREATED", "EXPIRES", "STATUS", "RPM");
@@ -842,6 +840,11 @@ out:
 	conf_free(c);
 	return rc;
 }
+
+static const struct option list_opts[] = {
+	KEY_OPT_ROUTE, { "all", no_argument, NULL, 'a' }, KEY_OPT_END
+};
+KEY_CMD(list, CTL_OPERAND_NONE, "list keys (never the keys themselves)");
 
 /* ---- key revoke ----------------------------------------------------------------- */
 
@@ -897,61 +900,26 @@ revoke_edit(struct ctl_edit *ed, void *arg)
 }
 
 static int
-parse_id_arg(const struct ctl_ctx *ctx, int argc, char **argv, const char **id)
+key_revoke(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
-	if (optind >= argc)
-		return ctl_usage_err(ctx, "the key ID is required");
-	if (optind + 1 < argc)
-		return ctl_usage_err(ctx, "unexpected argument '%s'", argv[optind + 1]);
-	*id = argv[optind];
-	if (strlen(*id) != KEY_ID_LEN)
-		return ctl_usage_err(ctx, "'%s' is not a key id (%d characters, as shown by "
-		                     "'keyauthctl key list')", *id, KEY_ID_LEN);
-	return 0;
-}
-
-static int
-key_revoke(struct ctl_ctx *ctx, int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
 	struct id_arg a;
 	struct conf *c;
-	bool json = false;
 	char t[32];
-	int opt, rc;
+	int rc;
 
 	memset(&a, 0, sizeof(a));
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j': json = true; break;
-		case 'h': fputs(revoke_help, stdout); return CTL_EXIT_OK;
-		case '?': return ctl_usage_err(ctx, "bad option");
-		default:
-			rc = ctl_common_opt(ctx, opt, optarg);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	rc = parse_id_arg(ctx, argc, argv, &a.id);
-	if (rc != 0)
-		return rc;
+	a.id = args->id;
 	c = ctl_conf_load(ctx);
 	if (c == NULL)
 		return CTL_EXIT_FAIL;
 	rc = store_edit(ctx, c, revoke_edit, &a);
 	if (rc == CTL_EXIT_OK) {
 		ctl_fmt_time(a.old.e.revoked, t, sizeof(t));
-		if (json) {
-			fputs("{\"id\":", stdout);
-			ctl_json_str(stdout, a.old.e.id);
-			fputs(",\"route\":", stdout);
-			ctl_json_str(stdout, a.old.e.route);
-			fprintf(stdout, ",\"revoked\":\"%s\",\"already_revoked\":%s}\n", t,
-			        a.already ? "true" : "false");
+		if (args->json) {
+			rc = ctl_json_print(ctx, json_pack("{s:o,s:o,s:o,s:b}",
+			    "id", ctl_json_text(a.old.e.id), "route", ctl_json_text(a.old.e.route),
+			    "revoked", ctl_json_time(a.old.e.revoked, false),
+			    "already_revoked", a.already));
 		} else if (a.already) {
 			printf("key %s (route %s) was already revoked at %s\n", a.old.e.id, a.old.e.route, t);
 		} else {
@@ -962,6 +930,9 @@ key_revoke(struct ctl_ctx *ctx, int argc, char **argv)
 	conf_free(c);
 	return rc;
 }
+
+static const struct option revoke_opts[] = { KEY_OPT_END };
+KEY_CMD(revoke, CTL_OPERAND_ID, "revoke a key by id");
 
 /* ---- key rotate ----------------------------------------------------------------- */
 
@@ -1017,56 +988,22 @@ rotate_edit(struct ctl_edit *ed, void *arg)
 }
 
 static int
-key_rotate(struct ctl_ctx *ctx, int argc, char **argv)
+key_rotate(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
-	static const struct option longopts[] = {
-		{ "grace", required_argument, NULL, 'g' },
-		{ "days",  required_argument, NULL, 'd' },
-		{ "rpm",   required_argument, NULL, 'p' },
-		{ "json",  no_argument,       NULL, 'j' },
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
+	const struct key_opts *o = args->opts;
 	struct id_arg *a;
-	const char *days = NULL;
 	struct conf *c = NULL;
-	bool json = false;
 	char note[128], t[32], unconfirmed[1024];
-	int opt, rc;
+	int rc;
 
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return CTL_EXIT_FAIL;
-	a->grace = CTL_DEFAULT_GRACE;
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'g':
-			if (ctl_parse_duration(optarg, &a->grace) == -1) {
-				rc = ctl_usage_err(ctx, "--grace: '%s' is not a duration (e.g. 30s, 15m, "
-				                   "24h, 7d; at most %d days)", optarg, CTL_MAX_DAYS);
-				goto out;
-			}
-			break;
-		case 'd': days = optarg; break;
-		case 'p':
-			rc = parse_rpm(ctx, optarg, &a->rpm);
-			if (rc != 0)
-				goto out;
-			a->rpm_set = true;
-			break;
-		case 'j': json = true; break;
-		case 'h': fputs(rotate_help, stdout); rc = CTL_EXIT_OK; goto out;
-		case '?': rc = ctl_usage_err(ctx, "bad option"); goto out;
-		default:
-			rc = ctl_common_opt(ctx, opt, optarg);
-			if (rc != 0)
-				goto out;
-		}
-	}
-	rc = parse_id_arg(ctx, argc, argv, &a->id);
-	if (rc != 0)
-		goto out;
-	rc = expiry_from_opts(ctx, days, NULL, ctl_now(ctx), &a->new_expires);
+	a->id = args->id;
+	a->grace = o->grace;
+	a->rpm = o->rpm;
+	a->rpm_set = o->rpm_set;
+	rc = expiry_from_opts(ctx, o->days, NULL, ctl_now(ctx), &a->new_expires);
 	if (rc != 0)
 		goto out;
 	rc = CTL_EXIT_FAIL;
@@ -1079,7 +1016,7 @@ key_rotate(struct ctl_ctx *ctx, int argc, char **argv)
 
 		ctl_fmt_time(a->old.e.expires, t, sizeof(t));
 		snprintf(note, sizeof(note), "Old key %s stays valid until %s.", a->old.e.id, t);
-		prc = print_new_key(ctx, a->key, &a->made.e, json, note);
+		prc = print_new_key(ctx, a->key, &a->made.e, args->json, note);
 		rc = rc == STORE_UNCONFIRMED ? unconfirmed_print(ctx, unconfirmed) : prc;
 	}
 out:
@@ -1088,6 +1025,11 @@ out:
 	conf_free(c);
 	return rc;
 }
+
+static const struct option rotate_opts[] = {
+	{ "grace", required_argument, NULL, 'g' }, KEY_OPT_DAYS, KEY_OPT_RPM, KEY_OPT_END
+};
+KEY_CMD(rotate, CTL_OPERAND_ID, "replace a key, keeping the old one valid for a grace period");
 
 /* ---- key import ----------------------------------------------------------------- */
 
@@ -1147,54 +1089,24 @@ import_edit(struct ctl_edit *ed, void *arg)
 }
 
 static int
-key_import(struct ctl_ctx *ctx, int argc, char **argv)
+key_import(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
-	static const struct option longopts[] = {
-		{ "route", required_argument, NULL, 'r' },
-		{ "owner", required_argument, NULL, 'o' },
-		{ "days",  required_argument, NULL, 'd' },
-		{ "rpm",   required_argument, NULL, 'p' },
-		{ "json",  no_argument,       NULL, 'j' },
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
+	const struct key_opts *o = args->opts;
 	struct import_arg a;
-	const char *days = NULL;
 	struct conf *c = NULL;
 	char key[KEY_MAX_LEN + 2], t[32];
 	size_t len = 0;
-	bool json = false;
-	int opt, rc, r;
+	int rc, r;
 
 	memset(&a, 0, sizeof(a));
-	a.owner = "";
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'r': a.route = optarg; break;
-		case 'o': a.owner = optarg; break;
-		case 'd': days = optarg; break;
-		case 'p':
-			rc = parse_rpm(ctx, optarg, &a.rpm);
-			if (rc != 0)
-				return rc;
-			break;
-		case 'j': json = true; break;
-		case 'h': fputs(import_help, stdout); return CTL_EXIT_OK;
-		case '?': return ctl_usage_err(ctx, "bad option");
-		default:
-			rc = ctl_common_opt(ctx, opt, optarg);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	if (optind < argc)
-		return ctl_usage_err(ctx, "unexpected argument: the key is read from stdin, "
-		                     "never from the command line");
+	a.route = o->route;
+	a.owner = o->owner;
+	a.rpm = o->rpm;
 	if (a.route == NULL)
 		return ctl_usage_err(ctx, "--route is required");
 	if (!owner_ok(a.owner))
 		return ctl_usage_err(ctx, "--owner: at most %d printable characters", KS_OWNER_MAX - 1);
-	rc = expiry_from_opts(ctx, days, NULL, ctl_now(ctx), &a.expires);
+	rc = expiry_from_opts(ctx, o->days, NULL, ctl_now(ctx), &a.expires);
 	if (rc != 0)
 		return rc;
 	rc = CTL_EXIT_FAIL;
@@ -1231,15 +1143,12 @@ key_import(struct ctl_ctx *ctx, int argc, char **argv)
 	explicit_bzero(key, sizeof(key));
 	rc = store_edit(ctx, c, import_edit, &a);
 	if (rc == CTL_EXIT_OK) {
-		if (json) {
-			fputs("{\"id\":", stdout);
-			ctl_json_str(stdout, a.made.id);
-			fputs(",\"route\":", stdout);
-			ctl_json_str(stdout, a.made.route);
-			fputs(",\"owner\":", stdout);
-			ctl_json_str(stdout, a.made.owner);
-			ctl_fmt_time(a.made.expires, t, sizeof(t));
-			fprintf(stdout, ",\"expires\":\"%s\",\"rpm\":%u}\n", t, (unsigned)a.made.rpm);
+		if (args->json) {
+			rc = ctl_json_print(ctx, json_pack("{s:o,s:o,s:o,s:o,s:I}",
+			    "id", ctl_json_text(a.made.id), "route", ctl_json_text(a.made.route),
+			    "owner", ctl_json_text(a.made.owner),
+			    "expires", ctl_json_time(a.made.expires, false),
+			    "rpm", (json_int_t)a.made.rpm));
 		} else {
 			ctl_fmt_time(a.made.expires, t, sizeof(t));
 			printf("%s\n", a.made.id);
@@ -1252,6 +1161,11 @@ out:
 	conf_free(c);
 	return rc;
 }
+
+static const struct option import_opts[] = {
+	KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_DAYS, KEY_OPT_RPM, KEY_OPT_END
+};
+KEY_CMD(import, CTL_OPERAND_STDIN, "store a key generated elsewhere (read from stdin)");
 
 /* ---- key verify ----------------------------------------------------------------- */
 
@@ -1266,38 +1180,17 @@ static const char verify_help[] =
 	"  printf '%%s' \"$KEY\" | keyauthctl key verify --route openai\n";
 
 static int
-key_verify(struct ctl_ctx *ctx, int argc, char **argv)
+key_verify(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
-	static const struct option longopts[] = {
-		{ "route", required_argument, NULL, 'r' },
-		{ "json",  no_argument,       NULL, 'j' },
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
-	const char *route = NULL;
+	const struct key_opts *o = args->opts;
+	const char *route = o->route;
 	struct ks_set *set = NULL;
 	struct conf *c = NULL;
 	struct verdict v;
 	char *key = NULL, err[1024], rpmbuf[16];
 	size_t len = 0;
-	bool json = false;
-	int opt, rc, r;
+	int rc, r;
 
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'r': route = optarg; break;
-		case 'j': json = true; break;
-		case 'h': fputs(verify_help, stdout); return CTL_EXIT_OK;
-		case '?': return ctl_usage_err(ctx, "bad option");
-		default:
-			rc = ctl_common_opt(ctx, opt, optarg);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	if (optind < argc)
-		return ctl_usage_err(ctx, "unexpected argument: the key is read from stdin, "
-		                     "never from the command line");
 	if (route == NULL)
 		return ctl_usage_err(ctx, "--route is required");
 	rc = CTL_EXIT_FAIL;
@@ -1322,15 +1215,13 @@ key_verify(struct ctl_ctx *ctx, int argc, char **argv)
 	}
 	/* Empty input stands for a request without the header or parameter. */
 	verdict_eval(c, set, route, strlen(route), len > 0 ? key : NULL, len, ctl_now(ctx), &v);
-	if (json) {
-		fprintf(stdout, "{\"ok\":%s,\"status\":\"%s\",\"key_id\":",
-		        v.status == VERDICT_OK ? "true" : "false", verdict_status_str(v.status));
-		ctl_json_str(stdout, v.entry != NULL ? v.entry->id : NULL);
-		fputs(",\"owner\":", stdout);
-		ctl_json_str(stdout, v.entry != NULL ? v.entry->owner : NULL);
-		fputs(",\"message\":", stdout);
-		ctl_json_str(stdout, v.message);
-		fprintf(stdout, ",\"rpm\":%u}\n", (unsigned)v.rpm);
+	if (args->json) {
+		if (ctl_json_print(ctx, json_pack("{s:b,s:s,s:o,s:o,s:o,s:I}",
+		    "ok", v.status == VERDICT_OK, "status", verdict_status_str(v.status),
+		    "key_id", ctl_json_text(v.entry != NULL ? v.entry->id : NULL),
+		    "owner", ctl_json_text(v.entry != NULL ? v.entry->owner : NULL),
+		    "message", ctl_json_text(v.message), "rpm", (json_int_t)v.rpm)) != CTL_EXIT_OK)
+			goto out;
 	} else {
 		printf("status:  %s\nkey_id:  %s\nowner:   %s\nmessage: %s\nrpm:     %s\n",
 		       verdict_status_str(v.status), v.entry != NULL ? v.entry->id : "-",
@@ -1347,6 +1238,10 @@ out:
 	conf_free(c);
 	return rc;
 }
+
+static const struct option verify_opts[] = { KEY_OPT_ROUTE, KEY_OPT_END };
+KEY_CMD(verify, CTL_OPERAND_STDIN,
+        "print the verdict keyauthd would give a key (read from stdin)");
 
 /* ---- key set ------------------------------------------------------------------- */
 
@@ -1379,41 +1274,18 @@ set_edit(struct ctl_edit *ed, void *arg)
 }
 
 static int
-key_set(struct ctl_ctx *ctx, int argc, char **argv)
+key_set(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
-	static const struct option longopts[] = {
-		{ "rpm",  required_argument, NULL, 'p' },
-		{ "json", no_argument,       NULL, 'j' },
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
+	const struct key_opts *o = args->opts;
 	struct id_arg a;
 	struct conf *c;
-	bool json = false;
 	char rpm[16];
-	int opt, rc;
+	int rc;
 
 	memset(&a, 0, sizeof(a));
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'p':
-			rc = parse_rpm(ctx, optarg, &a.rpm);
-			if (rc != 0)
-				return rc;
-			a.rpm_set = true;
-			break;
-		case 'j': json = true; break;
-		case 'h': fputs(set_help, stdout); return CTL_EXIT_OK;
-		case '?': return ctl_usage_err(ctx, "bad option");
-		default:
-			rc = ctl_common_opt(ctx, opt, optarg);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	rc = parse_id_arg(ctx, argc, argv, &a.id);
-	if (rc != 0)
-		return rc;
+	a.id = args->id;
+	a.rpm = o->rpm;
+	a.rpm_set = o->rpm_set;
 	if (!a.rpm_set)
 		return ctl_usage_err(ctx, "nothing to set: give --rpm N");
 	c = ctl_conf_load(ctx);
@@ -1421,13 +1293,10 @@ key_set(struct ctl_ctx *ctx, int argc, char **argv)
 		return CTL_EXIT_FAIL;
 	rc = store_edit(ctx, c, set_edit, &a);
 	if (rc == CTL_EXIT_OK) {
-		if (json) {
-			fputs("{\"id\":", stdout);
-			ctl_json_str(stdout, a.old.e.id);
-			fputs(",\"route\":", stdout);
-			ctl_json_str(stdout, a.old.e.route);
-			fprintf(stdout, ",\"rpm\":%u,\"changed\":%s}\n", (unsigned)a.old.e.rpm,
-			        a.already ? "false" : "true");
+		if (args->json) {
+			rc = ctl_json_print(ctx, json_pack("{s:o,s:o,s:I,s:b}",
+			    "id", ctl_json_text(a.old.e.id), "route", ctl_json_text(a.old.e.route),
+			    "rpm", (json_int_t)a.old.e.rpm, "changed", !a.already));
 		} else {
 			printf("key %s (route %s): rpm %s%s\n", a.old.e.id, a.old.e.route,
 			       rpm_str(a.old.e.rpm, rpm, sizeof(rpm)), a.already ? " (unchanged)" : "");
@@ -1437,54 +1306,5 @@ key_set(struct ctl_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
-/* ---- dispatch ------------------------------------------------------------------- */
-
-static const struct ctl_cmd key_cmds[] = {
-	{ "create", key_create, "create a key for a route and print it once" },
-	{ "list",   key_list,   "list keys (never the keys themselves)" },
-	{ "revoke", key_revoke, "revoke a key by id" },
-	{ "rotate", key_rotate, "replace a key, keeping the old one valid for a grace period" },
-	{ "import", key_import, "store a key generated elsewhere (read from stdin)" },
-	{ "verify", key_verify, "print the verdict keyauthd would give a key (read from stdin)" },
-	{ "set",    key_set,    "change a key's settings (--rpm) live, by id" },
-};
-
-static void
-key_help(FILE *f)
-{
-	fputs("usage: keyauthctl [-c FILE] key COMMAND [options]\n\ncommands:\n", f);
-	for (size_t i = 0; i < sizeof(key_cmds) / sizeof(key_cmds[0]); i++)
-		fprintf(f, "  %-8s %s\n", key_cmds[i].name, key_cmds[i].summary);
-	fputs("\n'keyauthctl key COMMAND --help' shows a command's options and an example.\n"
-	      "\nexample:\n  KEY=$(keyauthctl key create --route openai --owner alice)\n", f);
-}
-
-int
-ctl_key_main(struct ctl_ctx *ctx, int argc, char **argv)
-{
-	const struct ctl_cmd *cmd;
-	bool ambiguous;
-	char prog[64];
-
-	if (argc < 2) {
-		key_help(stderr);
-		return CTL_EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		key_help(stdout);
-		return CTL_EXIT_OK;
-	}
-	cmd = ctl_cmd_lookup(key_cmds, sizeof(key_cmds) / sizeof(key_cmds[0]), argv[1], &ambiguous);
-	if (cmd == NULL) {
-		fprintf(stderr, "%s: %s key command '%s'\n", ctx->prog,
-		        ambiguous ? "ambiguous" : "unknown", argv[1]);
-		key_help(stderr);
-		return CTL_EXIT_USAGE;
-	}
-	snprintf(prog, sizeof(prog), "keyauthctl key %s", cmd->name);
-	ctx->prog = prog;
-	argv[1] = prog;
-	ctl_getopt_reset();
-	return cmd->run(ctx, argc - 1, argv + 1);
-}
+static const struct option set_opts[] = { KEY_OPT_RPM, KEY_OPT_END };
+KEY_CMD(set, CTL_OPERAND_ID, "change a key's settings (--rpm) live, by id");

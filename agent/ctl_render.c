@@ -398,7 +398,7 @@ render_agent_servers(FILE *f, const struct conf *c)
 			fprintf(f, "    server agent%u [%s]:%u check inter 2s", i + 1, l->host, l->port);
 		else
 			fprintf(f, "    server agent%u %s:%u check inter 2s", i + 1, l->host, l->port);
-		/* TLS listener (issue 11): HAProxy verifies the agent, and presents
+		/* TLS listener: HAProxy verifies the agent, and presents
 		 * its own certificate when one is configured (mutual TLS). */
 		if (l->tls && c->tls != NULL) {
 			fprintf(f, " ssl verify required ca-file %s",
@@ -921,44 +921,18 @@ static const char haproxy_help[] =
 	"example:\n"
 	"  keyauthctl haproxy --out /tmp/gw && haproxy -c -f /tmp/gw/" CTL_HAPROXY_FILE "\n";
 
-int
-ctl_haproxy_main(struct ctl_ctx *ctx, int argc, char **argv)
+static int
+haproxy_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 {
-	static const struct option longopts[] = {
-		{ "out",             required_argument, NULL, 'o' },
-		{ "bind",            required_argument, NULL, 'b' },
-		{ "haproxy-version", required_argument, NULL, 'v' },
-		{ "spoe-path",       required_argument, NULL, 's' },
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
-	struct ctl_render_opts o = { .bind = CTL_DEFAULT_BIND, .version = CTL_HAPROXY_26 };
-	const char *out = NULL;
+	const struct ctl_hap_opts *h = a->opts;
+	struct ctl_render_opts o = h->render;
+	const char *out = h->out;
 	char dir[PATH_MAX], spoe_path[PATH_MAX + 64], err[1024];
 	char *spoe = NULL, *cfg = NULL;
 	size_t spoe_len = 0, cfg_len = 0;
 	struct conf *c = NULL;
-	int opt, rc;
+	int rc;
 
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'o': out = optarg; break;
-		case 'b': o.bind = optarg; break;
-		case 's': o.spoe_path = optarg; break;
-		case 'v':
-			if (ctl_parse_haproxy_version(optarg, &o.version) == -1)
-				return ctl_usage_err(ctx, "--haproxy-version: '%s' is not 2.6..3.x", optarg);
-			break;
-		case 'h': fputs(haproxy_help, stdout); return CTL_EXIT_OK;
-		case '?': return ctl_usage_err(ctx, "bad option");
-		default:
-			rc = ctl_common_opt(ctx, opt, optarg);
-			if (rc != 0)
-				return rc;
-		}
-	}
-	if (optind < argc)
-		return ctl_usage_err(ctx, "unexpected argument '%s'", argv[optind]);
 	if (!ctl_bind_ok(o.bind))
 		return ctl_usage_err(ctx, "--bind: '%s' is not an address like 127.0.0.1:8080", o.bind);
 	if (out != NULL) {
@@ -1001,3 +975,16 @@ out:
 	conf_free(c);
 	return rc;
 }
+
+static const struct option haproxy_opts[] = {
+	{ "out",             required_argument, NULL, 'o' },
+	{ "bind",            required_argument, NULL, 'b' },
+	{ "haproxy-version", required_argument, NULL, 'v' },
+	{ "spoe-path",       required_argument, NULL, 's' },
+	{ NULL, 0, NULL, 0 }
+};
+
+const struct ctl_cmd ctl_cmd_haproxy = {
+	.name = "haproxy", .summary = "render the HAProxy SPOE file and haproxy.cfg",
+	.help = haproxy_help, .longopts = haproxy_opts, .run = haproxy_run, CTL_HAP_OPTS
+};

@@ -3,7 +3,7 @@
  * ctl_stats: `keyauthctl stats` — asks the running keyauthd for its
  * counters over the control socket (control_socket in the configuration)
  * and prints them: the agent's JSON with --json, else one "name value" line
- * per counter (nested names joined with dots).
+ * per counter (nested names joined with dots, ctl_json_print_flat).
  */
 #include <errno.h>
 #include <poll.h>
@@ -84,91 +84,22 @@ fail:
 	return NULL;
 }
 
-/*
- * Prints our own stats JSON (objects, strings, numbers, booleans, no
- * arrays) as "a.b.c value" lines. Not a general JSON parser: the agent's
- * output is the only input, and anything unexpected stops the walk.
- */
-static const char *
-flat_print(const char *p, char *prefix, size_t plen, size_t cap)
+static const char stats_help[] =
+	"usage: keyauthctl stats [--json]\n"
+	"\n"
+	"Shows the running agent's counters (connections, frames, verdicts by status\n"
+	"and route, protocol errors, store generation and key count, reloads),\n"
+	"read from its control socket (control_socket in the configuration).\n"
+	"\n"
+	"example:\n"
+	"  keyauthctl stats --json\n";
+
+static int
+stats_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 {
-	if (*p != '{')
-		return NULL;
-	p++;
-	while (*p != '\0' && *p != '}') {
-		const char *k, *ke;
-		size_t n;
-
-		if (*p == ',')
-			p++;
-		if (*p != '"' || (ke = strchr(p + 1, '"')) == NULL)
-			return NULL;
-		k = p + 1;
-		n = (size_t)(ke - k);
-		p = ke + 1;
-		if (*p++ != ':' || plen + n + 2 >= cap)
-			return NULL;
-		if (plen > 0)
-			prefix[plen] = '.';
-		memcpy(prefix + plen + (plen > 0), k, n);
-		prefix[plen + (plen > 0) + n] = '\0';
-		if (*p == '{') {
-			p = flat_print(p, prefix, plen + (plen > 0) + n, cap);
-			if (p == NULL)
-				return NULL;
-		} else if (*p == '"') {
-			const char *e = p + 1;
-
-			while (*e != '\0' && *e != '"')
-				e += (*e == '\\' && e[1] != '\0') ? 2 : 1;
-			if (*e != '"')
-				return NULL;
-			printf("%s %.*s\n", prefix, (int)(e - p - 1), p + 1);
-			p = e + 1;
-		} else {
-			/* A number, or a true/false literal (store.connected). */
-			size_t m = strspn(p, "0123456789.-");
-
-			if (m == 0 && strncmp(p, "true", 4) == 0)
-				m = 4;
-			else if (m == 0 && strncmp(p, "false", 5) == 0)
-				m = 5;
-			if (m == 0)
-				return NULL;
-			printf("%s %.*s\n", prefix, (int)m, p);
-			p += m;
-		}
-		prefix[plen] = '\0';
-	}
-	return *p == '}' ? p + 1 : NULL;
-}
-
-int
-ctl_stats_main(struct ctl_ctx *ctx, int argc, char **argv)
-{
-	bool json = false;
 	struct conf *c;
-	char *ans, prefix[512] = "";
-	int i;
+	char *ans;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs("usage: keyauthctl stats [--json]\n"
-			      "\n"
-			      "Shows the running agent's counters (connections, frames, verdicts by status\n"
-			      "and route, protocol errors, store generation and key count, reloads),\n"
-			      "read from its control socket (control_socket in the configuration).\n"
-			      "\n"
-			      "example:\n"
-			      "  keyauthctl stats --json\n", stdout);
-			return CTL_EXIT_OK;
-		} else {
-			ctl_err(ctx, "unknown option %s (see keyauthctl stats --help)", argv[i]);
-			return CTL_EXIT_USAGE;
-		}
-	}
 	c = ctl_conf_load(ctx);
 	if (c == NULL)
 		return CTL_EXIT_FAIL;
@@ -186,9 +117,10 @@ ctl_stats_main(struct ctl_ctx *ctx, int argc, char **argv)
 		return CTL_EXIT_FAIL;
 	}
 	conf_free(c);
-	if (json)
+	/* --json: the agent's answer as it is. */
+	if (a->json)
 		fputs(ans, stdout);
-	else if (flat_print(ans, prefix, 0, sizeof(prefix)) == NULL) {
+	else if (ctl_json_print_flat(ans) == -1) {
 		ctl_err(ctx, "unexpected answer from keyauthd");
 		free(ans);
 		return CTL_EXIT_FAIL;
@@ -196,3 +128,10 @@ ctl_stats_main(struct ctl_ctx *ctx, int argc, char **argv)
 	free(ans);
 	return CTL_EXIT_OK;
 }
+
+static const struct option stats_opts[] = { CTL_JSON_LONGOPT, { NULL, 0, NULL, 0 } };
+
+const struct ctl_cmd ctl_cmd_stats = {
+	.name = "stats", .summary = "the running agent's counters", .help = stats_help,
+	.longopts = stats_opts, .operand = CTL_OPERAND_NONE, .run = stats_run,
+};

@@ -2,9 +2,9 @@
 /*
  * ctl_util: helpers shared by keyauthctl's commands.
  *
- * Command lookup, the common options (-c, --now), the clock, argument
- * parsers (durations, dates, counts), time and JSON output, and the atomic
- * file writer used for rendered HAProxy files. Single-threaded CLI code.
+ * Messages, the common options (-c, --now), the clock, argument parsers
+ * (durations, dates, counts), time output, and the atomic file writer used
+ * for rendered HAProxy files. Single-threaded CLI code.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,25 +19,6 @@
 
 #include "conf.h"
 #include "ctl.h"
-
-const struct ctl_cmd *
-ctl_cmd_lookup(const struct ctl_cmd *tab, size_t n, const char *word, bool *ambiguous)
-{
-	const struct ctl_cmd *hit = NULL;
-	size_t len = strlen(word);
-
-	*ambiguous = false;
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(tab[i].name, word) == 0)
-			return &tab[i];
-		if (len > 0 && strncmp(tab[i].name, word, len) == 0) {
-			if (hit != NULL)
-				*ambiguous = true;
-			hit = &tab[i];
-		}
-	}
-	return *ambiguous ? NULL : hit;
-}
 
 void
 ctl_err(const struct ctl_ctx *ctx, const char *fmt, ...)
@@ -92,14 +73,6 @@ ctl_common_opt(struct ctl_ctx *ctx, int opt, const char *arg)
 	default:
 		return ctl_usage_err(ctx, "unexpected option");
 	}
-}
-
-void
-ctl_getopt_reset(void)
-{
-	/* glibc: 0 (not 1) also resets its internal state between argv's. */
-	optind = 0;
-	opterr = 1;
 }
 
 int64_t
@@ -216,31 +189,6 @@ ctl_fmt_time(int64_t t, char *buf, size_t len)
 
 	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(buf, len, "@%lld", (long long)t);
-}
-
-void
-ctl_json_str(FILE *f, const char *s)
-{
-	if (s == NULL) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		switch (*p) {
-		case '"':  fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
-		default:
-			if (*p < 0x20 || *p == 0x7f)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
 }
 
 int

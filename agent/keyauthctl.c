@@ -2,9 +2,10 @@
 /*
  * keyauthctl: the operator's tool for keyauth.
  *
- * main() reads the global options, picks the command from a table (exact
- * name or unique prefix) and hands it the rest of the command line. The
- * commands live in ctl_*.c. Exit status: 0 ok, 1 failure, 2 usage error.
+ * main() reads the global options, picks the command from the table by its
+ * words (each exact or a unique prefix: "key create", "k cr") and has
+ * ctl_cmd_run parse the rest of the command line and run it. The commands
+ * live in ctl_*.c. Exit status: 0 ok, 1 failure, 2 usage error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,20 +14,21 @@
 #include "conf.h"
 #include "ctl.h"
 
-static const struct ctl_cmd commands[] = {
-	{ "key",     ctl_key_main,     "create, list, revoke, rotate, import and verify API keys" },
-	{ "haproxy", ctl_haproxy_main, "render the HAProxy SPOE file and haproxy.cfg" },
-	{ "deploy",  ctl_deploy_main,  "validate, render, install, reload agents and HAProxy" },
-	{ "stats",   ctl_stats_main,       "the running agent's counters" },
+/* Every command, in the order 'keyauthctl --help' lists them. */
+static const struct ctl_cmd *const commands[] = {
+	&ctl_cmd_key_create, &ctl_cmd_key_list, &ctl_cmd_key_revoke, &ctl_cmd_key_rotate,
+	&ctl_cmd_key_import, &ctl_cmd_key_verify, &ctl_cmd_key_set,
+	&ctl_cmd_haproxy, &ctl_cmd_deploy, &ctl_cmd_stats,
 };
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void
 usage(FILE *f)
 {
 	fputs("usage: keyauthctl [-c FILE] COMMAND [options]\n"
 	      "\ncommands:\n", f);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-11s %s\n", commands[i]->name, commands[i]->summary);
 	fputs("\n"
 	      "  -c FILE   keyauth configuration (default $KEYAUTH_CONF, else " CONF_DEFAULT_PATH ")\n"
 	      "\n"
@@ -39,6 +41,51 @@ usage(FILE *f)
 	      "  keyauthctl deploy --reload-haproxy 'systemctl reload haproxy'\n", f);
 }
 
+/* 'keyauthctl key --help' ("key" is the only group). */
+static void
+group_usage(FILE *f, const char *group)
+{
+	size_t gl = strlen(group);
+
+	fprintf(f, "usage: keyauthctl [-c FILE] %s COMMAND [options]\n\ncommands:\n", group);
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		const char *name = commands[i]->name;
+
+		if (strncmp(name, group, gl) == 0 && name[gl] == ' ')
+			fprintf(f, "  %-8s %s\n", name + gl + 1, commands[i]->summary);
+	}
+	fprintf(f, "\n'keyauthctl %s COMMAND --help' shows a command's options and an example.\n"
+	        "\nexample:\n  KEY=$(keyauthctl key create --route openai --owner alice)\n", group);
+}
+
+/* The command of <group> named by argv[1] (argv[0] is the group's word), or
+ * NULL with the exit code in *rc. */
+static const struct ctl_cmd *
+group_pick(struct ctl_ctx *ctx, const char *group, int argc, char **argv, int *rc)
+{
+	const struct ctl_cmd *cmd;
+	bool ambiguous;
+
+	*rc = CTL_EXIT_USAGE;
+	if (argc < 2) {
+		group_usage(stderr, group);
+		return NULL;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		group_usage(stdout, group);
+		*rc = CTL_EXIT_OK;
+		return NULL;
+	}
+	cmd = ctl_cmd_find(commands, NCOMMANDS, group, argv[1], &ambiguous);
+	if (cmd == NULL) {
+		fprintf(stderr, "%s: %s %s command '%s'\n", ctx->prog,
+		        ambiguous ? "ambiguous" : "unknown", group, argv[1]);
+		group_usage(stderr, group);
+	}
+	return cmd;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -48,11 +95,12 @@ main(int argc, char **argv)
 	};
 	struct ctl_ctx ctx = { .prog = "keyauthctl" };
 	const struct ctl_cmd *cmd;
-	const char *env = getenv("KEYAUTH_CONF");
-	char prog[64];
+	const char *env = getenv("KEYAUTH_CONF"), *group;
+	char prog[64], gbuf[32];
 	bool ambiguous;
 	int opt, rc, first;
 
+	ctl_json_init();
 	ctx.conf_path = env != NULL && *env != '\0' ? env : CONF_DEFAULT_PATH;
 	/* '+': stop at the command word; its options are its own. */
 	while ((opt = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
@@ -77,20 +125,28 @@ main(int argc, char **argv)
 		usage(stdout);
 		return CTL_EXIT_OK;
 	}
-	cmd = ctl_cmd_lookup(commands, sizeof(commands) / sizeof(commands[0]), argv[optind],
-	                     &ambiguous);
+	cmd = ctl_cmd_find(commands, NCOMMANDS, NULL, argv[optind], &ambiguous);
 	if (cmd == NULL) {
 		fprintf(stderr, "keyauthctl: %s command '%s'\n", ambiguous ? "ambiguous" : "unknown",
 		        argv[optind]);
 		usage(stderr);
 		return CTL_EXIT_USAGE;
 	}
+	first = optind;
+	group = ctl_cmd_group(cmd, gbuf, sizeof(gbuf));
+	if (group != NULL) {
+		snprintf(prog, sizeof(prog), "keyauthctl %s", group);
+		ctx.prog = prog;
+		cmd = group_pick(&ctx, group, argc - first, argv + first, &rc);
+		if (cmd == NULL)
+			return rc;
+		first++;
+	}
 	snprintf(prog, sizeof(prog), "keyauthctl %s", cmd->name);
 	ctx.prog = prog;
-	first = optind;
+	/* getopt names the command in its messages. */
 	argv[first] = prog;
-	ctl_getopt_reset();
-	rc = cmd->run(&ctx, argc - first, argv + first);
+	rc = ctl_cmd_run(&ctx, cmd, argc - first, argv + first);
 	if (fflush(stdout) == EOF && rc == CTL_EXIT_OK)
 		rc = CTL_EXIT_FAIL;
 	return rc;

@@ -6,7 +6,8 @@ set -eu
 
 PKGS="build-essential pkg-config libev-dev libssl-dev libmsgpack-dev libconfig-dev
 libcmocka-dev clang libclang-rt-14-dev llvm haproxy curl ca-certificates
-wrk gnuplot-nox mandoc openssl libhiredis-dev redis-server redis-tools iproute2"
+wrk gnuplot-nox mandoc openssl libhiredis-dev redis-server redis-tools iproute2
+libjansson-dev"
 PKGS="$PKGS ${KEYAUTH_EXTRA_PKGS:-}"
 
 missing=""
