@@ -25,6 +25,7 @@
 
 #include "conf.h"
 #include "ctl.h"
+#include "ctl_render-int.h"
 
 /* ---- checks on config values ---------------------------------------------- */
 
@@ -73,22 +74,6 @@ ctl_parse_haproxy_version(const char *s, enum ctl_haproxy_version *out)
 	return -1;
 }
 
-/* A route's context without a trailing '/', except "/" itself. */
-struct rroute {
-	const struct route *r;
-	char ctx[PATH_MAX];
-	size_t ctxlen;
-	char env[160];               /* KEYAUTH_<NAME>_CREDENTIAL */
-	unsigned group;              /* index of its error group */
-};
-
-/* Routes answered with the same deny rules (see group_routes). */
-struct rgroup {
-	unsigned id;                 /* 1.., for the ACL name keyauth_eg<id> */
-	enum error_format fmt;
-	bool bearer;                 /* some route of the group accepts Authorization */
-};
-#define MAX_GROUPS (ERRFMT_ENTRIES * 2)
 
 static int
 check_route(const struct route *r, struct rroute *rr, char *err, size_t errlen)
@@ -157,8 +142,8 @@ ctx_under(const struct rroute *top, const struct rroute *sub)
 }
 
 /* Writes <s> with regex metacharacters escaped (only '.' can occur). */
-static void
-put_regex(FILE *f, const char *s)
+void
+ctl_put_regex(FILE *f, const char *s)
 {
 	for (; *s != '\0'; s++) {
 		if (*s == '.')
@@ -291,96 +276,6 @@ render_spoe(FILE *f, const struct conf *c, const struct rroute *rr, unsigned n,
 
 /* ---- haproxy.cfg ---------------------------------------------------------- */
 
-#define RATE_TABLE   "keyauth_rate"
-#define RATE_PEERS   "keyauth_peers"
-#define AGENT_MSG    "%[var(txn.keyauth.message),json(utf8s)]"
-
-/* What the gateway itself answers, and how each vendor spells it. */
-enum gwe { GWE_NOT_FOUND, GWE_UNAVAILABLE, GWE_FORBIDDEN, GWE_AUTH, GWE_RATE };
-
-static const struct {
-	int status;
-	const char *oa_type, *oa_code;   /* OpenAI: error.type, error.code */
-	const char *an_type;             /* Anthropic: error.type */
-	const char *g_status;            /* Google: error.status */
-} gwe_tab[] = {
-	[GWE_NOT_FOUND]   = { 404, "invalid_request_error", "not_found", "not_found_error", "NOT_FOUND" },
-	[GWE_UNAVAILABLE] = { 503, "server_error", "service_unavailable", "api_error", "UNAVAILABLE" },
-	[GWE_FORBIDDEN]   = { 403, "invalid_request_error", "invalid_api_key", "permission_error",
-	                      "PERMISSION_DENIED" },
-	[GWE_AUTH]        = { 401, "invalid_request_error", "invalid_api_key", "authentication_error",
-	                      "UNAUTHENTICATED" },
-	[GWE_RATE]        = { 429, "rate_limit_error", "rate_limit_exceeded", "rate_limit_error",
-	                      "RESOURCE_EXHAUSTED" },
-};
-
-/* The JSON body, single-quoted, in <fmt>'s shape; <msg> is JSON-safe text or
- * a log-format expression that yields JSON-safe text. */
-static void
-put_body(FILE *f, enum error_format fmt, enum gwe e, const char *msg)
-{
-	switch (fmt) {
-	case ERRFMT_ANTHROPIC:
-		fprintf(f, "'{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}'",
-		        gwe_tab[e].an_type, msg);
-		break;
-	case ERRFMT_GOOGLE:
-		fprintf(f, "'{\"error\":{\"code\":%d,\"message\":\"%s\",\"status\":\"%s\"}}'",
-		        gwe_tab[e].status, msg, gwe_tab[e].g_status);
-		break;
-	default:
-		fprintf(f, "'{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,"
-		        "\"code\":\"%s\"}}'", msg, gwe_tab[e].oa_type, gwe_tab[e].oa_code);
-		break;
-	}
-}
-
-/* One "return" rule: <cond> then, when the routes have several error
- * shapes, the ACL of <g>'s routes (the status test first: on the allowed
- * path it is false and the rest is not evaluated). */
-static void
-put_return(FILE *f, const struct rgroup *g, bool grouped, enum gwe e, const char *msg, bool lf,
-           const char *hdr, const char *cond)
-{
-	fprintf(f, "    http-request return status %d content-type application/json %s ",
-	        gwe_tab[e].status, lf ? "lf-string" : "string");
-	put_body(f, g->fmt, e, msg);
-	if (hdr != NULL)
-		fprintf(f, " %s", hdr);
-	fprintf(f, " if %s", cond);
-	if (grouped)
-		fprintf(f, " keyauth_eg%u", g->id);
-	fputc('\n', f);
-}
-
-/* Routes that share an error shape and whether a Bearer carrier is accepted
- * (WWW-Authenticate is sent only then) get the same deny rules. */
-static unsigned
-group_routes(struct rroute *rr, unsigned n, struct rgroup *g)
-{
-	unsigned ng = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		bool bearer = false;
-		unsigned j;
-
-		for (unsigned k = 0; k < rr[i].r->ncarriers; k++)
-			bearer = bearer || carrier_is_bearer(&rr[i].r->carriers[k]);
-		for (j = 0; j < ng; j++) {
-			if (g[j].fmt == rr[i].r->errors && g[j].bearer == bearer)
-				break;
-		}
-		if (j == ng) {
-			g[ng].id = ng + 1;
-			g[ng].fmt = rr[i].r->errors;
-			g[ng].bearer = bearer;
-			ng++;
-		}
-		rr[i].group = j;
-	}
-	return ng;
-}
-
 static void
 render_agent_servers(FILE *f, const struct conf *c)
 {
@@ -433,7 +328,7 @@ render_backend(FILE *f, const struct rroute *r)
 	if (r->ctxlen > 1) {
 		fprintf(f, "    http-request set-path / if { path %s }\n", r->ctx);
 		fputs("    http-request replace-path ^", f);
-		put_regex(f, r->ctx);
+		ctl_put_regex(f, r->ctx);
 		fputs("(/.*)$ \\1\n", f);
 	}
 	if (!is_numeric_host(host))
@@ -470,216 +365,6 @@ render_rate_table(FILE *f, const struct conf *c)
 	if (c->npeers > 0)
 		fputs(" peers " RATE_PEERS, f);
 	fputc('\n', f);
-}
-
-/* ACL lines "keyauth_eg<id>" naming the routes of each group; HAProxy
- * takes at most 64 words on a line, so long lists are split (same-named
- * ACLs are OR'ed). */
-static void
-render_group_acls(FILE *f, const struct rroute *rr, unsigned n, const struct rgroup *g, unsigned ng)
-{
-	for (unsigned j = 0; j < ng; j++) {
-		unsigned on_line = 0;
-
-		for (unsigned i = 0; i < n; i++) {
-			if (rr[i].group != j)
-				continue;
-			if (on_line == 0)
-				fprintf(f, "    acl keyauth_eg%u var(txn.keyauth_route) -m str", g[j].id);
-			fprintf(f, " %s", rr[i].r->name);
-			if (++on_line == 32) {
-				fputc('\n', f);
-				on_line = 0;
-			}
-		}
-		if (on_line > 0)
-			fputc('\n', f);
-	}
-}
-
-/* 404 under no route; 503 on agent trouble; 403 and 401 from the verdict;
- * a backstop. Each in the route's vendor shape. */
-static void
-render_denials(FILE *f, const struct rroute *rr, unsigned n, const struct rgroup *g, unsigned ng)
-{
-	const struct rgroup generic = { 0, ERRFMT_OPENAI, false };
-	bool grouped = ng > 1;
-
-	fputs("\n    # Under no route: 404; no SPOE message matched, the agent was not asked.\n", f);
-	put_return(f, &generic, false, GWE_NOT_FOUND, "No route matches this path.", false, NULL,
-	           "!{ var(txn.keyauth_route) -m found }");
-	if (grouped) {
-		fputs("\n    # Routes whose refusals share a shape (error_format, and whether\n"
-		      "    # Bearer is accepted: only then a 401 carries WWW-Authenticate).\n", f);
-		render_group_acls(f, rr, n, g, ng);
-	}
-	for (unsigned j = 0; j < ng; j++) {
-		const struct rgroup *gr = &g[j];
-
-		fprintf(f, "\n    # Refusals in %s's shape%s.\n", error_format_str(gr->fmt),
-		        grouped ? " for the routes of this group" : "");
-		fputs("    # Fail closed. Agent error, timeout or down; agent and HAProxy configs out\n"
-		      "    # of step (unknown_route); or no verdict at all: 503, never forwarded.\n", f);
-		put_return(f, gr, grouped, GWE_UNAVAILABLE,
-		           "The API key service is unavailable; try again later.", false, NULL,
-		           "{ var(txn.keyauth.err) -m found }");
-		put_return(f, gr, grouped, GWE_UNAVAILABLE,
-		           "This route is not configured on the API key service.", false, NULL,
-		           "{ var(txn.keyauth.status) -m str unknown_route }");
-		put_return(f, gr, grouped, GWE_UNAVAILABLE,
-		           "The API key service gave no answer; try again later.", false, NULL,
-		           "!{ var(txn.keyauth.status) -m found }");
-		fputs("    # A valid key for another route (SDKs: their permission error).\n", f);
-		put_return(f, gr, grouped, GWE_FORBIDDEN, AGENT_MSG, true, NULL,
-		           "{ var(txn.keyauth.status) -m str forbidden }");
-		fputs("    # Missing, malformed, unknown, expired or revoked key (authentication error).\n", f);
-		put_return(f, gr, grouped, GWE_AUTH, AGENT_MSG, true,
-		           gr->bearer ? "hdr WWW-Authenticate 'Bearer realm=\"keyauth\"'" : NULL,
-		           "{ var(txn.keyauth.status) -m str missing malformed invalid expired revoked }");
-	}
-	fputs("    # Backstop: whatever the rules above missed is not forwarded.\n"
-	      "    http-request deny deny_status 503 unless { var(txn.keyauth.ok) -m bool }\n", f);
-}
-
-/* Rate limits. Only admitted requests count (gpc0, incremented after the
- * check), so a refused client's count decays by itself; the check is
- * "the window's count already reached the limit". gpc0_rate is a sliding
- * estimate: the current period's count plus the previous one's weighted by
- * what is left of the period. A client refused at time t has at most <rpm>
- * admitted requests in its period; after waiting one whole period none of
- * them is in the current period and the previous one weighs less than 1,
- * so the estimate is below the limit: Retry-After = the period is honest. */
-static void
-render_rate_rules(FILE *f, const struct conf *c, const struct rroute *rr, unsigned n,
-                  const struct rgroup *g, unsigned ng)
-{
-	char msg[256], hdr[64];
-
-	(void)rr;
-	(void)n;
-	if (c->rate_window_s == 60)
-		snprintf(msg, sizeof(msg), "Rate limit reached for this API key: "
-		         "%%[var(txn.keyauth.rpm)] requests per minute.");
-	else
-		snprintf(msg, sizeof(msg), "Rate limit reached for this API key: "
-		         "%%[var(txn.keyauth.rpm)] requests per %u seconds.", c->rate_window_s);
-	snprintf(hdr, sizeof(hdr), "hdr Retry-After %u", c->rate_window_s);
-	fprintf(f, "\n    # Rate limit: only allowed requests whose key (or route) has a limit are\n"
-	        "    # tracked, per key id, in " RATE_TABLE "; a request is refused with 429 when\n"
-	        "    # the admitted requests of the last %us already reached txn.keyauth.rpm.\n"
-	        "    # Refused requests are not counted: waiting Retry-After (%us) is enough.\n"
-	        "    http-request track-sc0 var(txn.keyauth.key_id) table " RATE_TABLE
-	        " if { var(txn.keyauth.ok) -m bool } { var(txn.keyauth.rpm) -m found }\n"
-	        "    http-request set-var(txn.keyauth_rate) sc_gpc0_rate(0)"
-	        " if { var(txn.keyauth.rpm) -m found }\n", c->rate_window_s, c->rate_window_s);
-	for (unsigned j = 0; j < ng; j++)
-		put_return(f, &g[j], ng > 1, GWE_RATE, msg, true, hdr,
-		           "{ var(txn.keyauth.rpm) -m found } "
-		           "{ var(txn.keyauth_rate),sub(txn.keyauth.rpm) -m int ge 0 }");
-	fputs("    http-request sc-inc-gpc0(0) if { var(txn.keyauth.rpm) -m found }\n", f);
-}
-
-/* Adds <name> to <list> (at most <max>) unless an equal name is there. */
-static void
-add_name(const char **list, unsigned *nl, unsigned max, const char *name, bool nocase)
-{
-	for (unsigned i = 0; i < *nl; i++) {
-		if ((nocase ? strcasecmp(list[i], name) : strcmp(list[i], name)) == 0)
-			return;
-	}
-	if (*nl < max)
-		list[(*nl)++] = name;
-}
-
-/* Allowed: no copy of a client key goes upstream, the provider's own
- * credential does. Every carrier of every route, the usual key headers and
- * query parameters, Authorization and Proxy-Authorization are removed from
- * every allowed request (a client may send its key twice); then each route
- * adds its provider's credential as that provider expects it. */
-static void
-render_credentials(FILE *f, const struct rroute *rr, unsigned n)
-{
-	unsigned max = (unsigned)(provider_nstrip_headers + provider_nstrip_query) +
-	               n * ROUTE_MAX_CARRIERS;
-	const char **hdrs = calloc(max, sizeof(*hdrs)), **qs = calloc(max, sizeof(*qs));
-	unsigned nh = 0, nq = 0;
-
-	if (hdrs == NULL || qs == NULL) {
-		/* Rendered anyway from the fixed lists: never skip the removal. */
-		free(hdrs);
-		free(qs);
-		hdrs = (const char **)provider_strip_headers;
-		qs = (const char **)provider_strip_query;
-		nh = (unsigned)provider_nstrip_headers;
-		nq = (unsigned)provider_nstrip_query;
-	} else {
-		for (size_t i = 0; i < provider_nstrip_headers; i++)
-			add_name(hdrs, &nh, max, provider_strip_headers[i], true);
-		for (size_t i = 0; i < provider_nstrip_query; i++)
-			add_name(qs, &nq, max, provider_strip_query[i], true);
-		for (unsigned i = 0; i < n; i++) {
-			for (unsigned k = 0; k < rr[i].r->ncarriers; k++) {
-				const struct carrier *cr = &rr[i].r->carriers[k];
-
-				if (cr->loc == KEYLOC_HEADER)
-					add_name(hdrs, &nh, max, cr->name, true);
-				else
-					add_name(qs, &nq, max, cr->name, true);
-			}
-		}
-	}
-	fputs("\n    # Allowed: no copy of the client's key goes upstream, on any route: every\n"
-	      "    # route's carriers, the usual key headers and query parameters.\n", f);
-	for (unsigned i = 0; i < nh; i++)
-		fprintf(f, "    http-request del-header %s\n", hdrs[i]);
-	/* Remove every "<name>=..." pair that url_param could have read a key
-	 * from, in any case; keep the other parameters and drop a query left
-	 * empty. url_param (HAProxy's http_is_param_delimiter) starts a
-	 * parameter after '&', ';' or a further '?', and ends its value at any
-	 * of the three: the regex uses the same set, or "?a=1;api_key=K" and
-	 * "?a=1?api_key=K" would forward the key. "&" + query makes the first
-	 * pair start with a delimiter too. */
-	fputs("    http-request set-var-fmt(txn.keyauth_q) \"&%[query]\" if { query -m found }\n"
-	      "    http-request set-var(txn.keyauth_q) var(txn.keyauth_q)", f);
-	for (unsigned i = 0; i < nq; i++) {
-		fputs(",regsub([&;?]", f);
-		put_regex(f, qs[i]);
-		fputs("=[^&;?]*,,gi)", f);
-	}
-	fputs(",regsub(^[&;?]+,) if { query -m found }\n"
-	      "    http-request set-query \"%[var(txn.keyauth_q)]\" if { var(txn.keyauth_q) -m len gt 0 }\n"
-	      "    http-request set-uri \"%[path]\" if { query -m found } !{ var(txn.keyauth_q) -m len gt 0 }\n",
-	      f);
-	if (hdrs != (const char **)provider_strip_headers) {
-		free(hdrs);
-		free(qs);
-	}
-
-	fputs("\n    # The provider's own credential, from HAProxy's environment.\n", f);
-	for (unsigned i = 0; i < n; i++) {
-		const struct rroute *r = &rr[i];
-		const struct upstream_auth *u = &r->r->upstream_auth;
-		const char *nm = r->r->name;
-
-		switch (u->kind) {
-		case UPAUTH_NONE:
-			fprintf(f, "    # route %s: upstream_auth none, no credential added\n", nm);
-			break;
-		case UPAUTH_HEADER:
-			fprintf(f, "    http-request set-header %s \"%s%%[env(%s)]\" "
-			        "if keyauth_is_%s { env(%s) -m found }\n", u->name, u->prefix, r->env,
-			        nm, r->env);
-			break;
-		case UPAUTH_QUERY:
-			fprintf(f, "    http-request set-query \"%%[query]&%s=%%[env(%s)]\" "
-			        "if keyauth_is_%s { env(%s) -m found } { query -m found }\n",
-			        u->name, r->env, nm, r->env);
-			fprintf(f, "    http-request set-query \"%s=%%[env(%s)]\" "
-			        "if keyauth_is_%s { env(%s) -m found } !{ query -m found }\n",
-			        u->name, r->env, nm, r->env);
-			break;
-		}
-	}
 }
 
 static int
@@ -767,10 +452,10 @@ render_cfg(FILE *f, const struct conf *c, struct rroute *rr, const struct rroute
 		fprintf(f, "    acl keyauth_is_%s var(txn.keyauth_route) -m str %s\n",
 		        rr[i].r->name, rr[i].r->name);
 
-	ng = group_routes(rr, n, groups);
-	render_denials(f, rr, n, groups, ng);
-	render_rate_rules(f, c, rr, n, groups, ng);
-	render_credentials(f, rr, n);
+	ng = ctl_group_routes(rr, n, groups);
+	ctl_render_denials(f, rr, n, groups, ng);
+	ctl_render_rate_rules(f, c, rr, n, groups, ng);
+	ctl_render_credentials(f, rr, n);
 	fputc('\n', f);
 	for (unsigned i = 0; i < n; i++)
 		fprintf(f, "    use_backend be_%s if keyauth_is_%s\n", rr[i].r->name, rr[i].r->name);
@@ -789,6 +474,67 @@ render_cfg(FILE *f, const struct conf *c, struct rroute *rr, const struct rroute
 	      "    timeout server 1m\n"
 	      "    # No maxconn here (see the tuning note at the top).\n", f);
 	render_agent_servers(f, c);
+}
+
+/* Every route renderable, and no two sharing a context or a credential
+ * variable. Fills <rr>. */
+static int
+check_routes(const struct conf *c, struct rroute *rr, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < c->nroutes; i++) {
+		if (check_route(&c->routes[i], &rr[i], err, errlen) == -1)
+			return -1;
+		for (unsigned j = 0; j < i; j++) {
+			if (strcmp(rr[i].ctx, rr[j].ctx) == 0) {
+				snprintf(err, errlen, "routes '%s' and '%s' have the same context %s",
+				         rr[j].r->name, rr[i].r->name, rr[i].ctx);
+				return -1;
+			}
+			if (strcmp(rr[i].env, rr[j].env) == 0) {
+				snprintf(err, errlen, "routes '%s' and '%s' would share the credential "
+				         "variable %s; rename one", rr[j].r->name, rr[i].r->name, rr[i].env);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The agent addresses, TLS files and peers: what else goes into the files. */
+static int
+check_others(const struct conf *c, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < c->nlisten; i++) {
+		const struct listen_conf *l = &c->listen[i];
+		bool ok;
+
+		if (l->family == LISTEN_UNIX)
+			ok = l->path != NULL && path_ok(l->path);
+		else
+			ok = l->host != NULL && (l->host[0] == '\0' || all_in(l->host, ".:"));
+		if (!ok) {
+			snprintf(err, errlen, "listen address '%s' cannot be rendered", l->addr);
+			return -1;
+		}
+	}
+	if (c->tls != NULL && ((c->tls->haproxy_ca != NULL && !path_ok(c->tls->haproxy_ca)) ||
+	    (c->tls->haproxy_client_cert != NULL && !path_ok(c->tls->haproxy_client_cert)))) {
+		snprintf(err, errlen, "tls haproxy_ca or haproxy_client_cert cannot be rendered");
+		return -1;
+	}
+	for (unsigned i = 0; i < c->npeers; i++) {
+		const struct haproxy_peer *p = &c->peers[i];
+
+		if (!all_in(p->name, "_.-") || !all_in(p->address, ".:[]-_")) {
+			snprintf(err, errlen, "haproxy peer '%s' cannot be rendered", p->name);
+			return -1;
+		}
+	}
+	if (c->local_peer != NULL && !all_in(c->local_peer, "_.-")) {
+		snprintf(err, errlen, "haproxy_local_peer '%s' cannot be rendered", c->local_peer);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -821,53 +567,8 @@ ctl_render(const struct conf *c, const struct ctl_render_opts *o,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	for (unsigned i = 0; i < c->nroutes; i++) {
-		if (check_route(&c->routes[i], &rr[i], err, errlen) == -1)
-			goto out;
-		for (unsigned j = 0; j < i; j++) {
-			if (strcmp(rr[i].ctx, rr[j].ctx) == 0) {
-				snprintf(err, errlen, "routes '%s' and '%s' have the same context %s",
-				         rr[j].r->name, rr[i].r->name, rr[i].ctx);
-				goto out;
-			}
-			if (strcmp(rr[i].env, rr[j].env) == 0) {
-				snprintf(err, errlen, "routes '%s' and '%s' would share the credential "
-				         "variable %s; rename one", rr[j].r->name, rr[i].r->name, rr[i].env);
-				goto out;
-			}
-		}
-	}
-	for (unsigned i = 0; i < c->nlisten; i++) {
-		const struct listen_conf *l = &c->listen[i];
-
-		bool ok;
-
-		if (l->family == LISTEN_UNIX)
-			ok = l->path != NULL && path_ok(l->path);
-		else
-			ok = l->host != NULL && (l->host[0] == '\0' || all_in(l->host, ".:"));
-		if (!ok) {
-			snprintf(err, errlen, "listen address '%s' cannot be rendered", l->addr);
-			goto out;
-		}
-	}
-	if (c->tls != NULL && ((c->tls->haproxy_ca != NULL && !path_ok(c->tls->haproxy_ca)) ||
-	    (c->tls->haproxy_client_cert != NULL && !path_ok(c->tls->haproxy_client_cert)))) {
-		snprintf(err, errlen, "tls haproxy_ca or haproxy_client_cert cannot be rendered");
+	if (check_routes(c, rr, err, errlen) == -1 || check_others(c, err, errlen) == -1)
 		goto out;
-	}
-	for (unsigned i = 0; i < c->npeers; i++) {
-		const struct haproxy_peer *p = &c->peers[i];
-
-		if (!all_in(p->name, "_.-") || !all_in(p->address, ".:[]-_")) {
-			snprintf(err, errlen, "haproxy peer '%s' cannot be rendered", p->name);
-			goto out;
-		}
-	}
-	if (c->local_peer != NULL && !all_in(c->local_peer, "_.-")) {
-		snprintf(err, errlen, "haproxy_local_peer '%s' cannot be rendered", c->local_peer);
-		goto out;
-	}
 	memcpy(byctx, rr, c->nroutes * sizeof(*byctx));
 	qsort(byctx, c->nroutes, sizeof(*byctx), cmp_ctxlen);
 	f1 = open_memstream(spoe, spoe_len);

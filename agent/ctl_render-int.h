@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctl_render-int: what ctl_render.c (the files, the routes, the backends)
+ * and ctl_render_rules.c (the frontend's refusal, rate-limit and credential
+ * rules) share. Private to those two files.
+ */
+#ifndef AGENT_CTL_RENDER_INT_H
+#define AGENT_CTL_RENDER_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "conf.h"
+
+#define RATE_TABLE   "keyauth_rate"
+#define RATE_PEERS   "keyauth_peers"
+
+/* A route's context without a trailing '/', except "/" itself. */
+struct rroute {
+	const struct route *r;
+	char ctx[PATH_MAX];
+	size_t ctxlen;
+	char env[160];               /* KEYAUTH_<NAME>_CREDENTIAL */
+	unsigned group;              /* index of its error group */
+};
+
+/* Routes answered with the same deny rules (see group_routes). */
+struct rgroup {
+	unsigned id;                 /* 1.., for the ACL name keyauth_eg<id> */
+	enum error_format fmt;
+	bool bearer;                 /* some route of the group accepts Authorization */
+};
+#define MAX_GROUPS (ERRFMT_ENTRIES * 2)
+
+/* Writes <s> with regex metacharacters escaped (only '.' can occur). */
+void ctl_put_regex(FILE *f, const char *s);
+
+/* Puts each route in the group of routes that share its refusal rules
+ * (error shape, Bearer accepted or not); fills <g> and returns its count. */
+unsigned ctl_group_routes(struct rroute *rr, unsigned n, struct rgroup *g);
+
+/* The frontend's rules after the route ACLs: 404, the fail-closed 503s, 403
+ * and 401 per group and the backstop; the rate limit and its 429; removing
+ * every key carrier and adding each route's provider credential. */
+void ctl_render_denials(FILE *f, const struct rroute *rr, unsigned n, const struct rgroup *g,
+                        unsigned ng);
+void ctl_render_rate_rules(FILE *f, const struct conf *c, const struct rroute *rr, unsigned n,
+                           const struct rgroup *g, unsigned ng);
+void ctl_render_credentials(FILE *f, const struct rroute *rr, unsigned n);
+
+#endif /* AGENT_CTL_RENDER_INT_H */
