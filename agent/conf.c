@@ -214,95 +214,194 @@ int conf_parse_port(const char *s, uint16_t *port)
  * range. An "L" suffix makes libconfig read 64 bits, which the range checks
  * then judge correctly. Files pulled in with @include are not scanned.
  */
+
+/* The scan's position: <ch> is the character to judge next, <prev> the one
+ * before it as far as the scan cares ('a' after a name, 0 after a comment
+ * or a number). */
+struct conf_scan {
+	FILE *f;
+	unsigned line;
+	int ch;
+	int prev;
+};
+
+/* One integer literal as read: its text (cut at 31 characters) and value. */
+struct conf_lit {
+	char text[32];
+	size_t n;
+	unsigned long long v;
+	bool hex;
+	bool big;                      /* too large to hold: out of range */
+};
+
+static bool conf_scan_alpha(int ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
+}
+
+static bool conf_scan_digit(int ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+static bool conf_scan_name_char(int ch)
+{
+	return conf_scan_alpha(ch) || conf_scan_digit(ch) || ch == '_' || ch == '-' || ch == '*';
+}
+
+/* What may follow a number's digits: a float's fraction or exponent, "L". */
+static bool conf_scan_number_tail(int ch)
+{
+	return conf_scan_digit(ch) || ch == '.' || ch == 'e' || ch == 'E' ||
+	       ch == 'L' || ch == '+' || ch == '-';
+}
+
+static void conf_scan_advance(struct conf_scan *sc)
+{
+	sc->prev = sc->ch;
+	sc->ch = getc(sc->f);
+}
+
+/* "# ..." or "// ...": stops on the newline, which is counted next. */
+static void conf_scan_line_comment(struct conf_scan *sc)
+{
+	while ((sc->ch = getc(sc->f)) != EOF && sc->ch != '\n')
+		;
+}
+
+/* After the opening slash-star: through the closing star-slash. */
+static void conf_scan_block_comment(struct conf_scan *sc)
+{
+	int last = 0;
+
+	while ((sc->ch = getc(sc->f)) != EOF) {
+		sc->line += sc->ch == '\n';
+		if (sc->ch == '/' && last == '*')
+			break;
+		last = sc->ch;
+	}
+	sc->prev = 0;
+	sc->ch = getc(sc->f);
+}
+
+/* After the opening quote: through the closing one, escapes skipped. */
+static void conf_scan_string(struct conf_scan *sc)
+{
+	while ((sc->ch = getc(sc->f)) != EOF && sc->ch != '"') {
+		sc->line += sc->ch == '\n';
+		if (sc->ch == '\\' && (sc->ch = getc(sc->f)) == '\n')
+			sc->line++;
+	}
+	conf_scan_advance(sc);
+}
+
+/* A name, which may hold digits: "r1", "key_v2". */
+static void conf_scan_name(struct conf_scan *sc)
+{
+	while ((sc->ch = getc(sc->f)) != EOF && conf_scan_name_char(sc->ch))
+		;
+	sc->prev = 'a';
+}
+
+/* The value of a hex digit, or 16 for anything else. */
+static int conf_scan_hex_value(int ch)
+{
+	if (conf_scan_digit(ch))
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return 16;
+}
+
+/* Adds <ch> to literal <l>. Returns false when <ch> is not part of it. */
+static bool conf_lit_take(struct conf_lit *l, int ch)
+{
+	int d = conf_scan_hex_value(ch);
+
+	if (l->n == 1 && l->text[0] == '0' && (ch == 'x' || ch == 'X'))
+		l->hex = true;
+	else if (d >= (l->hex ? 16 : 10))
+		return false;
+	else if (l->v > (1ull << 40))
+		l->big = true;          /* stop before unsigned overflow */
+	else
+		l->v = l->v * (l->hex ? 16u : 10u) + (unsigned)d;
+	if (l->n + 1 < sizeof(l->text))
+		l->text[l->n++] = (char)ch;
+	return true;
+}
+
+/* True when literal <l>, negative if <neg> and followed by <next>, is an
+ * integer libconfig would wrap around. "L" (64 bits) and floats ("1.5",
+ * "1e3") are read right. */
+static bool conf_lit_wraps(const struct conf_lit *l, bool neg, int next)
+{
+	if (next == 'L' || next == '.' || next == 'e' || next == 'E')
+		return false;
+	return l->big || l->v > (neg ? 2147483648ull : 2147483647ull);
+}
+
+static void conf_report_wrapped(struct conf_ctx *x, unsigned line, bool neg, const char *lit)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg),
+		 "integer %s%s is out of range for every setting (libconfig would silently wrap it around; use a value within the setting's range)",
+		 neg ? "-" : "", lit);
+	conf_err_line(x, NULL, line, msg);
+	if (x->nwrapped < COUNTOF(x->wrapped_lines))
+		x->wrapped_lines[x->nwrapped++] = line;
+}
+
+/* A number, from its first digit through any float part or suffix. */
+static void conf_scan_number(struct conf_ctx *x, struct conf_scan *sc)
+{
+	struct conf_lit l = { .n = 0 };
+	bool neg = sc->prev == '-';
+
+	while (conf_lit_take(&l, sc->ch))
+		sc->ch = getc(sc->f);
+	l.text[l.n] = '\0';
+	if (conf_lit_wraps(&l, neg, sc->ch))
+		conf_report_wrapped(x, sc->line, neg, l.text);
+	while (sc->ch != EOF && conf_scan_number_tail(sc->ch))
+		sc->ch = getc(sc->f);
+	sc->prev = 0;
+}
+
+/* Judges sc->ch and moves past what it starts. */
+static void conf_scan_step(struct conf_ctx *x, struct conf_scan *sc)
+{
+	int ch = sc->ch;
+
+	if (ch == '#' || (ch == '/' && sc->prev == '/'))
+		conf_scan_line_comment(sc);
+	else if (ch == '*' && sc->prev == '/')
+		conf_scan_block_comment(sc);
+	else if (ch == '"')
+		conf_scan_string(sc);
+	else if (conf_scan_alpha(ch) || ch == '_' || ch == '*')
+		conf_scan_name(sc);
+	else if (conf_scan_digit(ch))
+		conf_scan_number(x, sc);
+	else {
+		sc->line += ch == '\n';
+		conf_scan_advance(sc);
+	}
+}
+
 static void conf_scan_wrapped_ints(struct conf_ctx *x)
 {
-	FILE *f = fopen(x->path, "r");
-	unsigned line = 1;
-	int ch, prev = 0;
+	struct conf_scan sc = { .f = fopen(x->path, "r"), .line = 1 };
 
-	if (!f)
+	if (!sc.f)
 		return;           /* libconfig just read it; nothing to add */
-	ch = getc(f);
-	while (ch != EOF) {
-		if (ch == '\n') {
-			line++;
-		} else if (ch == '#' || (ch == '/' && prev == '/')) {
-			while ((ch = getc(f)) != EOF && ch != '\n')
-				;
-			continue;
-		} else if (ch == '*' && prev == '/') {
-			for (prev = 0; (ch = getc(f)) != EOF; prev = ch) {
-				line += ch == '\n';
-				if (ch == '/' && prev == '*')
-					break;
-			}
-			prev = 0;
-			ch = getc(f);
-			continue;
-		} else if (ch == '"') {
-			while ((ch = getc(f)) != EOF && ch != '"') {
-				line += ch == '\n';
-				if (ch == '\\' && (ch = getc(f)) == '\n')
-					line++;
-			}
-		} else if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || ch == '_' || ch == '*') {
-			/* a name, which may hold digits: "r1", "key_v2" */
-			while ((ch = getc(f)) != EOF && ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-							 (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '*'))
-				;
-			prev = 'a';
-			continue;
-		} else if (ch >= '0' && ch <= '9') {
-			bool neg = prev == '-', hex = false, big = false;
-			unsigned long long v = 0;
-			char lit[32];
-			size_t n = 0;
-
-			for (;;) {
-				int d = ch >= '0' && ch <= '9' ? ch - '0' :
-					ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 :
-					ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : 16;
-
-				if (n == 1 && lit[0] == '0' && (ch == 'x' || ch == 'X')) {
-					hex = true;
-				} else if (d >= (hex ? 16 : 10)) {
-					break;
-				} else if (v > (1ull << 40)) {
-					big = true;     /* stop before unsigned overflow */
-				} else {
-					v = v * (hex ? 16u : 10u) + (unsigned)d;
-				}
-				if (n + 1 < sizeof(lit))
-					lit[n++] = (char)ch;
-				ch = getc(f);
-			}
-			lit[n] = '\0';
-			/* "L" (64 bits) and floats ("1.5", "1e3") are read right */
-			if (ch == 'L' || ch == '.' || ch == 'e' || ch == 'E')
-				big = false;
-			else if (v > (neg ? 2147483648ull : 2147483647ull))
-				big = true;
-			if (big) {
-				char msg[256];
-
-				snprintf(msg, sizeof(msg),
-					 "integer %s%s is out of range for every setting (libconfig would silently wrap it around; use a value within the setting's range)",
-					 neg ? "-" : "", lit);
-				conf_err_line(x, NULL, line, msg);
-				if (x->nwrapped < COUNTOF(x->wrapped_lines))
-					x->wrapped_lines[x->nwrapped++] = line;
-			}
-			/* skip the rest of a float or a suffix */
-			while (ch != EOF && ((ch >= '0' && ch <= '9') || ch == '.' || ch == 'e' || ch == 'E' ||
-					     ch == 'L' || ch == '+' || ch == '-'))
-				ch = getc(f);
-			prev = 0;
-			continue;
-		}
-		prev = ch;
-		ch = getc(f);
-	}
-	fclose(f);
+	sc.ch = getc(sc.f);
+	while (sc.ch != EOF)
+		conf_scan_step(x, &sc);
+	fclose(sc.f);
 }
 
 static bool conf_int_wrapped(const struct conf_ctx *x, const config_setting_t *s)

@@ -583,6 +583,35 @@ static void test_integers_libconfig_would_wrap_are_errors(void **state)
 			 "libconfig would silently wrap it around");
 }
 
+/* The scan's edges: an "L" suffix leaves the value to the range check (libconfig
+ * reads 64 bits), a negative literal is judged against INT32_MIN, hex digits
+ * count after "0x" only, and a slash right after the opening slash-star does
+ * not close a block comment. */
+static void test_wrapped_integer_scan_edges(void **state)
+{
+	static const struct {
+		const char *text;
+		unsigned line;
+		const char *frag;
+	} cases[] = {
+		{ "\nworkers = 99999999999L;\n", 2, "is out of range (use 0..64)" },
+		{ "workers = -2147483649;\n", 1, "integer -2147483649 is out of range for every setting" },
+		{ "workers = 0x80000000;\n", 1, "integer 0x80000000 is out of range for every setting" },
+		{ "workers = 0x7fffffff;\n", 1, "is out of range (use 0..64)" },
+		/* a literal longer than 31 characters is quoted cut short */
+		{ "workers = 123456789012345678901234567890123456789;\n", 1,
+		  "integer 1234567890123456789012345678901 is out of range" },
+	};
+	char text[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "%s" MIN_ROUTES, cases[i].text);
+		assert_one_error(text, cases[i].line, cases[i].frag);
+	}
+	assert_loads("/*/ 99999999999 */ workers = 0x10;\n" MIN_ROUTES);
+}
+
 static void test_duplicate_route_name_is_an_error(void **state)
 {
 	(void)state;
@@ -1068,6 +1097,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_types_are_errors),
 		cmocka_unit_test(test_integers_out_of_range_are_errors_and_bounds_load),
 		cmocka_unit_test(test_integers_libconfig_would_wrap_are_errors),
+		cmocka_unit_test(test_wrapped_integer_scan_edges),
 		cmocka_unit_test(test_route_rate_limit_rpm),
 		cmocka_unit_test(test_haproxy_peers),
 		cmocka_unit_test(test_duplicate_route_name_is_an_error),

@@ -1,0 +1,594 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * keystore_load: the store file's decoder and validator (ks_set_load,
+ * ks_set_parse). The loader never prints: every problem becomes
+ * "path: message" in the caller's buffer.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "keystore-int.h"
+
+/*
+ * ---- the file format ---------------------------------------------------------
+ *
+ * One msgpack map, nothing before or after it:
+ *
+ *   {
+ *     "version":    1,                  uint; anything else is refused by name
+ *     "generation": uint,               bumped by each keyauthctl write
+ *     "keys": [                         array, file order = ks_entry_at order
+ *       { "id":      str,               KEY_ID_LEN chars of [0-9A-Za-z]
+ *         "digest":  bin(32),           SHA-256 of the key; never the key
+ *         "route":   str,               1..KS_ROUTE_MAX chars of [A-Za-z0-9_-]
+ *         "owner":   str,               0..KS_OWNER_MAX printable ASCII (0x20..0x7e)
+ *         "created": int,               Unix seconds, >= 0
+ *         "expires": int,               Unix seconds, >= 0; 0 = never
+ *         "revoked": int,               Unix seconds, >= 0; 0 = not revoked
+ *         "rpm":     uint },            <= UINT32_MAX; 0 = no limit
+ *       ...
+ *     ]
+ *   }
+ *
+ * Validation is strict, for the file is written only by keyauthctl: every
+ * field must be present exactly once with its type, and an unknown field in
+ * the top-level map or in an entry is an error rather than ignored (a newer
+ * format bumps "version", so an old agent refuses it loudly instead of
+ * silently serving a subset of its meaning). Digests and ids must be unique.
+ * Map key order is free. Files larger than KS_FILE_MAX are refused before
+ * being read.
+ */
+#define KS_FILE_MAX      (1024UL * 1024 * 1024)   /* 1 GiB, ~7M keys */
+
+/* ---- loading ------------------------------------------------------------------ */
+
+static const char *const ks_field_names[KS_F_ENTRIES] = {
+	"id", "digest", "route", "owner", "created", "expires", "revoked", "rpm",
+};
+
+/* One entry as found in the file: slices into the unpacked buffer. */
+struct ks_raw {
+	const msgpack_object_str *id, *route, *owner;
+	const msgpack_object_bin *digest;
+	int64_t created, expires, revoked;
+	uint32_t rpm;
+};
+
+static bool
+ks_key_is(const msgpack_object *k, const char *name)
+{
+	size_t len = strlen(name);
+
+	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
+	       memcmp(k->via.str.ptr, name, len) == 0;
+}
+
+/* Field index of entry key <k>, or KS_F_ENTRIES if unknown. The writer's
+ * order is tried first (<hint>), which makes the usual case one compare. */
+static int
+ks_field_find(const msgpack_object *k, uint32_t hint)
+{
+	if (k->type != MSGPACK_OBJECT_STR)
+		return KS_F_ENTRIES;
+	if (hint < KS_F_ENTRIES && ks_key_is(k, ks_field_names[hint]))
+		return (int)hint;
+	for (int f = 0; f < KS_F_ENTRIES; f++)
+		if (ks_key_is(k, ks_field_names[f]))
+			return f;
+	return KS_F_ENTRIES;
+}
+
+/* Time fields: a non-negative integer that fits int64. */
+static int
+ks_get_time(const msgpack_object *o, int64_t *out)
+{
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > (uint64_t)INT64_MAX)
+		return -1;
+	*out = (int64_t)o->via.u64;
+	return 0;
+}
+
+/*
+ * Parses and validates entry <o> into <r>. Returns 0, or -1 with a message
+ * (without path or index) in <err>.
+ */
+static int
+ks_parse_entry(const msgpack_object *o, struct ks_raw *r, char *err, size_t errlen)
+{
+	unsigned seen = 0;
+	char pb[48];
+
+	memset(r, 0, sizeof(*r));
+	if (o->type != MSGPACK_OBJECT_MAP) {
+		ks_err(err, errlen, "not a map");
+		return -1;
+	}
+	for (uint32_t i = 0; i < o->via.map.size; i++) {
+		const msgpack_object *k = &o->via.map.ptr[i].key;
+		const msgpack_object *v = &o->via.map.ptr[i].val;
+		int f;
+
+		if ((f = ks_field_find(k, i)) == KS_F_ENTRIES) {
+			if (k->type == MSGPACK_OBJECT_STR)
+				ks_err(err, errlen, "unknown field \"%s\"",
+				       ks_printable(pb, k->via.str.ptr, k->via.str.size));
+			else
+				ks_err(err, errlen, "a field name is not a string");
+			return -1;
+		}
+		if (seen & (1u << f)) {
+			ks_err(err, errlen, "field \"%s\" appears twice", ks_field_names[f]);
+			return -1;
+		}
+		seen |= 1u << f;
+		switch (f) {
+		case KS_F_ID:
+		case KS_F_ROUTE:
+		case KS_F_OWNER:
+			if (v->type != MSGPACK_OBJECT_STR)
+				goto type;
+			if (f == KS_F_ID)
+				r->id = &v->via.str;
+			else if (f == KS_F_ROUTE)
+				r->route = &v->via.str;
+			else
+				r->owner = &v->via.str;
+			break;
+		case KS_F_DIGEST:
+			if (v->type != MSGPACK_OBJECT_BIN)
+				goto type;
+			if (v->via.bin.size != KEY_DIGEST_LEN) {
+				ks_err(err, errlen, "digest is %u bytes, expected %d",
+				       v->via.bin.size, KEY_DIGEST_LEN);
+				return -1;
+			}
+			r->digest = &v->via.bin;
+			break;
+		case KS_F_CREATED:
+			if (ks_get_time(v, &r->created) == -1)
+				goto type;
+			break;
+		case KS_F_EXPIRES:
+			if (ks_get_time(v, &r->expires) == -1)
+				goto type;
+			break;
+		case KS_F_REVOKED:
+			if (ks_get_time(v, &r->revoked) == -1)
+				goto type;
+			break;
+		default: /* KS_F_RPM */
+			if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > UINT32_MAX)
+				goto type;
+			r->rpm = (uint32_t)v->via.u64;
+			break;
+		}
+		continue;
+type:
+		ks_err(err, errlen, "field \"%s\" must be %s", ks_field_names[f],
+		       f == KS_F_DIGEST ? "binary" :
+		       f == KS_F_RPM ? "an unsigned 32-bit integer" :
+		       f >= KS_F_CREATED ? "a non-negative integer" : "a string");
+		return -1;
+	}
+	for (int f = 0; f < KS_F_ENTRIES; f++)
+		if (!(seen & (1u << f))) {
+			ks_err(err, errlen, "missing field \"%s\"", ks_field_names[f]);
+			return -1;
+		}
+	return ks_check_fields(r->id->ptr, r->id->size, r->route->ptr, r->route->size,
+	                       r->owner->ptr, r->owner->size, r->created, r->expires,
+	                       r->revoked, err, errlen);
+}
+
+/* Reads the whole regular file <fd> into a new buffer. Returns 0, or -1 with a
+ * message. A file that shrinks while read is returned short (and then fails
+ * as truncated); growth past the size seen by fstat is ignored. */
+static int
+ks_read_all(int fd, char **out, size_t *outlen, char *err, size_t errlen)
+{
+	struct stat st;
+	size_t size, got = 0;
+	char *buf;
+
+	if (fstat(fd, &st) == -1) {
+		ks_err(err, errlen, "fstat: %s", strerror(errno));
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ks_err(err, errlen, "is a directory, not a key store file");
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ks_err(err, errlen, "not a regular file");
+		return -1;
+	}
+	if ((uint64_t)st.st_size > KS_FILE_MAX) {
+		ks_err(err, errlen, "file is %lld bytes, more than the %lu byte limit",
+		       (long long)st.st_size, KS_FILE_MAX);
+		return -1;
+	}
+	size = (size_t)st.st_size;
+	if (size == 0) {
+		ks_err(err, errlen, "empty file (a key store holds at least its version)");
+		return -1;
+	}
+	if ((buf = malloc(size)) == NULL) {
+		ks_err(err, errlen, "out of memory reading %zu bytes", size);
+		return -1;
+	}
+	while (got < size) {
+		ssize_t r = read(fd, buf + got, size - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			ks_err(err, errlen, "read: %s", strerror(errno));
+			free(buf);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	*out = buf;
+	*outlen = got;
+	return 0;
+}
+
+/*
+ * ---- walking the file ---------------------------------------------------------
+ *
+ * WHY NOT ONE msgpack_unpack_next OVER THE WHOLE FILE: msgpack-c's C API
+ * decodes whole objects into a tree of 24-byte msgpack_objects, about 400
+ * bytes per key: 400 MB of short-lived memory, and most of the load time,
+ * for 1,000,000 keys. So the two containers of the format (the top-level map
+ * and the "keys" array) are stepped through by reading only their headers
+ * here (ks_read_header), and every element inside them -- each top-level key
+ * and value, each entry map -- is decoded on its own by msgpack_unpack_next,
+ * which frees the previous element's small zone first. Decoding stays the
+ * library's; the loader just never holds more than one entry's tree.
+ * LIMIT: msgpack-c allocates count x 24 bytes when it meets a container
+ * header, before reading the elements, so a corrupt count nested inside an
+ * entry can ask for a large allocation (failing as "out of memory"); the
+ * "keys" count itself is checked against the bytes left (KS_ENTRY_MIN_BYTES).
+ */
+
+/* A valid entry takes over 100 bytes (its eight field names alone take 50);
+ * a "keys" header announcing more entries than the rest of the file could
+ * hold at this size is refused before anything is allocated for them. */
+#define KS_ENTRY_MIN_BYTES 64
+
+struct ks_loader {
+	const char *buf;                 /* the whole file */
+	size_t len;
+	size_t off;                      /* next byte to decode */
+	msgpack_unpacked up;             /* the element decoded last */
+	char *err;                       /* message without the path */
+	size_t errlen;
+};
+
+enum { KS_HDR_OK = 0, KS_HDR_SHORT = -1, KS_HDR_OTHER = -2 };
+
+/*
+ * Reads a map (<map>) or array header at ld->off: fix (1 byte), 16-bit
+ * (0xde/0xdc + 2 bytes) or 32-bit (0xdf/0xdd + 4 bytes) count, big-endian.
+ * Returns KS_HDR_OK and advances past it, KS_HDR_SHORT if the bytes end
+ * first, or KS_HDR_OTHER if another type starts there (nothing consumed).
+ */
+static int
+ks_read_header(struct ks_loader *ld, bool map, uint32_t *count)
+{
+	const uint8_t *p = (const uint8_t *)ld->buf + ld->off;
+	size_t avail = ld->len - ld->off, hl;
+
+	if (avail < 1)
+		return KS_HDR_SHORT;
+	if ((p[0] & 0xf0) == (map ? 0x80 : 0x90)) {
+		*count = p[0] & 0x0f;
+		ld->off += 1;
+		return KS_HDR_OK;
+	}
+	if (p[0] == (map ? 0xde : 0xdc))
+		hl = 3;
+	else if (p[0] == (map ? 0xdf : 0xdd))
+		hl = 5;
+	else
+		return KS_HDR_OTHER;
+	if (avail < hl)
+		return KS_HDR_SHORT;
+	*count = 0;
+	for (size_t i = 1; i < hl; i++)
+		*count = (*count << 8) | p[i];
+	ld->off += hl;
+	return KS_HDR_OK;
+}
+
+/* Decodes the next element into ld->up.data. Returns 0, or -1 with a message. */
+static int
+ks_next(struct ks_loader *ld)
+{
+	size_t at = ld->off;
+
+	switch (msgpack_unpack_next(&ld->up, ld->buf, ld->len, &ld->off)) {
+	case MSGPACK_UNPACK_SUCCESS:
+	case MSGPACK_UNPACK_EXTRA_BYTES:
+		return 0;
+	case MSGPACK_UNPACK_CONTINUE:
+		ks_err(ld->err, ld->errlen, "truncated (%zu bytes; the msgpack object at offset %zu is incomplete)",
+		       ld->len, at);
+		return -1;
+	case MSGPACK_UNPACK_NOMEM_ERROR:
+		ks_err(ld->err, ld->errlen, "out of memory decoding offset %zu (or a corrupt length)", at);
+		return -1;
+	default:
+		ks_err(ld->err, ld->errlen, "corrupt: not valid msgpack at offset %zu", at);
+		return -1;
+	}
+}
+
+/* Decodes and validates <n> entries from ld->off into a new set, or skips
+ * them when <skip>. Returns the set (or a placeholder empty set when
+ * skipping), or NULL with a message. */
+static struct ks_set *
+ks_load_entries(struct ks_loader *ld, uint32_t n, bool skip)
+{
+	struct ks_set *s;
+	struct ks_raw r;
+	char msg[200];
+
+	if ((s = ks_set_alloc(skip ? 0 : n, skip ? 0 : (size_t)n * 32)) == NULL) {
+		ks_err(ld->err, ld->errlen, "%u keys: %s", n, n > KS_MAX_KEYS ? "too many keys" : "out of memory");
+		return NULL;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (ks_next(ld) == -1)
+			goto fail;
+		if (skip)
+			continue;
+		if (ks_parse_entry(&ld->up.data, &r, msg, sizeof(msg)) == -1 ||
+		    ks_set_add(s, (const uint8_t *)r.digest->ptr, r.id->ptr, r.id->size,
+		               r.route->ptr, r.route->size, r.owner->ptr, r.owner->size,
+		               r.created, r.expires, r.revoked, r.rpm, msg, sizeof(msg)) == -1) {
+			ks_err(ld->err, ld->errlen, "keys[%u]: %s", i, msg);
+			goto fail;
+		}
+	}
+	ks_set_finish(s);
+	return s;
+fail:
+	ks_set_free(s);
+	return NULL;
+}
+
+/* What the walk of the top-level map has found so far. */
+enum { KS_TOP_VERSION = 1, KS_TOP_GENERATION = 2, KS_TOP_KEYS = 4 };
+
+struct ks_top {
+	struct ks_set *s;                /* the entries; a placeholder while deferred */
+	uint64_t generation;
+	uint32_t nkeys;
+	size_t keys_off;                 /* offset of the first entry */
+	unsigned seen;                   /* KS_TOP_* bits */
+	bool deferred;                   /* "keys" came before "version": skipped */
+};
+
+/* Decodes the next top-level field name. Returns its KS_TOP_* bit (now
+ * marked seen) with its name in *name, or 0 with a message. */
+static unsigned
+ks_top_name(struct ks_loader *ld, struct ks_top *t, const char **name)
+{
+	static const char *const names[] = { "version", "generation", "keys" };
+	const msgpack_object *o;
+	char pb[48];
+
+	if (ks_next(ld) == -1)
+		return 0;
+	o = &ld->up.data;
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		unsigned bit = 1u << i;
+
+		if (!ks_key_is(o, names[i]))
+			continue;
+		if (t->seen & bit) {
+			ks_err(ld->err, ld->errlen, "top-level field \"%s\" appears twice", names[i]);
+			return 0;
+		}
+		t->seen |= bit;
+		*name = names[i];
+		return bit;
+	}
+	if (o->type == MSGPACK_OBJECT_STR)
+		ks_err(ld->err, ld->errlen, "unknown top-level field \"%s\"",
+		       ks_printable(pb, o->via.str.ptr, o->via.str.size));
+	else
+		ks_err(ld->err, ld->errlen, "a top-level field name is not a string");
+	return 0;
+}
+
+/* The "keys" array: its header, then its entries, only skipped while the
+ * version is not known yet. Returns 0, or -1 with a message. */
+static int
+ks_top_keys(struct ks_loader *ld, struct ks_top *t)
+{
+	int rc;
+
+	if ((rc = ks_read_header(ld, false, &t->nkeys)) == KS_HDR_OTHER) {
+		ks_err(ld->err, ld->errlen, "\"keys\" is not an array");
+		return -1;
+	}
+	if (rc == KS_HDR_SHORT || t->nkeys > (ld->len - ld->off) / KS_ENTRY_MIN_BYTES) {
+		ks_err(ld->err, ld->errlen, "truncated or corrupt: \"keys\" announces %u entries "
+		       "in the %zu bytes left", t->nkeys, ld->len - ld->off);
+		return -1;
+	}
+	t->keys_off = ld->off;
+	t->deferred = !(t->seen & KS_TOP_VERSION);
+	t->s = ks_load_entries(ld, t->nkeys, t->deferred);
+	return t->s == NULL ? -1 : 0;
+}
+
+/* The value of "version" or "generation" (<bit>, <name>): an unsigned
+ * integer. Returns 0, or -1 with a message. */
+static int
+ks_top_uint(struct ks_loader *ld, struct ks_top *t, unsigned bit, const char *name)
+{
+	const msgpack_object *o;
+
+	if (ks_next(ld) == -1)
+		return -1;
+	o = &ld->up.data;
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		ks_err(ld->err, ld->errlen, "\"%s\" is not an unsigned integer", name);
+		return -1;
+	}
+	if (bit == KS_TOP_GENERATION) {
+		t->generation = o->via.u64;
+	} else if (o->via.u64 != KS_FILE_VERSION) {
+		ks_err(ld->err, ld->errlen, "unsupported store version %llu (this keyauth reads version %d)",
+		       (unsigned long long)o->via.u64, KS_FILE_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+/* After the map: every field was there, and nothing follows it. Returns 0,
+ * or -1 with a message. */
+static int
+ks_top_check(const struct ks_loader *ld, const struct ks_top *t)
+{
+	if (!(t->seen & KS_TOP_VERSION)) {
+		ks_err(ld->err, ld->errlen, "no \"version\" field (not a key store?)");
+		return -1;
+	}
+	if ((t->seen & (KS_TOP_GENERATION | KS_TOP_KEYS)) != (KS_TOP_GENERATION | KS_TOP_KEYS)) {
+		ks_err(ld->err, ld->errlen, "missing top-level field \"%s\"",
+		       (t->seen & KS_TOP_GENERATION) ? "keys" : "generation");
+		return -1;
+	}
+	if (ld->off != ld->len) {
+		ks_err(ld->err, ld->errlen, "%zu unexpected bytes after the key store map at offset %zu",
+		       ld->len - ld->off, ld->off);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Walks the top-level map, validates every field and entry, and returns the
+ * new set, or NULL with a message. "version" is judged before any entry: if
+ * "keys" comes first, its entries are only skipped until the version is
+ * known good, so that a file from a newer keyauthctl is reported as such
+ * rather than as a field error.
+ */
+static struct ks_set *
+ks_parse(struct ks_loader *ld)
+{
+	struct ks_top t = { .s = NULL };
+	uint32_t npairs;
+	int rc;
+
+	if ((rc = ks_read_header(ld, true, &npairs)) != KS_HDR_OK) {
+		if (rc == KS_HDR_OTHER && ks_next(ld) == 0)
+			ks_err(ld->err, ld->errlen, "not a key store (top level is not a msgpack map)");
+		else if (rc == KS_HDR_SHORT)
+			ks_next(ld);            /* words "truncated" */
+		return NULL;
+	}
+	for (uint32_t i = 0; i < npairs; i++) {
+		const char *name = NULL;
+		unsigned bit = ks_top_name(ld, &t, &name);
+
+		if (bit == 0)
+			goto fail;
+		if ((bit == KS_TOP_KEYS ? ks_top_keys(ld, &t) : ks_top_uint(ld, &t, bit, name)) == -1)
+			goto fail;
+	}
+	if (ks_top_check(ld, &t) == -1)
+		goto fail;
+	if (t.deferred) {
+		ks_set_free(t.s);
+		ld->off = t.keys_off;
+		if ((t.s = ks_load_entries(ld, t.nkeys, false)) == NULL)
+			return NULL;
+	}
+	t.s->generation = t.generation;
+	return t.s;
+fail:
+	ks_set_free(t.s);
+	return NULL;
+}
+
+/*
+ * The file buffer is freed before returning, and malloc_trim hands freed
+ * pages back, so that a daemon's resident size reflects the set, not the
+ * load (glibc keeps small freed blocks otherwise).
+ */
+struct ks_set *
+ks_set_load(const char *path, bool *missing, char *err, size_t errlen)
+{
+	struct ks_set *s;
+	size_t len = 0;
+	char *buf = NULL;
+	char msg[256];
+	int fd;
+
+	if (missing)
+		*missing = false;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1) {
+		if (errno == ENOENT) {
+			if (missing)
+				*missing = true;
+			if ((s = ks_set_empty()) == NULL)
+				ks_err(err, errlen, "%s: out of memory", path);
+			return s;
+		}
+		ks_err(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	{
+		struct stat st;
+
+		/* Whoever can write the store can add keys: refuse a store that
+		 * users other than its owner may write. */
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+			close(fd);
+			ks_err(err, errlen, "%s: writable by group or others (mode %04o), so anyone "
+			    "who can write it could add keys; fix: chmod 600 %s", path,
+			    (unsigned)(st.st_mode & 07777), path);
+			return NULL;
+		}
+	}
+	if (ks_read_all(fd, &buf, &len, msg, sizeof(msg)) == -1) {
+		close(fd);
+		ks_err(err, errlen, "%s: %s", path, msg);
+		return NULL;
+	}
+	close(fd);
+
+	if ((s = ks_set_parse(buf, len, msg, sizeof(msg))) == NULL)
+		ks_err(err, errlen, "%s: %s", path, msg);
+	free(buf);
+	malloc_trim(0);
+	return s;
+}
+
+struct ks_set *
+ks_set_parse(const void *buf, size_t len, char *err, size_t errlen)
+{
+	struct ks_loader ld = { .buf = buf, .len = len, .err = err, .errlen = errlen };
+	struct ks_set *s;
+
+	msgpack_unpacked_init(&ld.up);
+	s = ks_parse(&ld);
+	msgpack_unpacked_destroy(&ld.up);
+	return s;
+}
