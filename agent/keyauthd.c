@@ -28,7 +28,6 @@
 #include "snap.h"
 #include "stats.h"
 #include "store.h"
-#include "store_redis.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -245,7 +244,7 @@ on_stale_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	struct store_status ss;
 
 	(void)revents;
-	if (rc == NULL || strcmp(d->store->ops->name, "redis") != 0 || d->stale)
+	if (rc == NULL || !store_has(d->store, STORE_F_SHARED) || d->stale)
 		return;
 	store_get_status(d->store, ev_now(loop), &ss);
 	if ((ss.connected && d->store_last_ok) || ss.age <= rc->max_staleness)
@@ -313,7 +312,7 @@ reload_config(struct daemon *d)
 	cref->tls_ctx = tls_ctx;
 	log_set(c->log_level, c->log_target);
 	if (!store_same(d->store, c)) {
-		struct store *st = store_new(c, err, sizeof(err));
+		struct store *st = store_open(c, &store_role_agent, err, sizeof(err));
 
 		if (st != NULL) {
 			struct store *prev = d->store;
@@ -372,7 +371,7 @@ stats_fill(struct daemon *d, struct stats_view *v, struct stats_sum *sum)
 	store_get_status(d->store, v->now, &v->store_status);
 	if (d->store->ops->status == NULL)
 		v->store_status.resyncs = d->store_loads_ok;   /* every file load is full */
-	if (strcmp(d->store->ops->name, "redis") == 0) {
+	if (store_has(d->store, STORE_F_SHARED)) {
 		v->store_shared = true;
 		v->store_stale = d->stale;
 	}
@@ -501,7 +500,7 @@ main(int argc, char **argv)
 		SSL_CTX_free(probe);
 	}
 	if (check_only && c->store_redis != NULL) {
-		struct store *st = store_new(c, err, sizeof(err));
+		struct store *st = store_open(c, &store_role_agent, err, sizeof(err));
 		struct ks_set *ks = st != NULL ? st->ops->load(st, err, sizeof(err)) : NULL;
 
 		if (ks == NULL) {
@@ -548,7 +547,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	d.cref->tls_ctx = tls_ctx;
-	d.store = store_new(c, err, sizeof(err));
+	d.store = store_open(c, &store_role_agent, err, sizeof(err));
 	if (d.store == NULL) {
 		log_lines(LOG_ERR, "start_failed", err);
 		goto out;

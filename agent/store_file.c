@@ -7,7 +7,8 @@
  * identity (inode, size, mtime, ctime), so a change is seen within 1 s even
  * where inotify misses renames. The callback fires only when the identity
  * differs from the one of the last load attempt, so one bad file is reported
- * once, not once per tick.
+ * once, not once per tick. keyauthctl's transactions lock the file and
+ * rewrite it whole (see keystore.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,10 +18,8 @@
 
 #include <ev.h>
 
-#include "conf.h"
 #include "keystore.h"
 #include "store.h"
-#include "store_redis.h"
 
 #define STORE_POLL_INTERVAL 0.25
 
@@ -43,6 +42,7 @@ struct store_file {
 	ev_timer poll_w;
 	store_changed_cb *cb;
 	void *arg;
+	int lock;                /* keyauthctl's transaction: the flock, -1 */
 };
 
 static void
@@ -151,11 +151,56 @@ sf_where(const struct store *st)
 	return ((const struct store_file *)st)->path;
 }
 
+/* ---- keyauthctl: unlocked read and transactions ----------------------------
+ * A transaction holds an exclusive flock on the file, and rewrites it whole
+ * with generation + 1. */
+
+static struct ks_set *
+sf_read(struct store *st, char *err, size_t errlen)
+{
+	return ks_set_load(((struct store_file *)st)->path, NULL, err, errlen);
+}
+
+static struct ks_set *
+sf_begin(struct store *st, int *locked, char *err, size_t errlen)
+{
+	struct store_file *sf = (struct store_file *)st;
+
+	sf->lock = ks_file_lock(sf->path, err, errlen);
+	*locked = sf->lock != -1;
+	if (sf->lock == -1)
+		return NULL;
+	return ks_set_load(sf->path, NULL, err, errlen);
+}
+
+static int
+sf_commit(struct store *st, const struct ks_set *old, const struct ks_entry *v, size_t n,
+          char *err, size_t errlen)
+{
+	return ks_file_write_gen(((struct store_file *)st)->path, v, n, ks_generation(old) + 1,
+	                         err, errlen);
+}
+
+static void
+sf_end(struct store *st)
+{
+	struct store_file *sf = (struct store_file *)st;
+
+	if (sf->lock != -1)
+		ks_file_unlock(sf->lock);
+	sf->lock = -1;
+}
+
 static const struct store_ops store_file_ops = {
 	.name = "file",
+	.flags = STORE_F_WATCH_FILE,
 	.load = sf_load,
 	.watch = sf_watch,
 	.unwatch = sf_unwatch,
+	.read = sf_read,
+	.begin = sf_begin,
+	.commit = sf_commit,
+	.end = sf_end,
 	.free = sf_free,
 	.where = sf_where,
 };
@@ -168,33 +213,11 @@ store_file_new(const char *path)
 	if (sf == NULL)
 		return NULL;
 	sf->base.ops = &store_file_ops;
+	sf->lock = -1;
 	sf->path = strdup(path);
 	if (sf->path == NULL) {
 		free(sf);
 		return NULL;
 	}
 	return &sf->base;
-}
-
-struct store *
-store_new(const struct conf *c, char *err, size_t errlen)
-{
-	struct store *st;
-
-	if (c->store_redis != NULL)
-		return store_redis_new(c->store_redis, err, errlen);
-	st = store_file_new(c->store_path);
-
-	if (st == NULL)
-		snprintf(err, errlen, "store: out of memory");
-	return st;
-}
-
-/* A redis store is never "the same": a config reload builds a new one (and
- * loads through it) so every redis setting change takes effect. */
-int
-store_same(const struct store *st, const struct conf *c)
-{
-	return c->store_redis == NULL && strcmp(st->ops->name, "file") == 0 &&
-	    strcmp(st->ops->where(st), c->store_path) == 0;
 }

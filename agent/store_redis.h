@@ -13,6 +13,10 @@
  * the id set and the generation and PUBLISH in one MULTI/EXEC: the change,
  * its index and its notification are one atomic unit, and a concurrent
  * writer makes EXEC fail instead of losing an update.
+ *
+ * The store itself (both programs) comes from store_open (store.h); these are
+ * the synchronous primitives under it (store_redis.c, no libev), also used by
+ * tools and tests.
  */
 #ifndef AGENT_STORE_REDIS_H
 #define AGENT_STORE_REDIS_H
@@ -24,13 +28,7 @@
 struct ks_entry;
 struct ks_set;
 struct redisContext;
-struct store;
 struct store_redis_conf;
-
-/* The agent backend. Reads the password file now (refused when group or
- * other may read it). Its store_ops status says how current the set is.
- * NULL with <err>. */
-struct store *store_redis_new(const struct store_redis_conf *rc, char *err, size_t errlen);
 
 /* A synchronous connection (address, AUTH [username] from the password file, SELECT),
  * with a 2 s connect and 10 s command timeout. NULL with <err>. */

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctl_keys-int.h: what the files of `keyauthctl key ...` share. Private to
+ * ctl_keys.c (the commands that change keys), ctl_keys_read.c (list,
+ * verify), ctl_keys_store.c (the store transaction) and ctl_keys_util.c
+ * (options, input, output).
+ */
+#ifndef AGENT_CTL_KEYS_INT_H
+#define AGENT_CTL_KEYS_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "conf.h"
+#include "ctl.h"
+#include "keystore.h"
+
+#define STDIN_MAX 8192           /* verify: more than any header HAProxy would pass */
+
+/* The options of every key command; each takes those it lists. */
+struct key_opts {
+	const char *route;
+	const char *owner;           /* "" when not given */
+	const char *days;            /* checked by expiry_from_opts */
+	const char *date;            /* --expires */
+	int64_t grace;               /* rotate: CTL_DEFAULT_GRACE when not given */
+	uint32_t rpm;
+	bool rpm_set;
+	bool all;
+};
+
+#define KEY_OPT_ROUTE   { "route",   required_argument, NULL, 'r' }
+#define KEY_OPT_OWNER   { "owner",   required_argument, NULL, 'o' }
+#define KEY_OPT_DAYS    { "days",    required_argument, NULL, 'd' }
+#define KEY_OPT_RPM     { "rpm",     required_argument, NULL, 'p' }
+#define KEY_OPT_END     CTL_JSON_LONGOPT, { NULL, 0, NULL, 0 }
+
+/* The descriptor of "key WORD": WORD_help, WORD_opts and key_WORD(). */
+#define KEY_CMD(word, operand_, summary_) \
+	const struct ctl_cmd ctl_cmd_key_##word = { \
+		.name = "key " #word, .summary = summary_, .help = word##_help, \
+		.longopts = word##_opts, .operand = operand_, .opts_size = sizeof(struct key_opts), \
+		.init = key_opts_init, .opt = key_opt, .run = key_##word }
+
+void key_opts_init(void *opts);
+int key_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg);
+
+/* ---- store transactions (ctl_keys_store.c) ---------------------------------------- */
+
+/* The working copy of the entries during a transaction. Strings are borrowed
+ * from the loaded set, the conf or argv, all of which outlive the edit. */
+struct ctl_edit {
+	const struct ctl_ctx *ctx;
+	const struct conf *conf;
+	const struct ks_set *set;    /* the store as loaded under the lock */
+	struct ks_entry *v;
+	size_t n;
+	size_t cap;
+	int64_t now;
+};
+
+#define EDIT_WRITE    0          /* write the working copy */
+#define EDIT_NOCHANGE 1          /* nothing to write; success */
+#define EDIT_FAIL     (-1)       /* the callback printed why */
+
+typedef int ctl_edit_fn(struct ctl_edit *ed, void *arg);
+
+struct ks_entry *key_edit_find(struct ctl_edit *ed, const char *id);
+/* A zeroed entry at the end of the working copy; NULL (printed) on ENOMEM. */
+struct ks_entry *key_edit_append(struct ctl_edit *ed);
+/* A new key and entry for <route>/<owner>, appended to the working copy. The
+ * key goes to <key> (KEY_GEN_MAX + 1 bytes). */
+struct ks_entry *key_edit_new(struct ctl_edit *ed, const char *route, const char *owner,
+                              int64_t expires, uint32_t rpm, char *key, size_t keycap);
+
+/* Loads the configuration into <*c> (the caller frees it, also on failure)
+ * and reads the whole set of its store, unlocked; NULL after printing why. */
+struct ks_set *key_store_read(const struct ctl_ctx *ctx, struct conf **c);
+
+/* key_store_edit_note's "written, but not confirmed by enough replicas". */
+#define STORE_UNCONFIRMED 100
+
+/* Runs <fn> as one locked read-modify-write of the store: CTL_EXIT_OK,
+ * CTL_EXIT_FAIL (printed), or STORE_UNCONFIRMED with <note> (not printed). */
+int key_store_edit_note(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn,
+                        void *arg, char *note, size_t notelen);
+/* Prints key_store_edit_note's <note>; the exit code of an unconfirmed change. */
+int key_unconfirmed_print(const struct ctl_ctx *ctx, const char *note);
+/* key_store_edit_note for commands that print nothing of their own first. */
+int key_store_edit(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, void *arg);
+
+/* ---- helpers (ctl_keys_util.c) ------------------------------------------------------ */
+
+/* An entry copied out of a transaction: its strings are borrowed from the
+ * loaded set, which is gone once key_store_edit returns. */
+struct kept_entry {
+	struct ks_entry e;
+	char route[KS_ROUTE_MAX + 1];
+	char owner[KS_OWNER_MAX + 1];
+};
+
+void key_keep_entry(struct kept_entry *k, const struct ks_entry *e);
+/* "active", "expired" or "revoked" at <now>. */
+const char *key_entry_status(const struct ks_entry *e, int64_t now);
+/* Printable text only, bounded. */
+bool key_owner_ok(const char *s);
+/* The route <name> of <c>, or NULL after listing the routes there are. */
+const struct route *key_route_lookup(const struct ctl_ctx *ctx, const struct conf *c,
+                                     const char *name);
+/* One key from stdin (see ctl_keys_util.c): 0, 1 (too long) or -1. */
+int key_read_stdin(const struct ctl_ctx *ctx, char *buf, size_t cap, size_t *len);
+int key_parse_rpm(const struct ctl_ctx *ctx, const char *s, uint32_t *out);
+/* "60" or "-" for tables and messages. */
+const char *key_rpm_str(uint32_t rpm, char *buf, size_t len);
+/* Prints a new key once (text or JSON), with <note> (may be NULL). */
+int key_print_new(const struct ctl_ctx *ctx, const char *key, const struct ks_entry *e,
+                  bool json, const char *note);
+json_t *key_json_entry(const struct ks_entry *e, int64_t now);
+
+#endif /* AGENT_CTL_KEYS_INT_H */

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctl_keys_store: the store under `keyauthctl key ...`. Every change is one
+ * transaction through store_open's vtable (store.h): lock and read the whole
+ * store, let the command edit a copy, write it (the file: under an exclusive
+ * flock, rewritten whole with generation + 1; Redis: under WATCH of the
+ * generation, one MULTI/EXEC of the changed records). A store that does not
+ * load is never written.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl_keys-int.h"
+#include "keyfmt.h"
+#include "store.h"
+
+static void
+key_store_load_failed(const struct ctl_ctx *ctx, const struct conf *c, const char *err)
+{
+	ctl_err(ctx, "cannot read the key store: %s", err);
+	if (c->store_redis != NULL) {
+		fprintf(stderr, "%s: the store was not modified; check that Redis at %s is up "
+		        "and the store settings of %s.\n", ctx->prog, c->store_redis->address,
+		        c->path);
+		return;
+	}
+	fprintf(stderr,
+	        "%s: the store was not modified. To recover, restore %s from a backup,\n"
+	        "  or move it aside (mv %s %s.broken) to start an empty store; keys held only\n"
+	        "  in the broken file then stop working and must be created again.\n",
+	        ctx->prog, c->store_path, c->store_path, c->store_path);
+}
+
+/* ---- store transactions ------------------------------------------------------ */
+
+struct ks_entry *
+key_edit_find(struct ctl_edit *ed, const char *id)
+{
+	for (size_t i = 0; i < ed->n; i++)
+		if (strcmp(ed->v[i].id, id) == 0)
+			return &ed->v[i];
+	return NULL;
+}
+
+struct ks_entry *
+key_edit_append(struct ctl_edit *ed)
+{
+	if (ed->n == ed->cap) {
+		size_t ncap = ed->cap == 0 ? 16 : ed->cap * 2;
+		struct ks_entry *nv = realloc(ed->v, ncap * sizeof(*nv));
+
+		if (nv == NULL) {
+			ctl_err(ed->ctx, "out of memory");
+			return NULL;
+		}
+		ed->v = nv;
+		ed->cap = ncap;
+	}
+	memset(&ed->v[ed->n], 0, sizeof(ed->v[0]));
+	return &ed->v[ed->n++];
+}
+
+/* The whole set, unlocked (the file is replaced by rename and redis writes
+ * are atomic, so a reader sees the old store or the new one). */
+struct ks_set *
+key_store_read(const struct ctl_ctx *ctx, struct conf **c)
+{
+	char err[1024] = "";
+	struct store *st;
+	struct ks_set *set;
+
+	*c = ctl_conf_load(ctx);
+	if (*c == NULL)
+		return NULL;
+	st = store_open(*c, &store_role_ctl, err, sizeof(err));
+	set = st != NULL ? st->ops->read(st, err, sizeof(err)) : NULL;
+	store_free(st);
+	if (set == NULL)
+		key_store_load_failed(ctx, *c, err);
+	return set;
+}
+
+/* Runs <fn> as one locked read-modify-write of the store. Returns
+ * CTL_EXIT_OK, CTL_EXIT_FAIL (messages printed), or STORE_UNCONFIRMED: the
+ * change is written but fewer replicas than write_replicas confirmed it,
+ * with the message for key_unconfirmed_print in <note> (<notelen> bytes), not
+ * printed yet so that a command can first print the key it made. */
+int
+key_store_edit_note(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, void *arg,
+                char *note, size_t notelen)
+{
+	struct ctl_edit ed = { .ctx = ctx, .conf = c, .now = ctl_now(ctx) };
+	struct store *st;
+	struct ks_set *set = NULL;
+	char err[1024];
+	int locked = 0, rc = CTL_EXIT_FAIL, r;
+
+	err[0] = '\0';
+	st = store_open(c, &store_role_ctl, err, sizeof(err));
+	if (st != NULL)
+		set = st->ops->begin(st, &locked, err, sizeof(err));
+	if (!locked) {
+		ctl_err(ctx, "cannot lock the key store: %s", err);
+		if (c->store_redis == NULL)
+			fprintf(stderr, "%s: check that the directory of %s exists and that this user "
+			        "may write to it.\n", ctx->prog, c->store_path);
+		else
+			fprintf(stderr, "%s: check that Redis at %s is up and the store settings of "
+			        "%s.\n", ctx->prog, c->store_redis->address, c->path);
+		if (st != NULL)
+			st->ops->end(st);
+		store_free(st);
+		return CTL_EXIT_FAIL;
+	}
+	if (set == NULL) {
+		key_store_load_failed(ctx, c, err);
+		goto out;
+	}
+	ed.set = set;
+	for (size_t i = 0; i < ks_count(set); i++) {
+		struct ks_entry *e = key_edit_append(&ed);
+
+		if (e == NULL)
+			goto out;
+		*e = *ks_entry_at(set, i);
+	}
+	r = fn(&ed, arg);
+	if (r == EDIT_FAIL)
+		goto out;
+	if (r == EDIT_NOCHANGE) {
+		rc = CTL_EXIT_OK;
+		goto out;
+	}
+	r = st->ops->commit(st, set, ed.v, ed.n, err, sizeof(err));
+	if (r == -1) {
+		ctl_err(ctx, "cannot write the key store: %s", err);
+		fprintf(stderr, "%s: the store was not modified.\n", ctx->prog);
+		goto out;
+	}
+	if (r == 1) {
+		snprintf(note, notelen, "%s", err);
+		rc = STORE_UNCONFIRMED;
+		goto out;
+	}
+	rc = CTL_EXIT_OK;
+out:
+	free(ed.v);
+	ks_set_unref(set);
+	st->ops->end(st);
+	store_free(st);
+	return rc;
+}
+
+/* Prints key_store_edit_note's <note>; the exit code of an unconfirmed change. */
+int
+key_unconfirmed_print(const struct ctl_ctx *ctx, const char *note)
+{
+	ctl_err(ctx, "%s", note);
+	return CTL_EXIT_FAIL;
+}
+
+/* key_store_edit_note for commands that print nothing of their own first. */
+int
+key_store_edit(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn *fn, void *arg)
+{
+	char note[1024];
+	int rc = key_store_edit_note(ctx, c, fn, arg, note, sizeof(note));
+
+	return rc == STORE_UNCONFIRMED ? key_unconfirmed_print(ctx, note) : rc;
+}
+
+/* A new key and entry for <route>/<owner>, appended to the working copy. The
+ * key goes to <key> (KEY_GEN_MAX + 1 bytes). */
+struct ks_entry *
+key_edit_new(struct ctl_edit *ed, const char *route, const char *owner, int64_t expires,
+             uint32_t rpm, char *key, size_t keycap)
+{
+	struct ks_entry *e;
+	uint8_t digest[KEY_DIGEST_LEN];
+	char id[KEY_ID_LEN + 1];
+	int len = -1;
+
+	/* Collisions of 256-bit keys or 71-bit ids do not happen, but checking
+	 * costs nothing and keeps the store's uniqueness invariant local. */
+	for (int tries = 0; tries < 8; tries++) {
+		len = keyfmt_generate(ed->conf->key_prefix, key, keycap);
+		if (len < 0 || keyfmt_new_id(id) == -1) {
+			ctl_err(ed->ctx, "cannot generate a key (CSPRNG failure)");
+			return NULL;
+		}
+		keyfmt_digest(key, (size_t)len, digest);
+		if (ks_lookup(ed->set, digest) == NULL && key_edit_find(ed, id) == NULL)
+			break;
+		len = -1;
+	}
+	if (len < 0) {
+		ctl_err(ed->ctx, "cannot generate a unique key");
+		return NULL;
+	}
+	e = key_edit_append(ed);
+	if (e == NULL)
+		return NULL;
+	memcpy(e->digest, digest, sizeof(digest));
+	memcpy(e->id, id, sizeof(id));
+	e->route = route;
+	e->owner = owner;
+	e->created = ed->now;
+	e->expires = expires;
+	e->rpm = rpm;
+	return e;
+}
