@@ -20,14 +20,15 @@
  * EOF or CONN_LINGER seconds, so the peer reads our last frame before it sees
  * a reset.
  *
- * TLS
- * A connection from a TLS listener carries an SSL (NULL for plain, whose
- * path stays a bare read()/send()). Until the handshake is done nothing else
- * happens; then SSL_read replaces read() and one SSL_write per pass replaces
- * send(). WANT_READ/WANT_WRITE become the ev_io events; bytes OpenSSL has
- * decrypted but we had no room for are re-fed as EV_READ, since the socket
- * will not signal them again. A handshake that stalls is bounded by the
- * HELLO timeout like a silent plain connection.
+ * TRANSPORT
+ * Bytes come and go through c->tr (agent/transport.h): read()/send() for a
+ * plain listener, SSL_read/one SSL_write per pass for a TLS one. Until the
+ * transport's handshake is done (CONN_F_HANDSHAKE) nothing else happens.
+ * What a call waits on becomes the ev_io events (a TLS write may wait on a
+ * read: CONN_F_WANT_*); bytes the transport has read ahead but we had no
+ * room for are re-fed as EV_READ, since the socket will not signal them
+ * again. A handshake that stalls is bounded by the HELLO timeout like a
+ * silent plain connection.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -41,7 +42,6 @@
 #include <unistd.h>
 
 #include <ev.h>
-#include <openssl/err.h>
 
 #include "conf.h"
 #include "conn.h"
@@ -49,7 +49,7 @@
 #include "log.h"
 #include "snap.h"
 #include "spop.h"
-#include "tls.h"
+#include "transport.h"
 #include "verdict.h"
 #include "worker.h"
 
@@ -74,6 +74,47 @@ conn_st_str(enum conn_st st)
 	return st < CONN_ST_ENTRIES ? names[st] : "?";
 }
 
+const char *
+conn_flags_str(unsigned flags, char *buf, size_t len)
+{
+	static const char *const names[] = {
+		"rd_closed", "wr_shut", "handshake", "want_read", "want_write",
+	};
+	size_t off = 0;
+
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+	for (unsigned i = 0; flags != 0; i++, flags >>= 1) {
+		const char *name = i < sizeof(names) / sizeof(names[0]) ? names[i] : "?";
+		int n;
+
+		if (!(flags & 1))
+			continue;
+		n = snprintf(buf + off, len - off, "%s%s", off > 0 ? "," : "", name);
+		if (n < 0 || (size_t)n >= len - off)
+			return buf;   /* truncated, still terminated */
+		off += (size_t)n;
+	}
+	if (off == 0)
+		snprintf(buf, len, "-");
+	return buf;
+}
+
+/* Every state change goes through here: a trace at debug level. */
+static void
+conn_set_st(struct conn *c, enum conn_st st)
+{
+	if (st != c->st && log_level() >= LOG_DEBUG) {
+		char fl[64];
+
+		log_debug("event=conn_state conn=%llu from=%s to=%s flags=%s",
+		    (unsigned long long)c->id, conn_st_str(c->st), conn_st_str(st),
+		    conn_flags_str(c->flags, fl, sizeof(fl)));
+	}
+	c->st = st;
+}
+
 static void conn_on_io(struct ev_loop *loop, ev_io *io, int revents);
 static bool conn_log_budget(struct worker *w);
 static void conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents);
@@ -94,18 +135,16 @@ conn_idle_limit(const struct conn *c)
 	return idle;
 }
 
-struct conn *
-conn_new(struct worker *w, int fd)
+/* The rest of conn_new(_tls) once <c->tr> holds the fd. */
+static struct conn *
+conn_start(struct worker *w, struct conn *c)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	int fd = c->tr.fd;
 
-	if (c == NULL) {
-		close(fd);
-		return NULL;
-	}
-	c->fd = fd;
 	c->w = w;
 	c->st = CONN_ST_HELLO_WAIT;
+	if (c->tr.ops->handshake != NULL)
+		c->flags |= CONN_F_HANDSHAKE;
 	/* Replies leave as whole batches, one send() per pass, so Nagle only
 	 * holds a batch back until HAProxy's kernel ACKs the previous one:
 	 * up to a delayed-ACK timeout (40 ms) of latency on TCP (measured
@@ -122,8 +161,8 @@ conn_new(struct worker *w, int fd)
 	if (c->rx == NULL || c->tx == NULL) {
 		free(c->rx);
 		free(c->tx);
+		c->tr.ops->close(&c->tr);
 		free(c);
-		close(fd);
 		return NULL;
 	}
 	c->id = atomic_fetch_add_explicit(&conn_ids, 1, memory_order_relaxed) + 1;
@@ -149,22 +188,29 @@ conn_new(struct worker *w, int fd)
 }
 
 struct conn *
-conn_new_tls(struct worker *w, int fd, SSL_CTX *ctx)
+conn_new(struct worker *w, int fd)
 {
-	SSL *ssl = tls_conn_new(ctx, fd);
-	struct conn *c;
+	struct conn *c = calloc(1, sizeof(*c));
 
-	if (ssl == NULL) {
+	if (c == NULL) {
 		close(fd);
 		return NULL;
 	}
-	c = conn_new(w, fd);
-	if (c == NULL) {
-		SSL_free(ssl);
+	transport_plain_init(&c->tr, fd);
+	return conn_start(w, c);
+}
+
+struct conn *
+conn_new_tls(struct worker *w, int fd, struct ssl_ctx_st *ctx)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL || transport_tls_init(&c->tr, fd, ctx) == -1) {
+		free(c);
+		close(fd);
 		return NULL;
 	}
-	c->ssl = ssl;
-	return c;
+	return conn_start(w, c);
 }
 
 void
@@ -179,10 +225,7 @@ conn_free(struct conn *c)
 		ev_io_stop(w->loop, &c->io);
 		ev_timer_stop(w->loop, &c->timer);
 	}
-	if (c->ssl != NULL)
-		SSL_free(c->ssl);   /* wipes its own record buffers */
-	if (c->fd != -1)
-		close(c->fd);
+	c->tr.ops->close(&c->tr);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -233,7 +276,7 @@ conn_error(struct conn *c, int status)
 		log_msg(LOG_NOTICE, "event=protocol_error conn=%llu state=%s status=%d reason=\"%s\"",
 		    (unsigned long long)c->id, conn_st_str(c->st), status, spop_err_str(status));
 	c->rx_len = 0;
-	c->st = CONN_ST_CLOSING;
+	conn_set_st(c, CONN_ST_CLOSING);
 }
 
 static int
@@ -362,10 +405,10 @@ handle_hello(struct conn *c, const struct spop_frame *f)
 	STAT_INC(c->w, handshakes);
 	if (h.healthcheck) {
 		STAT_INC(c->w, healthchecks);
-		c->st = CONN_ST_CLOSING;
+		conn_set_st(c, CONN_ST_CLOSING);
 		return;
 	}
-	c->st = CONN_ST_RUNNING;
+	conn_set_st(c, CONN_ST_RUNNING);
 	if (c->w->loop != NULL) {
 		c->timer.repeat = conn_idle_limit(c);
 		ev_timer_again(c->w->loop, &c->timer);
@@ -478,7 +521,7 @@ handle_disconnect(struct conn *c, const struct spop_frame *f)
 	n = spop_agent_disconnect_build(c->tx + c->tx_len, tx_room(c), status, NULL);
 	if (n > 0)
 		c->tx_len += (size_t)n;
-	c->st = CONN_ST_CLOSING;
+	conn_set_st(c, CONN_ST_CLOSING);
 }
 
 /* Handles every complete frame in <rx> while <tx> has room (see BACKPRESSURE). */
@@ -591,13 +634,21 @@ conn_feed(struct conn *c, const uint8_t *p, size_t len, int64_t now, conn_sink_c
 
 /* ---- I/O ------------------------------------------------------------------------ */
 
+/* The ev_io events the transport's last call waits on. */
+static int
+conn_want_ev(const struct conn *c)
+{
+	return ((c->flags & CONN_F_WANT_READ) ? EV_READ : 0) |
+	    ((c->flags & CONN_F_WANT_WRITE) ? EV_WRITE : 0);
+}
+
 static void
 conn_update_events(struct conn *c)
 {
 	int ev = 0;
 
-	if (c->ssl != NULL && !c->tls_ok) {
-		ev = c->tls_want != 0 ? c->tls_want : EV_READ;
+	if (c->flags & CONN_F_HANDSHAKE) {
+		ev = conn_want_ev(c) != 0 ? conn_want_ev(c) : EV_READ;
 		goto set;
 	}
 	if (c->tx_off < c->tx_len)
@@ -608,144 +659,139 @@ conn_update_events(struct conn *c)
 		if (!(ev & EV_WRITE))
 			ev |= EV_READ;
 	} else if (tx_room(c) >= CONN_REPLY_MAX + CONN_DISCON_MAX && c->rx_len < c->rx_cap &&
-	    !c->rd_closed) {
+	    !(c->flags & CONN_F_RD_CLOSED)) {
 		ev |= EV_READ;
 	}
-	if (c->ssl != NULL) {
+	if (c->st != CONN_ST_CLOSING) {
 		/* A TLS write may need a read (and the reverse) mid-record. */
-		if (c->tls_want != 0 && c->st != CONN_ST_CLOSING)
-			ev |= c->tls_want;
-		/* Bytes OpenSSL already took off the socket (read-ahead) wake
-		 * nobody: feed the read again, unless the last read found
-		 * only part of a record (SSL_has_pending is true for that
-		 * too, and feeding it would spin without ever polling). */
-		if ((ev & EV_READ) && c->st != CONN_ST_CLOSING && !c->tls_starved &&
-		    SSL_has_pending(c->ssl))
+		ev |= conn_want_ev(c);
+		/* Bytes the transport already took off the socket (read-ahead)
+		 * wake nobody: feed the read again. pending() is false for part
+		 * of a record, which feeding would spin on without ever polling. */
+		if ((ev & EV_READ) && c->tr.ops->pending(&c->tr))
 			ev_feed_event(c->w->loop, &c->io, EV_READ);
 	}
 set:
 	if (ev != (c->io.events & (EV_READ | EV_WRITE))) {
 		ev_io_stop(c->w->loop, &c->io);
-		ev_io_set(&c->io, c->fd, ev);
+		ev_io_set(&c->io, c->tr.fd, ev);
 		if (ev != 0)
 			ev_io_start(c->w->loop, &c->io);
 	}
 }
 
-/* Writes what <tx> holds with one send(). Returns 0, or -1 if the peer is gone. */
+/* Writes what <tx> holds with one transport send. Returns 0, or -1 if the
+ * peer is gone. */
 static int
 conn_flush(struct conn *c)
 {
-	ssize_t n;
+	size_t n = 0;
 
 	if (c->tx_off == c->tx_len)
 		return 0;
-	if (c->ssl != NULL) {
-		/* One SSL_write per pass: one record per batch up to 16 KB. */
-		c->tls_want = 0;
-		n = tls_write(c->ssl, c->tx + c->tx_off, c->tx_len - c->tx_off, &c->tls_want);
-		if (c->tls_want == TLS_WANT_WRITE)
-			c->tls_want = 0;   /* pending <tx> arms EV_WRITE anyway */
-		if (n == -2)
-			return 0;
-		if (n < 0)
-			return -1;
-		c->tls_want = 0;
-		c->tx_off += (size_t)n;
+	c->flags &= ~CONN_F_WANT;
+	switch (c->tr.ops->send(&c->tr, c->tx + c->tx_off, c->tx_len - c->tx_off, &n)) {
+	case TR_PROGRESS:
+		c->tx_off += n;
 		if (c->tx_off == c->tx_len)
 			c->tx_off = c->tx_len = 0;
 		return 0;
+	case TR_WANT_READ:
+		c->flags |= CONN_F_WANT_READ;
+		return 0;
+	case TR_WANT_WRITE:
+		return 0;   /* pending <tx> arms EV_WRITE anyway */
+	default:
+		return -1;  /* EPIPE, ECONNRESET: a normal end */
 	}
-	n = send(c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off, MSG_NOSIGNAL);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return 0;
-		return -1;   /* EPIPE, ECONNRESET: a normal end */
-	}
-	c->tx_off += (size_t)n;
-	if (c->tx_off == c->tx_len)
-		c->tx_off = c->tx_len = 0;
-	return 0;
 }
 
 static void
 conn_enter_linger(struct conn *c)
 {
-	if (c->wr_shut)
+	if (c->flags & CONN_F_WR_SHUT)
 		return;
-	c->wr_shut = 1;
-	if (c->ssl != NULL && c->tls_ok) {
-		/* close_notify, best effort: the socket may be full. */
-		ERR_clear_error();
-		(void)SSL_shutdown(c->ssl);
-		ERR_clear_error();
-	}
-	shutdown(c->fd, SHUT_WR);
+	c->flags |= CONN_F_WR_SHUT;
+	c->tr.ops->shutdown(&c->tr);
 	c->timer.repeat = CONN_LINGER;
 	ev_timer_again(c->w->loop, &c->timer);
 }
 
-/* read() for plain sockets, SSL_read for TLS, with read()'s contract: a TLS
- * "not now" is -1/EAGAIN (what it waits on is in tls_want), a TLS failure
- * -1/ECONNRESET. */
-static ssize_t
-conn_recv(struct conn *c, void *buf, size_t len)
+/* Reads into the free end of <rx>; *n is what came. */
+static enum transport_res
+conn_recv(struct conn *c, size_t *n)
 {
-	ssize_t n;
+	enum transport_res r;
 
-	if (c->ssl == NULL)
-		return read(c->fd, buf, len);
-	if (len == 0) {   /* armed only for a write that waits on a read */
-		errno = EAGAIN;
-		return -1;
-	}
-	c->tls_want = 0;
-	n = tls_read(c->ssl, buf, len, &c->tls_want);
+	if (c->rx_len == c->rx_cap)   /* armed only for a write that waits on a read */
+		return TR_WANT_READ;
+	c->flags &= ~CONN_F_WANT;
+	r = c->tr.ops->recv(&c->tr, c->rx + c->rx_len, c->rx_cap - c->rx_len, n);
 	/* Only the cross case (a read that needs a write) is kept: a read
 	 * waiting for input is what EV_READ already means. */
-	if (c->tls_want == TLS_WANT_READ)
-		c->tls_want = 0;
-	c->tls_starved = n == -2;
-	if (n == -2) {
-		errno = EAGAIN;
-		return -1;
-	}
-	if (n == -1)
-		errno = ECONNRESET;
-	return n;
+	if (r == TR_WANT_WRITE)
+		c->flags |= CONN_F_WANT_WRITE;
+	return r;
 }
 
-/* Advances the TLS handshake. Returns 0 (done or in progress: tls_ok says
- * which) or -1 when the peer is refused. */
+/* Advances the transport's handshake. Returns 0 (done or in progress:
+ * CONN_F_HANDSHAKE says which) or -1 when the peer is refused or gone. */
 static int
-conn_tls_handshake(struct conn *c)
+conn_handshake(struct conn *c)
 {
-	int r;
+	char subj[256];
 
-	c->tls_want = 0;
-	r = tls_handshake(c->ssl, &c->tls_want);
-	if (r == 0)
+	c->flags &= ~CONN_F_WANT;
+	switch (c->tr.ops->handshake(&c->tr)) {
+	case TR_WANT_READ:
+		c->flags |= CONN_F_WANT_READ;
 		return 0;
-	if (r == -2)
-		return -1;
-	if (r == -1) {
+	case TR_WANT_WRITE:
+		c->flags |= CONN_F_WANT_WRITE;
+		return 0;
+	case TR_EOF:
+		return -1;   /* closed before finishing: not the peer's fault, not counted */
+	case TR_ERROR:
 		STAT_INC(c->w, tls_handshake_failures);
 		if (conn_log_budget(c->w))
 			log_notice("event=tls_handshake_failed conn=%llu", (unsigned long long)c->id);
 		return -1;
+	case TR_PROGRESS:
+		break;
 	}
-	c->tls_ok = 1;
-	c->tls_want = 0;
+	c->flags &= ~CONN_F_HANDSHAKE;
 	STAT_INC(c->w, tls_handshakes);
-	if (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER) {
-		char subj[256];
-
-		tls_peer_subject(c->ssl, subj, sizeof(subj));
-		if (conn_log_budget(c->w))
-			log_info("event=tls_client conn=%llu subject=\"%s\"",
-			    (unsigned long long)c->id, subj);
-	}
+	if (c->tr.ops->peer != NULL && c->tr.ops->peer(&c->tr, subj, sizeof(subj)) &&
+	    conn_log_budget(c->w))
+		log_info("event=tls_client conn=%llu subject=\"%s\"", (unsigned long long)c->id, subj);
 	return 0;
+}
+
+/* EV_READ outside CLOSING: read and handle. Returns -1 once <c> is freed. */
+static int
+conn_on_readable(struct conn *c, int64_t now)
+{
+	size_t n = 0;
+
+	switch (conn_recv(c, &n)) {
+	case TR_PROGRESS:
+		c->rx_len += n;
+		c->last_active = ev_now(c->w->loop);
+		conn_process(c, now);
+		return 0;
+	case TR_WANT_READ:
+	case TR_WANT_WRITE:
+		return 0;
+	default:
+		/* EOF, ECONNRESET: a normal close. Whatever was answered is
+		 * flushed if the socket still takes it. */
+		c->flags |= CONN_F_RD_CLOSED;
+		if (c->tx_off == c->tx_len || conn_flush(c) == -1 || c->tx_off == c->tx_len) {
+			conn_free(c);
+			return -1;
+		}
+		return 0;
+	}
 }
 
 static void
@@ -754,46 +800,30 @@ conn_on_io(struct ev_loop *loop, ev_io *io, int revents)
 	struct conn *c = io->data;
 	int64_t now = (int64_t)ev_now(loop);
 
-	if (c->ssl != NULL && !c->tls_ok) {
-		if (conn_tls_handshake(c) == -1) {
+	if (c->flags & CONN_F_HANDSHAKE) {
+		if (conn_handshake(c) == -1) {
 			conn_free(c);
 			return;
 		}
-		if (!c->tls_ok) {
+		if (c->flags & CONN_F_HANDSHAKE) {
 			conn_update_events(c);
 			return;
 		}
 		revents |= EV_READ;   /* HELLO may have come with the Finished */
-	} else if (c->ssl != NULL && (revents & EV_WRITE) && c->tls_want == TLS_WANT_WRITE) {
+	} else if ((revents & EV_WRITE) && (c->flags & CONN_F_WANT_WRITE)) {
 		revents |= EV_READ;   /* the read that needed this write, again */
 	}
 
 	if (revents & EV_READ) {
 		if (c->st == CONN_ST_CLOSING) {
-			uint8_t sink[4096];
-			ssize_t n = read(c->fd, sink, sizeof(sink));
+			enum transport_res r = transport_discard(&c->tr);
 
-			if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+			if (r == TR_EOF || r == TR_ERROR) {
 				conn_free(c);
 				return;
 			}
-		} else {
-			ssize_t n = conn_recv(c, c->rx + c->rx_len, c->rx_cap - c->rx_len);
-
-			if (n > 0) {
-				c->rx_len += (size_t)n;
-				c->last_active = ev_now(loop);
-				conn_process(c, now);
-			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-				/* EOF, ECONNRESET: a normal close. Whatever was
-				 * answered is flushed if the socket still takes it. */
-				c->rd_closed = 1;
-				if (c->tx_off == c->tx_len || conn_flush(c) == -1 ||
-				    c->tx_off == c->tx_len) {
-					conn_free(c);
-					return;
-				}
-			}
+		} else if (conn_on_readable(c, now) == -1) {
+			return;
 		}
 	}
 	if (c->tx_off < c->tx_len) {
@@ -810,7 +840,7 @@ conn_on_io(struct ev_loop *loop, ev_io *io, int revents)
 			}
 		}
 	}
-	if (c->rd_closed && c->tx_off == c->tx_len) {
+	if ((c->flags & CONN_F_RD_CLOSED) && c->tx_off == c->tx_len) {
 		conn_free(c);
 		return;
 	}
@@ -826,7 +856,7 @@ conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 	double idle, left;
 
 	(void)revents;
-	if (c->st == CONN_ST_CLOSING || (c->ssl != NULL && !c->tls_ok)) {
+	if (c->st == CONN_ST_CLOSING || (c->flags & CONN_F_HANDSHAKE)) {
 		/* Linger or flush deadline passed, or a TLS handshake never
 		 * finished: nothing can be said to that peer in SPOP. */
 		conn_free(c);
@@ -859,21 +889,20 @@ conn_close_graceful(struct conn *c)
 {
 	struct ev_loop *loop = c->w->loop;
 
-	if (c->ssl != NULL && !c->tls_ok) {
+	if (c->flags & CONN_F_HANDSHAKE) {
 		conn_free(c);   /* no SPOP session yet: nothing to say goodbye to */
 		return;
 	}
 	if (c->st != CONN_ST_CLOSING) {
 		/* Answer what already arrived, then say goodbye. */
 		for (;;) {
-			ssize_t n;
+			size_t n = 0;
 
 			if (c->rx_len == c->rx_cap || tx_room(c) < CONN_REPLY_MAX + CONN_DISCON_MAX)
 				break;
-			n = conn_recv(c, c->rx + c->rx_len, c->rx_cap - c->rx_len);
-			if (n <= 0)
+			if (conn_recv(c, &n) != TR_PROGRESS)
 				break;
-			c->rx_len += (size_t)n;
+			c->rx_len += n;
 			conn_process(c, (int64_t)ev_now(loop));
 			if (c->st == CONN_ST_CLOSING)
 				break;
@@ -886,7 +915,7 @@ conn_close_graceful(struct conn *c)
 
 				if (n > 0)
 					c->tx_len += (size_t)n;
-				c->st = CONN_ST_CLOSING;
+				conn_set_st(c, CONN_ST_CLOSING);
 			}
 		}
 	}

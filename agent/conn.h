@@ -15,8 +15,9 @@
 
 #include <ev.h>
 
+#include "transport.h"
+
 struct worker;
-struct ssl_st;
 struct ssl_ctx_st;
 
 enum conn_st {
@@ -26,30 +27,37 @@ enum conn_st {
 	CONN_ST_ENTRIES
 };
 
+/* struct conn.flags */
+enum conn_flag {
+	CONN_F_RD_CLOSED  = 1u << 0,  /* peer sent EOF (or reset) */
+	CONN_F_WR_SHUT    = 1u << 1,  /* our write side is shut: lingering until EOF */
+	CONN_F_HANDSHAKE  = 1u << 2,  /* transport handshake (TLS) under way: no SPOP byte yet */
+	CONN_F_WANT_READ  = 1u << 3,  /* the transport's last call (a write) waits on EV_READ */
+	CONN_F_WANT_WRITE = 1u << 4,  /* the transport's last call (a read) waits on EV_WRITE */
+};
+#define CONN_F_WANT (CONN_F_WANT_READ | CONN_F_WANT_WRITE)
+
 struct conn {
 	ev_io io;                /* fd readiness: EV_READ, plus EV_WRITE while <tx> is pending */
 	ev_timer timer;          /* idle timeout, or the flush deadline while closing */
-	int fd;
+	struct transport tr;     /* the byte stream: plain or TLS (agent/transport.h) */
 	enum conn_st st;
+	unsigned flags;          /* enum conn_flag */
 	uint32_t max_frame;      /* before HELLO: ours; after: negotiated */
 	double last_active;      /* ev_now of the last frame received */
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
 	uint8_t *tx;
 	size_t tx_off, tx_len, tx_cap;
-	int rd_closed;           /* peer sent EOF */
-	int wr_shut;             /* our write side is shut: lingering until EOF */
 	uint64_t id;             /* for logs */
-	struct ssl_st *ssl;      /* NULL: plain socket; else TLS (agent/tls.h) */
-	int tls_ok;              /* TLS handshake done: SPOP bytes may flow */
-	int tls_want;            /* TLS_WANT_READ/WRITE the last TLS call waits on */
-	int tls_starved;         /* the last SSL_read wanted more input: what OpenSSL
-	                          * holds is a partial record, the socket will wake us */
 	struct worker *w;
 	struct conn *prev, *next;
 };
 
 const char *conn_st_str(enum conn_st st);
+/* <flags> as "rd_closed,wr_shut,..." ("-" for none, "?" for an unknown bit)
+ * into <buf>, always NUL-terminated (truncated to <len>). Returns <buf>. */
+const char *conn_flags_str(unsigned flags, char *buf, size_t len);
 
 /* Takes ownership of the accepted, non-blocking <fd>. NULL on allocation
  * failure (the fd is then closed). */

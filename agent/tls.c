@@ -10,8 +10,8 @@
  * than clearing it before every call, which costs ~3% of a TLS verdict.
  *
  * Read-ahead is on: one read() brings a whole record (and whatever follows)
- * instead of a 5-byte header then the body; conn.c polls SSL_has_pending()
- * for bytes OpenSSL holds. Record buffers stay allocated for the life of
+ * instead of a 5-byte header then the body; transport_tls.c reports the
+ * bytes OpenSSL holds (SSL_has_pending) to conn.c. Record buffers stay allocated for the life of
  * the connection (no SSL_MODE_RELEASE_BUFFERS: freeing and reallocating them
  * per record cost 2-3%), and SSL_OP_CLEANSE_PLAINTEXT wipes them when they
  * are freed, since the plaintext holds clients' keys.

@@ -324,7 +324,7 @@ fz_quiet(struct fz_run *r)
 
 	if (c == NULL)
 		return 1;
-	if (fz_unread(c->fd) != 0 || fz_unread(r->cfd) != 0)
+	if (fz_unread(c->tr.fd) != 0 || fz_unread(r->cfd) != 0)
 		return 0;
 	/* Not SSL_has_pending(c->ssl): it is also true for a partial record,
 	 * which waits for the peer. A watcher pending means more to do. */
@@ -350,7 +350,7 @@ fz_settle(struct fz_run *r)
 	c = fz_server(r);
 	fprintf(stderr, "fuzz_tls: the connection never went quiet (server: %d bytes unread,"
 	    " TLS pending %d, tls_ok %d, state %s, tx %zu; client: %d bytes unread)\n",
-	    fz_unread(c->fd), SSL_has_pending(c->ssl), c->tls_ok, conn_st_str(c->st),
+	    fz_unread(c->tr.fd), SSL_has_pending(c->tr.ssl), !(c->flags & CONN_F_HANDSHAKE), conn_st_str(c->st),
 	    c->tx_len - c->tx_off, fz_unread(r->cfd));
 	abort();
 }
