@@ -45,6 +45,7 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "conn-int.h"
 #include "keystore.h"
 #include "log.h"
 #include "snap.h"
@@ -55,7 +56,6 @@
 
 #define CONN_RX_INITIAL   4096          /* grown up to max_frame + 4 when a frame needs it */
 #define CONN_TX_CAP       (64 * 1024)
-#define CONN_REPLY_MAX    1024          /* largest ACK we build (owner <= 256, message ~100) */
 #define CONN_DISCON_MAX   (SPOP_DISCONNECT_MSG_MAX + 64)
 #define CONN_LINGER       1.0           /* seconds to wait for EOF after our last frame */
 #define CONN_HELLO_MAX    10.0          /* seconds to wait for HAPROXY-HELLO when idle timeout is off */
@@ -116,10 +116,9 @@ conn_set_st(struct conn *c, enum conn_st st)
 }
 
 static void conn_on_io(struct ev_loop *loop, ev_io *io, int revents);
-static bool conn_log_budget(struct worker *w);
 static void conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents);
 
-static const struct conf *
+const struct conf *
 conn_conf(const struct conn *c)
 {
 	return snap_conf(c->w->snap);
@@ -243,7 +242,7 @@ conn_free(struct conn *c)
 
 /* ---- replies ------------------------------------------------------------- */
 
-static size_t
+size_t
 tx_room(struct conn *c)
 {
 	if (c->tx_off == c->tx_len) {
@@ -259,7 +258,7 @@ tx_room(struct conn *c)
 /* Queues AGENT-DISCONNECT(<status>) after what is already in <tx>, drops
  * unprocessed input and moves to CLOSING. The only way a connection ends
  * with an error. */
-static void
+void
 conn_error(struct conn *c, int status)
 {
 	size_t room = tx_room(c);
@@ -277,107 +276,6 @@ conn_error(struct conn *c, int status)
 		    (unsigned long long)c->id, conn_st_str(c->st), status, spop_err_str(status));
 	c->rx_len = 0;
 	conn_set_st(c, CONN_ST_CLOSING);
-}
-
-static int
-is_keyauth_message(const struct spop_str *name)
-{
-	static const char base[] = "keyauth";
-	size_t bl = sizeof(base) - 1;
-
-	if (name->len < bl || memcmp(name->ptr, base, bl) != 0)
-		return 0;
-	return name->len == bl || name->ptr[bl] == '-';
-}
-
-/*
- * Per-connection events (denials, protocol errors) are worth a line each,
- * but a flood of bad keys or garbage connections must not become a flood of
- * log lines: at most 20 such lines per second per worker; the rest are
- * counted and reported in one log_suppressed line when the next second
- * starts. Returns true when this line may be written.
- */
-static bool
-conn_log_budget(struct worker *w)
-{
-	double now = w->loop != NULL ? ev_now(w->loop) : 0;
-
-	if (now - w->deny_log_window >= 1.0) {
-		if (w->deny_suppressed > 0)
-			log_info("event=log_suppressed what=deny,protocol_error count=%llu",
-			    (unsigned long long)w->deny_suppressed);
-		w->deny_log_window = now;
-		w->deny_logged = 0;
-		w->deny_suppressed = 0;
-	}
-	if (w->deny_logged >= 20) {
-		w->deny_suppressed++;
-		return false;
-	}
-	w->deny_logged++;
-	return true;
-}
-
-static void
-log_verdict(struct conn *c, const struct spop_str *route, const struct verdict *v)
-{
-	char rbuf[80];
-
-	if (v->status == VERDICT_OK) {
-		if (log_level() >= LOG_DEBUG)
-			log_debug("event=allow conn=%llu route=%s key_id=%s",
-			    (unsigned long long)c->id,
-			    log_safe(rbuf, sizeof(rbuf), (const char *)route->ptr, route->len),
-			    v->entry->id);
-		return;
-	}
-	if (!conn_log_budget(c->w))
-		return;
-	log_info("event=deny conn=%llu route=%s status=%s key_id=%s",
-	    (unsigned long long)c->id,
-	    log_safe(rbuf, sizeof(rbuf), (const char *)route->ptr, route->len),
-	    verdict_status_str(v->status), v->entry != NULL ? v->entry->id : "-");
-}
-
-static int
-build_ack(uint8_t *buf, size_t cap, const struct spop_frame *f, const struct verdict *v,
-          int full)
-{
-	struct spop_fb b;
-	struct spop_data d;
-	const char *status = verdict_status_str(v->status);
-
-	spop_fb_begin(&b, buf, cap, SPOP_FRM_ACK, f->sid, f->fid);
-	d.type = SPOP_DATA_BOOL;
-	d.u.b = v->status == VERDICT_OK;
-	spop_fb_set_var(&b, SPOP_SCOPE_TXN, "ok", 2, &d);
-	d.type = SPOP_DATA_STR;
-	d.u.s.ptr = (const uint8_t *)status;
-	d.u.s.len = strlen(status);
-	spop_fb_set_var(&b, SPOP_SCOPE_TXN, "status", 6, &d);
-	if (v->entry != NULL) {
-		d.u.s.ptr = (const uint8_t *)v->entry->id;
-		d.u.s.len = strlen(v->entry->id);
-		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "key_id", 6, &d);
-	}
-	/* Essential, not "full": without it HAProxy would not enforce the limit. */
-	if (v->rpm > 0) {
-		d.type = SPOP_DATA_INT64;
-		d.u.i = v->rpm;
-		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "rpm", 3, &d);
-		d.type = SPOP_DATA_STR;
-	}
-	if (full) {
-		if (v->entry != NULL && v->entry->owner[0] != '\0') {
-			d.u.s.ptr = (const uint8_t *)v->entry->owner;
-			d.u.s.len = strlen(v->entry->owner);
-			spop_fb_set_var(&b, SPOP_SCOPE_TXN, "owner", 5, &d);
-		}
-		d.u.s.ptr = (const uint8_t *)v->message;
-		d.u.s.len = strlen(v->message);
-		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "message", 7, &d);
-	}
-	return spop_fb_end(&b);
 }
 
 /* ---- frame handlers -------------------------------------------------------- */
@@ -415,97 +313,6 @@ handle_hello(struct conn *c, const struct spop_frame *f)
 		if (c->timer.repeat == 0)
 			ev_timer_stop(c->w->loop, &c->timer);
 	}
-}
-
-/* "key" or "key" followed by digits ("key2", ...): a carrier argument. */
-static bool
-is_key_arg(const struct spop_str *n)
-{
-	if (n->len < 3 || memcmp(n->ptr, "key", 3) != 0)
-		return false;
-	for (size_t i = 3; i < n->len; i++) {
-		if (n->ptr[i] < '0' || n->ptr[i] > '9')
-			return false;
-	}
-	return true;
-}
-
-static void
-handle_notify(struct conn *c, const struct spop_frame *f, int64_t now)
-{
-	struct spop_msg_iter it;
-	struct spop_msg m;
-	struct spop_str route = { (const uint8_t *)"", 0 };
-	const char *key = NULL;
-	size_t key_len = 0;
-	int found = 0, r, n;
-	struct verdict v;
-
-	spop_msg_iter_init(&it, f->payload, f->payload_len);
-	while ((r = spop_msg_next(&it, &m)) == 1) {
-		struct spop_arg_iter ai;
-		struct spop_kv arg;
-
-		if (found || !is_keyauth_message(&m.name))
-			continue;
-		found = 1;
-		spop_arg_iter_init(&ai, &m);
-		while ((r = spop_arg_next(&ai, &arg)) == 1) {
-			if (arg.name.len == 5 && memcmp(arg.name.ptr, "route", 5) == 0) {
-				if (arg.value.type == SPOP_DATA_STR)
-					route = arg.value.u.s;
-			} else if (is_key_arg(&arg.name) && key == NULL) {
-				/* A route with several carriers sends key, key2, ...
-				 * in its order: the first one present is the key. */
-				switch (arg.value.type) {
-				case SPOP_DATA_NULL:
-					break;
-				case SPOP_DATA_STR:
-				case SPOP_DATA_BIN:
-					key = (const char *)arg.value.u.s.ptr;
-					key_len = arg.value.u.s.len;
-					break;
-				default:
-					/* A non-string credential cannot be a key: a
-					 * control byte makes the verdict "malformed". */
-					key = "\x01";
-					key_len = 1;
-					break;
-				}
-			}
-		}
-		if (r < 0)
-			break;
-	}
-	if (r < 0) {
-		conn_error(c, -r);
-		return;
-	}
-	if (!found) {
-		/* Not ours (or an empty NOTIFY): still ACK with a verdict, and a
-		 * failing one, so HAProxy's rules fail closed. */
-		route.ptr = (const uint8_t *)"";
-		route.len = 0;
-	}
-	verdict_eval(conn_conf(c), c->w->snap->ks, (const char *)route.ptr, route.len,
-	    key, key_len, now, &v);
-	STAT_INC(c->w, verdicts[v.status]);
-	c->w->lat_batch++;
-	STAT_INC(c->w, route_verdicts[v.route != NULL ?
-	    (size_t)(v.route - conn_conf(c)->routes) : CONF_MAX_ROUTES][v.status]);
-
-	n = build_ack(c->tx + c->tx_len, c->max_frame + SPOP_LEN_PREFIX < tx_room(c) ?
-	    c->max_frame + SPOP_LEN_PREFIX : tx_room(c), f, &v, 1);
-	if (n < 0)  /* a tiny negotiated frame size: the essentials only */
-		n = build_ack(c->tx + c->tx_len, c->max_frame + SPOP_LEN_PREFIX < tx_room(c) ?
-		    c->max_frame + SPOP_LEN_PREFIX : tx_room(c), f, &v, 0);
-	if (n < 0) {
-		conn_error(c, SPOP_ERR_TOO_BIG);
-		return;
-	}
-	c->tx_len += (size_t)n;
-	STAT_INC(c->w, frames_out);
-	log_verdict(c, &route, &v);
 }
 
 static void
@@ -577,7 +384,7 @@ conn_process_frames(struct conn *c, int64_t now)
 			break;
 		case CONN_ST_RUNNING:
 			if (f.type == SPOP_FRM_NOTIFY)
-				handle_notify(c, &f, now);
+				conn_handle_notify(c, &f, now);
 			else if (f.type == SPOP_FRM_HAPROXY_DISCON)
 				handle_disconnect(c, &f);
 			else if (f.type == SPOP_FRM_HAPROXY_HELLO)
