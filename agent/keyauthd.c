@@ -442,17 +442,270 @@ on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* ---- main ----------------------------------------------------------------------- */
 
+/* keyauthd -t: the configuration, the TLS files and the key store, loaded as a
+ * start would; "configuration OK" or every error. Returns the exit status. */
+static int
+check_config(struct conf *c, const char *path)
+{
+	char err[8192];
+	SSL_CTX *probe = NULL;
+	struct store *st;
+	struct ks_set *ks = NULL;
+	bool missing = false;
+
+	if (tls_ctx_for_conf(c, &probe, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\nkeyauthd: configuration %s rejected\n", err, path);
+		return 1;
+	}
+	SSL_CTX_free(probe);
+	st = store_open(c, &store_role_agent, err, sizeof(err));
+	/* A local file may be absent (an empty store): say so. */
+	if (st != NULL && store_has(st, STORE_F_WATCH_FILE))
+		ks = ks_set_load(c->store_path, &missing, err, sizeof(err));
+	else if (st != NULL)
+		ks = st->ops->load(st, err, sizeof(err));
+	if (ks == NULL) {
+		fprintf(stderr, "%s\nkeyauthd: key store rejected\n", err);
+		store_free(st);
+		return 1;
+	}
+	printf("store %s: %s%zu keys\n", st->ops->where(st), missing ? "missing, " : "",
+	    ks_count(ks));
+	printf("configuration OK\n");
+	ks_set_unref(ks);
+	store_free(st);
+	return 0;
+}
+
+/* Root for the whole life of a network daemon is refused unless the
+ * operator says so explicitly (tests, containers). */
+static int
+check_root(const struct conf *c, const char *path)
+{
+	const char *allow = getenv("KEYAUTH_ALLOW_ROOT");
+
+	if (c->user != NULL || geteuid() != 0)
+		return 0;
+	if (allow == NULL || strcmp(allow, "1") != 0) {
+		log_err("event=start_failed error=\"running as root without a user setting\" "
+		    "note=\"set user = \\\"keyauth\\\"; in %s (recommended), or start with "
+		    "KEYAUTH_ALLOW_ROOT=1 to run as root on purpose\"", path);
+		return -1;
+	}
+	log_warning("event=running_as_root allowed_by=KEYAUTH_ALLOW_ROOT "
+	    "note=\"set user in the configuration\"");
+	return 0;
+}
+
+/* The first key set, from the configured store. No previous set to fall
+ * back on: refusing to start makes HAProxy answer 503, not a misleading
+ * 401 for every key. */
+static int
+load_first_set(struct daemon *d, const struct conf *c)
+{
+	char err[8192];
+
+	d->store = store_open(c, &store_role_agent, err, sizeof(err));
+	if (d->store == NULL) {
+		log_lines(LOG_ERR, "start_failed", err);
+		return -1;
+	}
+	d->ks = d->store->ops->load(d->store, err, sizeof(err));
+	if (d->ks == NULL) {
+		log_lines(LOG_ERR, "start_failed", err);
+		log_err("event=start_failed where=%s note=\"fix or restore the key store\"",
+		    d->store->ops->where(d->store));
+		return -1;
+	}
+	log_info("event=store_loaded where=%s trigger=start keys=%zu",
+	    d->store->ops->where(d->store), ks_count(d->ks));
+	return 0;
+}
+
+/* The workers' loops, each with the first snapshot (not started yet). */
+static int
+init_workers(struct daemon *d, const struct conf *c)
+{
+	struct snap *s = snap_new(d->cref, d->ks, ++d->gen);
+	unsigned want = c->workers > WORKER_MAX ? WORKER_MAX : c->workers;
+
+	for (unsigned i = 0; i < want; i++) {
+		if (s == NULL || worker_init(&d->workers[i], (int)i, s) == -1) {
+			log_err("event=start_failed error=\"cannot create worker loop\"");
+			snap_put(s);
+			return -1;
+		}
+		d->nworkers++;
+	}
+	snap_put(s);
+	return 0;
+}
+
+/* Listeners, the metrics endpoint, the user switch and the pid file: what
+ * needs the privileges keyauthd was started with comes first. */
+static int
+open_endpoints(struct daemon *d, const struct conf *c)
+{
+	char err[8192];
+
+	if (check_root(c, d->conf_path) == -1 || open_listeners(d, c) == -1)
+		return -1;
+	if (c->metrics.addr != NULL) {
+		int fd = listener_open(&c->metrics, false, LISTEN_BACKLOG, err, sizeof(err));
+
+		if (fd == -1 ||
+		    (d->metrics = metrics_open(fd, d->loop, on_metrics, d, err, sizeof(err))) == NULL) {
+			log_err("event=start_failed what=metrics_listen error=\"%s\"", err);
+			return -1;
+		}
+		log_info("event=listening addr=%s what=metrics", c->metrics.addr);
+	}
+	if (c->user != NULL && drop_privileges(c->user) == -1)
+		return -1;
+	if (c->pid_file != NULL) {
+		if (write_pid_file(c->pid_file) == -1)
+			return -1;
+		d->pid_path = strdup(c->pid_file);
+	}
+	return 0;
+}
+
+/* Starts the worker threads with every signal blocked (the main loop takes
+ * them). On failure only the started ones are left counted. */
+static int
+start_workers(struct daemon *d)
+{
+	sigset_t all, old;
+	int rc = 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		if (worker_start(&d->workers[i]) == -1) {
+			log_err("event=start_failed error=\"pthread_create: %s\"", strerror(errno));
+			d->nworkers = i;
+			rc = -1;
+			break;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+/* Signals, the store watcher, the staleness tick and the control socket on
+ * the main loop. */
+static int
+watch_main(struct daemon *d, const struct conf *c)
+{
+	char err[8192];
+
+	ev_signal_init(&d->sighup, on_sighup, SIGHUP);
+	d->sighup.data = d;
+	ev_signal_start(d->loop, &d->sighup);
+	ev_signal_init(&d->sigterm, on_sigterm, SIGTERM);
+	ev_signal_start(d->loop, &d->sigterm);
+	ev_signal_init(&d->sigint, on_sigterm, SIGINT);
+	ev_signal_start(d->loop, &d->sigint);
+	d->store->ops->watch(d->store, d->loop, on_store_changed, d);
+	ev_timer_init(&d->stale_w, on_stale_tick, 1., 1.);
+	d->stale_w.data = d;
+	ev_timer_start(d->loop, &d->stale_w);     /* a no-op tick for the file backend */
+	if (c->control_path != NULL) {
+		d->control = control_open(c->control_path, d->loop, on_control, d, err, sizeof(err));
+		if (d->control == NULL) {
+			log_err("event=start_failed error=\"%s\"", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Everything a start (failed or not) acquired. */
+static void
+release(struct daemon *d)
+{
+	control_close(d->control);
+	metrics_close(d->metrics);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_destroy(&d->workers[i]);
+	for (unsigned i = 0; i < d->nshared; i++) {
+		close(d->shared_fds[i]);
+		if (d->unix_paths[i] != NULL)
+			unlink(d->unix_paths[i]);
+		free(d->unix_paths[i]);
+	}
+	if (d->pid_path != NULL)
+		unlink(d->pid_path);
+	free(d->pid_path);
+	store_free(d->store);
+	ks_set_unref(d->ks);
+	ks_set_unref(d->deny_set);
+	conf_ref_put(d->cref);
+	if (d->loop != NULL)
+		ev_loop_destroy(d->loop);
+}
+
+/* Runs the agent on <c> until SIGTERM/SIGINT; returns the exit status. */
+static int
+run(struct daemon *d, struct conf *c)
+{
+	char err[8192];
+	SSL_CTX *tls_ctx = NULL;
+	int rc = 1;
+
+	log_init("keyauthd", c->log_level, c->log_target);
+	if (tls_ctx_for_conf(c, &tls_ctx, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\nkeyauthd: configuration %s rejected\n", err, d->conf_path);
+		conf_free(c);
+		return 1;
+	}
+	d->cref = conf_ref_new(c);
+	if (d->cref == NULL) {
+		conf_free(c);
+		SSL_CTX_free(tls_ctx);
+		log_err("event=start_failed error=\"out of memory\"");
+		return 1;
+	}
+	d->cref->tls_ctx = tls_ctx;
+	if (load_first_set(d, c) == -1)
+		goto out;
+	signal(SIGPIPE, SIG_IGN);
+	d->loop = ev_default_loop(EVFLAG_AUTO);
+	d->started = ev_now(d->loop);
+	d->store_last_time = d->started;
+	d->store_last_ok = true;
+	d->store_loads_ok = 1;
+	if (init_workers(d, c) == -1 || open_endpoints(d, c) == -1)
+		goto out;
+	if (start_workers(d) == -1)
+		goto stop;
+	if (watch_main(d, c) == -1)
+		goto stop;
+	log_info("event=started version=%s pid=%ld workers=%u routes=%u", KEYAUTHD_VERSION,
+	    (long)getpid(), d->nworkers, c->nroutes);
+	ev_run(d->loop, 0);
+	rc = 0;
+stop:
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_stop(&d->workers[i]);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		worker_join(&d->workers[i]);
+out:
+	/* Also the path of a failed start: everything is released, so the
+	 * sanitizer builds see no leak and exit with the real status. */
+	release(d);
+	log_msg(rc == 0 ? LOG_INFO : LOG_ERR, "event=stopped status=%d", rc);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct daemon d;
 	char err[8192];
 	struct conf *c;
-	SSL_CTX *tls_ctx = NULL;
-	sigset_t all, old;
 	bool check_only = false;
-	unsigned i;
-	int opt, rc = 1;
+	int opt, rc;
 
 	memset(&d, 0, sizeof(d));
 	d.conf_path = getenv("KEYAUTH_CONF") != NULL ? getenv("KEYAUTH_CONF") : CONF_DEFAULT_PATH;
@@ -479,7 +732,6 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-
 	c = conf_load(d.conf_path, err, sizeof(err));
 	if (c == NULL) {
 		fprintf(stderr, "%s", err);
@@ -489,200 +741,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		/* -t loads the TLS certificate and key as a start would. */
-		SSL_CTX *probe = NULL;
-
-		if (tls_ctx_for_conf(c, &probe, err, sizeof(err)) == -1) {
-			fprintf(stderr, "%s\nkeyauthd: configuration %s rejected\n", err, d.conf_path);
-			conf_free(c);
-			return 1;
-		}
-		SSL_CTX_free(probe);
-	}
-	if (check_only && c->store_redis != NULL) {
-		struct store *st = store_open(c, &store_role_agent, err, sizeof(err));
-		struct ks_set *ks = st != NULL ? st->ops->load(st, err, sizeof(err)) : NULL;
-
-		if (ks == NULL) {
-			fprintf(stderr, "%s\nkeyauthd: key store rejected\n", err);
-			store_free(st);
-			conf_free(c);
-			return 1;
-		}
-		printf("store %s: %zu keys\n", st->ops->where(st), ks_count(ks));
-		printf("configuration OK\n");
-		ks_set_unref(ks);
-		store_free(st);
+		rc = check_config(c, d.conf_path);
 		conf_free(c);
-		return 0;
+		return rc;
 	}
-	if (check_only) {
-		bool missing = false;
-		struct ks_set *ks = ks_set_load(c->store_path, &missing, err, sizeof(err));
-
-		if (ks == NULL) {
-			fprintf(stderr, "%s\nkeyauthd: key store rejected\n", err);
-			conf_free(c);
-			return 1;
-		}
-		printf("store %s: %s%zu keys\n", c->store_path, missing ? "missing, " : "",
-		    ks_count(ks));
-		printf("configuration OK\n");
-		ks_set_unref(ks);
-		conf_free(c);
-		return 0;
-	}
-
-	log_init("keyauthd", c->log_level, c->log_target);
-	if (tls_ctx_for_conf(c, &tls_ctx, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s\nkeyauthd: configuration %s rejected\n", err, d.conf_path);
-		conf_free(c);
-		return 1;
-	}
-	d.cref = conf_ref_new(c);
-	if (d.cref == NULL) {
-		conf_free(c);
-		SSL_CTX_free(tls_ctx);
-		log_err("event=start_failed error=\"out of memory\"");
-		return 1;
-	}
-	d.cref->tls_ctx = tls_ctx;
-	d.store = store_open(c, &store_role_agent, err, sizeof(err));
-	if (d.store == NULL) {
-		log_lines(LOG_ERR, "start_failed", err);
-		goto out;
-	}
-	d.ks = d.store->ops->load(d.store, err, sizeof(err));
-	if (d.ks == NULL) {
-		/* No previous set to fall back on: refusing to start makes
-		 * HAProxy answer 503, not a misleading 401 for every key. */
-		log_lines(LOG_ERR, "start_failed", err);
-		log_err("event=start_failed where=%s note=\"fix or restore the key store\"",
-		    d.store->ops->where(d.store));
-		goto out;
-	}
-	log_info("event=store_loaded where=%s trigger=start keys=%zu",
-	    d.store->ops->where(d.store), ks_count(d.ks));
-
-	signal(SIGPIPE, SIG_IGN);
-	d.loop = ev_default_loop(EVFLAG_AUTO);
-	d.started = ev_now(d.loop);
-	d.store_last_time = d.started;
-	d.store_last_ok = true;
-	d.store_loads_ok = 1;
-	{
-		struct snap *s = snap_new(d.cref, d.ks, ++d.gen);
-		unsigned want = c->workers > WORKER_MAX ? WORKER_MAX : c->workers;
-
-		for (i = 0; i < want; i++) {
-			if (s == NULL || worker_init(&d.workers[i], (int)i, s) == -1) {
-				log_err("event=start_failed error=\"cannot create worker loop\"");
-				snap_put(s);
-				goto out;
-			}
-			d.nworkers++;
-		}
-		snap_put(s);
-	}
-	if (c->user == NULL && geteuid() == 0) {
-		/* Root for the whole life of a network daemon is refused unless
-		 * the operator says so explicitly (tests, containers). */
-		const char *allow = getenv("KEYAUTH_ALLOW_ROOT");
-
-		if (allow == NULL || strcmp(allow, "1") != 0) {
-			log_err("event=start_failed error=\"running as root without a user setting\" "
-			    "note=\"set user = \\\"keyauth\\\"; in %s (recommended), or start with "
-			    "KEYAUTH_ALLOW_ROOT=1 to run as root on purpose\"", d.conf_path);
-			goto out;
-		}
-		log_warning("event=running_as_root allowed_by=KEYAUTH_ALLOW_ROOT "
-		    "note=\"set user in the configuration\"");
-	}
-	if (open_listeners(&d, c) == -1)
-		goto out;
-	if (c->metrics.addr != NULL) {
-		int fd = listener_open(&c->metrics, false, LISTEN_BACKLOG, err, sizeof(err));
-
-		if (fd == -1 ||
-		    (d.metrics = metrics_open(fd, d.loop, on_metrics, &d, err, sizeof(err))) == NULL) {
-			log_err("event=start_failed what=metrics_listen error=\"%s\"", err);
-			goto out;
-		}
-		log_info("event=listening addr=%s what=metrics", c->metrics.addr);
-	}
-	if (c->user != NULL && drop_privileges(c->user) == -1)
-		goto out;
-	if (c->pid_file != NULL) {
-		if (write_pid_file(c->pid_file) == -1)
-			goto out;
-		d.pid_path = strdup(c->pid_file);
-	}
-
-	/* Workers never take signals: the main loop does. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (i = 0; i < d.nworkers; i++) {
-		if (worker_start(&d.workers[i]) == -1) {
-			log_err("event=start_failed error=\"pthread_create: %s\"", strerror(errno));
-			/* Started workers are stopped below; the rest never ran. */
-			d.nworkers = i;
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			goto stop;
-		}
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-
-	ev_signal_init(&d.sighup, on_sighup, SIGHUP);
-	d.sighup.data = &d;
-	ev_signal_start(d.loop, &d.sighup);
-	ev_signal_init(&d.sigterm, on_sigterm, SIGTERM);
-	ev_signal_start(d.loop, &d.sigterm);
-	ev_signal_init(&d.sigint, on_sigterm, SIGINT);
-	ev_signal_start(d.loop, &d.sigint);
-	d.store->ops->watch(d.store, d.loop, on_store_changed, &d);
-	ev_timer_init(&d.stale_w, on_stale_tick, 1., 1.);
-	d.stale_w.data = &d;
-	ev_timer_start(d.loop, &d.stale_w);     /* a no-op tick for the file backend */
-	if (c->control_path != NULL) {
-		d.control = control_open(c->control_path, d.loop, on_control, &d, err, sizeof(err));
-		if (d.control == NULL) {
-			log_err("event=start_failed error=\"%s\"", err);
-			ev_break(d.loop, EVBREAK_ALL);
-			goto stop;
-		}
-	}
-	log_info("event=started version=%s pid=%ld workers=%u routes=%u", KEYAUTHD_VERSION,
-	    (long)getpid(), d.nworkers, c->nroutes);
-
-	ev_run(d.loop, 0);
-	rc = 0;
-stop:
-	for (i = 0; i < d.nworkers; i++)
-		worker_stop(&d.workers[i]);
-	for (i = 0; i < d.nworkers; i++)
-		worker_join(&d.workers[i]);
-out:
-	control_close(d.control);
-	metrics_close(d.metrics);
-	/* Also the path of a failed start: everything is released, so the
-	 * sanitizer builds see no leak and exit with the real status. */
-	for (i = 0; i < d.nworkers; i++)
-		worker_destroy(&d.workers[i]);
-	for (i = 0; i < d.nshared; i++) {
-		close(d.shared_fds[i]);
-		if (d.unix_paths[i] != NULL)
-			unlink(d.unix_paths[i]);
-		free(d.unix_paths[i]);
-	}
-	if (d.pid_path != NULL)
-		unlink(d.pid_path);
-	free(d.pid_path);
-	store_free(d.store);
-	ks_set_unref(d.ks);
-	ks_set_unref(d.deny_set);
-	conf_ref_put(d.cref);
-	if (d.loop != NULL)
-		ev_loop_destroy(d.loop);
-	log_msg(rc == 0 ? LOG_INFO : LOG_ERR, "event=stopped status=%d", rc);
-	return rc;
+	return run(&d, c);
 }
