@@ -24,85 +24,41 @@
 #include <cmocka.h>
 
 #include "ctl.h"
-#include "keyfmt.h"
-#include "keystore.h"
+#include "fixture.h"
 #include "proc.h"
 #include "spop_client.h"
 
-static char dir[TP_PATH_MAX], conf[TP_PATH_MAX + 32], store[TP_PATH_MAX + 32], logpath[TP_PATH_MAX + 32];
-static char ctlsock[TP_PATH_MAX + 32], addr[TP_PATH_MAX + 32];
-static char key[KEY_GEN_MAX + 1];
-static pid_t agent;
+static struct tf_agent A;
+static struct tf_key K;     /* the one key, route openai, generation 41 */
 
-static void
-write_conf_at(const char *path, const char *listen, const char *ctl, const char *extra_route)
+#define ROUTES "  { name = \"openai\"; context = \"/openai\"; },\n" \
+               "  { name = \"mistral\"; context = \"/mistral\"; }"
+
+/* The agents' config: two workers, routes openai, mistral and <extra_route>;
+ * the control socket at <ctl> (NULL: A's). */
+static struct tf_opts
+opts(const char *extra_route, const char *ctl)
 {
-	char text[4096];
+	static char routes[512];
+	struct tf_opts o = { .workers = 2, .control = true, .control_path = ctl, .routes = routes };
 
-	snprintf(text, sizeof(text),
-	    "listen = [ \"%s\" ];\nworkers = 2;\ncontrol_socket = \"%s\";\n"
-	    "store = { path = \"%s\"; };\n"
-	    "routes = ( { name = \"openai\"; context = \"/openai\"; },\n"
-	    "           { name = \"mistral\"; context = \"/mistral\"; }%s );\n",
-	    listen, ctl, store, extra_route);
-	assert_int_equal(tp_write_file(path, text), 0);
-}
-
-static void
-write_conf(const char *extra_route)
-{
-	write_conf_at(conf, addr, ctlsock, extra_route);
+	snprintf(routes, sizeof(routes), "%s%s", ROUTES, extra_route);
+	return o;
 }
 
 static int
 setup(void **state)
 {
-	struct ks_entry e;
-	char err[256];
+	struct tf_opts o = opts("", NULL);
 
-	(void)state;
-	if (tp_mkdtemp("control", dir, sizeof(dir)) != 0)
-		return -1;
-	snprintf(conf, sizeof(conf), "%s/keyauth.conf", dir);
-	snprintf(store, sizeof(store), "%s/keys.db", dir);
-	snprintf(logpath, sizeof(logpath), "%s/agent.log", dir);
-	snprintf(ctlsock, sizeof(ctlsock), "%s/control.sock", dir);
-	snprintf(addr, sizeof(addr), "unix:%s/agent.sock", dir);
-	memset(&e, 0, sizeof(e));
-	if (keyfmt_generate("ka_", key, sizeof(key)) < 0 || keyfmt_new_id(e.id) != 0)
-		return -1;
-	keyfmt_digest(key, strlen(key), e.digest);
-	e.route = "openai";
-	e.owner = "";
-	e.created = 1;
-	if (ks_file_write_gen(store, &e, 1, 41, err, sizeof(err)) != 0)
-		return -1;
-	write_conf("");
-	agent = tp_spawn_keyauthd(conf, logpath);
-	if (agent <= 0 || tp_wait_connectable(agent, addr, tp_scaled_ms(5000)) != 0)
-		return -1;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	int st;
-
-	(void)state;
-	if (agent > 0) {
-		tp_signal(agent, SIGTERM);
-		tp_wait_exit(agent, tp_scaled_ms(5000), &st);
-	}
-	if (getenv("KEYAUTH_TEST_KEEP") == NULL)
-		tp_rmtree(dir);
-	return 0;
+	*state = &A;
+	return tf_agent_up_key(&A, "control", &o, &K, 41);
 }
 
 static char *
 stats(void)
 {
-	char *s = ctl_control_call(ctlsock, "stats");
+	char *s = ctl_control_call(A.ctl, "stats");
 
 	assert_non_null(s);
 	return s;
@@ -111,16 +67,16 @@ stats(void)
 static void
 test_stats_count_verdicts_by_status_and_route(void **state)
 {
-	struct spc_conn *c = spc_open(addr, tp_scaled_ms(2000));
+	struct spc_conn *c = spc_open(A.uaddr, tp_scaled_ms(2000));
 	struct spc_ack a;
 	char *s;
 
 	(void)state;
 	assert_non_null(c);
 	assert_true(spc_handshake(c, tp_scaled_ms(2000)));
-	assert_int_equal(spc_query(c, "openai", key, &a, tp_scaled_ms(2000)), 0);
-	assert_int_equal(spc_query(c, "openai", key, &a, tp_scaled_ms(2000)), 0);
-	assert_int_equal(spc_query(c, "mistral", key, &a, tp_scaled_ms(2000)), 0);
+	assert_int_equal(spc_query(c, "openai", K.key, &a, tp_scaled_ms(2000)), 0);
+	assert_int_equal(spc_query(c, "openai", K.key, &a, tp_scaled_ms(2000)), 0);
+	assert_int_equal(spc_query(c, "mistral", K.key, &a, tp_scaled_ms(2000)), 0);
 	assert_int_equal(spc_query(c, "mistral", NULL, &a, tp_scaled_ms(2000)), 0);
 	assert_int_equal(spc_query(c, "nowhere", NULL, &a, tp_scaled_ms(2000)), 0);
 	s = stats();
@@ -132,7 +88,7 @@ test_stats_count_verdicts_by_status_and_route(void **state)
 	assert_non_null(strstr(s, "\"keys\":1,"));
 	assert_non_null(strstr(s, "\"file_generation\":41,"));
 	assert_non_null(strstr(s, "\"handshakes\":1,"));
-	assert_null(strstr(s, key));
+	assert_null(strstr(s, K.key));
 	free(s);
 	spc_close(c);
 }
@@ -141,7 +97,7 @@ static void
 test_stats_count_protocol_errors(void **state)
 {
 	static const uint8_t zero_len[] = { 0, 0, 0, 0 };
-	struct spc_conn *c = spc_open(addr, tp_scaled_ms(2000));
+	struct spc_conn *c = spc_open(A.uaddr, tp_scaled_ms(2000));
 	struct spc_frame f;
 	char *s;
 
@@ -167,20 +123,22 @@ test_reload_through_control_socket(void **state)
 	char *r;
 
 	(void)state;
-	write_conf(", { name = \"azure\"; context = \"/azure\"; }");
-	r = ctl_control_call(ctlsock, "reload");
+	struct tf_opts o = opts(",\n  { name = \"azure\"; context = \"/azure\"; }", NULL);
+
+	assert_int_equal(tf_agent_conf(&A, &o), 0);
+	r = ctl_control_call(A.ctl, "reload");
 	assert_non_null(r);
 	assert_non_null(strstr(r, "\"reload\":\"ok\""));
 	free(r);
-	c = spc_open(addr, tp_scaled_ms(2000));
+	c = spc_open(A.uaddr, tp_scaled_ms(2000));
 	assert_non_null(c);
 	assert_true(spc_handshake(c, tp_scaled_ms(2000)));
 	assert_int_equal(spc_query(c, "azure", NULL, &a, tp_scaled_ms(2000)), 0);
 	assert_string_equal(a.status, "missing");   /* known now: not unknown_route */
 	spc_close(c);
 
-	assert_int_equal(tp_write_file(conf, "routes = ( { name = \"x\"; } );\n"), 0);
-	r = ctl_control_call(ctlsock, "reload");
+	assert_int_equal(tp_write_file(A.conf, "routes = ( { name = \"x\"; } );\n"), 0);
+	r = ctl_control_call(A.ctl, "reload");
 	assert_non_null(r);
 	assert_non_null(strstr(r, "\"reload\":\"rejected\""));
 	free(r);
@@ -189,7 +147,7 @@ test_reload_through_control_socket(void **state)
 	assert_non_null(strstr(r, "\"routes\":3,"));   /* the good configuration still runs */
 	free(r);
 
-	r = ctl_control_call(ctlsock, "make-coffee");
+	r = ctl_control_call(A.ctl, "make-coffee");
 	assert_non_null(r);
 	assert_non_null(strstr(r, "\"error\""));
 	free(r);
@@ -197,18 +155,16 @@ test_reload_through_control_socket(void **state)
 
 /* ---- the socket file ------------------------------------------------------------- */
 
-/* Starts a second agent (its own SPOP socket, control socket <ctl>), named
- * <tag> in its files; fills <log> with its log's path. */
+/* Starts a second agent (its own SPOP socket, control socket <ctl>, the same
+ * store), named <tag> in its files, described in <second>. */
 static pid_t
-second_agent(const char *tag, const char *ctl, char *log, size_t loglen)
+second_agent(const char *tag, const char *ctl, struct tf_agent *second)
 {
-	char conf2[TP_PATH_MAX + 32], listen2[TP_PATH_MAX + 32];
+	struct tf_opts o = opts("", ctl);
 
-	snprintf(conf2, sizeof(conf2), "%s/%s.conf", dir, tag);
-	snprintf(listen2, sizeof(listen2), "unix:%s/%s-spop.sock", dir, tag);
-	snprintf(log, loglen, "%s/%s.log", dir, tag);
-	write_conf_at(conf2, listen2, ctl, "");
-	return tp_spawn_keyauthd(conf2, log);
+	assert_int_equal(tf_agent_named(second, A.dir, tag), 0);
+	assert_int_equal(tf_agent_conf(second, &o), 0);
+	return tp_spawn_keyauthd(second->conf, second->log);
 }
 
 /* Waits for <pid> to exit on its own and returns its exit code (-1: killed
@@ -218,7 +174,7 @@ exit_code(pid_t pid)
 {
 	int st;
 
-	if (tp_wait_exit(pid, tp_scaled_ms(5000), &st) != 0 || !WIFEXITED(st))
+	if (tp_wait_exit(pid, 5000, &st) != 0 || !WIFEXITED(st))
 		return -1;
 	return WEXITSTATUS(st);
 }
@@ -233,16 +189,17 @@ exit_code(pid_t pid)
 static void
 test_second_agent_does_not_take_a_live_control_socket(void **state)
 {
-	char log2[TP_PATH_MAX + 32], *s;
+	struct tf_agent second;
+	char *s;
 	pid_t pid;
 
 	(void)state;
-	pid = second_agent("second", ctlsock, log2, sizeof(log2));
+	pid = second_agent("second", A.ctl, &second);
 	assert_true(pid > 0);
 	assert_int_equal(exit_code(pid), 1);
-	assert_true(tp_log_contains(log2, "event=start_failed"));
-	assert_true(tp_log_contains(log2, "another process is listening there"));
-	assert_true(tp_log_contains(log2, ctlsock));
+	assert_true(tp_log_contains(second.log, "event=start_failed"));
+	assert_true(tp_log_contains(second.log, "another process is listening there"));
+	assert_true(tp_log_contains(second.log, A.ctl));
 	s = stats();
 	assert_non_null(strstr(s, "\"file_generation\":41,"));
 	free(s);
@@ -255,13 +212,14 @@ test_second_agent_does_not_take_a_live_control_socket(void **state)
 static void
 test_leftover_control_socket_is_replaced_other_files_are_not(void **state)
 {
-	char path[TP_PATH_MAX + 32], uaddr[TP_PATH_MAX + 40], log2[TP_PATH_MAX + 32], *s;
+	char path[TF_PATH], uaddr[TF_PATH + 8], *s;
+	struct tf_agent second;
 	struct sockaddr_un sun;
 	pid_t pid;
 	int fd;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/leftover.sock", dir);
+	snprintf(path, sizeof(path), "%s/leftover.sock", A.dir);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	assert_true(strlen(path) < sizeof(sun.sun_path));
@@ -270,7 +228,7 @@ test_leftover_control_socket_is_replaced_other_files_are_not(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
 	close(fd);                      /* the file stays, with nobody behind it */
-	pid = second_agent("leftover", path, log2, sizeof(log2));
+	pid = second_agent("leftover", path, &second);
 	assert_true(pid > 0);
 	snprintf(uaddr, sizeof(uaddr), "unix:%s", path);
 	assert_int_equal(tp_wait_connectable(pid, uaddr, 5000), 0);
@@ -282,13 +240,13 @@ test_leftover_control_socket_is_replaced_other_files_are_not(void **state)
 	assert_int_equal(exit_code(pid), 0);
 	assert_int_equal(access(path, F_OK), -1);   /* removed at exit */
 
-	snprintf(path, sizeof(path), "%s/not-a-socket", dir);
+	snprintf(path, sizeof(path), "%s/not-a-socket", A.dir);
 	assert_int_equal(tp_write_file(path, "precious\n"), 0);
-	pid = second_agent("notsock", path, log2, sizeof(log2));
+	pid = second_agent("notsock", path, &second);
 	assert_true(pid > 0);
 	assert_int_equal(exit_code(pid), 1);
-	assert_true(tp_log_contains(log2, "exists and is not a socket"));
-	assert_true(tp_log_contains(log2, path));
+	assert_true(tp_log_contains(second.log, "exists and is not a socket"));
+	assert_true(tp_log_contains(second.log, path));
 	assert_true(tp_file_contains(path, "precious\n", 9));
 }
 
@@ -303,5 +261,5 @@ main(void)
 		cmocka_unit_test(test_leftover_control_socket_is_replaced_other_files_are_not),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, tf_agent_teardown);
 }

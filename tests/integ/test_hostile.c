@@ -34,14 +34,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ctl.h"
-#include "keyfmt.h"
-#include "keystore.h"
+#include "fixture.h"
 #include "proc.h"
 #include "spop.h"
 #include "spop_client.h"
@@ -50,20 +48,8 @@
 
 /* ---- fixture ---------------------------------------------------------------- */
 
-struct agent {
-	char dir[TP_PATH_MAX];
-	char conf[TP_PATH_MAX + 32];
-	char store[TP_PATH_MAX + 32];
-	char log[TP_PATH_MAX + 32];
-	char ctl[TP_PATH_MAX + 32];
-	char sock[TP_PATH_MAX + 32];      /* the unix socket's path */
-	char uaddr[TP_PATH_MAX + 40];     /* "unix:<sock>" */
-	char taddr[64];                   /* "127.0.0.1:<port>" */
-	pid_t pid;
-};
-
-static struct agent A;
-static char key[KEY_GEN_MAX + 1];       /* the one valid key, route "openai" */
+static struct tf_agent A;
+static struct tf_key K;                 /* the one valid key, route "openai" */
 
 static int io_ms(void)
 {
@@ -71,79 +57,27 @@ static int io_ms(void)
 }
 
 /*
- * Writes a config (one worker, <maxconn>, idle timeout 60 s) and a store
- * holding <key>, then starts keyauthd. With <nofile> > 0 the daemon runs
- * with RLIMIT_NOFILE = <nofile>: a shell lowers it and execs keyauthd, so the
- * pid (registered by tp_spawn for cleanup) is keyauthd's own.
+ * Starts keyauthd (one worker, <maxconn>, idle timeout 60 s, info log) on a
+ * unix socket and a loopback TCP port with one valid key in its store. With
+ * <nofile> > 0 the daemon runs with RLIMIT_NOFILE = <nofile>.
  */
 static int agent_start(const char *tag, unsigned maxconn, int nofile)
 {
-	struct ks_entry e;
-	char text[4096], err[512], lim[64];
-	int port;
+	struct tf_opts o = { .listen = TF_UNIX | TF_TCP, .max_connections = (int)maxconn,
+	                     .idle_timeout = 60, .key_prefix = PREFIX, .control = true,
+	                     .log_level = "info", .nofile = nofile };
 
-	memset(&A, 0, sizeof(A));
-	if (tp_mkdtemp(tag, A.dir, sizeof(A.dir)) == -1)
-		return -1;
-	snprintf(A.conf, sizeof(A.conf), "%s/keyauth.conf", A.dir);
-	snprintf(A.store, sizeof(A.store), "%s/keys.db", A.dir);
-	snprintf(A.log, sizeof(A.log), "%s/keyauthd.log", A.dir);
-	snprintf(A.ctl, sizeof(A.ctl), "%s/control.sock", A.dir);
-	snprintf(A.sock, sizeof(A.sock), "%s/agent.sock", A.dir);
-	snprintf(A.uaddr, sizeof(A.uaddr), "unix:%s", A.sock);
-	if ((port = tp_free_port()) <= 0)
-		return -1;
-	snprintf(A.taddr, sizeof(A.taddr), "127.0.0.1:%d", port);
-
-	memset(&e, 0, sizeof(e));
-	if (keyfmt_generate(PREFIX, key, sizeof(key)) <= 0 || keyfmt_new_id(e.id) != 0)
-		return -1;
-	keyfmt_digest(key, strlen(key), e.digest);
-	e.route = "openai";
-	e.owner = "hostile";
-	e.created = (int64_t)time(NULL) - 100;
-	if (ks_file_write(A.store, &e, 1, err, sizeof(err)) != 0) {
-		print_error("ks_file_write: %s\n", err);
-		return -1;
-	}
-	snprintf(text, sizeof(text),
-	    "listen = [ \"%s\", \"%s\" ];\nworkers = 1;\nmax_connections = %u;\n"
-	    "idle_timeout = 60;\nkey_prefix = \"" PREFIX "\";\ncontrol_socket = \"%s\";\n"
-	    "store = { path = \"%s\"; };\nlog = { level = \"info\"; target = \"stderr\"; };\n"
-	    "routes = ( { name = \"openai\"; context = \"/openai\"; } );\n",
-	    A.uaddr, A.taddr, maxconn, A.ctl, A.store);
-	if (tp_write_file(A.conf, text) == -1)
-		return -1;
-	if (nofile > 0) {
-		char *argv[] = { "/bin/sh", "-c", lim, (char *)tp_keyauthd_path(), A.conf, NULL };
-
-		snprintf(lim, sizeof(lim), "ulimit -n %d && exec \"$0\" -c \"$1\"", nofile);
-		A.pid = tp_spawn(argv, A.log);
-	} else {
-		A.pid = tp_spawn_keyauthd(A.conf, A.log);
-	}
-	if (A.pid <= 0 || tp_wait_connectable(A.pid, A.uaddr, 5000) == -1 ||
-	    tp_wait_connectable(A.pid, A.taddr, 5000) == -1) {
-		print_error("keyauthd (%s) did not become ready; log: %s\n", tp_keyauthd_path(), A.log);
-		return -1;
-	}
-	return 0;
+	return tf_agent_up_key(&A, tag, &o, &K, 0);
 }
 
 static int teardown(void **state)
 {
-	int st;
+	int rc;
 
 	(void)state;
-	if (A.pid > 0) {
-		tp_signal(A.pid, SIGTERM);
-		tp_wait_exit(A.pid, 5000, &st);
-		A.pid = 0;
-	}
-	explicit_bzero(key, sizeof(key));
-	if (getenv("KEYAUTH_TEST_KEEP") == NULL && A.dir[0] != '\0')
-		tp_rmtree(A.dir);
-	return 0;
+	rc = tf_agent_down(&A);
+	explicit_bzero(K.key, sizeof(K.key));
+	return rc;
 }
 
 /* ---- probes ------------------------------------------------------------------ */
@@ -228,22 +162,6 @@ static long long rss_kb(pid_t pid)
 	return v;
 }
 
-/* Count of lines of <path> holding <needle>. */
-static int count_lines(const char *path, const char *needle)
-{
-	char line[2048];
-	int n = 0;
-	FILE *f = fopen(path, "r");
-
-	if (f == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, needle) != NULL)
-			n++;
-	fclose(f);
-	return n;
-}
-
 /* Opens <addr> and completes the HELLO handshake; NULL on failure. */
 static struct spc_conn *open_ready(const char *addr, int timeout_ms)
 {
@@ -261,7 +179,7 @@ static bool query_ok(struct spc_conn *c)
 {
 	struct spc_ack a;
 
-	return spc_query(c, "openai", key, &a, io_ms()) == 0 && a.has_ok && a.ok &&
+	return spc_query(c, "openai", K.key, &a, io_ms()) == 0 && a.has_ok && a.ok &&
 	    strcmp(a.status, "ok") == 0;
 }
 
@@ -317,7 +235,7 @@ static void test_slow_senders_do_not_delay_other_connections(void **state)
 	n = spc_build_hello(stream, sizeof(stream), &ho);
 	assert_true(n > 0);
 	len = (size_t)n;
-	n = spc_build_keyauth(stream + len, sizeof(stream) - len, 1, 1, NULL, "openai", key,
+	n = spc_build_keyauth(stream + len, sizeof(stream) - len, 1, 1, NULL, "openai", K.key,
 	                      SPC_KEY_STRLEN);
 	assert_true(n > 0);
 	len += (size_t)n;
@@ -479,7 +397,7 @@ static void exhaustion_case(bool control_client)
 
 	/* One second of exhaustion: open connections are served, and the
 	 * agent does not spin on its readable listeners. */
-	lines0 = count_lines(A.log, "event=accept_error");
+	lines0 = tp_count_lines(A.log, "event=accept_error");
 	c0 = cpu_ms(A.pid);
 	t0 = tp_now_ms();
 	assert_true(c0 >= 0);
@@ -488,7 +406,7 @@ static void exhaustion_case(bool control_client)
 		tp_nap_ms(50);
 	}
 	c1 = cpu_ms(A.pid);
-	lines1 = count_lines(A.log, "event=accept_error");
+	lines1 = tp_count_lines(A.log, "event=accept_error");
 	print_message("fd exhaustion%s: %d connections open, agent CPU %lld ms over %lld ms, "
 	              "%d accept_error lines\n", control_client ? " (+ control client)" : "", n,
 	              c1 - c0, tp_now_ms() - t0, lines1 - lines0);

@@ -19,60 +19,28 @@
 #include <cmocka.h>
 
 #include "ctl.h"
+#include "fixture.h"
 #include "proc.h"
 #include "spop.h"
 #include "spop_client.h"
 
 #define MAXCONN 4
 
-static char dir[TP_PATH_MAX], conf[TP_PATH_MAX + 32], logpath[TP_PATH_MAX + 32];
-static char ctlsock[TP_PATH_MAX + 32], addr[TP_PATH_MAX + 32];
-static pid_t agent;
+static struct tf_agent A;
 
 static int
 setup(void **state)
 {
-	char text[4096];
+	struct tf_opts o = { .max_connections = MAXCONN, .idle_timeout = 1, .control = true };
 
-	(void)state;
-	if (tp_mkdtemp("limits", dir, sizeof(dir)) != 0)
-		return -1;
-	snprintf(conf, sizeof(conf), "%s/keyauth.conf", dir);
-	snprintf(logpath, sizeof(logpath), "%s/agent.log", dir);
-	snprintf(ctlsock, sizeof(ctlsock), "%s/control.sock", dir);
-	snprintf(addr, sizeof(addr), "unix:%s/agent.sock", dir);
-	snprintf(text, sizeof(text),
-	    "listen = [ \"%s\" ];\nworkers = 1;\nmax_connections = %d;\nidle_timeout = 1;\n"
-	    "control_socket = \"%s\";\nstore = { path = \"%s/keys.db\"; };\n"
-	    "routes = ( { name = \"openai\"; context = \"/openai\"; } );\n",
-	    addr, MAXCONN, ctlsock, dir);
-	if (tp_write_file(conf, text) != 0)
-		return -1;
-	agent = tp_spawn_keyauthd(conf, logpath);
-	if (agent <= 0 || tp_wait_connectable(agent, addr, tp_scaled_ms(5000)) != 0)
-		return -1;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	int st;
-
-	(void)state;
-	if (agent > 0) {
-		tp_signal(agent, SIGTERM);
-		tp_wait_exit(agent, tp_scaled_ms(5000), &st);
-	}
-	if (getenv("KEYAUTH_TEST_KEEP") == NULL)
-		tp_rmtree(dir);
-	return 0;
+	*state = &A;
+	return tf_agent_up(&A, "limits", &o);
 }
 
 static void
 test_idle_connection_gets_disconnect_2_then_close(void **state)
 {
-	struct spc_conn *c = spc_open(addr, tp_scaled_ms(2000));
+	struct spc_conn *c = spc_open(A.uaddr, tp_scaled_ms(2000));
 	struct spc_frame f;
 	long long t0;
 
@@ -92,7 +60,7 @@ test_idle_connection_gets_disconnect_2_then_close(void **state)
 static void
 test_active_connection_is_not_idle(void **state)
 {
-	struct spc_conn *c = spc_open(addr, tp_scaled_ms(2000));
+	struct spc_conn *c = spc_open(A.uaddr, tp_scaled_ms(2000));
 	struct spc_ack a;
 	long long t0;
 
@@ -119,12 +87,12 @@ test_connections_over_the_bound_are_closed_and_counted(void **state)
 
 	(void)state;
 	for (i = 0; i < MAXCONN; i++) {
-		keep[i] = spc_open(addr, tp_scaled_ms(2000));
+		keep[i] = spc_open(A.uaddr, tp_scaled_ms(2000));
 		assert_non_null(keep[i]);
 		assert_true(spc_handshake(keep[i], tp_scaled_ms(2000)));
 	}
 	for (i = 0; i < 3; i++) {
-		extra = spc_open(addr, tp_scaled_ms(2000));
+		extra = spc_open(A.uaddr, tp_scaled_ms(2000));
 		assert_non_null(extra);   /* accepted by the kernel ... */
 		/* ... and closed by the agent without a word. */
 		assert_int_equal(spc_wait_eof(extra, tp_scaled_ms(3000)), SPC_EOF);
@@ -134,7 +102,7 @@ test_connections_over_the_bound_are_closed_and_counted(void **state)
 		assert_int_equal(spc_query(keep[i], "openai", NULL, &a, tp_scaled_ms(2000)), 0);
 		assert_string_equal(a.status, "missing");
 	}
-	s = ctl_control_call(ctlsock, "stats");
+	s = ctl_control_call(A.ctl, "stats");
 	assert_non_null(s);
 	assert_non_null(strstr(s, "\"refused\":3,"));
 	free(s);
@@ -147,8 +115,9 @@ test_connections_over_the_bound_are_closed_and_counted(void **state)
 static void
 test_root_without_user_is_refused_and_user_drops_privileges(void **state)
 {
-	char conf2[TP_PATH_MAX + 64], log2[TP_PATH_MAX + 64], addr2[TP_PATH_MAX + 64];
-	char text[2048], line[256];
+	char store[TF_PATH + 32], line[256];
+	struct tf_opts o = { .store = store };
+	struct tf_agent r;
 	struct spc_conn *c;
 	struct spc_ack a;
 	unsigned uid = 0;
@@ -159,30 +128,26 @@ test_root_without_user_is_refused_and_user_drops_privileges(void **state)
 	(void)state;
 	if (geteuid() != 0)
 		skip();
-	snprintf(conf2, sizeof(conf2), "%s/root.conf", dir);
-	snprintf(log2, sizeof(log2), "%s/root.log", dir);
-	snprintf(addr2, sizeof(addr2), "unix:%s/root.sock", dir);
-	snprintf(text, sizeof(text), "listen = [ \"%s\" ];\nworkers = 1;\n"
-	    "store = { path = \"%s/nostore/keys.db\"; };\n"
-	    "routes = ( { name = \"openai\"; context = \"/openai\"; } );\n", addr2, dir);
-	assert_int_equal(tp_write_file(conf2, text), 0);
+	snprintf(store, sizeof(store), "path = \"%s/nostore/keys.db\";", A.dir);
+	assert_int_equal(tf_agent_named(&r, A.dir, "root"), 0);
+	assert_int_equal(tf_agent_conf(&r, &o), 0);
 	assert_int_equal(unsetenv("KEYAUTH_ALLOW_ROOT"), 0);
-	pid = tp_spawn_keyauthd(conf2, log2);
+	pid = tp_spawn_keyauthd(r.conf, r.log);
 	setenv("KEYAUTH_ALLOW_ROOT", "1", 1);
 	assert_true(pid > 0);
-	assert_int_equal(tp_wait_exit(pid, tp_scaled_ms(5000), &st), 0);
+	assert_int_equal(tp_wait_exit(pid, 5000, &st), 0);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-	assert_true(tp_log_contains(log2, "running as root without a user setting"));
+	assert_true(tp_log_contains(r.log, "running as root without a user setting"));
 
 	/* The same with user = "nobody": it starts, serves, and is not root. */
-	snprintf(text + strlen(text), sizeof(text) - strlen(text), "user = \"nobody\";\n");
-	assert_int_equal(tp_write_file(conf2, text), 0);
+	o.settings = "user = \"nobody\";";
+	assert_int_equal(tf_agent_conf(&r, &o), 0);
 	assert_int_equal(unsetenv("KEYAUTH_ALLOW_ROOT"), 0);
-	pid = tp_spawn_keyauthd(conf2, log2);
+	pid = tp_spawn_keyauthd(r.conf, r.log);
 	setenv("KEYAUTH_ALLOW_ROOT", "1", 1);
 	assert_true(pid > 0);
-	assert_int_equal(tp_wait_connectable(pid, addr2, tp_scaled_ms(5000)), 0);
-	c = spc_open(addr2, tp_scaled_ms(2000));
+	assert_int_equal(tp_wait_connectable(pid, r.uaddr, 5000), 0);
+	c = spc_open(r.uaddr, tp_scaled_ms(2000));
 	assert_non_null(c);
 	assert_true(spc_handshake(c, tp_scaled_ms(2000)));
 	assert_int_equal(spc_query(c, "openai", NULL, &a, tp_scaled_ms(2000)), 0);
@@ -196,9 +161,9 @@ test_root_without_user_is_refused_and_user_drops_privileges(void **state)
 			break;
 	fclose(f);
 	assert_true(uid != 0);
-	assert_true(tp_log_contains(log2, "event=privileges_dropped user=nobody"));
+	assert_true(tp_log_contains(r.log, "event=privileges_dropped user=nobody"));
 	tp_signal(pid, SIGTERM);
-	assert_int_equal(tp_wait_exit(pid, tp_scaled_ms(5000), &st), 0);
+	assert_int_equal(tp_wait_exit(pid, 5000, &st), 0);
 }
 
 int
@@ -211,5 +176,5 @@ main(void)
 		cmocka_unit_test(test_root_without_user_is_refused_and_user_drops_privileges),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, tf_agent_teardown);
 }

@@ -25,69 +25,24 @@
 
 #include <cmocka.h>
 
-#include "keyfmt.h"
-#include "keystore.h"
+#include "fixture.h"
 #include "metrics.h"
 #include "proc.h"
 #include "spop_client.h"
 
-static char dir[TP_PATH_MAX], conf[TP_PATH_MAX + 32], store[TP_PATH_MAX + 32];
-static char logpath[TP_PATH_MAX + 32], addr[TP_PATH_MAX + 32], maddr[64];
-static char key[KEY_GEN_MAX + 1];
-static pid_t agent;
+static struct tf_agent A;
+static struct tf_key K;     /* the one key, route openai, generation 7 */
 
 static int
 setup(void **state)
 {
-	struct ks_entry e;
-	char err[256], text[2048];
-	int port = tp_free_port();
+	/* metrics_listen is a bare port: the endpoint goes on loopback. */
+	struct tf_opts o = { .workers = 2, .metrics = true,
+	                     .routes = "  { name = \"openai\"; context = \"/openai\"; },\n"
+	                               "  { name = \"mistral\"; context = \"/mistral\"; }" };
 
-	(void)state;
-	if (port <= 0 || tp_mkdtemp("metrics", dir, sizeof(dir)) != 0)
-		return -1;
-	snprintf(conf, sizeof(conf), "%s/keyauth.conf", dir);
-	snprintf(store, sizeof(store), "%s/keys.db", dir);
-	snprintf(logpath, sizeof(logpath), "%s/agent.log", dir);
-	snprintf(addr, sizeof(addr), "unix:%s/agent.sock", dir);
-	snprintf(maddr, sizeof(maddr), "127.0.0.1:%d", port);
-	memset(&e, 0, sizeof(e));
-	if (keyfmt_generate("ka_", key, sizeof(key)) < 0 || keyfmt_new_id(e.id) != 0)
-		return -1;
-	keyfmt_digest(key, strlen(key), e.digest);
-	e.route = "openai";
-	e.owner = "";
-	e.created = 1;
-	if (ks_file_write_gen(store, &e, 1, 7, err, sizeof(err)) != 0)
-		return -1;
-	/* A bare port: the endpoint goes on loopback. */
-	snprintf(text, sizeof(text),
-	    "listen = [ \"%s\" ];\nworkers = 2;\nmetrics_listen = \"%d\";\n"
-	    "store = { path = \"%s\"; };\n"
-	    "routes = ( { name = \"openai\"; context = \"/openai\"; },\n"
-	    "           { name = \"mistral\"; context = \"/mistral\"; } );\n", addr, port, store);
-	if (tp_write_file(conf, text) != 0)
-		return -1;
-	agent = tp_spawn_keyauthd(conf, logpath);
-	if (agent <= 0 || tp_wait_connectable(agent, addr, tp_scaled_ms(5000)) != 0 ||
-	    tp_wait_connectable(agent, maddr, tp_scaled_ms(5000)) != 0)
-		return -1;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	int st;
-
-	(void)state;
-	if (agent > 0) {
-		tp_signal(agent, SIGTERM);
-		tp_wait_exit(agent, tp_scaled_ms(5000), &st);
-	}
-	if (getenv("KEYAUTH_TEST_KEEP") == NULL)
-		tp_rmtree(dir);
-	return 0;
+	*state = &A;
+	return tf_agent_up_key(&A, "metrics", &o, &K, 7);
 }
 
 /* ---- a plain HTTP client ------------------------------------------------------ */
@@ -153,7 +108,7 @@ send_all(int fd, const void *p, size_t len)
 static char *
 http(const char *req, size_t len)
 {
-	int fd = spc_connect_fd(maddr, tp_scaled_ms(2000));
+	int fd = spc_connect_fd(A.maddr, tp_scaled_ms(2000));
 	bool eof;
 	char *r;
 
@@ -173,7 +128,7 @@ scrape(void)
 
 	assert_true(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0);
 	assert_non_null(strstr(r, "\r\nContent-Type: text/plain; version=0.0.4"));
-	assert_null(strstr(r, key));
+	assert_null(strstr(r, K.key));
 	return r;
 }
 
@@ -226,11 +181,11 @@ test_counters_follow_verdicts(void **state)
 	assert_true(metric(before, "keyauth_config_last_reload_success") == 1);
 	assert_non_null(strstr(before, "# TYPE keyauth_verdict_latency_seconds histogram\n"));
 	assert_non_null(strstr(before, "# TYPE keyauth_verdicts_total counter\n"));
-	c = spc_open(addr, tp_scaled_ms(2000));
+	c = spc_open(A.uaddr, tp_scaled_ms(2000));
 	assert_non_null(c);
 	assert_true(spc_handshake(c, tp_scaled_ms(2000)));
-	assert_int_equal(spc_query(c, "openai", key, &a, tp_scaled_ms(2000)), 0);
-	assert_int_equal(spc_query(c, "openai", key, &a, tp_scaled_ms(2000)), 0);
+	assert_int_equal(spc_query(c, "openai", K.key, &a, tp_scaled_ms(2000)), 0);
+	assert_int_equal(spc_query(c, "openai", K.key, &a, tp_scaled_ms(2000)), 0);
 	assert_int_equal(spc_query(c, "mistral", NULL, &a, tp_scaled_ms(2000)), 0);
 	assert_int_equal(spc_query(c, "nowhere", NULL, &a, tp_scaled_ms(2000)), 0);
 	after = scrape();
@@ -269,12 +224,12 @@ test_healthchecks_and_protocol_errors_are_counted(void **state)
 
 	(void)state;
 	before = scrape();
-	c = spc_open(addr, tp_scaled_ms(2000));
+	c = spc_open(A.uaddr, tp_scaled_ms(2000));
 	assert_non_null(c);
 	assert_int_equal(spc_hello(c, &ho, &f, tp_scaled_ms(2000)), SPC_FRAME);
 	spc_frame_free(&f);
 	spc_close(c);
-	c = spc_open(addr, tp_scaled_ms(2000));
+	c = spc_open(A.uaddr, tp_scaled_ms(2000));
 	assert_non_null(c);
 	assert_true(spc_handshake(c, tp_scaled_ms(2000)));
 	assert_int_equal(spc_send_raw(c, zero_len, sizeof(zero_len), tp_scaled_ms(2000)), 0);
@@ -296,7 +251,7 @@ test_reload_result_is_exposed(void **state)
 	char *r = NULL;
 
 	(void)state;
-	assert_int_equal(tp_signal(agent, SIGHUP), 0);
+	assert_int_equal(tp_signal(A.pid, SIGHUP), 0);
 	deadline = tp_now_ms() + tp_scaled_ms(3000);
 	for (;;) {
 		r = scrape();
@@ -399,7 +354,7 @@ test_clients_are_bounded_and_time_out(void **state)
 	t0 = tp_now_ms();
 	for (i = 0; i < N; i++) {
 		opened[i] = tp_now_ms();
-		fds[i] = spc_connect_fd(maddr, tp_scaled_ms(2000));
+		fds[i] = spc_connect_fd(A.maddr, tp_scaled_ms(2000));
 		assert_true(fds[i] >= 0);
 	}
 	/* One over the bound is closed at accept; which one depends on when
@@ -434,10 +389,10 @@ test_clients_are_bounded_and_time_out(void **state)
 	assert_true(closed <= 1 + old);
 
 	/* The agent itself is not held up by them. */
-	c = spc_open(addr, tp_scaled_ms(2000));
+	c = spc_open(A.uaddr, tp_scaled_ms(2000));
 	assert_non_null(c);
 	assert_true(spc_handshake(c, tp_scaled_ms(2000)));
-	assert_int_equal(spc_query(c, "openai", key, &a, tp_scaled_ms(2000)), 0);
+	assert_int_equal(spc_query(c, "openai", K.key, &a, tp_scaled_ms(2000)), 0);
 	assert_string_equal(a.status, "ok");
 	spc_close(c);
 
@@ -468,5 +423,5 @@ main(void)
 		cmocka_unit_test(test_clients_are_bounded_and_time_out),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, tf_agent_teardown);
 }

@@ -35,29 +35,24 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "fixture.h"
 #include "keyfmt.h"
 #include "proc.h"
 #include "spop_client.h"
+#include "spop_expect.h"
 
 #define PREFIX "ka_"
 #define NS     "katest"
 
+/* An agent: its files "<dir>/agent<i>.*" and a connection kept open. */
 struct agent {
-	char conf[TP_PATH_MAX + 32];
-	char log[TP_PATH_MAX + 32];
-	char addr[TP_PATH_MAX + 48];
-	pid_t pid;
+	struct tf_agent t;
 	struct spc_conn *c;
-};
-
-struct made_key {
-	char id[KEY_ID_LEN + 1];
-	char key[KEY_GEN_MAX + 1];
 };
 
 static char dir[TP_PATH_MAX];
 static char redis_log[TP_PATH_MAX + 32];
-static char ctl_conf[TP_PATH_MAX + 32];
+static struct tf_agent ctl;                   /* its conf: what keyauthctl reads */
 static int redis_port;
 static pid_t redis_pid;
 /* 0 and 1: defaults; 2: max_staleness 1 s, deny; 3: resync_interval 1 s and
@@ -65,27 +60,14 @@ static pid_t redis_pid;
  * user (test_acl_username). */
 #define NAGENTS 5
 static struct agent agents[NAGENTS];
-static int metrics_port;
 static pid_t replica_pid;
-static const char *cur_ctl_conf = ctl_conf;   /* the config run_ctl passes */
+static const char *cur_ctl_conf = ctl.conf;   /* the config keyauthctl is given */
 
 static const char *redis_server_path(void)
 {
 	const char *p = getenv("REDIS_SERVER");
 
 	return p != NULL ? p : "/usr/bin/redis-server";
-}
-
-static const char *ctl_path(void)
-{
-	const char *p = getenv("KEYAUTHCTL");
-
-	return p != NULL ? p : "build/keyauthctl";
-}
-
-static int io_ms(void)
-{
-	return tp_scaled_ms(3000);
 }
 
 static int redis_start(void)
@@ -127,59 +109,41 @@ static void rcmd(redisContext *c, const char *fmt, ...)
 	freeReplyObject(r);
 }
 
-static const char ROUTES[] =
-	"routes = (\n"
-	"  { name = \"openai\"; type = \"provider\"; context = \"/openai\"; }\n"
-	");\n";
-
-static int write_conf(const char *path, const char *listen, const char *extra)
+/* A config on the Redis store with more store settings <extra>. */
+static struct tf_opts redis_opts(const char *extra)
 {
-	char buf[2048];
-	int n = snprintf(buf, sizeof(buf),
-		"listen = [ \"%s\" ];\n"
-		"workers = 1;\n"
-		"key_prefix = \"" PREFIX "\";\n"
-		"store = { backend = \"redis\"; address = \"127.0.0.1:%d\"; namespace = \"" NS "\";"
-		" %s %s };\n"
-		"log = { level = \"debug\"; target = \"stderr\"; };\n%s",
-		listen, redis_port,
-		strstr(extra, "resync_interval") ? "" : "resync_interval = 60;", extra, ROUTES);
+	static char store[1024];
+	struct tf_opts o = { .key_prefix = PREFIX, .log_level = "debug", .store = store,
+	                     .routes = "  { name = \"openai\"; type = \"provider\"; context = \"/openai\"; }" };
 
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		return -1;
-	return tp_write_file(path, buf);
+	snprintf(store, sizeof(store), "backend = \"redis\"; address = \"127.0.0.1:%d\"; namespace = \"" NS "\"; %s %s",
+	         redis_port, strstr(extra, "resync_interval") ? "" : "resync_interval = 60;", extra);
+	return o;
 }
 
-/* <top>: settings outside the store group (may be ""). */
-static int agent_start_top(struct agent *a, int i, const char *extra, const char *top)
+/* "<dir>/<name>.conf" for keyauthctl or keyauthd -t (into <paper>): the
+ * Redis store with <extra>, a listener that is never opened. */
+static int write_conf(struct tf_agent *paper, const char *name, const char *extra)
 {
-	char conf[4096];
-	size_t len;
+	struct tf_opts o = redis_opts(extra);
 
-	snprintf(a->conf, sizeof(a->conf), "%s/agent%d.conf", dir, i);
-	snprintf(a->log, sizeof(a->log), "%s/agent%d.log", dir, i);
-	snprintf(a->addr, sizeof(a->addr), "unix:%s/agent%d.sock", dir, i);
-	if (write_conf(a->conf, a->addr, extra) == -1)
-		return -1;
-	if (top[0]) {
-		FILE *f = fopen(a->conf, "r");
+	o.listen_addr = "127.0.0.1:1";
+	return tf_agent_named(paper, dir, name) == -1 ? -1 : tf_agent_conf(paper, &o);
+}
 
-		if (f == NULL)
-			return -1;
-		len = fread(conf, 1, sizeof(conf) - 1, f);
-		fclose(f);
-		conf[len] = '\0';
-		if (len + strlen(top) + 2 >= sizeof(conf))
-			return -1;
-		strcat(conf, top);
-		strcat(conf, "\n");
-		if (tp_write_file(a->conf, conf) == -1)
-			return -1;
-	}
-	a->pid = tp_spawn_keyauthd(a->conf, a->log);
-	if (a->pid == -1 || tp_wait_connectable(a->pid, a->addr, 5000) == -1)
+/* Starts agent <i> with store settings <extra>, and a metrics endpoint when
+ * <metrics>; opens its connection. */
+static int agent_start_metrics(struct agent *a, int i, const char *extra, bool metrics)
+{
+	struct tf_opts o = redis_opts(extra);
+	char name[16];
+
+	o.metrics = metrics;
+	snprintf(name, sizeof(name), "agent%d", i);
+	if (tf_agent_named(&a->t, dir, name) == -1 || tf_agent_conf(&a->t, &o) == -1 ||
+	    tf_agent_start(&a->t) == -1)
 		return -1;
-	a->c = spc_open(a->addr, io_ms());
+	a->c = spc_open(a->t.uaddr, io_ms());
 	if (a->c == NULL || !spc_handshake(a->c, io_ms()))
 		return -1;
 	return 0;
@@ -187,7 +151,7 @@ static int agent_start_top(struct agent *a, int i, const char *extra, const char
 
 static int agent_start(struct agent *a, int i, const char *extra)
 {
-	return agent_start_top(a, i, extra, "");
+	return agent_start_metrics(a, i, extra, false);
 }
 
 static void agent_stop(struct agent *a)
@@ -195,93 +159,17 @@ static void agent_stop(struct agent *a)
 	if (a->c != NULL)
 		spc_close(a->c);
 	a->c = NULL;
-	if (a->pid > 0) {
-		int status = 0;
-
-		tp_signal(a->pid, SIGTERM);
-		assert_int_equal(tp_wait_exit(a->pid, 5000, &status), 0);
-		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	}
-	a->pid = 0;
+	assert_int_equal(tf_agent_stop(&a->t), 0);
 }
 
-/* Runs keyauthctl -c ctl_conf <args...> (NULL-terminated); its output goes
- * to <out> (never printed: it holds keys). Returns the exit status. */
-static int run_ctl(const char *out, ...)
-{
-	char *argv[16];
-	int argc = 0, status = 0;
-	va_list ap;
-	pid_t pid;
-
-	argv[argc++] = (char *)ctl_path();
-	argv[argc++] = "-c";
-	argv[argc++] = (char *)cur_ctl_conf;
-	va_start(ap, out);
-	while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
-		argc++;
-	va_end(ap);
-	argv[argc] = NULL;
-	unlink(out);
-	pid = tp_spawn(argv, out);
-	if (pid == -1 || tp_wait_exit(pid, 10000, &status) == -1)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* Pulls "id" and "key" out of the JSON line keyauthctl printed to <path>. */
-static void parse_made(const char *path, struct made_key *m)
-{
-	char buf[8192];
-	FILE *f = fopen(path, "r");
-	size_t n;
-	const char *p;
-
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strstr(buf, "{\"id\":\"");
-	assert_non_null(p);
-	memcpy(m->id, p + 7, KEY_ID_LEN);
-	m->id[KEY_ID_LEN] = '\0';
-	p = strstr(p, "\"key\":\"");
-	assert_non_null(p);
-	p += 7;
-	n = strcspn(p, "\"");
-	assert_true(n > 0 && n < sizeof(m->key));
-	memcpy(m->key, p, n);
-	m->key[n] = '\0';
-	/* The file held the key: gone as soon as it is read. */
-	unlink(path);
-}
-
-static void create_key(struct made_key *m)
+static void create_key(struct tf_key *m)
 {
 	char out[TP_PATH_MAX + 16];
 
 	snprintf(out, sizeof(out), "%s/ctl.out", dir);
-	assert_int_equal(run_ctl(out, "key", "create", "--route", "openai", "--owner", "t",
-	                         "--json", NULL), 0);
-	parse_made(out, m);
-}
-
-/* Queries <a> until it answers <status> for <key>; returns the delay in ms,
- * -1 past <ms>. */
-static long long wait_status(struct agent *a, const char *key, const char *status, int ms)
-{
-	long long t0 = tp_now_ms(), deadline = t0 + tp_scaled_ms(ms);
-	struct spc_ack ack;
-
-	for (;;) {
-		if (spc_query(a->c, "openai", key, &ack, io_ms()) != 0)
-			fail_msg("no ACK while waiting for status %s", status);
-		if (strcmp(ack.status, status) == 0)
-			return tp_now_ms() - t0;
-		if (tp_now_ms() >= deadline)
-			return -1;
-		tp_nap_ms(5);
-	}
+	assert_int_equal(tf_ctl_run(cur_ctl_conf, out, "key", "create", "--route", "openai",
+	                            "--owner", "t", "--json", NULL), 0);
+	assert_int_equal(tf_ctl_made(out, m), 0);
 }
 
 /* Polls until a line logged by <a> after byte <from> contains <needle>. */
@@ -290,7 +178,7 @@ static int wait_log_since(const struct agent *a, size_t from, const char *needle
 	const char *const ln[] = { needle, NULL };
 	long long deadline = tp_now_ms() + tp_scaled_ms(ms);
 
-	while (!tp_log_line_since(a->log, from, ln)) {
+	while (!tp_log_line_since(a->t.log, from, ln)) {
 		if (tp_now_ms() >= deadline)
 			return -1;
 		tp_nap_ms(10);
@@ -312,7 +200,7 @@ static void expect_status(struct agent *a, const char *key, const char *status, 
 static void both_within_1s(const char *key, const char *status, const char *what)
 {
 	for (int i = 0; i < 2; i++) {
-		long long ms = wait_status(&agents[i], key, status, 1000);
+		long long ms = wait_status(agents[i].c, "openai", key, status, 1000);
 
 		if (ms < 0)
 			fail_msg("%s: agent %d not %s within 1 s", what, i, status);
@@ -322,34 +210,18 @@ static void both_within_1s(const char *key, const char *status, const char *what
 
 /* ---- helpers for the store's numbers ---------------------------------------- */
 
-/* Lines of <path> that contain <needle>. */
-static int count_lines(const char *path, const char *needle)
-{
-	char line[4096];
-	int n = 0;
-	FILE *f = fopen(path, "r");
-
-	if (f == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		n += strstr(line, needle) != NULL;
-	fclose(f);
-	return n;
-}
-
 /* The value of the unlabelled metric <name> scraped from agent 3's
  * endpoint now. */
 static double metric(const char *name)
 {
 	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
-	char addr[32], *buf, *p;
+	char *buf, *p;
 	size_t len = 0, cap = 1 << 17, nl = strlen(name);
 	long long deadline = tp_now_ms() + io_ms();
 	int fd;
 	double v = -1;
 
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", metrics_port);
-	fd = spc_connect_fd(addr, io_ms());
+	fd = spc_connect_fd(agents[3].t.maddr, io_ms());
 	assert_true(fd >= 0);
 	assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(req) - 1);
 	buf = malloc(cap);
@@ -418,11 +290,10 @@ static int setup(void **state)
 	if (tp_mkdtemp("keyauth-redis", dir, sizeof(dir)) == -1)
 		return -1;
 	snprintf(redis_log, sizeof(redis_log), "%s/redis.log", dir);
-	snprintf(ctl_conf, sizeof(ctl_conf), "%s/ctl.conf", dir);
 	redis_port = tp_free_port();
 	if (redis_port <= 0 || redis_start() == -1)
 		return -1;
-	if (write_conf(ctl_conf, "127.0.0.1:1", "") == -1)
+	if (write_conf(&ctl, "ctl", "") == -1)
 		return -1;
 	for (int i = 0; i < 2; i++)
 		if (agent_start(&agents[i], i, "") == -1)
@@ -463,7 +334,7 @@ static int teardown(void **state)
 
 static void test_create_revoke_rotate_reach_both_agents(void **state)
 {
-	struct made_key k, k2;
+	struct tf_key k, k2;
 	char out[TP_PATH_MAX + 16];
 
 	(void)state;
@@ -471,24 +342,24 @@ static void test_create_revoke_rotate_reach_both_agents(void **state)
 	snprintf(out, sizeof(out), "%s/ctl.out", dir);
 	create_key(&k);
 	both_within_1s(k.key, "ok", "create");
-	assert_int_equal(run_ctl(out, "key", "revoke", k.id, NULL), 0);
+	assert_int_equal(tf_ctl_run(cur_ctl_conf, out, "key", "revoke", k.e.id, NULL), 0);
 	both_within_1s(k.key, "revoked", "revoke");
 
 	create_key(&k);
 	both_within_1s(k.key, "ok", "create (2)");
-	assert_int_equal(run_ctl(out, "key", "rotate", k.id, "--json", NULL), 0);
-	parse_made(out, &k2);
+	assert_int_equal(tf_ctl_run(cur_ctl_conf, out, "key", "rotate", k.e.id, "--json", NULL), 0);
+	assert_int_equal(tf_ctl_made(out, &k2), 0);
 	both_within_1s(k2.key, "ok", "rotate (new key)");
 	/* keyauthctl reads back through redis too. */
-	assert_int_equal(run_ctl(out, "key", "list", NULL), 0);
-	assert_true(tp_log_contains(out, k2.id));
+	assert_int_equal(tf_ctl_run(cur_ctl_conf, out, "key", "list", NULL), 0);
+	assert_true(tp_log_contains(out, k2.e.id));
 	unlink(out);
 }
 
 static void test_lost_message_healed_by_resync(void **state)
 {
 	redisContext *c;
-	struct made_key k;
+	struct tf_key k;
 	size_t from[2];
 
 	(void)state;
@@ -497,29 +368,29 @@ static void test_lost_message_healed_by_resync(void **state)
 	both_within_1s(k.key, "ok", "create");
 	/* A change with no PUBLISH: as if the message were lost. */
 	c = rds();
-	rcmd(c, "HSET " NS ":key:%s revoked %lld", k.id, (long long)time(NULL));
+	rcmd(c, "HSET " NS ":key:%s revoked %lld", k.e.id, (long long)time(NULL));
 	tp_nap_ms(200);
 	expect_status(&agents[0], k.key, "ok", "unpublished change not yet seen");
 	for (int i = 0; i < 2; i++)
-		from[i] = tp_file_size(agents[i].log);
+		from[i] = tp_file_size(agents[i].t.log);
 	/* Drop the subscriptions: the agents resubscribe and resync. */
 	rcmd(c, "CLIENT KILL TYPE pubsub");
 	redisFree(c);
 	for (int i = 0; i < 2; i++) {
 		const char *const ln[] = { "event=store_reconnected", NULL };
-		long long ms = wait_status(&agents[i], k.key, "revoked", 3000);
+		long long ms = wait_status(agents[i].c, "openai", k.key, "revoked", 3000);
 
 		if (ms < 0)
 			fail_msg("agent %d: change not healed by the resync", i);
 		print_message("resync after lost message: agent %d healed in %lld ms\n", i, ms);
-		assert_true(tp_log_line_since(agents[i].log, from[i], ln));
+		assert_true(tp_log_line_since(agents[i].t.log, from[i], ln));
 	}
 }
 
 static void test_bad_records_skipped(void **state)
 {
 	redisContext *c;
-	struct made_key k;
+	struct tf_key k;
 	char id[KEY_ID_LEN + 1];
 
 	(void)state;
@@ -547,18 +418,18 @@ static void test_bad_records_skipped(void **state)
 	create_key(&k);
 	both_within_1s(k.key, "ok", "create after bad records");
 	for (int i = 0; i < 2; i++) {
-		assert_true(tp_alive(agents[i].pid));
-		assert_true(tp_log_contains(agents[i].log, "event=store_record_skipped"));
-		assert_true(tp_log_contains(agents[i].log, "reason=\"not a hash\""));
-		assert_true(tp_log_contains(agents[i].log, "reason=\"bad digest\""));
-		assert_true(tp_log_contains(agents[i].log, "reason=\"record missing\""));
+		assert_true(tp_alive(agents[i].t.pid));
+		assert_true(tp_log_contains(agents[i].t.log, "event=store_record_skipped"));
+		assert_true(tp_log_contains(agents[i].t.log, "reason=\"not a hash\""));
+		assert_true(tp_log_contains(agents[i].t.log, "reason=\"bad digest\""));
+		assert_true(tp_log_contains(agents[i].t.log, "reason=\"record missing\""));
 	}
 }
 
 static void test_redis_killed_then_restarted(void **state)
 {
 	redisContext *c;
-	struct made_key k, k2;
+	struct tf_key k, k2;
 	size_t from[2];
 
 	(void)state;
@@ -570,7 +441,7 @@ static void test_redis_killed_then_restarted(void **state)
 	rcmd(c, "SAVE");
 	redisFree(c);
 	for (int i = 0; i < 2; i++)
-		from[i] = tp_file_size(agents[i].log);
+		from[i] = tp_file_size(agents[i].t.log);
 	tp_signal(redis_pid, SIGKILL);
 	assert_int_equal(tp_wait_exit(redis_pid, 5000, NULL), 0);
 	redis_pid = 0;
@@ -599,10 +470,10 @@ static void test_redis_killed_then_restarted(void **state)
 			fail_msg("stale_action deny: no unknown_route within 4 s");
 		print_message("redis down: %lld verdicts served from the last set; the deny agent "
 		              "failed closed after %lld ms\n", n, denied_ms);
-		assert_true(tp_log_contains(agents[2].log, "event=store_stale"));
+		assert_true(tp_log_contains(agents[2].t.log, "event=store_stale"));
 	}
 	/* The gauges of agent 3: disconnected, and the set's age grows. */
-	if (agents[3].pid > 0) {
+	if (agents[3].t.pid > 0) {
 		double age;
 
 		wait_metric("keyauth_store_connected", eq, 0, 3000);
@@ -619,9 +490,9 @@ static void test_redis_killed_then_restarted(void **state)
 	both_within_1s(k2.key, "ok", "create after restart");
 	for (int i = 0; i < 2; i++)
 		expect_status(&agents[i], k.key, "ok", "old key after restart");
-	if (wait_status(&agents[2], k.key, "ok", 3000) < 0)
+	if (wait_status(agents[2].c, "openai", k.key, "ok", 3000) < 0)
 		fail_msg("stale agent did not recover after the restart");
-	if (agents[3].pid > 0) {
+	if (agents[3].t.pid > 0) {
 		wait_metric("keyauth_store_connected", eq, 1, 5000);
 		wait_metric("keyauth_store_age_seconds", eq, 0, 3000);
 		print_message("redis back: keyauth_store_connected 1, age 0\n");
@@ -631,13 +502,12 @@ static void test_redis_killed_then_restarted(void **state)
 /* keyauthd -t on a config with <extra> store settings; its exit status. */
 static int check_with(const char *extra, const char *log)
 {
-	char conf[TP_PATH_MAX + 32];
+	struct tf_agent check;
 
-	snprintf(conf, sizeof(conf), "%s/check.conf", dir);
-	if (write_conf(conf, "127.0.0.1:1", extra) == -1)
+	if (write_conf(&check, "check", extra) == -1)
 		return -1;
 	unlink(log);
-	return tp_run_keyauthd_check(conf, log);
+	return tp_run_keyauthd_check(check.conf, log);
 }
 
 static void test_password_file(void **state)
@@ -669,21 +539,17 @@ static void test_password_file(void **state)
 /* Runs first: agent 3's log holds only its start. */
 static void test_startup_loads_the_set_once(void **state)
 {
-	char top[64];
 	struct agent *a = &agents[3];
 
 	(void)state;
 	NEED_REDIS();
-	metrics_port = tp_free_port();
-	assert_true(metrics_port > 0);
-	snprintf(top, sizeof(top), "metrics_listen = \"%d\";", metrics_port);
-	assert_int_equal(agent_start_top(a, 3, "resync_interval = 1;", top), 0);
+	assert_int_equal(agent_start_metrics(a, 3, "resync_interval = 1;", true), 0);
 	/* The subscription is confirmed and the generation has not moved
 	 * since the start-up load: no second load. */
 	assert_int_equal(wait_log_since(a, 0, "trigger=subscribe", 3000), 0);
-	assert_true(tp_log_contains(a->log, "event=store_in_sync"));
-	assert_int_equal(count_lines(a->log, "event=store_loaded"), 1);
-	assert_int_equal(count_lines(a->log, "event=store_loaded where=redis"), 1);
+	assert_true(tp_log_contains(a->t.log, "event=store_in_sync"));
+	assert_int_equal(tp_count_lines(a->t.log, "event=store_loaded"), 1);
+	assert_int_equal(tp_count_lines(a->t.log, "event=store_loaded where=redis"), 1);
 	print_message("start-up: 1 load, subscription confirmed without a second\n");
 	assert_true(metric("keyauth_store_resyncs_total") == 1);
 	assert_true(metric("keyauth_store_connected") == 1);
@@ -693,31 +559,31 @@ static void test_startup_loads_the_set_once(void **state)
 static void test_periodic_resync_loads_only_when_the_generation_moved(void **state)
 {
 	struct agent *a = &agents[3];
-	struct made_key k;
+	struct tf_key k;
 	redisContext *c;
 	double resyncs, skipped;
 	size_t from;
 
 	(void)state;
 	NEED_REDIS();
-	if (a->pid <= 0)
+	if (a->t.pid <= 0)
 		fail_msg("agent 3 not started");
 	create_key(&k);
-	if (wait_status(a, k.key, "ok", 1000) < 0)
+	if (wait_status(a->c, "openai", k.key, "ok", 1000) < 0)
 		fail_msg("agent 3 did not see the new key");
 	/* The event made an incremental load: the next resync cannot trust
 	 * the generation and loads in full, later ones are skipped. */
 	resyncs = wait_metric("keyauth_store_resyncs_total", ge, 2, 3000);
 	skipped = metric("keyauth_store_resyncs_skipped_total");
-	from = tp_file_size(a->log);
+	from = tp_file_size(a->t.log);
 	wait_metric("keyauth_store_resyncs_skipped_total", ge, skipped + 2, 4000);
 	assert_true(metric("keyauth_store_resyncs_total") == resyncs);
 	{
 		const char *const ln[] = { "event=store_in_sync", "trigger=resync", NULL };
 		const char *const ld[] = { "event=store_loaded", NULL };
 
-		assert_true(tp_log_line_since(a->log, from, ln));
-		assert_false(tp_log_line_since(a->log, from, ld));
+		assert_true(tp_log_line_since(a->t.log, from, ln));
+		assert_false(tp_log_line_since(a->t.log, from, ld));
 	}
 	print_message("unchanged generation: %g resyncs skipped, no load\n",
 	              metric("keyauth_store_resyncs_skipped_total"));
@@ -725,12 +591,12 @@ static void test_periodic_resync_loads_only_when_the_generation_moved(void **sta
 	 * next periodic resync heals it. */
 	c = rds();
 	rcmd(c, "MULTI");
-	rcmd(c, "HSET " NS ":key:%s revoked %lld", k.id, (long long)time(NULL));
+	rcmd(c, "HSET " NS ":key:%s revoked %lld", k.e.id, (long long)time(NULL));
 	rcmd(c, "INCR " NS ":generation");
 	rcmd(c, "EXEC");
 	redisFree(c);
 	{
-		long long ms = wait_status(a, k.key, "revoked", 3000);
+		long long ms = wait_status(a->c, "openai", k.key, "revoked", 3000);
 
 		if (ms < 0)
 			fail_msg("generation moved without an event: not healed by the resync");
@@ -742,7 +608,7 @@ static void test_periodic_resync_loads_only_when_the_generation_moved(void **sta
 static void test_acl_username(void **state)
 {
 	char pass[TP_PATH_MAX + 32], extra[TP_PATH_MAX + 96], log[TP_PATH_MAX + 32];
-	struct made_key k;
+	struct tf_key k;
 	redisContext *c;
 
 	(void)state;
@@ -759,7 +625,7 @@ static void test_acl_username(void **state)
 	/* A change made after the start arrives through the agent's own
 	 * (authenticated) subscription. */
 	create_key(&k);
-	if (wait_status(&agents[4], k.key, "ok", 1000) < 0)
+	if (wait_status(agents[4].c, "openai", k.key, "ok", 1000) < 0)
 		fail_msg("agent with an ACL user did not see the new key");
 	agent_stop(&agents[4]);
 	/* A wrong password: refused like the password-only case. */
@@ -795,26 +661,25 @@ static bool replica_linked(int port)
 
 static void test_write_replicas(void **state)
 {
-	char conf[TP_PATH_MAX + 32], out[TP_PATH_MAX + 16], port[16], master[16], rlog[TP_PATH_MAX + 32];
+	char out[TP_PATH_MAX + 16], port[16], master[16], rlog[TP_PATH_MAX + 32];
+	struct tf_agent w;
 	char *argv[] = { (char *)redis_server_path(), "--port", port, "--bind", "127.0.0.1",
 	                 "--save", "", "--appendonly", "no", "--dir", dir,
 	                 "--dbfilename", "replica.rdb", "--replicaof", "127.0.0.1", master, NULL };
-	struct made_key k;
+	struct tf_key k;
 	long long t0, ms;
 	int rport;
 
 	(void)state;
 	NEED_REDIS();
-	snprintf(conf, sizeof(conf), "%s/ctlw.conf", dir);
 	snprintf(out, sizeof(out), "%s/ctlw.out", dir);
 	snprintf(rlog, sizeof(rlog), "%s/replica.log", dir);
-	assert_int_equal(write_conf(conf, "127.0.0.1:1", "write_replicas = 1; write_timeout_ms = 300;"),
-	                 0);
-	cur_ctl_conf = conf;
+	assert_int_equal(write_conf(&w, "ctlw", "write_replicas = 1; write_timeout_ms = 300;"), 0);
+	cur_ctl_conf = w.conf;
 	/* No replica: written, the key still printed, then the error, exit 1
 	 * after the timeout. */
 	t0 = tp_now_ms();
-	assert_int_equal(run_ctl(out, "key", "create", "--route", "openai", "--json", NULL), 1);
+	assert_int_equal(tf_ctl_run(cur_ctl_conf, out, "key", "create", "--route", "openai", "--json", NULL), 1);
 	ms = tp_now_ms() - t0;
 	assert_true(ms >= 300);
 	assert_true(tp_log_contains(out, "only 0 of 1 replicas confirmed it within 300 ms"));
@@ -829,8 +694,8 @@ static void test_write_replicas(void **state)
 				assert_null(strstr(line, PREFIX));   /* never the key */
 		fclose(f);
 	}
-	parse_made(out, &k);
-	if (wait_status(&agents[0], k.key, "ok", 1000) < 0)
+	assert_int_equal(tf_ctl_made(out, &k), 0);
+	if (wait_status(agents[0].c, "openai", k.key, "ok", 1000) < 0)
 		fail_msg("unconfirmed key not in the store");
 	print_message("write_replicas = 1 without a replica: exit 1 after %lld ms\n", ms);
 	/* A real replica: WAIT is satisfied. */
@@ -850,16 +715,15 @@ static void test_write_replicas(void **state)
 		}
 	}
 	/* A generous timeout: WAIT returns as soon as the replica acks. */
-	assert_int_equal(write_conf(conf, "127.0.0.1:1", "write_replicas = 1; write_timeout_ms = 5000;"),
-	                 0);
+	assert_int_equal(write_conf(&w, "ctlw", "write_replicas = 1; write_timeout_ms = 5000;"), 0);
 	t0 = tp_now_ms();
-	assert_int_equal(run_ctl(out, "key", "create", "--route", "openai", "--json", NULL), 0);
+	assert_int_equal(tf_ctl_run(cur_ctl_conf, out, "key", "create", "--route", "openai", "--json", NULL), 0);
 	print_message("write_replicas = 1 with a replica: exit 0 after %lld ms\n", tp_now_ms() - t0);
 	assert_false(tp_log_contains(out, "replicas confirmed"));
-	parse_made(out, &k);
-	if (wait_status(&agents[0], k.key, "ok", 1000) < 0)
+	assert_int_equal(tf_ctl_made(out, &k), 0);
+	if (wait_status(agents[0].c, "openai", k.key, "ok", 1000) < 0)
 		fail_msg("confirmed key not seen");
-	cur_ctl_conf = ctl_conf;
+	cur_ctl_conf = ctl.conf;
 	tp_signal(replica_pid, SIGKILL);
 	assert_int_equal(tp_wait_exit(replica_pid, 5000, NULL), 0);
 	replica_pid = 0;
@@ -872,7 +736,7 @@ static void test_log_has_no_key(void **state)
 	/* Keys are only in test memory; the agent logs must hold none of the
 	 * prefix-looking secrets: check the prefix appears only in config lines. */
 	for (int i = 0; i < 2; i++)
-		assert_false(tp_log_contains(agents[i].log, "Bearer"));
+		assert_false(tp_log_contains(agents[i].t.log, "Bearer"));
 }
 
 int main(void)

@@ -218,6 +218,28 @@ int tp_wait_log(const char *path, const char *needle, int ms)
 	}
 }
 
+int tp_count_lines(const char *path, const char *needle)
+{
+	size_t len;
+	char *buf = tp_slurp(path, &len);
+	int n = 0;
+
+	if (!buf)
+		return 0;
+	for (char *line = buf; *line;) {
+		char *nl = strchr(line, '\n');
+
+		if (nl)
+			*nl = '\0';
+		n += strstr(line, needle) != NULL;
+		if (!nl)
+			break;
+		line = nl + 1;
+	}
+	free(buf);
+	return n;
+}
+
 size_t tp_file_size(const char *path)
 {
 	struct stat st;

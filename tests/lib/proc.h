@@ -92,6 +92,9 @@ bool tp_log_contains(const char *path, const char *needle);
  * scaled. Returns 0, or -1 at the deadline. */
 int tp_wait_log(const char *path, const char *needle, int ms);
 
+/* How many lines of the file at <path> contain <needle> (0 when absent). */
+int tp_count_lines(const char *path, const char *needle);
+
 /* Size of the file at <path>, or 0 when absent. */
 size_t tp_file_size(const char *path);
 
