@@ -7,8 +7,10 @@
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make deps         install missing Debian packages (root), or print the command
 #
-# Sources are picked up by convention: spop/*.c is the codec library, agent/*.c
-# except the two mains is the agent library, tests/unit/test_*.c and
+# Sources are picked up by convention: spop/*.c is the codec library;
+# agent/common/*.c the modules both programs share, agent/keyauthd/*.c and
+# agent/keyauthctl/*.c each program (its main aside), each its own archive;
+# tests/unit/test_*.c and
 # tests/integ/test_*.c are cmocka programs, tests/fuzz/fuzz_*.c are libFuzzer targets.
 
 PREFIX  ?= /usr/local
@@ -33,8 +35,12 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 SPOP_SRC  = $(sort $(wildcard spop/*.c))
-AGENT_MAINS = agent/keyauthd.c agent/keyauthctl.c
-AGENT_SRC = $(sort $(filter-out $(AGENT_MAINS),$(wildcard agent/*.c)))
+AGENT_MAINS = agent/keyauthd/keyauthd.c agent/keyauthctl/keyauthctl.c
+COMMON_SRC = $(sort $(wildcard agent/common/*.c))
+DAEMON_SRC = $(sort $(filter-out $(AGENT_MAINS),$(wildcard agent/keyauthd/*.c)))
+CTL_SRC    = $(sort $(filter-out $(AGENT_MAINS),$(wildcard agent/keyauthctl/*.c)))
+AGENT_SRC  = $(COMMON_SRC) $(DAEMON_SRC) $(CTL_SRC)
+AGENT_INC  = -Iagent/common -Iagent/keyauthd -Iagent/keyauthctl
 # spop/ stands alone: its tests see only spop/ and tests/lib/testutil.
 SPOP_TEST_SRC = $(sort $(wildcard tests/unit/test_spop_*.c))
 UNIT_SRC  = $(sort $(filter-out $(SPOP_TEST_SRC),$(wildcard tests/unit/test_*.c)))
@@ -42,16 +48,20 @@ INTEG_SRC = $(sort $(wildcard tests/integ/test_*.c))
 TESTLIB_SRC = $(sort $(wildcard tests/lib/*.c))
 FUZZ_SRC  = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 BENCH_SRC = $(sort $(wildcard tests/bench/*.c))
-HDRS      = $(wildcard spop/*.h agent/*.h tests/lib/*.h)
+HDRS      = $(wildcard spop/*.h agent/*/*.h tests/lib/*.h)
 
 # One build tree per flavour: build/ (plain), build/san (ASan+UBSan), build/rel (bench).
 B ?= build
 FLAVOUR_CFLAGS ?=
-CFLAGS_ALL = $(STD_CFLAGS) $(OPT_CFLAGS) $(WARN_CFLAGS) $(FLAVOUR_CFLAGS) -Ispop -Iagent -Itests/lib $(PKG_CFLAGS) $(CFLAGS)
+CFLAGS_ALL = $(STD_CFLAGS) $(OPT_CFLAGS) $(WARN_CFLAGS) $(FLAVOUR_CFLAGS) -Ispop $(AGENT_INC) -Itests/lib $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(FLAVOUR_CFLAGS) $(LDFLAGS)
 
 SPOP_OBJ  = $(SPOP_SRC:%.c=$(B)/%.o)
-AGENT_OBJ = $(AGENT_SRC:%.c=$(B)/%.o)
+COMMON_OBJ = $(COMMON_SRC:%.c=$(B)/%.o)
+DAEMON_OBJ = $(DAEMON_SRC:%.c=$(B)/%.o)
+CTL_OBJ    = $(CTL_SRC:%.c=$(B)/%.o)
+# Tests and benchmarks reach into every module: all archives, dependents first.
+ALL_LIBS   = $(B)/libkeyauthd.a $(B)/libkeyauthctl.a $(B)/libkeyauth-common.a $(B)/libspop.a
 TESTLIB_OBJ = $(TESTLIB_SRC:%.c=$(B)/%.o)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 SPOP_TEST_BIN = $(SPOP_TEST_SRC:tests/unit/%.c=$(B)/spop-tests/%)
@@ -77,18 +87,32 @@ $(B)/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
+# What each part may include: common/ only itself, each program common/ and
+# its own folder (tests and benchmarks see everything).
+$(B)/agent/common/%.o: AGENT_INC = -Iagent/common
+$(B)/agent/keyauthd/%.o: AGENT_INC = -Iagent/common -Iagent/keyauthd
+$(B)/agent/keyauthctl/%.o: AGENT_INC = -Iagent/common -Iagent/keyauthctl
+
 $(B)/libspop.a: $(SPOP_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/libkeyauth.a: $(AGENT_OBJ)
+$(B)/libkeyauth-common.a: $(COMMON_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/keyauthd: $(B)/agent/keyauthd.o $(B)/libkeyauth.a $(B)/libspop.a
+$(B)/libkeyauthd.a: $(DAEMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libkeyauthctl.a: $(CTL_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/keyauthd: $(B)/agent/keyauthd/keyauthd.o $(B)/libkeyauthd.a $(B)/libkeyauth-common.a $(B)/libspop.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
-$(B)/keyauthctl: $(B)/agent/keyauthctl.o $(B)/libkeyauth.a $(B)/libspop.a
+$(B)/keyauthctl: $(B)/agent/keyauthctl/keyauthctl.o $(B)/libkeyauthctl.a $(B)/libkeyauth-common.a $(B)/libspop.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 # The codec's own tests: no agent header, no library but libspop.a and cmocka.
@@ -96,17 +120,17 @@ $(B)/spop-tests/%: tests/unit/%.c tests/lib/testutil.c $(B)/libspop.a $(wildcard
 	@mkdir -p $(@D)
 	$(CC) $(SPOP_ONLY_CFLAGS) -o $@ $< tests/lib/testutil.c $(B)/libspop.a $(CMOCKA_LIBS)
 
-$(B)/tests/%: tests/unit/%.c $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(HDRS)
+$(B)/tests/%: tests/unit/%.c $(TESTLIB_OBJ) $(ALL_LIBS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(ALL_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
-$(B)/tests/%: tests/integ/%.c $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(HDRS)
+$(B)/tests/%: tests/integ/%.c $(TESTLIB_OBJ) $(ALL_LIBS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(ALL_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
-$(B)/bench/%: tests/bench/%.c $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(HDRS)
+$(B)/bench/%: tests/bench/%.c $(TESTLIB_OBJ) $(ALL_LIBS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(B)/libkeyauth.a $(B)/libspop.a $(PKG_LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(ALL_LIBS) $(PKG_LIBS)
 
 # ---- tests ----------------------------------------------------------------
 
@@ -209,7 +233,7 @@ FB = build/fuzz
 # The library sources are compiled once (instrumented for coverage, not
 # linked with libFuzzer's main) and shared by every target.
 FUZZ_BASE = $(STD_CFLAGS) -O1 -g -fno-sanitize-recover=all \
-            -Wall -Wextra -Werror -Ispop -Iagent -Itests/lib $(PKG_CFLAGS)
+            -Wall -Wextra -Werror -Ispop $(AGENT_INC) -Itests/lib $(PKG_CFLAGS)
 FUZZ_CFLAGS = $(FUZZ_BASE) -fsanitize=fuzzer,address,undefined
 FUZZ_OBJ = $(SPOP_SRC:%.c=$(FB)/obj/%.o) $(AGENT_SRC:%.c=$(FB)/obj/%.o)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=$(FB)/%)

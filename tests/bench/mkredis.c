@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mkredis: writes, as a stream of RESP commands for `redis-cli --pipe`, a key
- * set of N fresh keys for one route in the layout agent/store_redis.c reads
+ * set of N fresh keys for one route in the layout agent/common/store_redis.c reads
  * (store_redis.h: <ns>:key:<id> hashes with the digest in hex, the id set
  * <ns>:ids, the <ns>:generation counter), and M of those keys, one a line,
  * to a key file (mode 0600) for the load generator. For benchmarks only: the

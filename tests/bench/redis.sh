@@ -6,7 +6,7 @@
 #
 # Starts its own redis-server (Debian's) on a free loopback port, no
 # persistence, working directory in a temporary directory; fills it with
-# mkredis | redis-cli --pipe (the record layout of agent/store_redis.c,
+# mkredis | redis-cli --pipe (the record layout of agent/common/store_redis.c,
 # digests only) and checks the id count. Then for REDIS_ROUNDS rounds:
 # starts keyauthd (one worker, redis backend, resync_interval 3600 so that
 # only the forced resync below happens) and measures

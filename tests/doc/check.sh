@@ -3,7 +3,7 @@
 #
 # tests/doc/check.sh: what `make install` ships, checked.
 #   - the man pages pass `mandoc -T lint -W warning` (any warning fails);
-#   - every top-level setting of agent/conf.c is in keyauth.conf(5) and in the
+#   - every top-level setting of agent/common/conf.c is in keyauth.conf(5) and in the
 #     example agent/keyauth.conf;
 #   - `make install DESTDIR=...` lays out the expected tree with the right
 #     modes, fills in the unit's paths, and keeps an existing configuration;
@@ -44,7 +44,7 @@ else
 fi
 
 # Every top-level setting is documented in both places.
-settings=$(sed -n '/^static const struct conf_kw conf_top_kws\[\]/,/^};/p' agent/conf.c |
+settings=$(sed -n '/^static const struct conf_kw conf_top_kws\[\]/,/^};/p' agent/common/conf.c |
 	grep -o '{ "[a-z_]*"' | tr -d '{" ')
 missing=""
 for s in $settings; do
@@ -52,7 +52,7 @@ for s in $settings; do
 	grep -Eq "^#? ?$s = " agent/keyauth.conf || missing="$missing example:$s"
 done
 if [ -n "$settings" ] && [ -z "$missing" ]; then ok "every setting documented ($(echo $settings | wc -w))"
-else bad "every setting documented" "missing:${missing:- (no settings found in agent/conf.c)}"; fi
+else bad "every setting documented" "missing:${missing:- (no settings found in agent/common/conf.c)}"; fi
 
 # ---- make install -----------------------------------------------------------------
 dest=$tmp/dest

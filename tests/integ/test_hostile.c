@@ -440,7 +440,7 @@ static void exhaustion_case(bool control_client)
 	if (c1 - c0 >= CPU_MAX_MS)
 		fail_msg("keyauthd burnt %lld ms of CPU in 1 s of descriptor exhaustion%s",
 		         c1 - c0, control_client ? " with a control client waiting: "
-		         "control_on_accept (agent/control.c) ignores EMFILE and its "
+		         "control_on_accept (agent/keyauthd/control.c) ignores EMFILE and its "
 		         "level-triggered listener stays readable" : "");
 }
 

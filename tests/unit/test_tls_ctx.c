@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_tls_ctx: agent/tls.c against an OpenSSL client over a non-blocking
+ * test_tls_ctx: agent/keyauthd/tls.c against an OpenSSL client over a non-blocking
  * socketpair, with a throwaway CA, server and client certificates made by the
  * openssl CLI in a temp dir. Both ends run in this thread: pump() alternates
  * them a bounded number of times, so a handshake that cannot finish shows up

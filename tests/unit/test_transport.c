@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_transport: the plain transport (agent/transport.c) over a
+ * test_transport: the plain transport (agent/keyauthd/transport.c) over a
  * non-blocking unix socketpair: bytes both ways, would-block on an empty
  * socket and on a full one, partial writes, EOF, a reset peer, the raw
  * discard; and conn_flags_str, the printer of struct conn's flags.

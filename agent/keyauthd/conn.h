@@ -40,7 +40,7 @@ enum conn_flag {
 struct conn {
 	ev_io io;                /* fd readiness: EV_READ, plus EV_WRITE while <tx> is pending */
 	ev_timer timer;          /* idle timeout, or the flush deadline while closing */
-	struct transport tr;     /* the byte stream: plain or TLS (agent/transport.h) */
+	struct transport tr;     /* the byte stream: plain or TLS (agent/keyauthd/transport.h) */
 	enum conn_st st;
 	unsigned flags;          /* enum conn_flag */
 	uint32_t max_frame;      /* before HELLO: ours; after: negotiated */

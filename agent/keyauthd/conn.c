@@ -21,7 +21,7 @@
  * a reset.
  *
  * TRANSPORT
- * Bytes come and go through c->tr (agent/transport.h): read()/send() for a
+ * Bytes come and go through c->tr (agent/keyauthd/transport.h): read()/send() for a
  * plain listener, SSL_read/one SSL_write per pass for a TLS one. Until the
  * transport's handshake is done (CONN_F_HANDSHAKE) nothing else happens.
  * What a call waits on becomes the ev_io events (a TLS write may wait on a
