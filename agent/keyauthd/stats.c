@@ -193,6 +193,8 @@ prom_route_verdicts(FILE *f, const char *route, const uint64_t *v)
 		    verdict_status_str((enum verdict_status)s), ull(v[s]));
 }
 
+static void prom_store_and_config(const struct stats_view *v, FILE *f);
+
 void
 stats_render_prom(const struct stats_view *v, FILE *f)
 {
@@ -260,6 +262,13 @@ stats_render_prom(const struct stats_view *v, FILE *f)
 	    "TLS handshakes refused or broken off (bad client certificate, garbage, "
 	    "peer gone) before any SPOP byte.", sm->tls_handshake_failures);
 
+	prom_store_and_config(v, f);
+}
+
+/* The key store and configuration part of stats_render_prom. */
+static void
+prom_store_and_config(const struct stats_view *v, FILE *f)
+{
 	prom_one(f, "keyauth_store_generation", "gauge",
 	    "Key sets published to the workers since start.", v->generation);
 	prom_one(f, "keyauth_store_file_generation", "gauge",
@@ -304,5 +313,5 @@ stats_render_prom(const struct stats_view *v, FILE *f)
 	    "1 if the last reload was applied (or none happened), 0 if it was rejected.",
 	    v->config_last_time == 0 || v->config_last_ok);
 	prom_one(f, "keyauth_routes", "gauge", "Routes in the running configuration.",
-	    c->nroutes);
+	    v->conf->nroutes);
 }
