@@ -1,0 +1,74 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# tests/cli/options.sh, sourced by run.sh: --help and usage errors of every
+# command, the common options (-c FILE, KEYAUTH_CONF) and stats, against a
+# running keyauthd when $KD is built.
+
+# ---- help and usage ---------------------------------------------------------------
+
+for cmd in "" "key" "key create" "key list" "key revoke" "key rotate" "key import" \
+           "key verify" "key set" "haproxy" "deploy" "stats"; do
+	# shellcheck disable=SC2086
+	run "$K" $cmd --help
+	expect_rc 0 "'keyauthctl $cmd --help'"
+	expect_out "example" "'keyauthctl $cmd --help' shows an example"
+done
+run "$K";                      expect_rc 2 "no command is a usage error"
+run "$K" frobnicate;           expect_rc 2 "unknown command is a usage error"
+run "$K" -c "$C" key create;   expect_rc 2 "key create without --route"
+run "$K" -c "$C" key create --route openai --bogus; expect_rc 2 "unknown option"
+run "$K" -c "$T/nope.conf" key list; expect_rc 1 "missing config file"
+expect_err "nope.conf" "missing config is named"
+run env KEYAUTH_CONF="$C" "$K" key list; expect_rc 0 "KEYAUTH_CONF selects the config"
+run "$K" -c "$C" stats;        expect_rc 1 "stats without a control socket fails"
+expect_err "control_socket" "stats says which setting is missing"
+
+# One command table: 'keyauthctl --help' names every command, and every
+# command takes the common options after its name too (stats once refused
+# -c there with exit 2).
+run "$K" --help
+for name in "key create" "key list" "key revoke" "key rotate" "key import" "key verify" \
+            "key set" "haproxy" "deploy" "stats"; do
+	expect_out "^  $name " "'keyauthctl --help' lists '$name'"
+done
+for args in "key create --route openai" "key list" "key revoke AAAAAAAAAAAA" \
+            "key rotate AAAAAAAAAAAA" "key import --route openai" "key verify --route openai" \
+            "key set AAAAAAAAAAAA --rpm 1" "haproxy" "deploy --haproxy-dir $T" "stats"; do
+	# shellcheck disable=SC2086
+	run "$K" $args -c "$T/nope.conf" </dev/null
+	expect_rc 1 "'keyauthctl $args -c FILE' loads FILE"
+	expect_err "nope.conf" "'keyauthctl $args -c FILE' names FILE"
+done
+run "$K" stats -c "$C";        expect_rc 1 "stats -c FILE: as stats with that config"
+expect_err "control_socket" "stats -c FILE reads FILE"
+run "$K" stats --config="$C" --json; expect_rc 1 "stats --config=FILE --json"
+run "$K" stats --bogus;        expect_rc 2 "stats: unknown option is a usage error"
+run "$K" stats extra;          expect_rc 2 "stats: an argument is a usage error"
+
+# ---- stats from a running keyauthd --------------------------------------------------------
+if [ -x "$KD" ]; then
+	mkdir -p "$T/stats"
+	cat >"$T/stats.conf" <<EOF
+listen = [ "unix:$T/stats/agent.sock" ];
+workers = 1;
+control_socket = "$T/stats/control.sock";
+store = { path = "$T/stats/keys.db"; };
+routes = ( { name = "openai"; context = "/openai"; } );
+EOF
+	run "$K" -c "$T/stats.conf" key create --route openai; expect_rc 0 "stats: create a key"
+	"$KD" -c "$T/stats.conf" 2>"$T/stats/agent.log" &
+	SAG=$!
+	PIDS+=("$SAG")
+	up=0
+	for _ in $(seq 1 100); do [ -S "$T/stats/control.sock" ] && { up=1; break; }; sleep 0.05; done
+	if [ "$up" -eq 1 ]; then ok; else bad "keyauthd's control socket did not appear within 5 s"; fi
+	run "$K" -c "$T/stats.conf" stats; expect_rc 0 "stats from a running agent"
+	expect_out "^store.keys 1$" "stats shows the key count"
+	expect_out "^routes.openai.ok 0$" "stats shows verdicts by route"
+	run "$K" stats --json -c "$T/stats.conf"; expect_rc 0 "stats --json -c FILE"
+	if json_ok "$T/out" && grep -q '"workers":1' "$T/out"; then ok; else bad "stats --json is JSON"; fi
+	stop_pid "$SAG"
+	run "$K" -c "$T/stats.conf" stats; expect_rc 1 "stats with the agent stopped"
+	expect_err "cannot reach keyauthd" "stats says the agent is not reachable"
+fi

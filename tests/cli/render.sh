@@ -1,0 +1,135 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# tests/cli/render.sh, sourced by run.sh after limits.sh ($T/rl.conf): the
+# haproxy command's SPOE and HAProxy files, checked by haproxy -c and a live
+# HAProxy with no agent when $HAPROXY is installed, and the rate-limit
+# rendering (stick table, 429, peers).
+
+# ---- haproxy rendering --------------------------------------------------------------------
+
+mkdir -p "$T/hap"
+run "$K" -c "$C" haproxy --out "$T/hap" --bind 127.0.0.1:18080
+expect_rc 0 "haproxy --out"
+S=$T/hap/keyauth-spoe.conf
+H=$T/hap/haproxy-keyauth.cfg
+for pat in "option var-prefix keyauth" "option set-on-error err" "no option send-frag-payload" \
+           "timeout hello" "timeout idle" "timeout processing 500ms" "use-backend keyauth_agents" \
+           "spoe-message keyauth-openai" "key=req.fhdr\(Authorization\)" "key=req.fhdr\(X-API-Key\)" \
+           "key=url_param\(api_key\)" "route=str\(chat\)" "event on-frontend-http-request if keyauth_ctx"; do
+	if grep -qE -- "$pat" "$S"; then ok; else bad "SPOE file has /$pat/"; fi
+done
+for pat in "filter spoe engine keyauth config $S" "option spop-check" "mode tcp" \
+           "server agent1 127.0.0.1:$AGENT_PORT check inter 2s" "return status 404" \
+           "return status 503 .* if \{ var\(txn.keyauth.err\) -m found \}" "unknown_route" \
+           "return status 401 .*WWW-Authenticate 'Bearer realm=\"keyauth\"'" "return status 403" \
+           "deny deny_status 503 unless \{ var\(txn.keyauth.ok\) -m bool \}" \
+           "del-header Authorization" "del-header X-API-Key" "set-query" "%HP" \
+           "use_backend be_openai" "backend be_chat" "env\(KEYAUTH_OPENAI_CREDENTIAL\)"; do
+	if grep -qE -- "$pat" "$H"; then ok; else bad "haproxy.cfg has /$pat/"; fi
+done
+if grep -vE '^ *#' "$H" | grep -qE '%r([^a-z]|$)|%\{[^}]*\}r([^a-z]|$)|%HU|option httplog'; then
+	bad "log format must not record the query string"; else ok; fi
+if node - "$H" <<'JS'
+const text = require('fs').readFileSync(process.argv[2], 'utf8');
+const bodies = [...text.matchAll(/(?:string|lf-string) '([^']*)'/g)].map((m) => m[1]);
+if (bodies.length < 6)
+	throw new Error(`only ${bodies.length} bodies`);
+for (const b of bodies) {
+	// Any message, quotes included, in place of each %[...].
+	const e = JSON.parse(b.replace(/%\[[^\]]*\]/g, 'x\\"y')).error;
+	if (Object.keys(e).sort().join() !== 'code,message,param,type')
+		throw new Error(`error members: ${Object.keys(e)}`);
+}
+JS
+then ok; else bad "every JSON body is valid OpenAI-style JSON"; fi
+run "$K" -c "$C" haproxy
+expect_rc 0 "haproxy to stdout"
+expect_out "^# ---- keyauth-spoe.conf" "stdout rendering has both files"
+run "$K" -c "$C" haproxy --haproxy-version 9.9; expect_rc 2 "bad --haproxy-version"
+run "$K" -c "$C" haproxy --bind '1.2.3.4:80 ssl crt /x'; expect_rc 2 "--bind cannot inject"
+mkdir -p "$T/hap32"
+run "$K" -c "$C" haproxy --out "$T/hap32" --haproxy-version 3.2
+expect_rc 0 "haproxy --haproxy-version 3.2"
+if grep -v '^ *#' "$T/hap32/keyauth-spoe.conf" | grep -q "send-frag-payload\|timeout hello"; then
+	bad "3.2 rendering drops 2.6-only directives"; else ok; fi
+
+if [ -n "$HAPROXY" ]; then
+	run "$HAPROXY" -c -f "$H"
+	expect_rc 0 "haproxy -c accepts the rendered config"
+	if grep -q "WARNING\|ALERT" "$T/out" "$T/err"; then bad "haproxy -c warns"; cat "$T/out" "$T/err" >&2; else ok; fi
+	run "$HAPROXY" -c -f "$T/hap32/haproxy-keyauth.cfg"
+	expect_rc 0 "haproxy -c accepts the 3.2 rendering (parsed by 2.6)"
+	# A config with unix and IPv6 listeners, a root route and nested contexts.
+	cat >"$T/k2.conf" <<EOF
+listen = [ "127.0.0.1:$AGENT_PORT", "[::1]:$AGENT_PORT", "unix:$T/agent.sock" ];
+store = { path = "$T/store/keys.db"; };
+routes = (
+	{ name = "root"; context = "/"; upstream = "[::1]:9"; },
+	{ name = "a"; context = "/a"; upstream = "127.0.0.1:443"; },
+	{ name = "a-b"; context = "/a/b"; security = { key_name = "key"; key_location = "query"; }; }
+);
+EOF
+	mkdir -p "$T/hap2"
+	run "$K" -c "$T/k2.conf" haproxy --out "$T/hap2"
+	expect_rc 0 "render nested contexts, unix and IPv6 agents"
+	run "$HAPROXY" -c -f "$T/hap2/haproxy-keyauth.cfg"
+	expect_rc 0 "haproxy -c accepts nested/unix/IPv6 rendering"
+	if grep -q "acl keyauth_sub path_beg /a/b/" "$T/hap2/keyauth-spoe.conf"; then ok
+	else bad "a parent route's message excludes the nested route"; fi
+
+	# Fail closed for real: HAProxy with the rendered config and no agent.
+	if command -v curl >/dev/null 2>&1; then
+		FP=$(free_port)
+		mkdir -p "$T/live"
+		bounded "$K" -c "$C" haproxy --out "$T/live" --bind "127.0.0.1:$FP" >/dev/null 2>&1
+		"$HAPROXY" -db -f "$T/live/haproxy-keyauth.cfg" >"$T/live/log" 2>&1 &
+		HP_PID=$!
+		PIDS+=("$HP_PID")
+		up=0
+		for _ in $(seq 1 100); do
+			if curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$FP/"; then up=1; break; fi
+			sleep 0.05
+		done
+		if [ "$up" -eq 1 ]; then
+			code=$(curl -s --max-time 10 -o "$T/live/body" -w '%{http_code}' "http://127.0.0.1:$FP/nowhere")
+			if [ "$code" = 404 ] && json_ok "$T/live/body"; then ok; else bad "path under no route: 404 JSON (got $code)"; fi
+			code=$(curl -s --max-time 10 -o "$T/live/body" -w '%{http_code}' -H "Authorization: Bearer ka_x" \
+			       "http://127.0.0.1:$FP/openai/v1/models")
+			if [ "$code" = 503 ] && json_ok "$T/live/body"; then ok; else bad "agent down: 503 JSON (got $code)"; fi
+			code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FP/apps/chat?api_key=ka_secretvalue&x=1")
+			if [ "$code" = 503 ]; then ok; else bad "agent down on a query route: 503 (got $code)"; fi
+			if grep -q "secretvalue" "$T/live/log"; then bad "query key in the HAProxy log"; else ok; fi
+		else
+			bad "haproxy with the rendered config did not answer on 127.0.0.1:$FP within 5 s"
+		fi
+		stop_pid "$HP_PID"
+	fi
+else
+	echo "run.sh: haproxy not installed; haproxy -c checks skipped" >&2
+fi
+
+# ---- rate-limit rendering: the stick table, the 429 rule, peers ---------------------------
+run "$K" -c "$T/rl.conf" haproxy; expect_rc 0 "render with a rate limit"
+expect_out "^    http-request track-sc0 var\(txn.keyauth.key_id\) table keyauth_rate if \{ var\(txn.keyauth.ok\) -m bool \} \{ var\(txn.keyauth.rpm\) -m found \}$" "track-sc0 on the key id, allowed and limited only"
+expect_out "http-request return status 429 .*rate_limit_error.*rate_limit_exceeded.* hdr Retry-After [0-9]+ if" "429 with an OpenAI-style error and Retry-After"
+expect_out "stick-table type string len 16 size [0-9]+[km]? expire [0-9]+[smh] store gpc0_rate\(60s\)$" "stick table without peers"
+expect_out "^    http-request sc-inc-gpc0\(0\) if \{ var\(txn.keyauth.rpm\) -m found \}$" "only admitted requests are counted"
+if grep -q '^peers' "$T/out"; then bad "no peers section without haproxy_peers"; else ok; fi
+cat >"$T/rlp.conf" <<EOF
+store = { path = "$T/rl-keys.db"; };
+routes = ( { name = "capped"; context = "/capped"; } );
+haproxy_peers = ( { name = "lb1"; address = "127.0.0.1:10000"; }, { name = "lb2"; address = "[::1]:10001"; } );
+haproxy_local_peer = "lb2";
+EOF
+run "$K" -c "$T/rlp.conf" haproxy; expect_rc 0 "render with peers"
+expect_out "^peers keyauth_peers$" "peers section"
+expect_out "^    peer lb2 \[::1\]:10001$" "peer lines"
+expect_out "^    localpeer lb2$" "localpeer from haproxy_local_peer"
+expect_out "store gpc0_rate\(60s\) peers keyauth_peers$" "the table is shared with the peers"
+HAP=$(command -v haproxy || echo /usr/sbin/haproxy)
+if [ -x "$HAP" ]; then
+	mkdir -p "$T/rlp"
+	run "$K" -c "$T/rlp.conf" haproxy --out "$T/rlp"
+	run "$HAP" -c -f "$T/rlp/haproxy-keyauth.cfg"; expect_rc 0 "haproxy -c accepts the peers rendering"
+fi
