@@ -44,6 +44,14 @@ struct ks_set;
  * returns NULL with "path: message" in <err>. The new set has one reference. */
 struct ks_set *ks_set_load(const char *path, bool *missing, char *err, size_t errlen);
 
+/* ks_set_load, and the fstat() of the descriptor it read in <*read_st> (all
+ * zero when the file could not be opened): the identity of exactly the bytes
+ * judged, for a watcher that must not judge the same bytes twice nor miss a
+ * change made after its last look. */
+struct stat;
+struct ks_set *ks_set_load_stat(const char *path, bool *missing, struct stat *read_st,
+                                char *err, size_t errlen);
+
 /* Validates and builds a set from the bytes of a store file (what
  * ks_set_load does after reading; for other backends and fuzzing). Returns
  * the set with one reference, or NULL with a message (no path) in <err>.

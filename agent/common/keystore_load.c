@@ -533,6 +533,13 @@ fail:
 struct ks_set *
 ks_set_load(const char *path, bool *missing, char *err, size_t errlen)
 {
+	return ks_set_load_stat(path, missing, NULL, err, errlen);
+}
+
+struct ks_set *
+ks_set_load_stat(const char *path, bool *missing, struct stat *read_st, char *err,
+                 size_t errlen)
+{
 	struct ks_set *s;
 	size_t len = 0;
 	char *buf = NULL;
@@ -541,6 +548,8 @@ ks_set_load(const char *path, bool *missing, char *err, size_t errlen)
 
 	if (missing)
 		*missing = false;
+	if (read_st)
+		memset(read_st, 0, sizeof(*read_st));
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
 		if (errno == ENOENT) {
@@ -558,8 +567,11 @@ ks_set_load(const char *path, bool *missing, char *err, size_t errlen)
 
 		/* Whoever can write the store can add keys: refuse a store that
 		 * users other than its owner may write. */
-		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		if (fstat(fd, &st) == -1)
+			memset(&st, 0, sizeof(st));
+		else if (read_st != NULL)
+			*read_st = st;
+		if (S_ISREG(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
 			close(fd);
 			ks_err(err, errlen, "%s: writable by group or others (mode %04o), so anyone "
 			    "who can write it could add keys; fix: chmod 600 %s", path,

@@ -154,6 +154,13 @@ async function refused(fn, what) {
 	return null;
 }
 
+/* <k> with one character of its random part changed (never to itself), so
+ * that it is no key of the store: the checksum no longer matches. */
+function wrongKey(k) {
+	const i = 5;
+	return k.slice(0, i) + (k[i] === 'x' ? 'y' : 'x') + k.slice(i + 1);
+}
+
 /* Milliseconds between successive arrivals. */
 const gaps = (ts) => ts.slice(1).map((t, i) => t - ts[i]);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -184,7 +191,7 @@ forEachHaproxy('providers on HAProxy', { timeout: 180000 }, startGateway, (ctx) 
 			assert.ok(Math.abs(median(gp) - INTERVAL_MS) <= 20, `median gap ${median(gp).toFixed(0)} ms (want ${INTERVAL_MS} ± 20)`);
 
 			// A wrong key: the SDK's authentication error, with our message.
-			const bad = sdk.make({ baseURL: base, apiKey: g.keys[route === 'openai' ? 'mistral-rl' : 'openai'].replace(/^ka_./, 'ka_x') });
+			const bad = sdk.make({ baseURL: base, apiKey: wrongKey(g.keys[route === 'openai' ? 'mistral-rl' : 'openai']) });
 			let e = await refused(() => sdk.call(bad), 'wrong key');
 			assert.equal(sdk.classify(e), 'auth', `wrong key: ${e.constructor.name} ${sdk.status(e)}: ${redact(e.message)}`);
 			assert.match(sdk.message(e) || '', /API key/, 'the SDK read our message');
