@@ -87,7 +87,7 @@ failures() {
 	' "$1" | sort -u
 }
 
-declare -A count
+declare -A count=()
 results=()
 failed_runs=0
 for i in $(seq 1 "$n"); do
