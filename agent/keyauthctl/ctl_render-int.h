@@ -45,8 +45,7 @@ unsigned ctl_group_routes(struct rroute *rr, unsigned n, struct rgroup *g);
  * every key carrier and adding each route's provider credential. */
 void ctl_render_denials(FILE *f, const struct rroute *rr, unsigned n, const struct rgroup *g,
                         unsigned ng);
-void ctl_render_rate_rules(FILE *f, const struct conf *c, const struct rroute *rr, unsigned n,
-                           const struct rgroup *g, unsigned ng);
+void ctl_render_rate_rules(FILE *f, const struct conf *c, const struct rgroup *g, unsigned ng);
 void ctl_render_credentials(FILE *f, const struct rroute *rr, unsigned n);
 
 #endif /* AGENT_CTL_RENDER_INT_H */

@@ -454,7 +454,7 @@ render_cfg(FILE *f, const struct conf *c, struct rroute *rr, const struct rroute
 
 	ng = ctl_group_routes(rr, n, groups);
 	ctl_render_denials(f, rr, n, groups, ng);
-	ctl_render_rate_rules(f, c, rr, n, groups, ng);
+	ctl_render_rate_rules(f, c, groups, ng);
 	ctl_render_credentials(f, rr, n);
 	fputc('\n', f);
 	for (unsigned i = 0; i < n; i++)

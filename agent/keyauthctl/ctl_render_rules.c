@@ -6,7 +6,6 @@
  * request loses (every key carrier) and gains (the provider's credential).
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -180,13 +179,10 @@ ctl_render_denials(FILE *f, const struct rroute *rr, unsigned n, const struct rg
  * them is in the current period and the previous one weighs less than 1,
  * so the estimate is below the limit: Retry-After = the period is honest. */
 void
-ctl_render_rate_rules(FILE *f, const struct conf *c, const struct rroute *rr, unsigned n,
-                  const struct rgroup *g, unsigned ng)
+ctl_render_rate_rules(FILE *f, const struct conf *c, const struct rgroup *g, unsigned ng)
 {
 	char msg[256], hdr[64];
 
-	(void)rr;
-	(void)n;
 	if (c->rate_window_s == 60)
 		snprintf(msg, sizeof(msg), "Rate limit reached for this API key: "
 		         "%%[var(txn.keyauth.rpm)] requests per minute.");
@@ -209,16 +205,65 @@ ctl_render_rate_rules(FILE *f, const struct conf *c, const struct rroute *rr, un
 	fputs("    http-request sc-inc-gpc0(0) if { var(txn.keyauth.rpm) -m found }\n", f);
 }
 
-/* Adds <name> to <list> (at most <max>) unless an equal name is there. */
-static void
-add_name(const char **list, unsigned *nl, unsigned max, const char *name, bool nocase)
+/* True when <cr>, carrier <k> of route <i>, names a place not yet removed:
+ * not in the fixed list of its kind nor an earlier carrier (names compare
+ * without case, as the removal does). */
+static bool
+first_of_its_name(const struct rroute *rr, unsigned i, unsigned k, const struct carrier *cr)
 {
-	for (unsigned i = 0; i < *nl; i++) {
-		if ((nocase ? strcasecmp(list[i], name) : strcmp(list[i], name)) == 0)
-			return;
+	bool hdr = cr->loc == KEYLOC_HEADER;
+	const char *const *fixed = hdr ? provider_strip_headers : provider_strip_query;
+	size_t nfixed = hdr ? provider_nstrip_headers : provider_nstrip_query;
+
+	for (size_t j = 0; j < nfixed; j++) {
+		if (strcasecmp(fixed[j], cr->name) == 0)
+			return false;
 	}
-	if (*nl < max)
-		list[(*nl)++] = name;
+	for (unsigned a = 0; a <= i; a++) {
+		for (unsigned b = 0; b < (a == i ? k : rr[a].r->ncarriers); b++) {
+			const struct carrier *o = &rr[a].r->carriers[b];
+
+			if (o->loc == cr->loc && strcasecmp(o->name, cr->name) == 0)
+				return false;
+		}
+	}
+	return true;
+}
+
+/* Every name of kind <loc> to remove, once: the fixed list, then each
+ * route's carriers. <put> writes one. */
+static void
+for_each_strip_name(FILE *f, const struct rroute *rr, unsigned n, enum key_location loc,
+                    void (*put)(FILE *, const char *))
+{
+	bool hdr = loc == KEYLOC_HEADER;
+	const char *const *fixed = hdr ? provider_strip_headers : provider_strip_query;
+	size_t nfixed = hdr ? provider_nstrip_headers : provider_nstrip_query;
+
+	for (size_t j = 0; j < nfixed; j++)
+		put(f, fixed[j]);
+	for (unsigned i = 0; i < n; i++) {
+		for (unsigned k = 0; k < rr[i].r->ncarriers; k++) {
+			const struct carrier *cr = &rr[i].r->carriers[k];
+
+			if (cr->loc == loc && first_of_its_name(rr, i, k, cr))
+				put(f, cr->name);
+		}
+	}
+}
+
+static void
+put_del_header(FILE *f, const char *name)
+{
+	fprintf(f, "    http-request del-header %s\n", name);
+}
+
+static void
+put_query_strip(FILE *f, const char *name)
+{
+	fputs(",regsub([&;?]", f);
+	ctl_put_regex(f, name);
+	fputs("=[^&;?]*,,gi)", f);
 }
 
 /* Allowed: no copy of a client key goes upstream, the provider's own
@@ -229,39 +274,9 @@ add_name(const char **list, unsigned *nl, unsigned max, const char *name, bool n
 void
 ctl_render_credentials(FILE *f, const struct rroute *rr, unsigned n)
 {
-	unsigned max = (unsigned)(provider_nstrip_headers + provider_nstrip_query) +
-	               n * ROUTE_MAX_CARRIERS;
-	const char **hdrs = calloc(max, sizeof(*hdrs)), **qs = calloc(max, sizeof(*qs));
-	unsigned nh = 0, nq = 0;
-
-	if (hdrs == NULL || qs == NULL) {
-		/* Rendered anyway from the fixed lists: never skip the removal. */
-		free(hdrs);
-		free(qs);
-		hdrs = (const char **)provider_strip_headers;
-		qs = (const char **)provider_strip_query;
-		nh = (unsigned)provider_nstrip_headers;
-		nq = (unsigned)provider_nstrip_query;
-	} else {
-		for (size_t i = 0; i < provider_nstrip_headers; i++)
-			add_name(hdrs, &nh, max, provider_strip_headers[i], true);
-		for (size_t i = 0; i < provider_nstrip_query; i++)
-			add_name(qs, &nq, max, provider_strip_query[i], true);
-		for (unsigned i = 0; i < n; i++) {
-			for (unsigned k = 0; k < rr[i].r->ncarriers; k++) {
-				const struct carrier *cr = &rr[i].r->carriers[k];
-
-				if (cr->loc == KEYLOC_HEADER)
-					add_name(hdrs, &nh, max, cr->name, true);
-				else
-					add_name(qs, &nq, max, cr->name, true);
-			}
-		}
-	}
 	fputs("\n    # Allowed: no copy of the client's key goes upstream, on any route: every\n"
 	      "    # route's carriers, the usual key headers and query parameters.\n", f);
-	for (unsigned i = 0; i < nh; i++)
-		fprintf(f, "    http-request del-header %s\n", hdrs[i]);
+	for_each_strip_name(f, rr, n, KEYLOC_HEADER, put_del_header);
 	/* Remove every "<name>=..." pair that url_param could have read a key
 	 * from, in any case; keep the other parameters and drop a query left
 	 * empty. url_param (HAProxy's http_is_param_delimiter) starts a
@@ -271,19 +286,11 @@ ctl_render_credentials(FILE *f, const struct rroute *rr, unsigned n)
 	 * pair start with a delimiter too. */
 	fputs("    http-request set-var-fmt(txn.keyauth_q) \"&%[query]\" if { query -m found }\n"
 	      "    http-request set-var(txn.keyauth_q) var(txn.keyauth_q)", f);
-	for (unsigned i = 0; i < nq; i++) {
-		fputs(",regsub([&;?]", f);
-		ctl_put_regex(f, qs[i]);
-		fputs("=[^&;?]*,,gi)", f);
-	}
+	for_each_strip_name(f, rr, n, KEYLOC_QUERY, put_query_strip);
 	fputs(",regsub(^[&;?]+,) if { query -m found }\n"
 	      "    http-request set-query \"%[var(txn.keyauth_q)]\" if { var(txn.keyauth_q) -m len gt 0 }\n"
 	      "    http-request set-uri \"%[path]\" if { query -m found } !{ var(txn.keyauth_q) -m len gt 0 }\n",
 	      f);
-	if (hdrs != (const char **)provider_strip_headers) {
-		free(hdrs);
-		free(qs);
-	}
 
 	fputs("\n    # The provider's own credential, from HAProxy's environment.\n", f);
 	for (unsigned i = 0; i < n; i++) {
