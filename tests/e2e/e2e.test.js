@@ -25,9 +25,9 @@ import { before, test } from 'node:test';
 import OpenAI from 'openai';
 
 import {
-	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, childPids, countLines, ctl, curl, delay, failIfExited,
-	filesUnder, forEachHaproxy, freePort, holdsSecret, listening, makeTempDir, readText,
-	redact, reloadableHaproxy, run, startProcess, stopProcess, waitFor,
+	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, childPids, countLines, ctl, curl, delay,
+	failIfExited, filesUnder, forEachHaproxy, freePort, holdsSecret, keyCreate, listening,
+	makeTempDir, readText, redact, reloadableHaproxy, run, startProcess, stopProcess, waitFor,
 } from './lib.js';
 
 const ROUTES = ['openai', 'sdk', 'query'];
@@ -136,20 +136,9 @@ async function startAgent(g, name) {
 
 /* keyauthctl key create; the key comes back in memory, the id in g.ids. */
 async function createKey(g, route, label = route, extra = [], env = process.env) {
-	const r = await ctl(g.conf, ['key', 'create', '--route', route, '--owner', `e2e-${label}`, '--json', ...extra],
-		{ env, logFile: g.ctlLog });
-	if (r.status !== 0)
-		throw new Error(`keyauthctl key create --route ${route} failed (exit ${r.status}): ${redact(r.stderr)}`);
-	let o;
-	try {
-		o = JSON.parse(r.stdout);
-	} catch {
-		throw new Error('keyauthctl key create --json printed no JSON');
-	}
-	if (typeof o.key !== 'string' || typeof o.id !== 'string')
-		throw new Error('keyauthctl key create --json printed no key or id');
+	const o = await keyCreate(g.conf, route, { owner: `e2e-${label}`, secret: `${label}@${g.hap.label}`, extra, env, logFile: g.ctlLog });
 	g.ids[label] = o.id;
-	return addSecret(`${label}@${g.hap.label}`, o.key);
+	return o.key;
 }
 
 /* GET through HAProxy with curl; <hdrs> maps header names to values. */

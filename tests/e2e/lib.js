@@ -409,6 +409,27 @@ export async function ctl(conf, args, { input = '', env = process.env, logFile }
 	return r;
 }
 
+/* keyauthctl -c <conf> key create --route <route> --owner <owner> --json
+ * [<extra>]: the parsed answer ({ key, id, rpm, ... }), its key registered
+ * as a secret under <secret> (kept in memory only). Throws, without the key,
+ * when keyauthctl fails or prints no key and id. */
+export async function keyCreate(conf, route, { owner, secret, extra = [], env = process.env, logFile } = {}) {
+	const r = await ctl(conf, ['key', 'create', '--route', route, '--owner', owner, '--json', ...extra],
+		{ env, logFile });
+	if (r.status !== 0)
+		throw new Error(`keyauthctl key create --route ${route} failed (exit ${r.status}): ${redact(r.stderr)}`);
+	let o;
+	try {
+		o = JSON.parse(r.stdout);
+	} catch {
+		throw new Error('keyauthctl key create --json printed no JSON');
+	}
+	if (typeof o.key !== 'string' || typeof o.id !== 'string')
+		throw new Error('keyauthctl key create --json printed no key or id');
+	addSecret(secret, o.key);
+	return o;
+}
+
 /* ---- curl -------------------------------------------------------------------------- */
 
 function curlQuote(s) {

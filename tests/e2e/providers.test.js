@@ -26,8 +26,9 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 
 import {
-	KEYAUTHD, addSecret, announcedPort, ctl, curl, delay, failIfExited, filesUnder, forEachHaproxy,
-	freePort, holdsSecret, listening, makeTempDir, readText, redact, run, startProcess, timeLimit, waitFor,
+	KEYAUTHD, addSecret, announcedPort, ctl, curl, delay, failIfExited, filesUnder,
+	forEachHaproxy, freePort, holdsSecret, keyCreate, listening, makeTempDir, readText, redact,
+	run, startProcess, timeLimit, waitFor,
 } from './lib.js';
 import { SDKS } from './sdk-clients.js';
 
@@ -62,13 +63,9 @@ ${routes.join(',\n')}
 }
 
 async function createKey(g, route, label, extra = []) {
-	const r = await ctl(g.conf, ['key', 'create', '--route', route, '--owner', `pv-${label}`, '--json', ...extra],
-		{ logFile: g.ctlLog });
-	if (r.status !== 0)
-		throw new Error(`keyauthctl key create --route ${route} failed (exit ${r.status}): ${redact(r.stderr)}`);
-	const o = JSON.parse(r.stdout);
+	const o = await keyCreate(g.conf, route, { owner: `pv-${label}`, secret: `${label}@${g.hap.label}`, extra, logFile: g.ctlLog });
 	g.ids[label] = o.id;
-	return addSecret(`${label}@${g.hap.label}`, o.key);
+	return o.key;
 }
 
 async function startStandin(g, vendor) {

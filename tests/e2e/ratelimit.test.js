@@ -23,9 +23,9 @@ import { before, test } from 'node:test';
 import OpenAI from 'openai';
 
 import {
-	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, countLines, ctl, curl, failIfExited, filesUnder,
-	forEachHaproxy, freePort, holdsSecret, listening, makeTempDir, readText, redact, run, startProcess,
-	waitFor,
+	KEYAUTHD, PROVIDER_JS, announcedPort, countLines, ctl, curl, failIfExited, filesUnder,
+	forEachHaproxy, freePort, holdsSecret, keyCreate, listening, makeTempDir, readText, redact,
+	run, startProcess, waitFor,
 } from './lib.js';
 
 function confText(g) {
@@ -53,14 +53,10 @@ haproxy_local_peer = "lb1";
 
 /* keyauthctl key create ... --json; the key stays in memory, the id in g.ids. */
 async function createKey(g, route, label, extra = []) {
-	const r = await ctl(g.conf, ['key', 'create', '--route', route, '--owner', `rl-${label}`, '--json', ...extra],
-		{ logFile: g.ctlLog });
-	if (r.status !== 0)
-		throw new Error(`keyauthctl key create --route ${route} failed (exit ${r.status}): ${redact(r.stderr)}`);
-	const o = JSON.parse(r.stdout);
+	const o = await keyCreate(g.conf, route, { owner: `rl-${label}`, secret: `${label}@${g.hap.label}`, extra, logFile: g.ctlLog });
 	g.ids[label] = o.id;
 	g.rpm[label] = o.rpm;
-	return addSecret(`${label}@${g.hap.label}`, o.key);
+	return o.key;
 }
 
 /* One admin command on an HAProxy stats socket; resolves to its answer. */
