@@ -16,8 +16,9 @@
 # It builds nothing ("make run" builds first). Environment: B (build dir, default
 # build), KEYAUTHD, KEYAUTHCTL, HAPROXY (an HAProxy 3.1+ binary is detected and
 # gets the --haproxy-version 3.2 rendering; run 3.2 in the foreground, as here),
-# KEYAUTH_RUN_PORT / KEYAUTH_RUN_AGENT_PORT (defaults 8080 / 12345, or free ports
-# when those are taken).
+# KEYAUTH_RUN_PORT (default 8080, or a free port when it is taken). The agent
+# listens on a unix socket in the run's private 0700 directory, as in
+# production (no local user can take its place, see SECURITY.md).
 #
 # Keys never appear in argv: each lives in a 0600 file, curl reads it through a
 # header file (-H @FILE) and the SDK script reads it from its file. In normal mode
@@ -117,8 +118,6 @@ pick_port() {
 }
 
 FP=$(pick_port "${KEYAUTH_RUN_PORT:-8080}")
-AP=$(pick_port "${KEYAUTH_RUN_AGENT_PORT:-12345}")
-[ "$FP" != "$AP" ] || AP=$(free_port)
 
 # ---- the stand-in provider -------------------------------------------------------------
 start provider node "$E2E/provider.js" 0
@@ -128,7 +127,8 @@ PP=$(awk '/^listening/ {print $2}' "$T/provider.log")
 # ---- keyauthd ------------------------------------------------------------------------------
 cat >"$T/keyauth.conf" <<EOF
 # make run: two routes in front of the stand-in provider on 127.0.0.1:$PP.
-listen = [ "127.0.0.1:$AP" ];
+# A unix socket in this run's private directory, the production default.
+listen = [ "unix:$T/keyauthd.sock" ];
 store = { path = "$T/keys.db"; };
 pid_file = "$T/keyauthd.pid";
 routes = (
@@ -233,7 +233,7 @@ cat <<EOF
 
 keyauth is running on loopback (HAProxy $hv):
   gateway     $URL        (HAProxy, config $T/haproxy/haproxy-keyauth.cfg)
-  keyauthd    127.0.0.1:$AP     (config $T/keyauth.conf)
+  keyauthd    unix:$T/keyauthd.sock  (config $T/keyauth.conf)
   provider    127.0.0.1:$PP     (stand-in OpenAI-compatible API)
 
 Demo keys, shown once (also in 0600 files, which the commands below read):

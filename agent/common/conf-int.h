@@ -23,6 +23,13 @@
 #define CONF_CONTEXT_MAX      255    /* keeps rendered HAProxy ACL lines sane */
 #define CONF_PREFIX_BODY_MAX  14     /* + '_' keeps the prefix within KEYFMT_PREFIX_MAX */
 #define CONF_QUOTE_MAX        64     /* bytes of a bad value echoed in an error */
+/* max_connections_per_peer's default (when max_connections is not lower):
+ * one HAProxy process opens a few connections per thread and per server line
+ * (tens; hundreds with a large nbthread and many agent servers), so 1000
+ * never limits it, while one local user, or one address, can no longer hold
+ * all of the default max_connections (10000) alone. */
+#define CONF_DEFAULT_PER_PEER 1000
+#define CONF_HELLO_TIMEOUT_S  5      /* hello_timeout's default: HAProxy sends HELLO at once */
 
 #define COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -37,6 +44,9 @@ struct conf_ctx {
 	bool full;                     /* err truncated: later errors dropped */
 	unsigned nerr;
 	mode_t socket_mode;
+	/* the first plain TCP entry of listen (judged once allow_plain_tcp
+	 * is known), NULL when there is none */
+	const config_setting_t *plain_tcp_s;
 	/* lines of the main file holding an integer libconfig wrapped around
 	 * (already reported; the wrapped value must not be judged again) */
 	unsigned wrapped_lines[32];
@@ -55,6 +65,7 @@ enum conf_type {
 	CONF_T_GROUP,
 	CONF_T_SEQ,
 	CONF_T_LIST,
+	CONF_T_BOOL,
 };
 
 struct conf_kw {
@@ -88,6 +99,10 @@ void conf_set_workers(void *obj, long long v);
 void conf_set_max_connections(void *obj, long long v);
 void conf_set_max_frame_size(void *obj, long long v);
 void conf_set_idle_timeout(void *obj, long long v);
+void conf_set_max_conn_per_peer(void *obj, long long v);
+void conf_set_hello_timeout(void *obj, long long v);
+void conf_kw_allow_plain_tcp(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_listen_finish(struct conf_ctx *x, struct conf *c, const config_setting_t *root);
 void conf_kw_key_prefix(struct conf_ctx *x, const config_setting_t *s, void *obj);
 void conf_kw_user(struct conf_ctx *x, const config_setting_t *s, void *obj);
 void conf_kw_pid_file(struct conf_ctx *x, const config_setting_t *s, void *obj);

@@ -24,6 +24,7 @@
 #include "spop.h"
 
 #include "conf-int.h"
+#include "filetrust.h"
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -135,6 +136,7 @@ static const char *conf_want_name(enum conf_type t)
 	case CONF_T_GROUP:  return "a group { ... }";
 	case CONF_T_SEQ:    return "an array [ ... ]";
 	case CONF_T_LIST:   return "a list ( ... )";
+	case CONF_T_BOOL:   return "a boolean (true or false)";
 	}
 	return "?";
 }
@@ -147,6 +149,7 @@ static bool conf_type_ok(enum conf_type want, int type)
 	case CONF_T_GROUP:  return type == CONFIG_TYPE_GROUP;
 	case CONF_T_SEQ:    return type == CONFIG_TYPE_ARRAY || type == CONFIG_TYPE_LIST;
 	case CONF_T_LIST:   return type == CONFIG_TYPE_LIST;
+	case CONF_T_BOOL:   return type == CONFIG_TYPE_BOOL;
 	}
 	return false;
 }
@@ -479,11 +482,17 @@ void conf_walk(struct conf_ctx *x, const config_setting_t *grp, const char *wher
 
 
 static const struct conf_kw conf_top_kws[] = {
-	{ "listen", CONF_T_SEQ, conf_kw_listen, NULL, 0, 0, "listen = [ \"127.0.0.1:12345\" ];" },
+	{ "listen", CONF_T_SEQ, conf_kw_listen, NULL, 0, 0,
+	  "listen = [ \"unix:" CONF_DEFAULT_LISTEN "\" ];" },
 	{ "socket_mode", CONF_T_STRING, conf_kw_socket_mode, NULL, 0, 0, "socket_mode = \"0660\";" },
+	{ "allow_plain_tcp", CONF_T_BOOL, conf_kw_allow_plain_tcp, NULL, 0, 0,
+	  "allow_plain_tcp = true;" },
 	{ "workers", CONF_T_INT, NULL, conf_set_workers, 0, CONF_MAX_WORKERS, "workers = 4;" },
 	{ "max_connections", CONF_T_INT, NULL, conf_set_max_connections, 1, 1000000,
 	  "max_connections = 10000;" },
+	{ "max_connections_per_peer", CONF_T_INT, NULL, conf_set_max_conn_per_peer, 1, 1000000,
+	  "max_connections_per_peer = 1000;" },
+	{ "hello_timeout", CONF_T_INT, NULL, conf_set_hello_timeout, 1, 300, "hello_timeout = 5;" },
 	{ "max_frame_size", CONF_T_INT, NULL, conf_set_max_frame_size, SPOP_MIN_FRAME_SIZE,
 	  SPOP_MAX_FRAME_SIZE, "max_frame_size = 16380;" },
 	{ "idle_timeout", CONF_T_INT, NULL, conf_set_idle_timeout, 0, 86400, "idle_timeout = 60;" },
@@ -517,6 +526,7 @@ static int conf_defaults(struct conf_ctx *x, struct conf *c)
 	c->rate_window_s = 60;
 	c->max_frame_size = SPOP_DEFAULT_FRAME_SIZE;
 	c->idle_timeout_ms = 60000;
+	c->hello_timeout_ms = CONF_HELLO_TIMEOUT_S * 1000u;
 	c->log_level = LOG_INFO;
 	c->log_target = LOG_TARGET_STDERR;
 	x->socket_mode = 0660;
@@ -528,21 +538,9 @@ static int conf_defaults(struct conf_ctx *x, struct conf *c)
 }
 
 /* Settles what depends on several settings once the walk is done. */
-static void conf_finish(struct conf_ctx *x, struct conf *c, bool have_listen, bool have_routes)
+static void conf_finish(struct conf_ctx *x, struct conf *c, const config_setting_t *root)
 {
-	if (!have_listen) {
-		struct listen_conf *l = &c->listen[0];
-
-		l->family = LISTEN_TCP;
-		l->port = 12345;
-		if (conf_set_str(x, NULL, &l->addr, "127.0.0.1:12345") == 0 &&
-		    conf_set_str(x, NULL, &l->host, "127.0.0.1") == 0)
-			c->nlisten = 1;
-	}
-	for (unsigned i = 0; i < c->nlisten; i++) {
-		if (c->listen[i].family == LISTEN_UNIX)
-			c->listen[i].mode = x->socket_mode;
-	}
+	conf_listen_finish(x, c, root);
 	if (c->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -557,13 +555,9 @@ static void conf_finish(struct conf_ctx *x, struct conf *c, bool have_listen, bo
 			conf_err(x, NULL, "haproxy_local_peer \"%s\" is not the name of one of haproxy_peers (add it there or remove the setting)",
 				 c->local_peer);
 	}
-	for (unsigned i = 0; i < c->nlisten; i++)
-		if (c->listen[i].tls && c->tls == NULL)
-			conf_err(x, NULL, "listen \"%s\" uses TLS but there is no tls group (add tls = { cert = \"...\"; key = \"...\"; };)",
-				 c->listen[i].addr);
 	if (c->tls != NULL && (c->tls->cert == NULL || c->tls->key == NULL))
 		conf_err(x, NULL, "tls needs both cert and key (add cert = \"...\"; key = \"...\"; to tls)");
-	if (!have_routes)
+	if (config_setting_get_member(root, "routes") == NULL)
 		conf_err(x, NULL, "no routes defined (add routes = ( { name = \"openai\"; context = \"/openai\"; } );)");
 }
 
@@ -630,24 +624,23 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	conf_scan_wrapped_ints(&x);
-	{
-		struct stat st;
-
-		/* The configuration decides who gets in (routes, store path): a
-		 * file that other users may write is refused. */
-		if (stat(path, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-			char msg[256];
-
-			snprintf(msg, sizeof(msg), "writable by group or others (mode %04o), so "
-			    "another user could change who gets in (fix: chmod 640 %s)",
-			    (unsigned)(st.st_mode & 07777), path);
-			conf_err_line(&x, path, 0, msg);
-		}
-	}
 	root = config_root_setting(&cfg);
 	conf_walk(&x, root, "", conf_top_kws, COUNTOF(conf_top_kws), c);
-	conf_finish(&x, c, config_setting_get_member(root, "listen") != NULL,
-		    config_setting_get_member(root, "routes") != NULL);
+	conf_finish(&x, c, root);
+	{
+		/* The configuration decides who gets in (routes, store path): it
+		 * and the directories above it must be owned by root, this user or
+		 * the configured `user` (known only after the walk) and writable by
+		 * nobody else (filetrust.h). */
+		struct ft_trust t;
+		char msg[2048];
+		size_t plen = strlen(path);
+
+		ft_trust_for(&t, c->user);
+		if (ft_check_path(&t, path, NULL, msg, sizeof(msg)) == -1)
+			conf_err_line(&x, path, 0, strncmp(msg, path, plen) == 0 &&
+			              msg[plen] == ':' ? msg + plen + 2 : msg);
+	}
 	free(x.route_name_s);
 	free(x.route_ctx_s);
 	free(x.dir);

@@ -21,6 +21,7 @@
 #include "provider.h"
 
 #define CONF_DEFAULT_PATH     "/etc/keyauth/keyauth.conf"
+#define CONF_DEFAULT_LISTEN   "/run/keyauth/keyauthd.sock"  /* unix socket path */
 #define CONF_MAX_LISTENERS    16
 #define CONF_MAX_ROUTES       1024
 #define CONF_MAX_PEERS        64
@@ -30,6 +31,23 @@ enum route_type {
 	ROUTE_PROVIDER = 0,      /* an LLM provider (wraps one vendor) */
 	ROUTE_PROXY    = 1,      /* an app-facing proxy on top of a provider */
 };
+
+/* The HTTP methods a route may let through ("methods"), as bits of
+ * route.methods, in the order the Allow header lists them. TRACE and CONNECT
+ * are never allowed: no method outside this set reaches a provider. */
+enum route_method {
+	ROUTE_M_GET = 0,
+	ROUTE_M_HEAD,
+	ROUTE_M_POST,
+	ROUTE_M_PUT,
+	ROUTE_M_PATCH,
+	ROUTE_M_DELETE,
+	ROUTE_M_OPTIONS,
+	ROUTE_M_ENTRIES
+};
+/* What LLM APIs use: GET, HEAD, POST, DELETE, OPTIONS. */
+#define ROUTE_METHODS_DEFAULT ((1u << ROUTE_M_GET) | (1u << ROUTE_M_HEAD) | (1u << ROUTE_M_POST) | \
+                               (1u << ROUTE_M_DELETE) | (1u << ROUTE_M_OPTIONS))
 
 struct route {
 	char *name;              /* [A-Za-z0-9_-]{1,64}, unique */
@@ -55,6 +73,8 @@ struct route {
 	                          * as HAProxy's "timeout tunnel"; default 3600 */
 	uint32_t rate_limit_rpm; /* requests per minute for keys without their own
 	                          * limit, 0..CONF_MAX_RPM; 0 = none (default) */
+	unsigned methods;        /* allowed HTTP methods, 1u << ROUTE_M_* bits, never 0
+	                          * after conf_load; ROUTE_METHODS_DEFAULT unless set */
 };
 
 /* One HAProxy node of the "peers" section keyauthctl renders, so that several
@@ -94,9 +114,18 @@ struct tls_listen_conf {
 struct conf {
 	char *path;                      /* file this was loaded from */
 	struct listen_conf listen[CONF_MAX_LISTENERS];
-	unsigned nlisten;                /* >= 1; default 127.0.0.1:12345 */
+	unsigned nlisten;                /* >= 1; default unix:CONF_DEFAULT_LISTEN */
+	/* allow_plain_tcp: a listener that is neither unix nor "tls:" is
+	 * refused without it (SPOP cannot authenticate the agent: see
+	 * keyauth.conf(5)); default false */
+	bool allow_plain_tcp;
 	unsigned workers;                /* default: online CPU count */
 	unsigned max_connections;        /* default 10000 */
+	/* max_connections_per_peer: connections at once from one peer (a uid
+	 * on unix listeners, a source address on TCP and TLS ones), at most
+	 * max_connections; default min(1000, max_connections) */
+	unsigned max_conn_per_peer;
+	unsigned hello_timeout_ms;       /* hello_timeout: accept to HELLO, default 5000 */
 	uint32_t max_frame_size;         /* default 16380, 256..SPOP_MAX_FRAME_SIZE */
 	unsigned idle_timeout_ms;        /* default 60000; 0 = none */
 	char *store_path;                /* default /var/lib/keyauth/keys.db */
@@ -157,5 +186,7 @@ int conf_tls_version(const char *s);
 /* Short names as written in the config file ("provider", "header", ...). */
 const char *route_type_str(enum route_type t);
 const char *key_location_str(enum key_location l);
+/* "GET", "HEAD", ...: the method's name as HTTP spells it; NULL when out of range. */
+const char *route_method_str(enum route_method m);
 
 #endif /* AGENT_CONF_H */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * conf_listen: the listeners, the control socket, metrics_listen, TLS, the
- * HAProxy peers and the small top-level settings of keyauth.conf (conf-int.h).
+ * conf_listen: the listeners (and who may use them: allow_plain_tcp,
+ * max_connections_per_peer, hello_timeout), the control socket,
+ * metrics_listen, TLS, the HAProxy peers and the small top-level settings of
+ * keyauth.conf (conf-int.h).
  */
 #include <arpa/inet.h>
 #include <sys/un.h>
@@ -122,8 +124,9 @@ void conf_kw_listen(struct conf_ctx *x, const config_setting_t *s, void *obj)
 	for (unsigned i = 0; i < c->nlisten; i++)
 		conf_listen_clear(&c->listen[i]);
 	c->nlisten = 0;
+	x->plain_tcp_s = NULL;
 	if (n == 0) {
-		conf_err(x, s, "listen is empty (give at least one address, e.g. listen = [ \"127.0.0.1:12345\" ];)");
+		conf_err(x, s, "listen is empty (give at least one address, e.g. listen = [ \"unix:" CONF_DEFAULT_LISTEN "\" ];)");
 		return;
 	}
 	if (n > CONF_MAX_LISTENERS) {
@@ -137,7 +140,7 @@ void conf_kw_listen(struct conf_ctx *x, const config_setting_t *s, void *obj)
 		bool dup = false;
 
 		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-			conf_err(x, e, "listen entries must be strings, not %s (e.g. \"127.0.0.1:12345\")",
+			conf_err(x, e, "listen entries must be strings, not %s (e.g. \"unix:" CONF_DEFAULT_LISTEN "\")",
 				 conf_type_name(config_setting_type(e)));
 			continue;
 		}
@@ -161,7 +164,63 @@ void conf_kw_listen(struct conf_ctx *x, const config_setting_t *s, void *obj)
 			continue;
 		}
 		l->tls = strncmp(a, "tls:", 4) == 0;
+		if (l->family == LISTEN_TCP && !l->tls && x->plain_tcp_s == NULL)
+			x->plain_tcp_s = e;
 		c->nlisten++;
+	}
+}
+
+void conf_kw_allow_plain_tcp(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	(void)x;
+	((struct conf *)obj)->allow_plain_tcp = config_setting_get_bool(s) != 0;
+}
+
+/*
+ * What depends on several listening settings, once the walk is done: the
+ * default listener, the unix sockets' mode, TLS listeners without a tls
+ * group, plain TCP without allow_plain_tcp, max_connections_per_peer.
+ *
+ * WHY plain TCP needs consent: SPOP has no peer authentication and HAProxy's
+ * check accepts any HELLO, so whoever listens on the agent's port is the
+ * agent. While keyauthd is down (a restart, a crash, before boot finishes)
+ * any local user may bind that port: every NOTIFY then goes to them, with
+ * every client key, and their ACK opens every route. A unix socket in a
+ * directory only keyauthd's user may write cannot be taken that way, and
+ * "tls:" lets HAProxy verify the agent's certificate.
+ */
+void conf_listen_finish(struct conf_ctx *x, struct conf *c, const config_setting_t *root)
+{
+	const config_setting_t *pp = config_setting_get_member(root, "max_connections_per_peer");
+
+	if (config_setting_get_member(root, "listen") == NULL) {
+		struct listen_conf *l = &c->listen[0];
+
+		l->family = LISTEN_UNIX;
+		if (conf_set_str(x, NULL, &l->addr, "unix:" CONF_DEFAULT_LISTEN) == 0 &&
+		    conf_set_str(x, NULL, &l->path, CONF_DEFAULT_LISTEN) == 0)
+			c->nlisten = 1;
+	}
+	for (unsigned i = 0; i < c->nlisten; i++) {
+		if (c->listen[i].family == LISTEN_UNIX)
+			c->listen[i].mode = x->socket_mode;
+	}
+	for (unsigned i = 0; i < c->nlisten; i++)
+		if (c->listen[i].tls && c->tls == NULL)
+			conf_err(x, NULL, "listen \"%s\" uses TLS but there is no tls group (add tls = { cert = \"...\"; key = \"...\"; };)",
+				 c->listen[i].addr);
+	if (x->plain_tcp_s != NULL && !c->allow_plain_tcp) {
+		char q[CONF_QUOTE_MAX];
+
+		conf_err(x, x->plain_tcp_s, "listen \"%s\" is plain TCP, and HAProxy cannot tell keyauthd from any other process on that port: any local user who binds it while keyauthd is away (restarting, stopped, not started yet) receives every client key and can let every request in (on the same host use a unix socket, e.g. listen = [ \"unix:" CONF_DEFAULT_LISTEN "\" ];; across hosts use \"tls:ADDRESS\" with HAProxy verifying the agent's certificate; or accept the risk with allow_plain_tcp = true;)",
+			 conf_quote(q, sizeof(q), config_setting_get_string(x->plain_tcp_s)));
+	}
+	if (c->max_conn_per_peer == 0) {
+		c->max_conn_per_peer = c->max_connections < CONF_DEFAULT_PER_PEER ?
+			c->max_connections : CONF_DEFAULT_PER_PEER;
+	} else if (c->max_conn_per_peer > c->max_connections) {
+		conf_err(x, pp, "max_connections_per_peer = %u is above max_connections = %u (use at most %u, or raise max_connections)",
+			 c->max_conn_per_peer, c->max_connections, c->max_connections);
 	}
 }
 
@@ -208,6 +267,16 @@ void conf_set_max_frame_size(void *obj, long long v)
 void conf_set_idle_timeout(void *obj, long long v)
 {
 	((struct conf *)obj)->idle_timeout_ms = (unsigned)v * 1000u;
+}
+
+void conf_set_max_conn_per_peer(void *obj, long long v)
+{
+	((struct conf *)obj)->max_conn_per_peer = (unsigned)v;
+}
+
+void conf_set_hello_timeout(void *obj, long long v)
+{
+	((struct conf *)obj)->hello_timeout_ms = (unsigned)v * 1000u;
 }
 
 void conf_kw_key_prefix(struct conf_ctx *x, const config_setting_t *s, void *obj)

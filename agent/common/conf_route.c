@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * conf_route: the routes of keyauth.conf, their security group and their
- * provider settings (provider.h; conf-int.h).
+ * conf_route: the routes of keyauth.conf, their security group, their
+ * provider settings (provider.h; conf-int.h) and the HTTP methods they allow.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf-int.h"
 
@@ -225,6 +226,77 @@ static void conf_kw_sec_carriers(struct conf_ctx *x, const config_setting_t *s, 
 	}
 }
 
+/* ---- methods ----------------------------------------------------------- */
+
+static const char *const route_method_names[ROUTE_M_ENTRIES] = {
+	[ROUTE_M_GET] = "GET", [ROUTE_M_HEAD] = "HEAD", [ROUTE_M_POST] = "POST",
+	[ROUTE_M_PUT] = "PUT", [ROUTE_M_PATCH] = "PATCH", [ROUTE_M_DELETE] = "DELETE",
+	[ROUTE_M_OPTIONS] = "OPTIONS",
+};
+
+const char *route_method_str(enum route_method m)
+{
+	return (unsigned)m < ROUTE_M_ENTRIES ? route_method_names[m] : NULL;
+}
+
+/* methods = [ "GET", "POST" ]: the HTTP methods HAProxy lets through on the
+ * route; any other is answered 405 before the agent is asked. Names are
+ * HTTP's, upper case (methods are case-sensitive). TRACE echoes the request,
+ * headers and key included, and CONNECT opens a tunnel to wherever the client
+ * names: neither is ever allowed. */
+static void conf_kw_route_methods(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct route *r = obj;
+	int n = config_setting_length(s);
+	char q[CONF_QUOTE_MAX];
+
+	r->methods = 0;
+	if (n == 0) {
+		conf_err(x, s, "methods is empty (list the HTTP methods the route allows, e.g. methods = [ \"GET\", \"POST\" ];)");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		unsigned m;
+
+		if (v == NULL) {
+			conf_err(x, e, "methods must hold strings (e.g. methods = [ \"GET\", \"POST\" ];)");
+			continue;
+		}
+		if (strcasecmp(v, "TRACE") == 0 || strcasecmp(v, "CONNECT") == 0) {
+			conf_err(x, e, "method \"%s\" is never allowed (%s; remove it)",
+				 conf_quote(q, sizeof(q), v), strcasecmp(v, "TRACE") == 0
+				 ? "TRACE echoes the request back, key headers included"
+				 : "CONNECT would open a tunnel to any host the client names");
+			continue;
+		}
+		for (m = 0; m < ROUTE_M_ENTRIES; m++) {
+			if (strcasecmp(v, route_method_names[m]) == 0)
+				break;
+		}
+		if (m == ROUTE_M_ENTRIES) {
+			conf_err(x, e, "unknown method \"%s\" (use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS)",
+				 conf_quote(q, sizeof(q), v));
+			continue;
+		}
+		if (strcmp(v, route_method_names[m]) != 0) {
+			conf_err(x, e, "method \"%s\" must be written \"%s\" (HTTP methods are case-sensitive)",
+				 conf_quote(q, sizeof(q), v), route_method_names[m]);
+			continue;
+		}
+		if (r->methods & (1u << m)) {
+			conf_err(x, e, "duplicate method \"%s\" (list each method once)", v);
+			continue;
+		}
+		r->methods |= 1u << m;
+	}
+	/* Not left empty after an error: the error is reported, and the
+	 * route's later checks must not see a route that allows nothing. */
+	if (r->methods == 0)
+		r->methods = ROUTE_METHODS_DEFAULT;
+}
+
 static const struct conf_kw conf_security_kws[] = {
 	{ "authentication", CONF_T_STRING, conf_kw_sec_auth, NULL, 0, 0, "authentication = \"apiKey\";" },
 	{ "key_name", CONF_T_STRING, conf_kw_sec_key_name, NULL, 0, 0, "key_name = \"X-API-Key\";" },
@@ -327,6 +399,7 @@ static const struct conf_kw conf_route_kws[] = {
 	  "upstream_auth = \"header:api-key\";" },
 	{ "error_format", CONF_T_STRING, conf_kw_route_error_format, NULL, 0, 0,
 	  "error_format = \"anthropic\";" },
+	{ "methods", CONF_T_SEQ, conf_kw_route_methods, NULL, 0, 0, "methods = [ \"GET\", \"POST\" ];" },
 	{ "security", CONF_T_GROUP, conf_kw_route_security, NULL, 0, 0,
 	  "security = { authentication = \"apiKey\"; key_name = \"X-API-Key\"; key_location = \"header\"; };" },
 };
@@ -398,6 +471,7 @@ void conf_kw_routes(struct conf_ctx *x, const config_setting_t *s, void *obj)
 		}
 		r->type = ROUTE_PROVIDER;
 		r->tunnel_timeout_s = 3600;
+		r->methods = ROUTE_METHODS_DEFAULT;
 		r->key_location = KEYLOC_HEADER;
 		if (conf_set_str(x, e, &r->key_name, "X-API-Key") == -1)
 			continue;

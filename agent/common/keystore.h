@@ -41,16 +41,23 @@ struct ks_set;
 
 /* Loads and validates the store file at <path>. A missing file gives an empty
  * set (and *missing = true when <missing> is not NULL). Any other problem
- * returns NULL with "path: message" in <err>. The new set has one reference. */
+ * returns NULL with "path: message" in <err>. The new set has one reference.
+ * Whoever can write the store can add keys: the file read (its descriptor's
+ * fstat) and every directory above it must pass ft_check_path for root and
+ * the running user (filetrust.h), and a missing file counts as empty only
+ * when no untrusted user could have created it. */
 struct ks_set *ks_set_load(const char *path, bool *missing, char *err, size_t errlen);
 
 /* ks_set_load, and the fstat() of the descriptor it read in <*read_st> (all
  * zero when the file could not be opened): the identity of exactly the bytes
  * judged, for a watcher that must not judge the same bytes twice nor miss a
- * change made after its last look. */
+ * change made after its last look. <trust>: the owners trusted (the
+ * store's, from the configuration's `user`); NULL: root and the running
+ * user, as ks_set_load. */
 struct stat;
+struct ft_trust;
 struct ks_set *ks_set_load_stat(const char *path, bool *missing, struct stat *read_st,
-                                char *err, size_t errlen);
+                                const struct ft_trust *trust, char *err, size_t errlen);
 
 /* Validates and builds a set from the bytes of a store file (what
  * ks_set_load does after reading; for other backends and fuzzing). Returns

@@ -15,6 +15,7 @@
 
 #include <msgpack.h>
 
+#include "filetrust.h"
 #include "keystore-int.h"
 
 /*
@@ -533,26 +534,36 @@ fail:
 struct ks_set *
 ks_set_load(const char *path, bool *missing, char *err, size_t errlen)
 {
-	return ks_set_load_stat(path, missing, NULL, err, errlen);
+	return ks_set_load_stat(path, missing, NULL, NULL, err, errlen);
 }
 
 struct ks_set *
-ks_set_load_stat(const char *path, bool *missing, struct stat *read_st, char *err,
-                 size_t errlen)
+ks_set_load_stat(const char *path, bool *missing, struct stat *read_st,
+                 const struct ft_trust *trust, char *err, size_t errlen)
 {
+	struct ft_trust self;
 	struct ks_set *s;
 	size_t len = 0;
 	char *buf = NULL;
-	char msg[256];
+	char msg[256], why[1024];
 	int fd;
 
 	if (missing)
 		*missing = false;
 	if (read_st)
 		memset(read_st, 0, sizeof(*read_st));
+	if (trust == NULL) {
+		ft_trust_for(&self, NULL);
+		trust = &self;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
 		if (errno == ENOENT) {
+			/* No keys, unless another user could create the file. */
+			if (ft_check_path(trust, path, NULL, why, sizeof(why)) == -1) {
+				ks_err(err, errlen, "%s", why);
+				return NULL;
+			}
 			if (missing)
 				*missing = true;
 			if ((s = ks_set_empty()) == NULL)
@@ -565,17 +576,18 @@ ks_set_load_stat(const char *path, bool *missing, struct stat *read_st, char *er
 	{
 		struct stat st;
 
-		/* Whoever can write the store can add keys: refuse a store that
-		 * users other than its owner may write. */
-		if (fstat(fd, &st) == -1)
-			memset(&st, 0, sizeof(st));
-		else if (read_st != NULL)
-			*read_st = st;
-		if (S_ISREG(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		/* Whoever can write the store can add keys: the file read and the
+		 * directories above it must be trusted (filetrust.h). */
+		if (fstat(fd, &st) == -1) {
+			ks_err(err, errlen, "%s: fstat: %s", path, strerror(errno));
 			close(fd);
-			ks_err(err, errlen, "%s: writable by group or others (mode %04o), so anyone "
-			    "who can write it could add keys; fix: chmod 600 %s", path,
-			    (unsigned)(st.st_mode & 07777), path);
+			return NULL;
+		}
+		if (read_st != NULL)
+			*read_st = st;
+		if (ft_check_path(trust, path, &st, why, sizeof(why)) == -1) {
+			close(fd);
+			ks_err(err, errlen, "%s", why);
 			return NULL;
 		}
 	}

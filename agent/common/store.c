@@ -7,16 +7,19 @@
 #include <string.h>
 
 #include "conf.h"
+#include "filetrust.h"
 #include "store.h"
 
 struct store *
 store_open(const struct conf *c, const struct store_role *role, char *err, size_t errlen)
 {
+	struct ft_trust t;
 	struct store *st;
 
+	ft_trust_for(&t, c->user != NULL ? c->user : role->default_user);
 	if (c->store_redis != NULL)
-		return role->redis(c->store_redis, err, errlen);
-	st = store_file_new(c->store_path);
+		return role->redis(c->store_redis, &t, err, errlen);
+	st = store_file_new(c->store_path, &t);
 	if (st == NULL)
 		snprintf(err, errlen, "store: out of memory");
 	return st;

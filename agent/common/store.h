@@ -77,21 +77,32 @@ struct store {
  * change feed) or keyauthctl (read and transactions, synchronous only).
  * Each role's table lives with its backends' code, so a program that names
  * only store_role_ctl links none of the agent's change feed. */
+struct ft_trust;
 struct store_redis_conf;
 struct store_role {
 	const char *name;
-	struct store *(*redis)(const struct store_redis_conf *rc, char *err, size_t errlen);
+	/* <trust>: who may own the files read (the password file). */
+	struct store *(*redis)(const struct store_redis_conf *rc, const struct ft_trust *trust,
+	                       char *err, size_t errlen);
+	/* Trusted owner of the store's files (filetrust.h) when the
+	 * configuration names no `user`; NULL: only root and the running user. */
+	const char *default_user;
 };
 extern const struct store_role store_role_agent;   /* store_redis_agent.c */
 extern const struct store_role store_role_ctl;     /* store_redis.c */
 
-/* The backend <c> configures, for <role>. NULL with <err>. */
+/* The backend <c> configures, for <role>. NULL with <err>. The files it
+ * reads (store file, password file) are trusted when owned by root, the
+ * running user, or the configuration's `user` (<role>'s default_user when
+ * there is none) and writable by nobody else, directories above included
+ * (filetrust.h). */
 struct store *store_open(const struct conf *c, const struct store_role *role, char *err,
                          size_t errlen);
 /* True if <c> and the config <st> was made from name the same store. */
 int store_same(const struct store *st, const struct conf *c);
 
-struct store *store_file_new(const char *path);
+/* <trust> is copied; NULL: root and the running user. */
+struct store *store_file_new(const char *path, const struct ft_trust *trust);
 
 /* Fills <out> for <st> at time <now> (ev_now). */
 static inline void

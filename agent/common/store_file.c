@@ -18,6 +18,7 @@
 
 #include <ev.h>
 
+#include "filetrust.h"
 #include "keystore.h"
 #include "store.h"
 
@@ -43,6 +44,7 @@ struct store_file {
 	store_changed_cb *cb;
 	void *arg;
 	int lock;                /* keyauthctl's transaction: the flock, -1 */
+	struct ft_trust trust;   /* who may own the file and the directories above it */
 };
 
 static void
@@ -96,7 +98,7 @@ sf_load(struct store *st, char *err, size_t errlen)
 {
 	struct store_file *sf = (struct store_file *)st;
 	struct stat read_st;
-	struct ks_set *ks = ks_set_load_stat(sf->path, NULL, &read_st, err, errlen);
+	struct ks_set *ks = ks_set_load_stat(sf->path, NULL, &read_st, &sf->trust, err, errlen);
 
 	if (read_st.st_ino != 0)
 		file_id_of(&read_st, &sf->last);
@@ -183,7 +185,9 @@ sf_where(const struct store *st)
 static struct ks_set *
 sf_read(struct store *st, char *err, size_t errlen)
 {
-	return ks_set_load(((struct store_file *)st)->path, NULL, err, errlen);
+	struct store_file *sf = (struct store_file *)st;
+
+	return ks_set_load_stat(sf->path, NULL, NULL, &sf->trust, err, errlen);
 }
 
 static struct ks_set *
@@ -191,11 +195,17 @@ sf_begin(struct store *st, int *locked, char *err, size_t errlen)
 {
 	struct store_file *sf = (struct store_file *)st;
 
+	/* Nothing (not even the lock file) is written where another user
+	 * could have planted the store: its directories are checked first. */
+	if (ft_check_path(&sf->trust, sf->path, NULL, err, errlen) == -1) {
+		*locked = 1;     /* not a lock failure: the store is refused */
+		return NULL;
+	}
 	sf->lock = ks_file_lock(sf->path, err, errlen);
 	*locked = sf->lock != -1;
 	if (sf->lock == -1)
 		return NULL;
-	return ks_set_load(sf->path, NULL, err, errlen);
+	return ks_set_load_stat(sf->path, NULL, NULL, &sf->trust, err, errlen);
 }
 
 static int
@@ -231,7 +241,7 @@ static const struct store_ops store_file_ops = {
 };
 
 struct store *
-store_file_new(const char *path)
+store_file_new(const char *path, const struct ft_trust *trust)
 {
 	struct store_file *sf = calloc(1, sizeof(*sf));
 
@@ -239,6 +249,10 @@ store_file_new(const char *path)
 		return NULL;
 	sf->base.ops = &store_file_ops;
 	sf->lock = -1;
+	if (trust != NULL)
+		sf->trust = *trust;
+	else
+		ft_trust_for(&sf->trust, NULL);
 	sf->path = strdup(path);
 	if (sf->path == NULL) {
 		free(sf);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "filetrust.h"
 #include "store.h"
 
 #define SR_PASS_MAX   512
@@ -24,12 +25,15 @@ struct store_redis_client {
 	struct store_redis_conf rc;      /* strings owned here */
 	char where[320];
 	struct redisContext *tx;         /* keyauthctl's transaction; NULL outside one */
+	struct ft_trust trust;           /* who may own the password file (store_open's) */
 };
 
-/* Copies <rc> into <cl> and reads the password file (refused when group or
- * other may read it). 0, or -1 with <err> (then sr_client_fini). */
+/* Copies <rc> and <trust> into <cl> and reads the password file (refused
+ * when group or other may read it, or when sr_read_password's owner rule
+ * fails). 0, or -1 with <err> (then sr_client_fini). */
 int sr_client_init(struct store_redis_client *cl, const struct store_ops *ops,
-                   const struct store_redis_conf *rc, char *err, size_t errlen);
+                   const struct store_redis_conf *rc, const struct ft_trust *trust,
+                   char *err, size_t errlen);
 void sr_client_fini(struct store_redis_client *cl);
 
 /* keyauthctl's operations; the agent's vtable has them too. */
@@ -58,7 +62,11 @@ int sr_record(struct sr_read *rd, const char *ns, const struct redisReply *idr,
  * (may be NULL). */
 struct ks_set *sr_read_all(struct redisContext *c, const char *ns, uint64_t *generation,
                            uint64_t *skipped, char *err, size_t errlen);
-/* The password file's first line into <buf>. 0, or -1 with <err>. */
-int sr_read_password(const char *path, char *buf, size_t cap, char *err, size_t errlen);
+/* The password file's first line into <buf>. The file must be readable only
+ * by its owner, and it and the directories above it must pass ft_check_path
+ * for <trust> (NULL: root and the running user): whoever can write it picks
+ * the Redis user the store is read as. 0, or -1 with <err>. */
+int sr_read_password(const char *path, const struct ft_trust *trust, char *buf, size_t cap,
+                     char *err, size_t errlen);
 
 #endif /* AGENT_STORE_REDIS_INT_H */

@@ -29,8 +29,10 @@
 /* ---- connection, reads and writes ---------------------------------------- */
 
 int
-sr_read_password(const char *path, char *buf, size_t cap, char *err, size_t errlen)
+sr_read_password(const char *path, const struct ft_trust *trust, char *buf, size_t cap,
+                 char *err, size_t errlen)
 {
+	struct ft_trust self;
 	struct stat st;
 	ssize_t n;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -42,6 +44,14 @@ sr_read_password(const char *path, char *buf, size_t cap, char *err, size_t errl
 	if (fstat(fd, &st) == -1 || (st.st_mode & 077) != 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: must be a regular file readable only by its owner "
 		         "(chmod 600)", path);
+		close(fd);
+		return -1;
+	}
+	if (trust == NULL) {
+		ft_trust_for(&self, NULL);
+		trust = &self;
+	}
+	if (ft_check_path(trust, path, &st, err, errlen) == -1) {
 		close(fd);
 		return -1;
 	}
@@ -58,7 +68,8 @@ sr_read_password(const char *path, char *buf, size_t cap, char *err, size_t errl
 }
 
 struct redisContext *
-store_redis_connect(const struct store_redis_conf *rc, char *err, size_t errlen)
+store_redis_connect(const struct store_redis_conf *rc, const struct ft_trust *trust,
+                    char *err, size_t errlen)
 {
 	struct timeval ct = { 2, 0 }, cmd = { 10, 0 };
 	char pass[SR_PASS_MAX];
@@ -67,7 +78,7 @@ store_redis_connect(const struct store_redis_conf *rc, char *err, size_t errlen)
 
 	pass[0] = '\0';
 	if (rc->password_file != NULL &&
-	    sr_read_password(rc->password_file, pass, sizeof(pass), err, errlen) == -1)
+	    sr_read_password(rc->password_file, trust, pass, sizeof(pass), err, errlen) == -1)
 		return NULL;
 	if (strncmp(rc->address, "unix:", 5) == 0) {
 		c = redisConnectUnixWithTimeout(rc->address + 5, ct);
@@ -568,7 +579,7 @@ struct ks_set *
 sr_client_read(struct store *st, char *err, size_t errlen)
 {
 	struct store_redis_client *cl = (struct store_redis_client *)st;
-	struct redisContext *c = store_redis_connect(&cl->rc, err, errlen);
+	struct redisContext *c = store_redis_connect(&cl->rc, &cl->trust, err, errlen);
 	struct ks_set *set;
 
 	if (c == NULL)
@@ -583,7 +594,7 @@ sr_client_begin(struct store *st, int *locked, char *err, size_t errlen)
 {
 	struct store_redis_client *cl = (struct store_redis_client *)st;
 
-	cl->tx = store_redis_connect(&cl->rc, err, errlen);
+	cl->tx = store_redis_connect(&cl->rc, &cl->trust, err, errlen);
 	*locked = cl->tx != NULL;
 	if (cl->tx == NULL)
 		return NULL;
@@ -650,11 +661,16 @@ sr_client_end(struct store *st)
 
 int
 sr_client_init(struct store_redis_client *cl, const struct store_ops *ops,
-               const struct store_redis_conf *rc, char *err, size_t errlen)
+               const struct store_redis_conf *rc, const struct ft_trust *trust,
+               char *err, size_t errlen)
 {
 	char pass[SR_PASS_MAX];
 
 	cl->base.ops = ops;
+	if (trust != NULL)
+		cl->trust = *trust;
+	else
+		ft_trust_for(&cl->trust, NULL);
 	cl->rc = *rc;
 	cl->rc.address = strdup(rc->address);
 	cl->rc.namespace = strdup(rc->namespace);
@@ -667,7 +683,7 @@ sr_client_init(struct store_redis_client *cl, const struct store_ops *ops,
 		return -1;
 	}
 	if (rc->password_file != NULL &&
-	    sr_read_password(rc->password_file, pass, sizeof(pass), err, errlen) == -1)
+	    sr_read_password(rc->password_file, &cl->trust, pass, sizeof(pass), err, errlen) == -1)
 		return -1;
 	memset(pass, 0, sizeof(pass));
 	snprintf(cl->where, sizeof(cl->where), "redis:%s/%d/%s", rc->address, rc->database,
@@ -711,7 +727,8 @@ static const struct store_ops store_redis_client_ops = {
 };
 
 static struct store *
-store_redis_client_new(const struct store_redis_conf *rc, char *err, size_t errlen)
+store_redis_client_new(const struct store_redis_conf *rc, const struct ft_trust *trust,
+                       char *err, size_t errlen)
 {
 	struct store_redis_client *cl = calloc(1, sizeof(*cl));
 
@@ -719,11 +736,13 @@ store_redis_client_new(const struct store_redis_conf *rc, char *err, size_t errl
 		snprintf(err, errlen, "store: out of memory");
 		return NULL;
 	}
-	if (sr_client_init(cl, &store_redis_client_ops, rc, err, errlen) == -1) {
+	if (sr_client_init(cl, &store_redis_client_ops, rc, trust, err, errlen) == -1) {
 		sr_client_free(&cl->base);
 		return NULL;
 	}
 	return &cl->base;
 }
 
-const struct store_role store_role_ctl = { "ctl", store_redis_client_new };
+/* keyauthctl also trusts the packaged service user's files (dist/), so that
+ * root may manage a store the agent, running as keyauth, owns. */
+const struct store_role store_role_ctl = { "ctl", store_redis_client_new, "keyauth" };

@@ -25,14 +25,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ft_trust;
 struct ks_entry;
 struct ks_set;
 struct redisContext;
 struct store_redis_conf;
 
 /* A synchronous connection (address, AUTH [username] from the password file, SELECT),
- * with a 2 s connect and 10 s command timeout. NULL with <err>. */
-struct redisContext *store_redis_connect(const struct store_redis_conf *rc, char *err,
+ * with a 2 s connect and 10 s command timeout. <trust>: who may own the
+ * password file (filetrust.h; NULL: root and the running user). NULL with <err>. */
+struct redisContext *store_redis_connect(const struct store_redis_conf *rc,
+                                         const struct ft_trust *trust, char *err,
                                          size_t errlen);
 
 /* store_redis_disconnect(NULL) is a no-op. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ctl_keys-int.h"
+#include "filetrust.h"
 #include "keyfmt.h"
 #include "store.h"
 
@@ -31,6 +32,28 @@ key_store_load_failed(const struct ctl_ctx *ctx, const struct conf *c, const cha
 	        "  or move it aside (mv %s %s.broken) to start an empty store; keys held only\n"
 	        "  in the broken file then stop working and must be created again.\n",
 	        ctx->prog, c->store_path, c->store_path, c->store_path);
+}
+
+/* A file store that another user could have written is neither read (a
+ * listing would vouch for keys that user minted) nor written. Checked before
+ * the store is opened, for a message of its own; the store's own check
+ * (store_file.c) still judges the descriptor read. 0, or -1 (printed). */
+static int
+key_store_trusted(const struct ctl_ctx *ctx, const struct conf *c)
+{
+	struct ft_trust t;
+	char why[2048];
+
+	if (c->store_redis != NULL)
+		return 0;       /* its password file is checked by store_open */
+	ft_trust_for(&t, c->user != NULL ? c->user : store_role_ctl.default_user);
+	if (ft_check_path(&t, c->store_path, NULL, why, sizeof(why)) == 0)
+		return 0;
+	ctl_err(ctx, "refusing the key store %s: %s", c->store_path, why);
+	fprintf(stderr, "%s: the store was neither read nor modified: a user other than root or "
+	        "the agent's could have put keys in it. Check its contents before fixing the "
+	        "owner or mode.\n", ctx->prog);
+	return -1;
 }
 
 /* ---- store transactions ------------------------------------------------------ */
@@ -72,7 +95,7 @@ key_store_read(const struct ctl_ctx *ctx, struct conf **c)
 	struct ks_set *set;
 
 	*c = ctl_conf_load(ctx);
-	if (*c == NULL)
+	if (*c == NULL || key_store_trusted(ctx, *c) == -1)
 		return NULL;
 	st = store_open(*c, &store_role_ctl, err, sizeof(err));
 	set = st != NULL ? st->ops->read(st, err, sizeof(err)) : NULL;
@@ -98,6 +121,8 @@ key_store_edit_note(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn
 	int locked = 0, rc = CTL_EXIT_FAIL, r;
 
 	err[0] = '\0';
+	if (key_store_trusted(ctx, c) == -1)
+		return CTL_EXIT_FAIL;
 	st = store_open(c, &store_role_ctl, err, sizeof(err));
 	if (st != NULL)
 		set = st->ops->begin(st, &locked, err, sizeof(err));

@@ -36,13 +36,19 @@ struct rgroup {
 /* Writes <s> with regex metacharacters escaped (only '.' can occur). */
 void ctl_put_regex(FILE *f, const char *s);
 
+/* The names of the route_method bits set in <methods>, in enum order,
+ * separated by <sep> ("GET HEAD", "GET, HEAD"), written into <buf> (64 bytes
+ * hold them all with a 2-byte <sep>); returns <buf>. */
+const char *ctl_methods_str(char *buf, size_t size, unsigned methods, const char *sep);
+
 /* Puts each route in the group of routes that share its refusal rules
  * (error shape, Bearer accepted or not); fills <g> and returns its count. */
 unsigned ctl_group_routes(struct rroute *rr, unsigned n, struct rgroup *g);
 
-/* The frontend's rules after the route ACLs: 404, the fail-closed 503s, 403
- * and 401 per group and the backstop; the rate limit and its 429; removing
- * every key carrier and adding each route's provider credential. */
+/* The frontend's rules after the route ACLs: 404, 405 for a method the route
+ * does not allow, the fail-closed 503s, 403 and 401 per group and the
+ * backstop; the rate limit and its 429; the request line in origin-form,
+ * every key carrier removed and each route's provider credential added. */
 void ctl_render_denials(FILE *f, const struct rroute *rr, unsigned n, const struct rgroup *g,
                         unsigned ng);
 void ctl_render_rate_rules(FILE *f, const struct conf *c, const struct rgroup *g, unsigned ng);

@@ -6,9 +6,12 @@
  * haproxy.cfg (global, defaults, the gateway frontend, one backend per route,
  * the agent backend). The frontend fails closed: a request is forwarded only
  * when the agent set txn.keyauth.ok to true; agent trouble is 503, bad keys
- * 401/403 with OpenAI-style JSON, paths under no route 404 without asking the
- * agent. Every config string is checked against a conservative character set
- * before it is written, so no value can inject HAProxy syntax.
+ * 401/403 with OpenAI-style JSON, paths under no route 404 and methods the
+ * route does not allow 405, both without asking the agent. What goes upstream
+ * is origin-form with the upstream's own Host; the log line has no query, no
+ * path parameters and no key-like path segment. Every config string is
+ * checked against a conservative character set before it is written, so no
+ * value can inject HAProxy syntax.
  *
  * Rate limits: the agent supplies the limit (txn.keyauth.rpm, only for ok
  * verdicts that have one) and the identity (txn.keyauth.key_id); HAProxy
@@ -234,6 +237,7 @@ render_spoe(FILE *f, const struct conf *c, const struct rroute *rr, unsigned n,
 	      "    log global\n", f);
 	for (unsigned i = 0; i < n; i++) {
 		const struct rroute *r = &rr[i];
+		char ml[64];
 		bool has_sub = false;
 
 		fprintf(f, "\n# route %s (%s; profile %s), context %s, key from",
@@ -269,7 +273,10 @@ render_spoe(FILE *f, const struct conf *c, const struct rroute *rr, unsigned n,
 			        cr->name);
 		}
 		fputc('\n', f);
-		fprintf(f, "    event on-frontend-http-request if keyauth_ctx%s\n",
+		/* The frontend answers any other method 405 without the agent. */
+		fprintf(f, "    acl keyauth_meth method %s\n",
+		        ctl_methods_str(ml, sizeof(ml), r->r->methods, " "));
+		fprintf(f, "    event on-frontend-http-request if keyauth_ctx%s keyauth_meth\n",
 		        has_sub ? " !keyauth_sub" : "");
 	}
 }
@@ -331,8 +338,14 @@ render_backend(FILE *f, const struct rroute *r)
 		ctl_put_regex(f, r->ctx);
 		fputs("(/.*)$ \\1\n", f);
 	}
-	if (!is_numeric_host(host))
-		fprintf(f, "    http-request set-header Host %s\n", host);
+	/* Every upstream gets its own authority as Host, the client's never
+	 * goes (the frontend made the request line origin-form). The port is
+	 * left out when it is the scheme's: 443 (TLS) or 80. */
+	fprintf(f, "    http-request set-header Host %s%s%s", strchr(host, ':') != NULL ? "[" : "",
+	        host, strchr(host, ':') != NULL ? "]" : "");
+	if (port != 443 && port != 80)
+		fprintf(f, ":%lu", port);
+	fputc('\n', f);
 	if (port == 443 && !is_numeric_host(host))
 		fprintf(f, "    server %s %s ssl verify required ca-file @system-ca sni str(%s)\n",
 		        r->r->name, up, host);
@@ -426,9 +439,12 @@ render_cfg(FILE *f, const struct conf *c, struct rroute *rr, const struct rroute
 
 	fprintf(f, "frontend fe_keyauth\n"
 	        "    bind %s\n"
-	        "    # No %%r, %%HU or query: a query-string key must never reach a log line.\n"
+	        "    # Of what the client wrote, only a standard method and the path as\n"
+	        "    # txn.keyauth_lpath has it (below): no %%r, %%HU, %%HP, header or capture,\n"
+	        "    # which would log a key put in the path, its parameters or the query.\n"
 	        "    log-format \"%%ci:%%cp [%%tr] %%ft %%b/%%s %%TR/%%Tw/%%Tc/%%Tr/%%Ta %%ST %%B %%tsc "
-	        "%%ac/%%fc/%%bc/%%sc/%%rc %%sq/%%bq %%HM %%HP %%HV "
+	        "%%ac/%%fc/%%bc/%%sc/%%rc %%sq/%%bq %%[var(txn.keyauth_lmethod)] "
+	        "%%[var(txn.keyauth_lpath)] %%HV route=%%[var(txn.keyauth_route)] "
 	        "keyauth=%%[var(txn.keyauth.status)] key_id=%%[var(txn.keyauth.key_id)]\"\n"
 	        "    filter spoe engine keyauth config %s\n"
 	        "    # Streamed answers (SSE) leave at once: without this HAProxy may hold a\n"
@@ -436,6 +452,21 @@ render_cfg(FILE *f, const struct conf *c, struct rroute *rr, const struct rroute
 	        "    # 100 ms apart arrived in bursts, the first 200 ms late).\n"
 	        "    option http-no-delay\n",
 	        o->bind, o->spoe_path);
+
+	/* First, before any rule can end the request: what the log line may
+	 * show. The path loses everything from its first ';' (parameters, and
+	 * the query, which the path fetch never has); then every stretch that
+	 * starts with the key prefix, and every run of 20 or more token
+	 * characters (a key without our prefix: imported keys are 20 or longer;
+	 * any other secret; '%' makes a percent-encoded one a run too), is
+	 * replaced. The regex is quoted for its comma; HAProxy 2.6 and 3.2 read
+	 * the quotes. */
+	fprintf(f, "\n    # What the log line shows of the request: the path without parameters or\n"
+	        "    # query, key-like and long opaque runs replaced; the method if standard.\n"
+	        "    http-request set-var(txn.keyauth_lpath) \"path,field(1,;),regsub(%s[A-Za-z0-9_]*,<key>,g),"
+	        "regsub('[-A-Za-z0-9_~%%+=]{20,}',<token>,g)\"\n"
+	        "    http-request set-var(txn.keyauth_lmethod) method if { method GET HEAD POST PUT PATCH "
+	        "DELETE OPTIONS TRACE CONNECT }\n", c->key_prefix);
 
 	/* Route selection: shortest context first, so the most specific one
 	 * sets the variable last; the SPOE messages make the same choice. */
@@ -529,6 +560,12 @@ check_others(const struct conf *c, char *err, size_t errlen)
 			snprintf(err, errlen, "haproxy peer '%s' cannot be rendered", p->name);
 			return -1;
 		}
+	}
+	/* Rendered into a regex: letters, digits and '_' only. */
+	if (c->key_prefix == NULL || !all_in(c->key_prefix, "_")) {
+		snprintf(err, errlen, "key_prefix '%s' cannot be rendered",
+		         c->key_prefix != NULL ? c->key_prefix : "");
+		return -1;
 	}
 	if (c->local_peer != NULL && !all_in(c->local_peer, "_.-")) {
 		snprintf(err, errlen, "haproxy_local_peer '%s' cannot be rendered", c->local_peer);

@@ -2,8 +2,9 @@
 /*
  * ctl_render_rules: the gateway frontend's decisions, rendered per route
  * group — refusals in the route's provider error shape (OpenAI, Anthropic,
- * Google), the rate limit with an honest Retry-After, and what an allowed
- * request loses (every key carrier) and gains (the provider's credential).
+ * Google), methods a route does not allow, the rate limit with an honest
+ * Retry-After, and what an allowed request loses (an absolute-form authority,
+ * every key carrier) and gains (the provider's credential).
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 #define AGENT_MSG    "%[var(txn.keyauth.message),json(utf8s)]"
 
 /* What the gateway itself answers, and how each vendor spells it. */
-enum gwe { GWE_NOT_FOUND, GWE_UNAVAILABLE, GWE_FORBIDDEN, GWE_AUTH, GWE_RATE };
+enum gwe { GWE_NOT_FOUND, GWE_METHOD, GWE_UNAVAILABLE, GWE_FORBIDDEN, GWE_AUTH, GWE_RATE };
 
 static const struct {
 	int status;
@@ -24,6 +25,9 @@ static const struct {
 	const char *g_status;            /* Google: error.status */
 } gwe_tab[] = {
 	[GWE_NOT_FOUND]   = { 404, "invalid_request_error", "not_found", "not_found_error", "NOT_FOUND" },
+	/* Google has no status for 405; UNIMPLEMENTED is "not supported". */
+	[GWE_METHOD]      = { 405, "invalid_request_error", "method_not_allowed",
+	                      "invalid_request_error", "UNIMPLEMENTED" },
 	[GWE_UNAVAILABLE] = { 503, "server_error", "service_unavailable", "api_error", "UNAVAILABLE" },
 	[GWE_FORBIDDEN]   = { 403, "invalid_request_error", "invalid_api_key", "permission_error",
 	                      "PERMISSION_DENIED" },
@@ -54,22 +58,50 @@ put_body(FILE *f, enum error_format fmt, enum gwe e, const char *msg)
 	}
 }
 
-/* One "return" rule: <cond> then, when the routes have several error
- * shapes, the ACL of <g>'s routes (the status test first: on the allowed
+/* One "return" rule in <fmt>'s shape: <cond> then, when not NULL, the ACL
+ * <acl> naming the routes it is for (the cheap test first: on the allowed
  * path it is false and the rest is not evaluated). */
+static void
+put_return_acl(FILE *f, enum error_format fmt, const char *acl, enum gwe e, const char *msg,
+               bool lf, const char *hdr, const char *cond)
+{
+	fprintf(f, "    http-request return status %d content-type application/json %s ",
+	        gwe_tab[e].status, lf ? "lf-string" : "string");
+	put_body(f, fmt, e, msg);
+	if (hdr != NULL)
+		fprintf(f, " %s", hdr);
+	fprintf(f, " if %s", cond);
+	if (acl != NULL)
+		fprintf(f, " %s", acl);
+	fputc('\n', f);
+}
+
+/* The same for the routes of refusal group <g>; its ACL only when the routes
+ * have several groups. */
 static void
 put_return(FILE *f, const struct rgroup *g, bool grouped, enum gwe e, const char *msg, bool lf,
            const char *hdr, const char *cond)
 {
-	fprintf(f, "    http-request return status %d content-type application/json %s ",
-	        gwe_tab[e].status, lf ? "lf-string" : "string");
-	put_body(f, g->fmt, e, msg);
-	if (hdr != NULL)
-		fprintf(f, " %s", hdr);
-	fprintf(f, " if %s", cond);
-	if (grouped)
-		fprintf(f, " keyauth_eg%u", g->id);
-	fputc('\n', f);
+	char acl[32];
+
+	snprintf(acl, sizeof(acl), "keyauth_eg%u", g->id);
+	put_return_acl(f, g->fmt, grouped ? acl : NULL, e, msg, lf, hdr, cond);
+}
+
+const char *
+ctl_methods_str(char *buf, size_t size, unsigned methods, const char *sep)
+{
+	size_t used = 0;
+
+	if (size > 0)
+		buf[0] = '\0';
+	for (unsigned m = 0; m < ROUTE_M_ENTRIES && used < size; m++) {
+		if (!(methods & (1u << m)))
+			continue;
+		used += (size_t)snprintf(buf + used, size - used, "%s%s", used > 0 ? sep : "",
+		                         route_method_str((enum route_method)m));
+	}
+	return buf;
 }
 
 /* Routes that share an error shape and whether a Bearer carrier is accepted
@@ -100,6 +132,34 @@ ctl_group_routes(struct rroute *rr, unsigned n, struct rgroup *g)
 	return ng;
 }
 
+/* "acl NAME var(txn.keyauth_route) -m str r1 r2 ...": a set of routes as
+ * one ACL, 32 names a line at most (HAProxy takes 64 words a line; lines
+ * of the same name are OR'ed). route_acl_add each name, then route_acl_end. */
+struct route_acl {
+	FILE *f;
+	char name[32];
+	unsigned on_line;
+};
+
+static void
+route_acl_add(struct route_acl *a, const char *route)
+{
+	if (a->on_line == 0)
+		fprintf(a->f, "    acl %s var(txn.keyauth_route) -m str", a->name);
+	fprintf(a->f, " %s", route);
+	if (++a->on_line == 32) {
+		fputc('\n', a->f);
+		a->on_line = 0;
+	}
+}
+
+static void
+route_acl_end(struct route_acl *a)
+{
+	if (a->on_line > 0)
+		fputc('\n', a->f);
+	a->on_line = 0;
+}
 
 /* ACL lines "keyauth_eg<id>" naming the routes of each group; HAProxy
  * takes at most 64 words on a line, so long lists are split (same-named
@@ -108,26 +168,75 @@ static void
 render_group_acls(FILE *f, const struct rroute *rr, unsigned n, const struct rgroup *g, unsigned ng)
 {
 	for (unsigned j = 0; j < ng; j++) {
-		unsigned on_line = 0;
+		struct route_acl a = { .f = f };
 
-		for (unsigned i = 0; i < n; i++) {
-			if (rr[i].group != j)
-				continue;
-			if (on_line == 0)
-				fprintf(f, "    acl keyauth_eg%u var(txn.keyauth_route) -m str", g[j].id);
-			fprintf(f, " %s", rr[i].r->name);
-			if (++on_line == 32) {
-				fputc('\n', f);
-				on_line = 0;
-			}
-		}
-		if (on_line > 0)
-			fputc('\n', f);
+		snprintf(a.name, sizeof(a.name), "keyauth_eg%u", g[j].id);
+		for (unsigned i = 0; i < n; i++)
+			if (rr[i].group == j)
+				route_acl_add(&a, rr[i].r->name);
+		route_acl_end(&a);
 	}
 }
 
-/* 404 under no route; 503 on agent trouble; 403 and 401 from the verdict;
- * a backstop. Each in the route's vendor shape. */
+/* Routes that allow the same methods and share an error shape get the same
+ * 405 rule. */
+struct mgroup {
+	unsigned methods;
+	enum error_format fmt;
+};
+#define MAX_MGROUPS ((1u << ROUTE_M_ENTRIES) * ERRFMT_ENTRIES)
+
+static bool
+in_mgroup(const struct rroute *r, const struct mgroup *m)
+{
+	return r->r->methods == m->methods && r->r->errors == m->fmt;
+}
+
+/* 405 for a method the route does not allow, TRACE, CONNECT and any unknown
+ * one included, with Allow and the error in the route's shape. The SPOE
+ * message of a route tests the same list (render_spoe), so the agent is not
+ * asked either: nothing but this answer happens. */
+static void
+render_methods(FILE *f, const struct rroute *rr, unsigned n)
+{
+	struct mgroup mg[MAX_MGROUPS];
+	unsigned nm = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		unsigned j;
+
+		for (j = 0; j < nm && !in_mgroup(&rr[i], &mg[j]); j++)
+			;
+		if (j == nm && nm < MAX_MGROUPS) {
+			mg[nm].methods = rr[i].r->methods;
+			mg[nm].fmt = rr[i].r->errors;
+			nm++;
+		}
+	}
+	fputs("\n    # A method the route does not allow (TRACE, CONNECT and unknown ones\n"
+	      "    # always): 405 with Allow. Its SPOE message tests the same methods: the\n"
+	      "    # agent is not asked, nothing is forwarded.\n", f);
+	for (unsigned j = 0; j < nm; j++) {
+		char list[64], msg[160], hdr[96], cond[96];
+		struct route_acl a = { .f = f };
+
+		snprintf(a.name, sizeof(a.name), "keyauth_mg%u", j + 1);
+		for (unsigned i = 0; i < n && nm > 1; i++)
+			if (in_mgroup(&rr[i], &mg[j]))
+				route_acl_add(&a, rr[i].r->name);
+		route_acl_end(&a);
+		ctl_methods_str(list, sizeof(list), mg[j].methods, ", ");
+		snprintf(msg, sizeof(msg), "This method is not allowed on this route; it allows %s.", list);
+		snprintf(hdr, sizeof(hdr), "hdr Allow '%s'", list);
+		snprintf(cond, sizeof(cond), "!{ method %s }",
+		         ctl_methods_str(list, sizeof(list), mg[j].methods, " "));
+		put_return_acl(f, mg[j].fmt, nm > 1 ? a.name : NULL, GWE_METHOD, msg, false, hdr, cond);
+	}
+}
+
+/* 404 under no route; 405 for a method the route does not allow; 503 on
+ * agent trouble; 403 and 401 from the verdict; a backstop. Each in the
+ * route's vendor shape. */
 void
 ctl_render_denials(FILE *f, const struct rroute *rr, unsigned n, const struct rgroup *g, unsigned ng)
 {
@@ -137,6 +246,7 @@ ctl_render_denials(FILE *f, const struct rroute *rr, unsigned n, const struct rg
 	fputs("\n    # Under no route: 404; no SPOE message matched, the agent was not asked.\n", f);
 	put_return(f, &generic, false, GWE_NOT_FOUND, "No route matches this path.", false, NULL,
 	           "!{ var(txn.keyauth_route) -m found }");
+	render_methods(f, rr, n);
 	if (grouped) {
 		fputs("\n    # Routes whose refusals share a shape (error_format, and whether\n"
 		      "    # Bearer is accepted: only then a 401 carries WWW-Authenticate).\n", f);
@@ -274,6 +384,15 @@ put_query_strip(FILE *f, const char *name)
 void
 ctl_render_credentials(FILE *f, const struct rroute *rr, unsigned n)
 {
+	/* An absolute-form request line (GET http://host/path) keeps its
+	 * authority through HAProxy 2.6 and 3.2, which forward it as it is (a
+	 * Host set later rewrites it to that value, but the line stays
+	 * absolute): make it origin-form, whatever the client sent. pathq may
+	 * be empty ("http://host" or "http://host?q": 3.2 routes them to a "/"
+	 * route), hence one leading '/' put back. */
+	fputs("\n    # Origin-form whatever the client sent: an absolute-form authority\n"
+	      "    # (GET http://host/...) never reaches a provider; the backend sets Host.\n"
+	      "    http-request set-uri \"/%[pathq,regsub(^/,)]\" unless { url_beg / }\n", f);
 	fputs("\n    # Allowed: no copy of the client's key goes upstream, on any route: every\n"
 	      "    # route's carriers, the usual key headers and query parameters.\n", f);
 	for_each_strip_name(f, rr, n, KEYLOC_HEADER, put_del_header);

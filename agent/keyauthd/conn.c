@@ -27,7 +27,7 @@
  * What a call waits on becomes the ev_io events (a TLS write may wait on a
  * read: CONN_F_WANT_*); bytes the transport has read ahead but we had no
  * room for are re-fed as EV_READ, since the socket will not signal them
- * again. A handshake that stalls is bounded by the HELLO timeout like a
+ * again. A handshake that stalls is bounded by hello_timeout like a
  * silent plain connection.
  */
 #include <errno.h>
@@ -58,7 +58,6 @@
 #define CONN_TX_CAP       (64 * 1024)
 #define CONN_DISCON_MAX   (SPOP_DISCONNECT_MSG_MAX + 64)
 #define CONN_LINGER       1.0           /* seconds to wait for EOF after our last frame */
-#define CONN_HELLO_MAX    10.0          /* seconds to wait for HAPROXY-HELLO when idle timeout is off */
 
 static atomic_uint_fast64_t conn_ids;
 
@@ -124,14 +123,40 @@ conn_conf(const struct conn *c)
 	return snap_conf(c->w->snap);
 }
 
+/*
+ * When <c> is to be closed for silence, in ev_now time; 0 for never. Running:
+ * idle_timeout after the last frame. Before HELLO also hello_timeout after
+ * the accept, whatever arrives meanwhile: a peer that trickles bytes, or
+ * stalls a TLS handshake, never holds a slot longer than that.
+ */
 static double
-conn_idle_limit(const struct conn *c)
+conn_deadline(const struct conn *c)
 {
-	double idle = conn_conf(c)->idle_timeout_ms / 1000.0;
+	const struct conf *cf = conn_conf(c);
+	double dl = cf->idle_timeout_ms > 0 ? c->last_active + cf->idle_timeout_ms / 1000.0 : 0;
 
-	if (c->st == CONN_ST_HELLO_WAIT && (idle == 0 || idle > CONN_HELLO_MAX))
-		return CONN_HELLO_MAX;
-	return idle;
+	if (c->st == CONN_ST_HELLO_WAIT) {
+		double hello = c->accepted + cf->hello_timeout_ms / 1000.0;
+
+		if (dl == 0 || hello < dl)
+			dl = hello;
+	}
+	return dl;
+}
+
+/* (Re)arms <c>'s timer for conn_deadline, or stops it when there is none. */
+static void
+conn_arm_deadline(struct conn *c)
+{
+	struct ev_loop *loop = c->w->loop;
+	double dl = conn_deadline(c);
+
+	if (dl == 0) {
+		ev_timer_stop(loop, &c->timer);
+		return;
+	}
+	c->timer.repeat = dl - ev_now(loop) > 0.001 ? dl - ev_now(loop) : 0.001;
+	ev_timer_again(loop, &c->timer);
 }
 
 /* The rest of conn_new(_tls) once <c->tr> holds the fd. */
@@ -173,15 +198,13 @@ conn_start(struct worker *w, struct conn *c)
 	atomic_fetch_add_explicit(&worker_conn_count, 1, memory_order_relaxed);
 
 	if (w->loop != NULL) {
-		c->last_active = ev_now(w->loop);
+		c->last_active = c->accepted = ev_now(w->loop);
 		ev_io_init(&c->io, conn_on_io, fd, EV_READ);
 		c->io.data = c;
 		ev_io_start(w->loop, &c->io);
 		ev_init(&c->timer, conn_on_timer);
 		c->timer.data = c;
-		c->timer.repeat = conn_idle_limit(c);
-		if (c->timer.repeat > 0)
-			ev_timer_again(w->loop, &c->timer);
+		conn_arm_deadline(c);
 	}
 	return c;
 }
@@ -233,6 +256,7 @@ conn_free(struct conn *c)
 		c->next->prev = c->prev;
 	w->nconns--;
 	atomic_fetch_sub_explicit(&worker_conn_count, 1, memory_order_relaxed);
+	worker_peer_release(&c->peer);
 	/* <rx> may have held keys in clear. */
 	explicit_bzero(c->rx, c->rx_cap);
 	free(c->rx);
@@ -307,12 +331,8 @@ handle_hello(struct conn *c, const struct spop_frame *f)
 		return;
 	}
 	conn_set_st(c, CONN_ST_RUNNING);
-	if (c->w->loop != NULL) {
-		c->timer.repeat = conn_idle_limit(c);
-		ev_timer_again(c->w->loop, &c->timer);
-		if (c->timer.repeat == 0)
-			ev_timer_stop(c->w->loop, &c->timer);
-	}
+	if (c->w->loop != NULL)
+		conn_arm_deadline(c);
 }
 
 static void
@@ -660,24 +680,30 @@ static void
 conn_on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct conn *c = t->data;
-	double idle, left;
+	double dl;
 
 	(void)revents;
-	if (c->st == CONN_ST_CLOSING || (c->flags & CONN_F_HANDSHAKE)) {
-		/* Linger or flush deadline passed, or a TLS handshake never
-		 * finished: nothing can be said to that peer in SPOP. */
+	if (c->st == CONN_ST_CLOSING) {
+		/* Linger or flush deadline passed. */
 		conn_free(c);
 		return;
 	}
-	idle = conn_idle_limit(c);
-	left = c->last_active + idle - ev_now(loop);
-	if (left > 0.001) {
-		t->repeat = left;
-		ev_timer_again(loop, t);
+	dl = conn_deadline(c);
+	if (dl == 0 || dl - ev_now(loop) > 0.001) {
+		conn_arm_deadline(c);
 		return;
 	}
-	log_debug("event=idle_timeout conn=%llu state=%s", (unsigned long long)c->id,
-	    conn_st_str(c->st));
+	if (c->st == CONN_ST_HELLO_WAIT)
+		STAT_INC(c->w, hello_timeouts);
+	if (c->flags & CONN_F_HANDSHAKE) {
+		/* A TLS handshake never finished: nothing can be said to that
+		 * peer in SPOP. */
+		conn_free(c);
+		return;
+	}
+	log_debug("event=%s conn=%llu state=%s",
+	    c->st == CONN_ST_HELLO_WAIT ? "hello_timeout" : "idle_timeout",
+	    (unsigned long long)c->id, conn_st_str(c->st));
 	conn_error(c, SPOP_ERR_TOUT);
 	/* Give the DISCONNECT CONN_LINGER seconds to leave. */
 	t->repeat = CONN_LINGER;

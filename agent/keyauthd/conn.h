@@ -37,6 +37,19 @@ enum conn_flag {
 };
 #define CONN_F_WANT (CONN_F_WANT_READ | CONN_F_WANT_WRITE)
 
+/* Who a connection comes from, for max_connections_per_peer. */
+enum conn_peer_kind {
+	CONN_PEER_NONE = 0,      /* not counted (fuzz targets, no memory for the entry) */
+	CONN_PEER_UID,           /* unix listener: the peer's uid (SO_PEERCRED) */
+	CONN_PEER_IPV4,          /* TCP or TLS listener: the source address */
+	CONN_PEER_IPV6,
+};
+
+struct conn_peer {
+	uint8_t kind;            /* enum conn_peer_kind */
+	uint8_t id[16];          /* the uid (host order) or the address; rest zero */
+};
+
 struct conn {
 	ev_io io;                /* fd readiness: EV_READ, plus EV_WRITE while <tx> is pending */
 	ev_timer timer;          /* idle timeout, or the flush deadline while closing */
@@ -45,6 +58,8 @@ struct conn {
 	unsigned flags;          /* enum conn_flag */
 	uint32_t max_frame;      /* before HELLO: ours; after: negotiated */
 	double last_active;      /* ev_now of the last frame received */
+	double accepted;         /* ev_now at accept: hello_timeout counts from it */
+	struct conn_peer peer;   /* counted in the worker's peer table until conn_free */
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
 	uint8_t *tx;

@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "control.h"
+#include "filetrust.h"
 #include "keystore.h"
 #include "listener.h"
 #include "log.h"
@@ -93,18 +94,66 @@ log_lines(int level, const char *event, const char *text)
 
 /* ---- listeners ---------------------------------------------------------------- */
 
+/* What allow_plain_tcp = true; costs, for -t and the start's log. */
+#define PLAIN_TCP_RISK \
+	"any local user who can bind that port while keyauthd is away (restarting, " \
+	"stopped, not started yet) can impersonate it: receive every client key and let " \
+	"every request in. Prefer a unix socket on the same host, or tls: with HAProxy " \
+	"verifying the agent's certificate across hosts"
+
+/*
+ * The directory of a unix listener must be one only trusted users may write
+ * (root, keyauthd's own user: filetrust.h): else anyone who may create a
+ * file there can listen at that path while keyauthd is away, and HAProxy
+ * would talk to them. Returns 0, or -1 with <err>.
+ */
+static int
+check_socket_dir(const struct conf *c, const struct listen_conf *l, char *err, size_t errlen)
+{
+	char dir[128], why[768];      /* dir: unix paths are under 108 bytes */
+	struct ft_trust t;
+	struct stat st;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", l->path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return 0;               /* conf.c wants an absolute path */
+	slash[slash == dir ? 1 : 0] = '\0';
+	if (stat(dir, &st) == -1 && errno == ENOENT) {
+		snprintf(err, errlen, "%s: directory %s does not exist (create it, owned by "
+		    "keyauthd's user and HAProxy's group, mode 2750: systemd-tmpfiles --create "
+		    "keyauth.conf, or mkdir -m 2750 %s && chown keyauth:haproxy %s)", l->addr, dir,
+		    dir, dir);
+		return -1;
+	}
+	ft_trust_for(&t, c->user);
+	if (ft_check_dir(&t, dir, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: the socket's directory is not safe (whoever may write "
+		    "there could listen in keyauthd's place while it is away): %s", l->addr, why);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 open_listeners(struct daemon *d, const struct conf *c)
 {
-	char err[512];
+	char err[1024];
 	unsigned i, k;
 
 	for (i = 0; i < c->nlisten; i++) {
 		const struct listen_conf *l = &c->listen[i];
 
+		if (l->family == LISTEN_TCP && !l->tls)
+			log_warning("event=plain_tcp_listener addr=%s allowed_by=allow_plain_tcp "
+			    "note=\"" PLAIN_TCP_RISK "\"", l->addr);
 		if (l->family == LISTEN_UNIX) {
-			int fd = listener_open(l, false, LISTEN_BACKLOG, err, sizeof(err));
+			int fd;
 
+			if (check_socket_dir(c, l, err, sizeof(err)) == -1)
+				goto fail;
+			fd = listener_open(l, false, LISTEN_BACKLOG, err, sizeof(err));
 			if (fd == -1)
 				goto fail;
 			d->unix_paths[d->nshared] = strdup(l->path);
@@ -378,6 +427,7 @@ stats_fill(struct daemon *d, struct stats_view *v, struct stats_sum *sum)
 	v->reloads_ok = d->reloads_ok;
 	v->reloads_rejected = d->reloads_rejected;
 	v->config_last_time = d->config_last_time;
+	v->tls_not_after = (double)tls_ctx_not_after(d->cref->tls_ctx);
 	v->config_last_ok = d->config_last_ok;
 }
 
@@ -458,10 +508,21 @@ check_config(struct conf *c, const char *path)
 		return 1;
 	}
 	SSL_CTX_free(probe);
+	for (unsigned i = 0; i < c->nlisten; i++)
+		if (c->listen[i].family == LISTEN_TCP && !c->listen[i].tls)
+			fprintf(stderr, "keyauthd: warning: listen \"%s\" is plain TCP "
+			    "(allow_plain_tcp = true): " PLAIN_TCP_RISK ".\n", c->listen[i].addr);
 	st = store_open(c, &store_role_agent, err, sizeof(err));
 	/* A local file may be absent (an empty store): say so. */
-	if (st != NULL && store_has(st, STORE_F_WATCH_FILE))
-		ks = ks_set_load(c->store_path, &missing, err, sizeof(err));
+	if (st != NULL && store_has(st, STORE_F_WATCH_FILE)) {
+		struct ft_trust t;
+
+		/* -t run by root for a service that runs as the packaged user
+		 * (no `user` setting: systemd starts it as keyauth) trusts that
+		 * user's files, as keyauthctl does. */
+		ft_trust_for(&t, c->user != NULL ? c->user : geteuid() == 0 ? "keyauth" : NULL);
+		ks = ks_set_load_stat(c->store_path, &missing, NULL, &t, err, sizeof(err));
+	}
 	else if (st != NULL)
 		ks = st->ops->load(st, err, sizeof(err));
 	if (ks == NULL) {

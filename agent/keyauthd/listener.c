@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "holder.h"
 #include "listener.h"
 #include "log.h"
 
@@ -48,7 +49,18 @@ tcp_open(const struct listen_conf *l, bool reuseport, int backlog, char *err, si
 	if (ai->ai_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 || listen(fd, backlog) == -1) {
-		snprintf(err, errlen, "%s: bind/listen: %s", l->addr, strerror(errno));
+		int e = errno;
+
+		if (e == EADDRINUSE) {
+			struct holder h;
+			char who[256];
+
+			holder_find_tcp(l->host, l->port, &h);
+			snprintf(err, errlen, "%s is already in use %s (bind: %s)", l->addr,
+			    holder_describe(&h, who, sizeof(who)), strerror(e));
+		} else {
+			snprintf(err, errlen, "%s: bind/listen: %s", l->addr, strerror(e));
+		}
 		close(fd);
 		fd = -1;
 	}
@@ -83,7 +95,12 @@ unix_clear_leftover(const char *name, const struct sockaddr_un *sun, char *err, 
 	e = errno;
 	close(probe);
 	if (r == 0 || e == EAGAIN) {
-		snprintf(err, errlen, "%s: another process is listening there", name);
+		struct holder h;
+		char who[256];
+
+		holder_find_unix(sun->sun_path, &h);
+		snprintf(err, errlen, "%s is already in use %s: another process is listening there",
+		    name, holder_describe(&h, who, sizeof(who)));
 		return -1;
 	}
 	if (e == ENOENT)
@@ -188,10 +205,13 @@ listener_on_io(struct ev_loop *loop, ev_io *io, int revents)
 	(void)loop;
 	(void)revents;
 	for (i = 0; i < s->ops->batch; i++) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t peerlen = sizeof(peer);
+		int fd = accept4(l->fd, (struct sockaddr *)&peer, &peerlen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd != -1) {
-			s->ops->on_accept(l, fd);
+			s->ops->on_accept(l, fd, (const struct sockaddr *)&peer, peerlen);
 			continue;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -285,11 +305,13 @@ client_on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 static void
-server_on_accept(struct listener *l, int fd)
+server_on_accept(struct listener *l, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
 	struct listener_server *sv = l->arg;
 	struct listener_client *c;
 
+	(void)peer;
+	(void)peerlen;
 	if (sv->n >= sv->ops->max || (c = calloc(1, sv->ops->size)) == NULL) {
 		close(fd);
 		return;

@@ -12,7 +12,9 @@
  * where a file already exists is probed: something that is not a socket, or
  * a socket where something accepts connections (a running agent), makes
  * opening fail with an error naming the path; a socket nobody listens on (a
- * dead agent's leftover) is removed and replaced.
+ * dead agent's leftover) is removed and replaced. When the address is taken
+ * (a TCP port in use, a unix path with a live listener), the error says by
+ * whom as far as /proc tells: pid, command and uid (holder.h).
  *
  * Accepting. A listener set is one or more listening sockets of one libev
  * loop that pause and resume together. A wakeup accepts at most ops->batch
@@ -37,6 +39,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <ev.h>
@@ -52,8 +55,10 @@ struct listener_ops {
 	const char *event;          /* log event of a failed accept, e.g. "accept_error" */
 	unsigned batch;             /* accepts per socket per wakeup, >= 1 */
 	/* <fd> (non-blocking, close-on-exec) was accepted on <l> and is now the
-	 * owner's, to serve or to close. */
-	void (*on_accept)(struct listener *l, int fd);
+	 * owner's, to serve or to close; <peer> (<peerlen> bytes) is its
+	 * address as accept4 gave it. */
+	void (*on_accept)(struct listener *l, int fd, const struct sockaddr *peer,
+	                  socklen_t peerlen);
 	/* Optional: accept failed with <err> and accepting pauses (counters;
 	 * the line is logged already). */
 	void (*on_pause)(struct listener_set *s, int err);

@@ -25,6 +25,8 @@ stats_sum_workers(const struct worker *ws, unsigned n, const void *routes_of,
 
 		out->conn_total += STAT_GET(w, conn_total);
 		out->conn_refused += STAT_GET(w, conn_refused);
+		out->conn_refused_peer += STAT_GET(w, conn_refused_peer);
+		out->hello_timeouts += STAT_GET(w, hello_timeouts);
 		out->accept_errors += STAT_GET(w, accept_errors);
 		out->frames_in += STAT_GET(w, frames_in);
 		out->frames_out += STAT_GET(w, frames_out);
@@ -109,9 +111,13 @@ stats_render_json(const struct stats_view *v, FILE *f)
 
 	fprintf(f, "{\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%.0f,\"workers\":%u,",
 	    v->version, v->pid, v->now - v->started, v->workers);
+	/* "refused" counts both reasons, as it did before per-peer limits. */
 	fprintf(f, "\"connections\":{\"current\":%u,\"total\":%llu,\"refused\":%llu,"
-	    "\"accept_errors\":%llu},", v->conn_current, ull(sm->conn_total),
-	    ull(sm->conn_refused), ull(sm->accept_errors));
+	    "\"refused_max_connections\":%llu,\"refused_per_peer\":%llu,"
+	    "\"hello_timeouts\":%llu,\"accept_errors\":%llu},", v->conn_current,
+	    ull(sm->conn_total), ull(sm->conn_refused + sm->conn_refused_peer),
+	    ull(sm->conn_refused), ull(sm->conn_refused_peer), ull(sm->hello_timeouts),
+	    ull(sm->accept_errors));
 	fprintf(f, "\"frames\":{\"in\":%llu,\"out\":%llu},\"handshakes\":%llu,"
 	    "\"healthchecks\":%llu,\"tls\":{\"handshakes\":%llu,\"handshake_failures\":%llu},"
 	    "\"protocol_errors\":{", ull(sm->frames_in),
@@ -241,8 +247,16 @@ stats_render_prom(const struct stats_view *v, FILE *f)
 	    v->conn_current);
 	prom_one(f, "keyauth_connections_total", "counter", "HAProxy connections accepted.",
 	    sm->conn_total);
-	prom_one(f, "keyauth_connections_refused_total", "counter",
-	    "Connections closed at once: max_connections reached.", sm->conn_refused);
+	prom_head(f, "keyauth_connections_refused_total", "counter",
+	    "Connections closed at once, by reason: max_connections reached, or the "
+	    "peer (a uid on unix sockets, an address on TCP) holding max_connections_per_peer.");
+	fprintf(f, "keyauth_connections_refused_total{reason=\"max_connections\"} %llu\n",
+	    ull(sm->conn_refused));
+	fprintf(f, "keyauth_connections_refused_total{reason=\"per_peer\"} %llu\n",
+	    ull(sm->conn_refused_peer));
+	prom_one(f, "keyauth_hello_timeouts_total", "counter",
+	    "Connections closed for not completing HELLO (or a TLS handshake) within hello_timeout.",
+	    sm->hello_timeouts);
 	prom_one(f, "keyauth_accept_errors_total", "counter",
 	    "accept() failures (EMFILE and the like) that paused accepting.", sm->accept_errors);
 	prom_head(f, "keyauth_protocol_errors_total", "counter",
@@ -314,4 +328,10 @@ prom_store_and_config(const struct stats_view *v, FILE *f)
 	    v->config_last_time == 0 || v->config_last_ok);
 	prom_one(f, "keyauth_routes", "gauge", "Routes in the running configuration.",
 	    v->conf->nroutes);
+	if (v->tls_not_after != 0) {
+		prom_head(f, "keyauth_tls_cert_expiry_timestamp_seconds", "gauge",
+		    "notAfter of the certificate the TLS listeners serve, Unix seconds "
+		    "(alert on it minus time() < 14 days).");
+		fprintf(f, "keyauth_tls_cert_expiry_timestamp_seconds %.0f\n", v->tls_not_after);
+	}
 }

@@ -27,7 +27,9 @@
 
 struct stats_sum {
 	uint64_t conn_total;
-	uint64_t conn_refused;
+	uint64_t conn_refused;           /* max_connections reached */
+	uint64_t conn_refused_peer;      /* max_connections_per_peer reached */
+	uint64_t hello_timeouts;
 	uint64_t accept_errors;
 	uint64_t frames_in;
 	uint64_t frames_out;
@@ -83,6 +85,7 @@ struct stats_view {
 	uint64_t reloads_rejected;
 	double config_last_time;
 	bool config_last_ok;
+	double tls_not_after;            /* agent certificate's notAfter; 0: no TLS listener */
 };
 
 /* One JSON object, no newline (the control socket's `stats` answer). */

@@ -140,7 +140,7 @@ sr_sync_ready(struct store_redis *sr, char *err, size_t errlen)
 		sr->sync = NULL;
 	}
 	if (sr->sync == NULL)
-		sr->sync = store_redis_connect(&sr->cl.rc, err, errlen);
+		sr->sync = store_redis_connect(&sr->cl.rc, &sr->cl.trust, err, errlen);
 	return sr->sync != NULL ? 0 : -1;
 }
 
@@ -249,12 +249,13 @@ sr_on_auth(redisAsyncContext *ac, void *reply, void *priv)
 static void
 sr_connect_async(struct store_redis *sr)
 {
-	char pass[SR_PASS_MAX], err[256];
+	char pass[SR_PASS_MAX], err[1024];
 	redisAsyncContext *ac;
 
 	pass[0] = '\0';
 	if (sr->cl.rc.password_file != NULL &&
-	    sr_read_password(sr->cl.rc.password_file, pass, sizeof(pass), err, sizeof(err)) == -1) {
+	    sr_read_password(sr->cl.rc.password_file, &sr->cl.trust, pass, sizeof(pass), err,
+	                     sizeof(err)) == -1) {
 		sr_down(sr, err);
 		return;
 	}
@@ -434,7 +435,7 @@ sr_load(struct store *st, char *err, size_t errlen)
 		/* The connection died since the last load (a Redis restart shows
 		 * only now): one retry on a fresh one. */
 		redisFree(sr->sync);
-		sr->sync = store_redis_connect(&sr->cl.rc, err, errlen);
+		sr->sync = store_redis_connect(&sr->cl.rc, &sr->cl.trust, err, errlen);
 		if (sr->sync != NULL)
 			set = sr_read_all(sr->sync, sr->cl.rc.namespace, &gen, &sr->records_skipped,
 			                  err, errlen);
@@ -553,7 +554,8 @@ static const struct store_ops store_redis_ops = {
 
 /* The agent backend. Reads the password file now. NULL with <err>. */
 static struct store *
-store_redis_new(const struct store_redis_conf *rc, char *err, size_t errlen)
+store_redis_new(const struct store_redis_conf *rc, const struct ft_trust *trust, char *err,
+                size_t errlen)
 {
 	struct store_redis *sr = calloc(1, sizeof(*sr));
 
@@ -561,11 +563,11 @@ store_redis_new(const struct store_redis_conf *rc, char *err, size_t errlen)
 		snprintf(err, errlen, "store: out of memory");
 		return NULL;
 	}
-	if (sr_client_init(&sr->cl, &store_redis_ops, rc, err, errlen) == -1) {
+	if (sr_client_init(&sr->cl, &store_redis_ops, rc, trust, err, errlen) == -1) {
 		sr_free(&sr->cl.base);
 		return NULL;
 	}
 	return &sr->cl.base;
 }
 
-const struct store_role store_role_agent = { "agent", store_redis_new };
+const struct store_role store_role_agent = { "agent", store_redis_new, NULL };

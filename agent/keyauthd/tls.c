@@ -20,13 +20,20 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "conf.h"
+#include "filetrust.h"
+#include "log.h"
 #include "tls.h"
+
+/* An agent certificate this close to its end gets a warning at every start
+ * and reload: HAProxy refuses an expired one, and then every request is 503. */
+#define TLS_EXPIRY_WARN_DAYS 30
 
 /* Session IDs from one keyauthd resume only in the same service. */
 static const unsigned char tls_sid_ctx[] = "keyauthd";
@@ -115,6 +122,69 @@ fail:
 	return NULL;
 }
 
+time_t
+tls_ctx_not_after(SSL_CTX *ctx)
+{
+	X509 *leaf = ctx != NULL ? SSL_CTX_get0_certificate(ctx) : NULL;
+	const ASN1_TIME *na = leaf != NULL ? X509_get0_notAfter(leaf) : NULL;
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (na == NULL || ASN1_TIME_to_tm(na, &tm) != 1) {
+		ERR_clear_error();
+		return 0;
+	}
+	return timegm(&tm);
+}
+
+/* The days left on the certificate HAProxy will verify, at every (re)load:
+ * info when far, a warning within TLS_EXPIRY_WARN_DAYS, an error once past. */
+static void
+tls_log_expiry(SSL_CTX *ctx, const char *cert)
+{
+	time_t end = tls_ctx_not_after(ctx), now = time(NULL);
+	long long left = end != 0 ? ((long long)end - (long long)now) / 86400 : 0;
+	char when[32] = "-";
+	struct tm tm;
+
+	if (end == 0)
+		return;
+	if (gmtime_r(&end, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (end <= now)
+		log_err("event=tls_cert_expired cert=%s not_after=%s "
+		    "note=\"HAProxy refuses an expired agent certificate: renew it and reload\"",
+		    cert, when);
+	else if (left < TLS_EXPIRY_WARN_DAYS)
+		log_warning("event=tls_cert_expiring cert=%s days_left=%lld not_after=%s "
+		    "note=\"renew it and reload (SIGHUP) before then, or HAProxy refuses the agent\"",
+		    cert, left, when);
+	else
+		log_info("event=tls_cert cert=%s days_left=%lld not_after=%s", cert, left, when);
+}
+
+/* The TLS files decide who may pose as the agent (cert and key) or as
+ * HAProxy (ca): trusted like the configuration (filetrust.h). */
+static int
+tls_files_trusted(const struct conf *c, char *err, size_t errlen)
+{
+	const char *files[] = { c->tls->cert, c->tls->key, c->tls->ca };
+	struct ft_trust t;
+	char why[512];
+
+	ft_trust_for(&t, c->user);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i] == NULL)
+			continue;
+		if (ft_check_path(&t, files[i], NULL, why, sizeof(why)) == -1) {
+			if (errlen > 0)
+				snprintf(err, errlen, "tls: %s", why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 tls_ctx_for_conf(const struct conf *c, SSL_CTX **out, char *err, size_t errlen)
 {
@@ -127,6 +197,8 @@ tls_ctx_for_conf(const struct conf *c, SSL_CTX **out, char *err, size_t errlen)
 		any = any || c->listen[i].tls;
 	if (!any || c->tls == NULL)
 		return 0;
+	if (tls_files_trusted(c, err, errlen) == -1)
+		return -1;
 	tc.cert = c->tls->cert;
 	tc.key = c->tls->key;
 	tc.ca = c->tls->ca;
@@ -138,6 +210,7 @@ tls_ctx_for_conf(const struct conf *c, SSL_CTX **out, char *err, size_t errlen)
 			snprintf(err, errlen, "tls: %s", why);
 		return -1;
 	}
+	tls_log_expiry(*out, tc.cert);
 	return 0;
 }
 

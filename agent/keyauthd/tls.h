@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -43,8 +44,15 @@ struct conf;
 
 /* The context keyauthd's TLS listeners serve for <c>: 0 with *out NULL when
  * no listener uses TLS, 0 with a new context, or -1 with the reason in
- * <err> (prefixed "tls: "). Main thread, at start and on every reload. */
+ * <err> (prefixed "tls: "): a bad file, or one not trusted (filetrust.h:
+ * owned by root or the agent's user, writable by nobody else, nor its
+ * directories). Main thread, at start and on every reload. */
 int tls_ctx_for_conf(const struct conf *c, SSL_CTX **out, char *err, size_t errlen);
+
+/* The notAfter of <ctx>'s certificate (the leaf HAProxy verifies), Unix
+ * seconds; 0 when <ctx> is NULL or has none. tls_ctx_for_conf logs the days
+ * left at every build: a warning within 30 days, an error once expired. */
+time_t tls_ctx_not_after(SSL_CTX *ctx);
 
 /* A non-blocking server SSL on <fd>. NULL on allocation failure. */
 SSL *tls_conn_new(SSL_CTX *ctx, int fd);

@@ -6,15 +6,28 @@
  * spreads accepts without a shared lock; unix sockets are one fd watched by
  * every worker (accept4 on a non-blocking fd: losers get EAGAIN).
  * Accepting is cheap (no per-connection setup beyond two buffers) and
- * bounded: over max_connections a connection is accepted and closed at once,
- * and EMFILE-like errors pause accepting (listener.c) instead of spinning on
- * a listener that stays readable, until one of this worker's connections
+ * bounded: over max_connections, or over max_connections_per_peer for the
+ * connection's peer, a connection is accepted and closed at once, and
+ * EMFILE-like errors pause accepting (listener.c) instead of spinning on a
+ * listener that stays readable, until one of this worker's connections
  * closes or LISTENER_PAUSE has passed.
+ *
+ * PEERS
+ * max_connections alone lets one local user (any user may connect to a
+ * loopback port, or to a unix socket HAProxy's group can reach) hold every
+ * slot and starve HAProxy. So connections are also counted per peer: the
+ * uid on a unix listener (SO_PEERCRED), the source address on TCP and TLS.
+ * The counts are shared by every worker in one small hash table under a
+ * mutex, touched only on accept and close (never per request).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -35,17 +48,200 @@ const uint64_t worker_lat_bounds_ns[WORKER_LAT_BUCKETS] = {
 	1000000, 2500000, 5000000, 10000000, 25000000,
 };
 
+/* ---- per-peer counts --------------------------------------------------------------- */
+
+#define PEER_BUCKETS 1024        /* peers are few (HAProxy hosts, local users); chains stay short */
+
+struct peer_ent {
+	struct conn_peer id;
+	unsigned n;                  /* connections open now, >= 1 */
+	struct peer_ent *next;
+};
+
+static pthread_mutex_t peer_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct peer_ent *peer_tab[PEER_BUCKETS];
+
+/* FNV-1a over the kind and the id. */
+static unsigned
+peer_hash(const struct conn_peer *p)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	h = (h ^ p->kind) * 16777619u;
+	for (i = 0; i < sizeof(p->id); i++)
+		h = (h ^ p->id[i]) * 16777619u;
+	return h % PEER_BUCKETS;
+}
+
+static bool
+peer_same(const struct conn_peer *a, const struct conn_peer *b)
+{
+	return a->kind == b->kind && memcmp(a->id, b->id, sizeof(a->id)) == 0;
+}
+
+/*
+ * Counts one more connection for <p> unless it holds <limit> already.
+ * Returns 1 when counted, 0 when over the limit, -1 when out of memory (not
+ * counted: the connection is served, and <p> is then reset to
+ * CONN_PEER_NONE so that its close gives nothing back).
+ */
+static int
+peer_take(struct conn_peer *p, unsigned limit)
+{
+	struct peer_ent **pp, *e;
+	int r = 1;
+
+	pthread_mutex_lock(&peer_lock);
+	pp = &peer_tab[peer_hash(p)];
+	for (e = *pp; e != NULL && !peer_same(&e->id, p); e = e->next)
+		;
+	if (e != NULL && e->n >= limit) {
+		r = 0;
+	} else if (e != NULL) {
+		e->n++;
+	} else if ((e = malloc(sizeof(*e))) != NULL) {
+		e->id = *p;
+		e->n = 1;
+		e->next = *pp;
+		*pp = e;
+	} else {
+		p->kind = CONN_PEER_NONE;
+		r = -1;
+	}
+	pthread_mutex_unlock(&peer_lock);
+	return r;
+}
+
+void
+worker_peer_release(const struct conn_peer *p)
+{
+	struct peer_ent **pp, *e;
+
+	if (p->kind == CONN_PEER_NONE)
+		return;
+	pthread_mutex_lock(&peer_lock);
+	for (pp = &peer_tab[peer_hash(p)]; (e = *pp) != NULL; pp = &e->next) {
+		if (!peer_same(&e->id, p))
+			continue;
+		if (--e->n == 0) {
+			*pp = e->next;
+			free(e);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&peer_lock);
+}
+
+/* Who <fd> (accepted with address <sa>) is: its uid on a unix socket, else
+ * its address. CONN_PEER_NONE when the system does not say. */
 static void
-worker_on_accept(struct listener *lsn, int fd)
+peer_of(int fd, const struct sockaddr *sa, socklen_t salen, struct conn_peer *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (sa->sa_family == AF_UNIX) {
+		struct ucred cr;
+		socklen_t len = sizeof(cr);
+		uint32_t uid;
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1)
+			return;
+		uid = (uint32_t)cr.uid;
+		memcpy(p->id, &uid, sizeof(uid));
+		p->kind = CONN_PEER_UID;
+	} else if (sa->sa_family == AF_INET && salen >= sizeof(struct sockaddr_in)) {
+		memcpy(p->id, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		p->kind = CONN_PEER_IPV4;
+	} else if (sa->sa_family == AF_INET6 && salen >= sizeof(struct sockaddr_in6)) {
+		memcpy(p->id, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+		p->kind = CONN_PEER_IPV6;
+	}
+}
+
+/* "uid 65534", "127.0.0.1", "::1" or "unknown", for logs. */
+static const char *
+peer_str(const struct conn_peer *p, char *buf, size_t len)
+{
+	uint32_t uid;
+
+	switch (p->kind) {
+	case CONN_PEER_UID:
+		memcpy(&uid, p->id, sizeof(uid));
+		snprintf(buf, len, "uid %u", (unsigned)uid);
+		return buf;
+	case CONN_PEER_IPV4:
+		return inet_ntop(AF_INET, p->id, buf, (socklen_t)len) ? buf : "unknown";
+	case CONN_PEER_IPV6:
+		return inet_ntop(AF_INET6, p->id, buf, (socklen_t)len) ? buf : "unknown";
+	}
+	return "unknown";
+}
+
+/* ---- refusals ------------------------------------------------------------------------ */
+
+enum worker_refusal {
+	REFUSE_MAX_CONN = 0,         /* max_connections reached */
+	REFUSE_PER_PEER,             /* the peer holds max_connections_per_peer */
+	REFUSE_ENTRIES
+};
+
+/* Shared by every worker, so that a flood makes one line a second per
+ * reason, not one per worker: the CLOCK_MONOTONIC ms of the last line, and
+ * the refusals since then. */
+static _Atomic int64_t refuse_logged_ms[REFUSE_ENTRIES];
+static atomic_uint_fast64_t refuse_unlogged[REFUSE_ENTRIES];
+
+/* Counts a refusal of <why>; logs it unless a line for that reason left less
+ * than a second ago (the next line counts the ones in between). */
+static void
+worker_refused(struct worker *w, enum worker_refusal why, const struct conn_peer *p,
+               unsigned limit)
+{
+	static const char *const names[REFUSE_ENTRIES] = {
+		[REFUSE_MAX_CONN] = "max_connections",
+		[REFUSE_PER_PEER] = "max_connections_per_peer",
+	};
+	struct timespec ts;
+	int64_t now, last;
+	char who[INET6_ADDRSTRLEN + 16];
+
+	if (why == REFUSE_MAX_CONN)
+		STAT_INC(w, conn_refused);
+	else
+		STAT_INC(w, conn_refused_peer);
+	atomic_fetch_add_explicit(&refuse_unlogged[why], 1, memory_order_relaxed);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	last = atomic_load_explicit(&refuse_logged_ms[why], memory_order_relaxed);
+	if ((last != 0 && now - last < 1000) ||
+	    !atomic_compare_exchange_strong(&refuse_logged_ms[why], &last, now))
+		return;
+	log_warning("event=connection_refused reason=%s limit=%u peer=\"%s\" refused=%llu "
+	    "note=\"accepted and closed at once; logged at most once a second, refused counts "
+	    "the refusals since the previous line\"", names[why], limit,
+	    peer_str(p, who, sizeof(who)),
+	    (unsigned long long)atomic_exchange(&refuse_unlogged[why], 0));
+}
+
+static void
+worker_on_accept(struct listener *lsn, int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	struct worker_lst *l = lsn->arg;
 	struct worker *w = l->w;
+	const struct conf *cf = snap_conf(w->snap);
+	struct conn_peer peer;
 	struct conn *c;
 
+	peer_of(fd, sa, salen, &peer);
 	if (atomic_load_explicit(&worker_conn_count, memory_order_relaxed) >=
-	    snap_conf(w->snap)->max_connections) {
-		STAT_INC(w, conn_refused);
+	    cf->max_connections) {
 		close(fd);
+		worker_refused(w, REFUSE_MAX_CONN, &peer, cf->max_connections);
+		return;
+	}
+	if (peer.kind != CONN_PEER_NONE && peer_take(&peer, cf->max_conn_per_peer) == 0) {
+		close(fd);
+		worker_refused(w, REFUSE_PER_PEER, &peer, cf->max_conn_per_peer);
 		return;
 	}
 	if (!l->tls)
@@ -56,8 +252,12 @@ worker_on_accept(struct listener *lsn, int fd)
 		c = NULL;   /* unreachable: conf refuses TLS listeners without tls */
 		close(fd);
 	}
-	if (c != NULL)
-		STAT_INC(w, conn_total);
+	if (c == NULL) {
+		worker_peer_release(&peer);
+		return;
+	}
+	c->peer = peer;
+	STAT_INC(w, conn_total);
 }
 
 /* EMFILE & co: counted; the connections open now are what frees a descriptor. */

@@ -43,6 +43,8 @@ typedef _Atomic uint64_t stat_t;
 struct worker_stats {
 	stat_t conn_total;           /* accepted and kept */
 	stat_t conn_refused;         /* over max_connections: accepted and closed */
+	stat_t conn_refused_peer;    /* over max_connections_per_peer: accepted and closed */
+	stat_t hello_timeouts;       /* closed: no HELLO within hello_timeout of the accept */
 	stat_t accept_errors;
 	stat_t frames_in;
 	stat_t frames_out;
@@ -129,6 +131,13 @@ worker_lat_observe(struct worker *w, const struct timespec *t0)
 
 /* Global connection count across workers (touched on accept and close only). */
 extern atomic_uint worker_conn_count;
+
+struct conn_peer;
+
+/* Gives back the place <p> holds in the per-peer counts shared by every
+ * worker (max_connections_per_peer), when its connection closes; a no-op
+ * for CONN_PEER_NONE. Any worker thread: takes the table's mutex. */
+void worker_peer_release(const struct conn_peer *p);
 
 int worker_init(struct worker *w, int id, struct snap *s);
 int worker_add_listener(struct worker *w, int fd, bool shared, bool tls);

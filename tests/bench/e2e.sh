@@ -105,6 +105,7 @@ render() {
 	mkdir -p "$DIR/$1"
 	cat >"$DIR/$1/keyauth.conf" <<EOC
 listen = [ "$2" ];
+allow_plain_tcp = true;
 socket_mode = "0600";
 workers = $WORKERS;
 key_prefix = "ka_";

@@ -147,6 +147,7 @@ echo "redis.sh: filled: $fill_line"
 
 cat >"$DIR/keyauth.conf" <<EOC
 listen = [ "127.0.0.1:$APORT" ];
+allow_plain_tcp = true;
 workers = 1;
 key_prefix = "ka_";
 store = { backend = "redis"; address = "127.0.0.1:$RPORT"; namespace = "$NS"; resync_interval = 3600; };

@@ -60,6 +60,7 @@ TCP_PORT=$(pick_ports 1)
 write_conf() { # STORE WORKERS
 	cat >"$DIR/keyauth.conf" <<EOC
 listen = [ "unix:$DIR/agent.sock", "127.0.0.1:$TCP_PORT" ];
+allow_plain_tcp = true;
 workers = $2;
 max_connections = 1000;
 max_frame_size = 16380;

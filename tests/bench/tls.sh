@@ -207,6 +207,7 @@ PA=$1 TA=$2 PB=$3 TB=$4
 write_conf() { # FILE PLAIN_PORT TLS_PORT EXTRA_TLS
 	cat >"$1" <<EOC
 listen = [ "127.0.0.1:$2", "tls:127.0.0.1:$3" ];
+allow_plain_tcp = true;
 workers = 1;
 max_connections = 10000;
 idle_timeout = 60;

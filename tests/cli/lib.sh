@@ -83,6 +83,7 @@ free_port() {
 write_conf() { # write_conf FILE STOREPATH
 	cat >"$1" <<EOF
 listen = [ "127.0.0.1:$AGENT_PORT" ];
+allow_plain_tcp = true;
 store = { path = "$2"; };
 pid_file = "$T/keyauthd.pid";
 routes = (

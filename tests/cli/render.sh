@@ -3,8 +3,10 @@
 #
 # tests/cli/render.sh, sourced by run.sh after limits.sh ($T/rl.conf): the
 # haproxy command's SPOE and HAProxy files, checked by haproxy -c and a live
-# HAProxy with no agent when $HAPROXY is installed, and the rate-limit
-# rendering (stick table, 429, peers).
+# HAProxy with no agent when $HAPROXY is installed; the rate-limit rendering
+# (stick table, 429, peers); what the rendering lets through (issue 17): the
+# log line, a route's methods (405, and their config errors), Host and the
+# origin-form request line.
 
 # ---- haproxy rendering --------------------------------------------------------------------
 
@@ -24,12 +26,89 @@ for pat in "filter spoe engine keyauth config $S" "option spop-check" "mode tcp"
            "return status 503 .* if \{ var\(txn.keyauth.err\) -m found \}" "unknown_route" \
            "return status 401 .*WWW-Authenticate 'Bearer realm=\"keyauth\"'" "return status 403" \
            "deny deny_status 503 unless \{ var\(txn.keyauth.ok\) -m bool \}" \
-           "del-header Authorization" "del-header X-API-Key" "set-query" "%HP" \
+           "del-header Authorization" "del-header X-API-Key" "set-query" "%\[var\(txn.keyauth_lpath\)\]" \
            "use_backend be_openai" "backend be_chat" "env\(KEYAUTH_OPENAI_CREDENTIAL\)"; do
 	if grep -qE -- "$pat" "$H"; then ok; else bad "haproxy.cfg has /$pat/"; fi
 done
 if grep -vE '^ *#' "$H" | grep -qE '%r([^a-z]|$)|%\{[^}]*\}r([^a-z]|$)|%HU|option httplog'; then
 	bad "log format must not record the query string"; else ok; fi
+
+# ---- what the rendering lets through (issue 17) -------------------------------------------
+# The log line: nothing of the request line but a standard method and the
+# sanitized path; no header, no capture.
+LF=$(grep -E '^ *log-format ' "$H")
+if [ "$(grep -cE '^ *log-format ' "$H")" -eq 1 ] &&
+   ! echo "$LF" | grep -qE '%(r|HU|HP|HPO|HQ|hr|hrl|HM)([^A-Za-z]|$)|%\{[^}]*\}|query|url|hdr|cook'; then ok
+else bad "log-format has only the sanitized path and method: $LF"; fi
+if grep -vE '^ *#' "$H" | grep -qE 'capture|option (httplog|tcplog|httpslog)|log-format-sd|error-log-format'; then
+	bad "nothing else logs the request or its headers"; else ok; fi
+expect_lpath='^    http-request set-var\(txn.keyauth_lpath\) "path,field\(1,;\),regsub\(ka_\[A-Za-z0-9_\]\*,<key>,g\),regsub\('"'"'\[-A-Za-z0-9_~%\+=\]\{20,\}'"'"',<token>,g\)"$'
+lp=$(grep -nE "$expect_lpath" "$H" | cut -d: -f1)
+first=$(grep -nE '^    http-request ' "$H" | head -n 1 | cut -d: -f1)
+if [ -n "$lp" ] && [ "$lp" = "$first" ]; then ok
+else bad "the logged path is set by the first http-request rule, parameters and key-like runs removed"; fi
+if grep -qE '^    http-request set-var\(txn.keyauth_lmethod\) method if \{ method GET HEAD POST PUT PATCH DELETE OPTIONS TRACE CONNECT \}$' "$H"
+then ok; else bad "the logged method is a standard one or none"; fi
+# Methods: the default list in the SPOE message's event and in a 405 before the
+# fail-closed rules, with Allow and the route's error shape.
+if [ "$(grep -c '^    acl keyauth_meth method GET HEAD POST DELETE OPTIONS$' "$S")" -eq 3 ] &&
+   [ "$(grep -cE '^    event on-frontend-http-request if keyauth_ctx( !keyauth_sub)? keyauth_meth$' "$S")" -eq 3 ]
+then ok; else bad "every SPOE message is sent only for its route's methods"; fi
+l405=$(grep -nE "^    http-request return status 405 content-type application/json string '.*\"code\":\"method_not_allowed\".*' hdr Allow 'GET, HEAD, POST, DELETE, OPTIONS' if !\{ method GET HEAD POST DELETE OPTIONS \}$" "$H" | cut -d: -f1)
+l503=$(grep -n 'return status 503' "$H" | head -n 1 | cut -d: -f1)
+l404=$(grep -n 'return status 404' "$H" | head -n 1 | cut -d: -f1)
+if [ -n "$l405" ] && [ -n "$l503" ] && [ "$l405" -gt "$l404" ] && [ "$l405" -lt "$l503" ]; then ok
+else bad "405 for other methods, after the 404 and before the agent's verdict is read"; fi
+# Host: every backend sets its upstream's authority, numeric ones too; the
+# request line goes upstream in origin-form.
+for be in openai mistral chat; do
+	if sed -n "/^backend be_$be\$/,/^\$/p" "$H" | grep -q '^    http-request set-header Host 127\.0\.0\.1:9$'; then ok
+	else bad "backend be_$be sets Host to its numeric upstream 127.0.0.1:9"; fi
+done
+luri=$(grep -nF 'http-request set-uri "/%[pathq,regsub(^/,)]" unless { url_beg / }' "$H" | cut -d: -f1)
+lback=$(grep -n 'deny deny_status 503 unless' "$H" | cut -d: -f1)
+if [ -n "$luri" ] && [ "$luri" -gt "$lback" ] && grep -qF 'set-uri "%[path]" if { query -m found } !{ var(txn.keyauth_q) -m len gt 0 }' "$H"
+then ok; else bad "absolute-form made origin-form after the backstop; the query rewrite kept"; fi
+
+# A route's own methods: its own 405 rule, ACL and SPOE condition.
+cat >"$T/meth.conf" <<EOF
+listen = [ "unix:$T/meth.sock" ];
+store = { path = "$T/store/keys.db"; };
+routes = (
+	{ name = "files"; context = "/files"; upstream = "127.0.0.1:8080"; methods = [ "PUT", "GET", "PATCH" ]; },
+	{ name = "chat"; context = "/chat"; upstream = "[::1]:80"; provider = "anthropic"; },
+	{ name = "tls"; context = "/tls"; upstream = "10.0.0.1:443"; }
+);
+EOF
+mkdir -p "$T/meth"
+run "$K" -c "$T/meth.conf" haproxy --out "$T/meth"; expect_rc 0 "render a route with methods"
+MS=$T/meth/keyauth-spoe.conf
+MH=$T/meth/haproxy-keyauth.cfg
+if sed -n '/^spoe-message keyauth-files$/,/^$/p' "$MS" | grep -q '^    acl keyauth_meth method GET PUT PATCH$'; then ok
+else bad "the SPOE message of a route with methods tests them"; fi
+if grep -q "^    acl keyauth_mg1 var(txn.keyauth_route) -m str files$" "$MH" &&
+   grep -q "return status 405 .*hdr Allow 'GET, PUT, PATCH' if !{ method GET PUT PATCH } keyauth_mg1$" "$MH" &&
+   grep -q "return status 405 .*\"type\":\"error\".*hdr Allow 'GET, HEAD, POST, DELETE, OPTIONS' if !{ method GET HEAD POST DELETE OPTIONS } keyauth_mg2$" "$MH"
+then ok; else bad "405 per group of methods and error shape"; fi
+if sed -n '/^backend be_files$/,/^$/p' "$MH" | grep -q '^    http-request set-header Host 127\.0\.0\.1:8080$' &&
+   sed -n '/^backend be_chat$/,/^$/p' "$MH" | grep -q '^    http-request set-header Host \[::1\]$' &&
+   sed -n '/^backend be_tls$/,/^$/p' "$MH" | grep -q '^    http-request set-header Host 10\.0\.0\.1$'
+then ok; else bad "Host: host:port, [IPv6], and no default port (80, 443)"; fi
+if [ -n "$HAPROXY" ]; then
+	run "$HAPROXY" -c -f "$MH"; expect_rc 0 "haproxy -c accepts the methods rendering"
+fi
+# Methods that are errors: keyauthd -t names the line and why, keyauthctl renders nothing.
+for m in '"TRACE"@is never allowed \(TRACE echoes' '"CONNECT"@is never allowed \(CONNECT' \
+         '"FOO"@unknown method "FOO"' '"GET", "GET"@duplicate method "GET"' '"get"@must be written "GET"' \
+         '@methods is empty'; do
+	printf 'listen = [ "unix:%s" ];\nstore = { path = "%s"; };\nroutes = (\n { name = "p"; context = "/p";\n   methods = [ %s ]; }\n);\n' \
+		"$T/meth.sock" "$T/store/keys.db" "${m%%@*}" >"$T/badm.conf"
+	run "$KD" -t -c "$T/badm.conf"
+	expect_rc 1 "keyauthd -t: methods = [ ${m%%@*} ]"
+	expect_err "badm.conf:[45]: .*${m#*@}" "keyauthd -t says why: methods = [ ${m%%@*} ]"
+	run "$K" -c "$T/badm.conf" haproxy
+	expect_rc 1 "keyauthctl haproxy refuses methods = [ ${m%%@*} ]"
+done
 if node - "$H" <<'JS'
 const text = require('fs').readFileSync(process.argv[2], 'utf8');
 const bodies = [...text.matchAll(/(?:string|lf-string) '([^']*)'/g)].map((m) => m[1]);
@@ -63,6 +142,7 @@ if [ -n "$HAPROXY" ]; then
 	# A config with unix and IPv6 listeners, a root route and nested contexts.
 	cat >"$T/k2.conf" <<EOF
 listen = [ "127.0.0.1:$AGENT_PORT", "[::1]:$AGENT_PORT", "unix:$T/agent.sock" ];
+allow_plain_tcp = true;
 store = { path = "$T/store/keys.db"; };
 routes = (
 	{ name = "root"; context = "/"; upstream = "[::1]:9"; },
@@ -77,6 +157,9 @@ EOF
 	expect_rc 0 "haproxy -c accepts nested/unix/IPv6 rendering"
 	if grep -q "acl keyauth_sub path_beg /a/b/" "$T/hap2/keyauth-spoe.conf"; then ok
 	else bad "a parent route's message excludes the nested route"; fi
+	if sed -n '/^backend be_root$/,/^$/p' "$T/hap2/haproxy-keyauth.cfg" | grep -q '^    http-request set-header Host \[::1\]:9$' &&
+	   sed -n '/^backend be_a$/,/^$/p' "$T/hap2/haproxy-keyauth.cfg" | grep -q '^    http-request set-header Host 127\.0\.0\.1$'
+	then ok; else bad "Host for numeric upstreams ([::1]:9; 127.0.0.1:443 without its port)"; fi
 
 	# Fail closed for real: HAProxy with the rendered config and no agent.
 	if command -v curl >/dev/null 2>&1; then
@@ -99,11 +182,33 @@ EOF
 			if [ "$code" = 503 ] && json_ok "$T/live/body"; then ok; else bad "agent down: 503 JSON (got $code)"; fi
 			code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FP/apps/chat?api_key=ka_secretvalue&x=1")
 			if [ "$code" = 503 ]; then ok; else bad "agent down on a query route: 503 (got $code)"; fi
-			if grep -q "secretvalue" "$T/live/log"; then bad "query key in the HAProxy log"; else ok; fi
+			# Keys in the path: in its parameters, as a segment with or
+			# without the prefix, percent-encoded.
+			for u in '/apps/chat/v1;api_key=ka_secretvalue' '/apps/chat/v1;x=1/ka_secretvalue/m' \
+			         '/openai/v1/SecretValueSecretValue42/m' '/openai/v1/%53ecretValue%53ecretValue'; do
+				curl -s --max-time 10 -o /dev/null "http://127.0.0.1:$FP$u"
+			done
+			# Methods the route does not allow: 405 even with the agent down
+			# (the agent is not asked), with Allow, in the route's shape.
+			for m in TRACE FOO PUT get; do
+				code=$(curl -s --max-time 10 -o "$T/live/body" -D "$T/live/hdrs" -w '%{http_code}' -X "$m" \
+				       -H "Authorization: Bearer ka_x" "http://127.0.0.1:$FP/openai/v1/models")
+				if [ "$code" = 405 ] && json_ok "$T/live/body" && grep -q '"method_not_allowed"' "$T/live/body" &&
+				   grep -qi '^allow: GET, HEAD, POST, DELETE, OPTIONS' "$T/live/hdrs"; then ok
+				else bad "$m: 405 JSON with Allow (got $code)"; fi
+			done
 		else
 			bad "haproxy with the rendered config did not answer on 127.0.0.1:$FP within 5 s"
 		fi
 		stop_pid "$HP_PID"
+		if [ "$up" -eq 1 ]; then
+			if grep -qiE "secret|%53ecret" "$T/live/log"; then bad "a path key in the HAProxy log"; else ok; fi
+			if grep -qE ' TRACE /openai/v1/models HTTP/1.1 route=openai ' "$T/live/log" &&
+			   grep -qE ' - /openai/v1/models HTTP/1.1 route=openai ' "$T/live/log" &&
+			   grep -qE ' /apps/chat/v1 HTTP/1.1 route=chat ' "$T/live/log" &&
+			   grep -qE ' /openai/v1/<token>/m HTTP/1.1 ' "$T/live/log"; then ok
+			else bad "the log line has the method (if standard), the sanitized path and the route"; sed 's/^/    /' "$T/live/log" >&2; fi
+		fi
 	fi
 else
 	echo "run.sh: haproxy not installed; haproxy -c checks skipped" >&2

@@ -3,7 +3,9 @@
 #
 # tests/cli/store.sh, sourced by run.sh after keys.sh ($T/imp): the key store
 # under stress: corrupt, unwritable, twenty concurrent writers, kill -9 at any
-# moment of a write, and its owner when keyauthctl runs as root.
+# moment of a write, its owner when keyauthctl runs as root, and file trust
+# (issue #17, finding 3): a store or config another user could have written
+# is neither read nor written.
 
 # ---- a corrupt store is never overwritten -----------------------------------------
 
@@ -102,14 +104,94 @@ stale=$(find "$T/kill" -name '.keys.db.??????' | wc -l)
 if [ "$stale" -eq 0 ]; then ok; else bad "temporary files of killed writers left behind: $stale"; fi
 
 # ---- run as root, the store keeps the agent's ownership ---------------------------------------
+# The agent's user (`user`, here nobody) owns its state directory; files it
+# owns are trusted (filetrust.h), so root's keyauthctl manages them in place.
 if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
 	mkdir -p "$T/owned"
 	chown nobody "$T/owned"
 	write_conf "$T/owned.conf" "$T/owned/keys.db"
-	run "$K" -c "$T/owned.conf" key create --route openai; expect_rc 0 "create in a directory owned by nobody"
+	echo 'user = "nobody";' >>"$T/owned.conf"
+	run "$K" -c "$T/owned.conf" key create --route openai; expect_rc 0 "create in a directory owned by the agent's user"
 	if [ "$(stat -c %U "$T/owned/keys.db")" = nobody ]; then ok; else bad "a first store gets the owner of its directory"; fi
-	chown daemon:daemon "$T/owned/keys.db"
+	chown nobody:daemon "$T/owned/keys.db"
 	run "$K" -c "$T/owned.conf" key create --route openai; expect_rc 0 "create again"
-	if [ "$(stat -c %U:%G "$T/owned/keys.db")" = daemon:daemon ]; then ok; else bad "a rewritten store keeps its owner"; fi
+	if [ "$(stat -c %U:%G "$T/owned/keys.db")" = nobody:daemon ]; then ok; else bad "a rewritten store keeps its owner"; fi
 	if [ "$(stat -c %a "$T/owned/keys.db")" = 600 ]; then ok; else bad "store mode stays 0600"; fi
+fi
+
+# ---- file trust: what another user could have written is refused ------------------------------
+# Only where another user exists to own things: root with a nobody account.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+	mkdir -p "$T/trust"
+	TC=$T/trust.conf
+	write_conf "$TC" "$T/trust/keys.db"
+	run "$K" -c "$TC" key create --route openai; expect_rc 0 "trust: a root-owned store is used"
+	key_file trust.key
+	cp "$T/trust/keys.db" "$T/trust.orig"
+	chown nobody "$T/trust/keys.db"
+	for args in "key list" "key list --all --json" "key create --route openai" "key revoke AAAAAAAAAAAA"; do
+		# shellcheck disable=SC2086
+		run "$K" -c "$TC" $args
+		expect_rc 1 "trust: store owned by nobody: $args fails"
+		expect_err "refusing the key store" "trust: store owned by nobody: $args says so"
+		expect_err "owned by uid 65534 \(nobody\)" "trust: store owned by nobody: $args names the owner"
+		expect_err "fix: chown root $T/trust/keys.db" "trust: store owned by nobody: $args gives the fix"
+		if [ ! -s "$T/out" ]; then ok; else bad "trust: store owned by nobody: $args prints nothing on stdout"; fi
+	done
+	verify "$TC" openai "$T/trust.key"
+	expect_rc 1 "trust: key verify refuses to vouch for a key from a store owned by nobody"
+	if cmp -s "$T/trust/keys.db" "$T/trust.orig"; then ok; else bad "trust: store owned by nobody is byte-identical"; fi
+	chown root "$T/trust/keys.db"
+	verify "$TC" openai "$T/trust.key"; expect_rc 0 "trust: owned by root again, the key verifies"
+
+	# group- or world-writable store
+	chmod 0620 "$T/trust/keys.db"
+	run "$K" -c "$TC" key list; expect_rc 1 "trust: store writable by its group"
+	expect_err "writable by its group \(mode 0620\)" "trust: group-writable store is explained"
+	expect_err "chmod go-w" "trust: group-writable store gives the fix"
+	chmod 0600 "$T/trust/keys.db"
+
+	# a store directory others may write (no sticky bit): refused, even missing
+	mkdir -p "$T/open"
+	chmod 0777 "$T/open"
+	write_conf "$T/open.conf" "$T/open/keys.db"
+	run "$K" -c "$T/open.conf" key create --route openai; expect_rc 1 "trust: store in a 0777 directory"
+	expect_err "writable by others \(mode 0777\)" "trust: 0777 directory is explained"
+	expect_err "fix: chmod go-w $T/open" "trust: 0777 directory gives the fix"
+	if [ -z "$(ls -A "$T/open")" ]; then ok; else bad "trust: nothing written in a 0777 directory"; fi
+	run "$K" -c "$T/open.conf" key list; expect_rc 1 "trust: key list of a store in a 0777 directory"
+	# sticky and root-owned, like /tmp: may be crossed
+	mkdir -p "$T/sticky/sub"
+	chmod 1777 "$T/sticky"
+	write_conf "$T/sticky.conf" "$T/sticky/sub/keys.db"
+	run "$K" -c "$T/sticky.conf" key create --route openai; expect_rc 0 "trust: a root-owned sticky directory may be crossed"
+	# a directory owned by another user
+	mkdir -p "$T/theirs"
+	chown nobody "$T/theirs"
+	write_conf "$T/theirs.conf" "$T/theirs/keys.db"
+	run "$K" -c "$T/theirs.conf" key list; expect_rc 1 "trust: store missing from a directory owned by nobody"
+	expect_err "directory owned by uid 65534" "trust: directory owned by nobody is explained"
+
+	# a configuration owned by another user: keyauthctl and keyauthd -t
+	chown nobody "$TC"
+	run "$K" -c "$TC" key list; expect_rc 1 "trust: config owned by nobody refused by keyauthctl"
+	expect_err "owned by uid 65534 \(nobody\)" "trust: keyauthctl names the config's owner"
+	expect_err "fix: chown root $TC" "trust: keyauthctl gives the config's fix"
+	if [ -x "$KD" ]; then
+		run "$KD" -t -c "$TC"; expect_rc 1 "trust: config owned by nobody refused by keyauthd -t"
+		expect_err "$TC: owned by uid 65534 \(nobody\)" "trust: keyauthd -t names the config's owner"
+		if ! grep -q "configuration OK" "$T/out"; then ok; else bad "trust: keyauthd -t does not say OK"; fi
+	else
+		bad "trust: $KD not built"
+	fi
+	chown root "$TC"
+	chmod 0666 "$TC"
+	run "$K" -c "$TC" key list; expect_rc 1 "trust: world-writable config refused"
+	expect_err "writable by others \(mode 0666\)" "trust: world-writable config is explained"
+	chmod 0600 "$TC"
+	run "$K" -c "$TC" key list; expect_rc 0 "trust: config owned by root again"
+	if [ -x "$KD" ]; then
+		run "$KD" -t -c "$TC"
+		if ! grep -q "owned by uid" "$T/err"; then ok; else bad "trust: keyauthd -t accepts the config's owner again"; fi
+	fi
 fi

@@ -97,11 +97,16 @@ for d in 'User=keyauth' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'ProtectHom
 	 'PrivateTmp=yes' 'PrivateDevices=yes' 'ProtectKernelTunables=yes' \
 	 'ProtectKernelModules=yes' 'ProtectKernelLogs=yes' 'CapabilityBoundingSet=' \
 	 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \
-	 'ReadWritePaths=/var/lib/keyauth /run/keyauth' 'RuntimeDirectory=keyauth' \
+	 'ReadWritePaths=/var/lib/keyauth /run/keyauth' \
 	 'StateDirectory=keyauth' 'ExecReload=/bin/kill -HUP $MAINPID' 'Restart=on-failure'; do
 	grep -qxF "$d" dist/keyauthd.service || hard_missing="${hard_missing:-} [$d]"
 done
 [ -z "${hard_missing:-}" ] && ok "unit hardening directives" || bad "unit hardening directives" "$hard_missing"
+# The socket directory: only the agent creates entries, HAProxy's group enters,
+# the socket inherits that group. RuntimeDirectory= would make it keyauth:keyauth.
+check "tmpfiles: /run/keyauth is keyauth:haproxy 2750" \
+	grep -qxF 'd /run/keyauth 2750 keyauth haproxy -' dist/keyauth.tmpfiles
+check "unit leaves /run/keyauth to tmpfiles" sh -c '! grep -q "^RuntimeDirectory" dist/keyauthd.service'
 
 if command -v systemd-analyze >/dev/null 2>&1; then
 	# Installed under a private PREFIX (no DESTDIR), so that ExecStart names

@@ -26,8 +26,8 @@ import OpenAI from 'openai';
 
 import {
 	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, childPids, countLines, ctl, curl, delay,
-	failIfExited, filesUnder, forEachHaproxy, freePort, holdsSecret, keyCreate, listening,
-	makeTempDir, readText, redact, reloadableHaproxy, run, startProcess, stopProcess, waitFor,
+	failIfExited, filesUnder, forEachHaproxy, freePort, holdsSecret, keyCreate, listening, makeTempDir,
+	readText, redact, reloadableHaproxy, run, startProcess, startRenderedHaproxy, stopProcess, waitFor,
 } from './lib.js';
 
 const ROUTES = ['openai', 'sdk', 'query'];
@@ -38,6 +38,7 @@ function confText(g, { openaiKeyName = 'X-API-Key', store = g.store } = {}) {
 	const up = `127.0.0.1:${g.providerPort}`;
 	return `# keyauth e2e test configuration (generated)
 listen = [ "127.0.0.1:${g.agentPort}" ];
+allow_plain_tcp = true;
 workers = 2;
 pid_file = "${g.dir}/keyauthd.pid";
 store = { backend = "file"; path = "${store}"; };
@@ -96,23 +97,10 @@ async function startGateway(hap) {
 
 	g.agent = await startAgent(g, 'keyauthd');
 
-	const r = await ctl(g.conf, ['haproxy', '--out', g.hapDir, '--bind', `127.0.0.1:${g.gwPort}`,
-		'--haproxy-version', hap.render], { logFile: g.ctlLog });
-	if (r.status !== 0)
-		throw new Error(`keyauthctl haproxy failed: ${redact(r.stderr)}`);
-	g.hapCfg = path.join(g.hapDir, 'haproxy-keyauth.cfg');
-	const chk = await run(g.hapBin, ['-c', '-f', g.hapCfg]);
-	if (chk.status !== 0)
-		throw new Error(`haproxy -c rejected the rendered config: ${redact(chk.stdout + chk.stderr)}`);
-
-	const env = { ...process.env };
+	const env = {};
 	for (const rt of ROUTES)
 		env[`KEYAUTH_${rt.toUpperCase()}_CREDENTIAL`] = credential(rt);
-	// -W -db: master-worker in the foreground; one pid (the master) owns it
-	// and SIGUSR2 to it reloads.
-	g.haproxy = startProcess('haproxy', g.hapBin, ['-W', '-db', '-f', g.hapCfg], { dir: g.dir, env, kind: 'haproxy' });
-	g.procs.push(g.haproxy);
-	await waitFor('HAProxy to listen', () => listening(g.haproxy, g.gwPort), { timeout: 15000 });
+	await startRenderedHaproxy(g, hap, { env, bin: g.hapBin });
 	// The agent is up for HAProxy once a valid key gets through.
 	await waitFor('a first request through HAProxy and keyauthd', async () =>
 		(await get(g, '/openai/v1/models', { 'X-API-Key': g.keys.openai })).status === 200,

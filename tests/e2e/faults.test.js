@@ -35,9 +35,10 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, childPids, countLines, ctl, delay,
-	failIfExited, filesUnder, forEachHaproxy, freePort, holdsSecret, listening, makeTempDir, readText,
-	redact, reloadableHaproxy, removeTempDir, run, startProcess, stopProcess, timeLimit, waitFor,
+	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, childPids, countLines, ctl, delay, failIfExited,
+	filesUnder, forEachHaproxy, freePort, holdsSecret, listening, makeTempDir, readText, redact,
+	reloadableHaproxy, removeTempDir, run, startProcess, startRenderedHaproxy, stopProcess, timeLimit,
+	waitFor,
 } from './lib.js';
 import {
 	CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, assertNoBypass, canExchange, capEff, exchange, fillUp,
@@ -51,6 +52,7 @@ const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
 function confText(g, { store = g.store, dir = g.dir } = {}) {
 	return `# keyauth faults test configuration (generated)
 listen = [ "127.0.0.1:${g.agentPort}" ];
+allow_plain_tcp = true;
 workers = 2;
 pid_file = "${dir}/keyauthd.pid";
 control_socket = "${dir}/control.sock";
@@ -124,18 +126,7 @@ async function startGateway(hap) {
 
 	g.agent = await startAgent(g, 'keyauthd');
 
-	const r = await ctl(g.conf, ['haproxy', '--out', g.hapDir, '--bind', `127.0.0.1:${g.gwPort}`,
-		'--haproxy-version', hap.render], { logFile: g.ctlLog });
-	if (r.status !== 0)
-		throw new Error(`keyauthctl haproxy failed: ${redact(r.stderr)}`);
-	g.hapCfg = path.join(g.hapDir, 'haproxy-keyauth.cfg');
-	const chk = await run(g.hapBin, ['-c', '-f', g.hapCfg]);
-	if (chk.status !== 0)
-		throw new Error(`haproxy -c rejected the rendered config: ${redact(chk.stdout + chk.stderr)}`);
-	const env = { ...process.env, KEYAUTH_OPENAI_CREDENTIAL: credential };
-	g.haproxy = startProcess('haproxy', g.hapBin, ['-W', '-db', '-f', g.hapCfg], { dir: g.dir, env, kind: 'haproxy' });
-	g.procs.push(g.haproxy);
-	await waitFor('HAProxy to listen', () => listening(g.haproxy, g.gwPort), { timeout: 15000 });
+	await startRenderedHaproxy(g, hap, { env: { KEYAUTH_OPENAI_CREDENTIAL: credential }, bin: g.hapBin });
 	await waitFor('a first valid request through HAProxy and keyauthd', async () =>
 		(await request(g.gwPort, '/openai/v1/models', { 'X-API-Key': v[0] })).status === 200,
 	{ timeout: 15000, interval: 100 });

@@ -430,6 +430,35 @@ export async function keyCreate(conf, route, { owner, secret, extra = [], env = 
 	return o;
 }
 
+/* ---- the gateway ------------------------------------------------------------------- */
+
+/*
+ * HAProxy on what `keyauthctl haproxy` renders for <g.conf> into <g.hapDir>
+ * (frontend on 127.0.0.1:<g.gwPort>, --haproxy-version <hap.render>),
+ * checked with `haproxy -c` first, then started in master-worker mode in the
+ * foreground (-W -db: one pid, the master, which SIGUSR2 reloads) with
+ * <env> added to the environment (the providers' credentials), and waited
+ * for until it listens. <extraCfg>: more -f files after the rendered one;
+ * <bin>: the binary (default hap.bin). Sets g.hapCfg and g.haproxy (also
+ * pushed on g.procs). Throws, redacted, when a step fails.
+ */
+export async function startRenderedHaproxy(g, hap, { env = {}, extraCfg = [], bin = hap.bin } = {}) {
+	const r = await ctl(g.conf, ['haproxy', '--out', g.hapDir, '--bind', `127.0.0.1:${g.gwPort}`,
+		'--haproxy-version', hap.render], { logFile: g.ctlLog });
+	if (r.status !== 0)
+		throw new Error(`keyauthctl haproxy failed: ${redact(r.stderr)}`);
+	g.hapCfg = path.join(g.hapDir, 'haproxy-keyauth.cfg');
+	const cfgArgs = ['-f', g.hapCfg, ...extraCfg.flatMap((f) => ['-f', f])];
+	const chk = await run(bin, ['-c', ...cfgArgs]);
+	if (chk.status !== 0)
+		throw new Error(`haproxy -c rejected the rendered config: ${redact(chk.stdout + chk.stderr)}`);
+	g.haproxy = startProcess('haproxy', bin, ['-W', '-db', ...cfgArgs],
+		{ dir: g.dir, env: { ...process.env, ...env }, kind: 'haproxy' });
+	g.procs.push(g.haproxy);
+	await waitFor('HAProxy to listen', () => listening(g.haproxy, g.gwPort), { timeout: 15000 });
+	return g.haproxy;
+}
+
 /* ---- curl -------------------------------------------------------------------------- */
 
 function curlQuote(s) {

@@ -197,6 +197,7 @@ async function redisCli(g, ...args) {
 function agentConf(g, h) {
 	return `# keyauth netns e2e, host ${h.name} (generated)
 listen = [ "127.0.0.1:${AGENT_PORT}" ];
+allow_plain_tcp = true;
 workers = 2;
 store = { backend = "redis"; address = "${g.addr.redis}:${REDIS_PORT}"; password_file = "${h.passFile}";
 	namespace = "kat"; resync_interval = 5; max_staleness = ${MAX_STALENESS}; stale_action = "deny"; };

@@ -26,9 +26,9 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 
 import {
-	KEYAUTHD, addSecret, announcedPort, ctl, curl, delay, failIfExited, filesUnder,
-	forEachHaproxy, freePort, holdsSecret, keyCreate, listening, makeTempDir, readText, redact,
-	run, startProcess, timeLimit, waitFor,
+	KEYAUTHD, addSecret, announcedPort, ctl, curl, delay, failIfExited, filesUnder, forEachHaproxy,
+	freePort, holdsSecret, keyCreate, makeTempDir, readText, redact, run, startProcess,
+	startRenderedHaproxy, timeLimit, waitFor,
 } from './lib.js';
 import { SDKS } from './sdk-clients.js';
 
@@ -52,6 +52,7 @@ function confText(g) {
 			r.name === 'openai' ? ` tunnel_timeout = ${TUNNEL_S};` : ''} }`);
 	return `# keyauth providers e2e configuration (generated)
 listen = [ "127.0.0.1:${g.agentPort}" ];
+allow_plain_tcp = true;
 workers = 2;
 store = { backend = "file"; path = "${g.store}"; };
 log = { level = "info"; target = "stderr"; };
@@ -104,20 +105,10 @@ async function startGateway(hap) {
 		return /event=started/.test(readText(g.agent.err));
 	}, { timeout: 10000 });
 
-	const r = await ctl(g.conf, ['haproxy', '--out', g.hapDir, '--bind', `127.0.0.1:${g.gwPort}`,
-		'--haproxy-version', hap.render], { logFile: g.ctlLog });
-	if (r.status !== 0)
-		throw new Error(`keyauthctl haproxy failed: ${redact(r.stderr)}`);
-	g.hapCfg = path.join(g.hapDir, 'haproxy-keyauth.cfg');
-	const chk = await run(hap.bin, ['-c', '-f', g.hapCfg]);
-	if (chk.status !== 0)
-		throw new Error(`haproxy -c rejected the rendered config: ${redact(chk.stdout + chk.stderr)}`);
-	const env = { ...process.env };
+	const env = {};
 	for (const rt of ROUTES)
 		env[`KEYAUTH_${rt.name.toUpperCase()}_CREDENTIAL`] = g.standin[rt.name].secret;
-	g.haproxy = startProcess('haproxy', hap.bin, ['-W', '-db', '-f', g.hapCfg], { dir: g.dir, env, kind: 'haproxy' });
-	g.procs.push(g.haproxy);
-	await waitFor('HAProxy to listen', () => listening(g.haproxy, g.gwPort), { timeout: 15000 });
+	await startRenderedHaproxy(g, hap, { env });
 	await waitFor('a first request through HAProxy and keyauthd', async () =>
 		(await gw(g, '/openai/v1/models', { Authorization: `Bearer ${g.keys.openai}` })).status === 200,
 	{ timeout: 15000, interval: 100 });

@@ -32,6 +32,7 @@ function confText(g) {
 	const up = `127.0.0.1:${g.providerPort}`;
 	return `# keyauth rate-limit e2e configuration (generated)
 listen = [ "127.0.0.1:${g.agentPort}" ];
+allow_plain_tcp = true;
 workers = 2;
 store = { backend = "file"; path = "${g.store}"; };
 log = { level = "info"; target = "stderr"; };

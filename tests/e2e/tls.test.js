@@ -9,7 +9,10 @@
 // loses no verdict and the new certificate is what new connections get; a
 // bad certificate or a mismatched key on reload is rejected and the old one
 // keeps serving under load; the agent restarted with a certificate from
-// another CA -> HAProxy's check fails and requests get 503, nothing upstream.
+// another CA -> HAProxy's check fails and requests get 503, nothing upstream;
+// an impostor run by another user (uid 65534) on the agent's address while
+// the agent is away, serving its own certificate -> 503 (security issue #17);
+// the agent warns at start with the days its certificate has left.
 //
 // HAProxy's ca-file is a bundle of the current CA and the next one (ca3),
 // staged before any rotation, as a real CA change is done: HAProxy reads it
@@ -24,8 +27,8 @@ import tls from 'node:tls';
 
 import {
 	KEYAUTHD, PROVIDER_JS, addSecret, announcedPort, ctl, curl, delay, failIfExited, forEachHaproxy,
-	freePort, listening, makeTempDir, readText, redact, reloadableHaproxy, run, startProcess, stopProcess,
-	waitFor,
+	freePort, listening, makeTempDir, readText, redact, reloadableHaproxy, run, startProcess, startRenderedHaproxy,
+	stopProcess, waitFor,
 } from './lib.js';
 
 const NEWKEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
@@ -129,19 +132,8 @@ async function startGateway(hap) {
 		throw new Error(`keyauthctl key create failed: ${redact(r.stderr)}`);
 	g.key = addSecret(`tls@${hap.label}`, JSON.parse(r.stdout).key);
 	g.agent = await startAgent(g);
-	const rr = await ctl(g.conf, ['haproxy', '--out', g.hapDir, '--bind', `127.0.0.1:${g.gwPort}`,
-		'--haproxy-version', hap.render]);
-	if (rr.status !== 0)
-		throw new Error(`keyauthctl haproxy failed: ${redact(rr.stderr)}`);
-	g.hapCfg = path.join(g.hapDir, 'haproxy-keyauth.cfg');
+	await startRenderedHaproxy(g, hap, { env: { KEYAUTH_OPENAI_CREDENTIAL: 'provider-secret-openai' }, bin: g.hapBin });
 	g.cfgText = readText(g.hapCfg);
-	const chk = await run(g.hapBin, ['-c', '-f', g.hapCfg]);
-	if (chk.status !== 0)
-		throw new Error(`haproxy -c rejected the rendered config: ${redact(chk.stdout + chk.stderr)}`);
-	const env = { ...process.env, KEYAUTH_OPENAI_CREDENTIAL: 'provider-secret-openai' };
-	g.haproxy = startProcess('haproxy', g.hapBin, ['-W', '-db', '-f', g.hapCfg], { dir: g.dir, env, kind: 'haproxy' });
-	g.procs.push(g.haproxy);
-	await waitFor('HAProxy to listen', () => listening(g.haproxy, g.gwPort), { timeout: 15000 });
 	return g;
 }
 
@@ -280,6 +272,16 @@ forEachHaproxy('TLS e2e on HAProxy', { timeout: 120000, tag: 'tls', vTag: 'tls' 
 		assert.match(readText(g.agent.err), /event=tls_client .*subject="CN=haproxy"/);
 	});
 
+	test(`${V} the agent warns at start with the days its certificate has left`, () => {
+		// The test certificates are valid 2 days: within the 30-day warning.
+		const notAfter = new X509Certificate(fs.readFileSync(path.join(g.certs, 'agent.pem'))).validTo;
+		const m = /level=warning event=tls_cert_expiring cert=\S+\/agent\.pem days_left=(\d+) not_after=(\S+)/
+			.exec(readText(g.agent.err));
+		assert.ok(m, 'no tls_cert_expiring warning in the agent log');
+		assert.ok(Number(m[1]) >= 1 && Number(m[1]) <= 2, `days_left=${m[1]}`);
+		assert.equal(Date.parse(m[2]), Date.parse(notAfter), 'not_after is the certificate\'s');
+	});
+
 	test(`${V} certificate rotation on SIGHUP under load loses no verdict`, async (t) => {
 		// The agent moves to files a deployment replaces in place.
 		installCert(g, 'agent', ['ca']);
@@ -374,6 +376,44 @@ forEachHaproxy('TLS e2e on HAProxy', { timeout: 120000, tag: 'tls', vTag: 'tls' 
 		await waitFor('requests to get 503 (agent certificate expired)', async () =>
 			(await get(g, { 'X-API-Key': g.key })).status === 503, { timeout: 20000, interval: 200 });
 		assert.match(readText(g.agent.err), /event=tls_handshake_failed/);
+	});
+
+	test(`${V} an impostor run by another user on the agent's address is refused: 503`, async () => {
+		// While the agent is away, uid 65534 binds its TLS address with a
+		// certificate of its own and would answer "ok" to everything
+		// (any TLS server that accepts the handshake would do: HAProxy
+		// must refuse it before a single SPOP byte).
+		await stopProcess(g.agent);
+		await openssl(g.certs, ['req', '-x509', ...NEWKEY, '-keyout', 'impostor.key', '-out', 'impostor.pem',
+			'-days', '2', '-subj', '/CN=127.0.0.1']);
+		fs.chmodSync(path.join(g.certs, 'impostor.key'), 0o644);
+		fs.chmodSync(g.dir, 0o755);
+		fs.chmodSync(g.certs, 0o755);
+		const script = `const tls = require('tls'), fs = require('fs');
+let n = 0;
+const s = tls.createServer({ cert: fs.readFileSync(process.argv[1] + '.pem'), key: fs.readFileSync(process.argv[1] + '.key') },
+	(c) => { console.log('impostor handshake ' + (++n)); c.destroy(); });
+s.on('connection', () => console.log('impostor tcp'));
+s.listen(Number(process.argv[2]), '127.0.0.1', () => console.log('listening ' + process.getuid()));`;
+		const imp = startProcess('impostor', 'setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups',
+			process.execPath, '-e', script, path.join(g.certs, 'impostor'), String(g.agentPort)], { dir: g.dir });
+		g.procs.push(imp);
+		try {
+			await waitFor('the impostor to listen', () => {
+				failIfExited(imp);
+				return /^listening 65534$/m.test(readText(imp.out));
+			}, { timeout: 10000 });
+			await waitFor('requests to get 503 (impostor refused)', async () =>
+				(await get(g, { 'X-API-Key': g.key })).status === 503, { timeout: 20000, interval: 200 });
+			// HAProxy did try it (its check), and never completed a handshake.
+			await waitFor('HAProxy to connect to the impostor', () => /impostor tcp/.test(readText(imp.out)),
+				{ timeout: 10000 });
+			assert.doesNotMatch(readText(imp.out), /impostor handshake/, 'HAProxy completed a TLS handshake with the impostor');
+		} finally {
+			await stopProcess(imp);
+			fs.chmodSync(g.certs, 0o700);
+		}
+		g.agent = await startAgent(g);
 	});
 
 	test(`${V} agent certificate from another CA: check fails, requests get 503`, async () => {

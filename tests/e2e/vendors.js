@@ -41,9 +41,12 @@
 //
 // Not reachable through HAProxy (HAProxy always adds a vendor prefix):
 //   GET /__requests  what reached the stand-in: method, vendor, path, query with
-//                    credential values redacted, header names, which carrier held
-//                    the credential and whether it was the right one, the answer's
-//                    status and the refusal reason. No credential value is kept.
+//                    credential values redacted, the request-target as received
+//                    (origin-form "/p?q" or absolute-form "http://host/p?q", redacted
+//                    the same way) and the Host header, header names, which carrier
+//                    held the credential and whether it was the right one, the
+//                    answer's status and the refusal reason. No credential value is
+//                    kept (a client key in the path is recorded as <client-key>).
 //   POST /__reset    clears that list.
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -210,6 +213,20 @@ function redactedQuery(url) {
 	}
 	const s = out.toString();
 	return s ? `?${s}` : '';
+}
+
+/* <p> with every client key in it replaced (a key in the path is refused,
+ * but the record must not keep it). */
+function redactedPath(p) {
+	return p.replace(new RegExp(CLIENT_KEY_RE.source, 'g'), '<client-key>');
+}
+
+/* The request-target as the stand-in received it, its query redacted. */
+function redactedTarget(raw) {
+	const q = raw.indexOf('?');
+	if (q < 0)
+		return redactedPath(raw);
+	return redactedPath(raw.slice(0, q)) + redactedQuery(new URL(raw, 'http://stand-in'));
 }
 
 /* Checks every vendor shares. Returns null when the request may proceed, else
@@ -495,7 +512,8 @@ const server = http.createServer((req, res) => {
 		const m = /^\/(openai|azure|anthropic|gemini|mistral)(\/.*)$/.exec(
 			VENDOR ? `/${VENDOR}${url.pathname}` : url.pathname);
 		const rec = {
-			method: req.method, vendor: m ? m[1] : null, path: url.pathname, query: redactedQuery(url),
+			method: req.method, vendor: m ? m[1] : null, path: redactedPath(url.pathname), query: redactedQuery(url),
+			target: redactedTarget(req.url), host: req.headers.host ?? null,
 			headers: headerPairs(req).map(([n]) => n),
 			credential: null, refused: null, carrier: null, status: null, events: null,
 		};
@@ -541,7 +559,8 @@ server.on('upgrade', (req, socket, head) => {
 	const m = /^\/(openai|azure|anthropic|gemini|mistral)(\/.*)$/.exec(
 		VENDOR ? `/${VENDOR}${url.pathname}` : url.pathname);
 	const rec = {
-		method: req.method, vendor: m ? m[1] : null, path: url.pathname, query: redactedQuery(url),
+		method: req.method, vendor: m ? m[1] : null, path: redactedPath(url.pathname), query: redactedQuery(url),
+		target: redactedTarget(req.url), host: req.headers.host ?? null,
 		headers: headerPairs(req).map(([n]) => n), upgrade: true,
 		credential: null, refused: null, carrier: null, status: null, events: null,
 	};

@@ -277,7 +277,7 @@ status_is() { [ "$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "$2")" = 
 
 # live_query LABEL HAPROXY VERSION
 live_query() {
-	local label=$1 hap=$2 ver=$3 d=$T/live-$1 pp ap fp hp kp code u seen q
+	local label=$1 hap=$2 ver=$3 d=$T/live-$1 pp fp hp kp code u seen q
 	mkdir -p "$d/hap"
 	rm -f "$T/gone"
 	: >"$d/prov.out"
@@ -287,8 +287,8 @@ live_query() {
 		bad "$label: stand-in provider did not start within 10 s ($(cat "$T/gone" 2>/dev/null || echo 'still running'))"; return
 	fi
 	pp=$(awk '/^listening/ {print $2}' "$d/prov.out")
-	ap=$(free_port); fp=$(free_port)
-	sed -e "s|127.0.0.1:12345|127.0.0.1:$ap|" -e "s|127.0.0.1:8000|127.0.0.1:$pp|" \
+	fp=$(free_port)
+	sed -e "s|unix:/run/keyauth/keyauthd.sock|unix:$d/keyauthd.sock|" -e "s|127.0.0.1:8000|127.0.0.1:$pp|" \
 	    -e "s|/var/lib/keyauth/keys.db|$d/keys.db|" "$EXAMPLES/03-query/keyauth.conf" >"$d/keyauth.conf"
 	if ! "$KEYAUTHCTL" -c "$d/keyauth.conf" key create --route chat-app >"$d/key" 2>"$T/out"; then
 		bad "$label: key create"; return

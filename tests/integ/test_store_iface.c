@@ -180,6 +180,41 @@ static void test_bad_password_file_refused_by_both_roles(void **state)
 	assert_non_null(strstr(err, "chmod 600"));
 }
 
+/* Issue #17, finding 3: whoever can write the password file picks the Redis
+ * user the store is read as. One owned by another user (nobody), or in a
+ * directory another user owns, is refused by both roles (filetrust.h);
+ * the file is read before any connection, so no Redis is needed. */
+static void test_password_file_of_another_user_refused_by_both_roles(void **state)
+{
+	struct store_redis_conf bad = { .address = "127.0.0.1:1", .namespace = "t" };
+	struct conf c = { 0 };
+	char err[1024], pw[TP_PATH_MAX + 32], sub[TP_PATH_MAX + 16];
+	const struct store_role *roles[] = { &store_role_agent, &store_role_ctl };
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	snprintf(pw, sizeof(pw), "%s/pw-theirs", dir);
+	assert_int_equal(tp_write_file(pw, "secret\n"), 0);     /* 0600 */
+	assert_int_equal(chown(pw, 65534, 65534), 0);
+	bad.password_file = pw;
+	c.store_redis = &bad;
+	for (size_t i = 0; i < 2; i++) {
+		assert_null(store_open(&c, roles[i], err, sizeof(err)));
+		assert_non_null(strstr(err, "owned by uid 65534"));
+		assert_non_null(strstr(err, "fix: chown root"));
+	}
+	snprintf(sub, sizeof(sub), "%s/theirs", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	assert_int_equal(chown(sub, 65534, 65534), 0);
+	snprintf(pw, sizeof(pw), "%s/pw", sub);
+	assert_int_equal(tp_write_file(pw, "secret\n"), 0);     /* root's, 0600 */
+	for (size_t i = 0; i < 2; i++) {
+		assert_null(store_open(&c, roles[i], err, sizeof(err)));
+		assert_non_null(strstr(err, "directory owned by uid 65534"));
+	}
+}
+
 /* ---- the same operations, the same answers ------------------------------------- */
 
 struct made {
@@ -338,6 +373,7 @@ int main(void)
 		cmocka_unit_test(test_file_flags),
 		cmocka_unit_test(test_redis_flags),
 		cmocka_unit_test(test_bad_password_file_refused_by_both_roles),
+		cmocka_unit_test(test_password_file_of_another_user_refused_by_both_roles),
 		cmocka_unit_test(test_file_and_redis_give_the_same_answers),
 		cmocka_unit_test(test_redis_concurrent_writer_refused),
 	};

@@ -21,10 +21,12 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -571,8 +573,105 @@ test_tls_listener_needs_tls_group(void **state)
 		    dir, cpath("srv.pem"), cpath("srv.key"));
 		assert_int_equal(tp_write_file(conf, text), 0);
 		assert_int_equal(tp_run_keyauthd_check(conf, log), 0);
+		/* The test certificates are valid 2 days: a warning with the
+		 * days left (issue #17). */
+		assert_true(tp_log_contains(log, "level=warning event=tls_cert_expiring"));
+		assert_true(tp_log_contains(log, "days_left=1 ") || tp_log_contains(log, "days_left=2 "));
+		/* A key file another user owns could be theirs: refused. */
+		assert_int_equal(chown(cpath("srv.key"), 65534, 65534), 0);
+		assert_int_not_equal(tp_run_keyauthd_check(conf, log), 0);
+		assert_true(tp_log_contains(log, "tls: "));
+		assert_true(tp_log_contains(log, "srv.key"));
+		assert_int_equal(chown(cpath("srv.key"), 0, 0), 0);
+		assert_int_equal(tp_run_keyauthd_check(conf, log), 0);
 	}
 	tp_rmtree(dir);
+}
+
+/* The notAfter of the PEM certificate at <path>, Unix seconds; 0 if unreadable. */
+static time_t
+cert_not_after(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	struct tm tm;
+	time_t t = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if (x != NULL && ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+		t = timegm(&tm);
+	X509_free(x);
+	if (f != NULL)
+		fclose(f);
+	return t;
+}
+
+/* keyauth_tls_cert_expiry_timestamp_seconds on /metrics is the served
+ * certificate's notAfter, and follows a reload to another certificate. */
+static void
+test_cert_expiry_gauge(void **state)
+{
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char name[] = "\nkeyauth_tls_cert_expiry_timestamp_seconds ";
+	char tls[3 * TP_PATH_MAX + 64];
+	struct tf_opts o = { .listen = TF_TLS, .metrics = true, .control = true, .settings = tls };
+	struct tf_agent d;
+	const char *certs[] = { "srv.pem", "week.pem" };
+	char cmd[TP_PATH_MAX + 256];
+
+	(void)state;
+	/* A certificate valid 7 days, so that its notAfter differs from srv's. */
+	snprintf(cmd, sizeof(cmd), "cd %s && openssl req -x509 " NEWKEY " -keyout week.key -out week.pem"
+	    " -days 7 -subj /CN=localhost >/dev/null 2>&1", certdir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tf_agent_init(&d, "tlsgauge"), 0);
+	for (size_t i = 0; i < 2; i++) {
+		time_t want = cert_not_after(cpath(certs[i]));
+		char buf[65536], *at;
+		size_t got = 0;
+		long long end;
+		int fd;
+		ssize_t n;
+
+		assert_true(want > 0);
+		snprintf(tls, sizeof(tls), "tls = { cert = \"%s\"; key = \"%s\"; };", cpath(certs[i]),
+		    cpath(i == 0 ? "srv.key" : "week.key"));
+		assert_int_equal(tf_agent_conf(&d, &o), 0);
+		if (i == 0) {
+			assert_int_equal(tf_agent_start(&d), 0);
+		} else {
+			char *r = ctl_control_call(d.ctl, "reload");
+
+			assert_non_null(r);
+			free(r);
+		}
+		/* Bounded: the reload is applied by the time the gauge moves. */
+		for (end = tp_now_ms() + tp_scaled_ms(IO_MS);; tp_nap_ms(20)) {
+			fd = spc_connect_fd(d.maddr, tp_scaled_ms(2000));
+			assert_true(fd >= 0);
+			/* Blocking reads to EOF (the endpoint closes after one answer),
+			 * bounded by a receive timeout. */
+			assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK), 0);
+			{
+				struct timeval tv = { .tv_sec = 5 };
+
+				setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			}
+			assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+			got = 0;
+			while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+				got += (size_t)n;
+			close(fd);
+			buf[got] = '\0';
+			at = strstr(buf, name);
+			if ((at != NULL && (time_t)strtoll(at + strlen(name), NULL, 10) == want) ||
+			    tp_now_ms() > end)
+				break;
+		}
+		assert_non_null(at);
+		assert_int_equal((long long)strtoll(at + strlen(name), NULL, 10), (long long)want);
+	}
+	assert_int_equal(tf_agent_down(&d), 0);
 }
 
 static int
@@ -598,6 +697,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tls_listener_needs_tls_group),
+		cmocka_unit_test(test_cert_expiry_gauge),
 		cmocka_unit_test(test_verdicts_over_tls_and_plain),
 		cmocka_unit_test(test_pipelined_notifies_over_tls),
 		cmocka_unit_test(test_mtls),

@@ -139,6 +139,11 @@ int tf_agent_conf(struct tf_agent *a, const struct tf_opts *o)
 	if (listen & TF_TLS)
 		tf_cat(&b, "%s\"tls:%s\"", sep, a->tls_addr);
 	tf_cat(&b, " ];\nworkers = %d;\n", o->workers ? o->workers : 1);
+	/* Loopback ports of a test: the risk allow_plain_tcp names is the
+	 * point of tests/integ/test_trust.c, not of the others. */
+	if ((listen & TF_TCP) || (o->listen_addr && strncmp(o->listen_addr, "unix:", 5) != 0 &&
+	    strncmp(o->listen_addr, "tls:", 4) != 0))
+		tf_cat(&b, "allow_plain_tcp = true;\n");
 	if (o->max_connections)
 		tf_cat(&b, "max_connections = %d;\n", o->max_connections);
 	if (o->idle_timeout)

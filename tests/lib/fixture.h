@@ -37,7 +37,7 @@
 
 /* Listeners (struct tf_opts.listen). */
 #define TF_UNIX 1u    /* unix socket <sock> */
-#define TF_TCP  2u    /* plain TCP on a free loopback port */
+#define TF_TCP  2u    /* plain TCP on a free loopback port (with allow_plain_tcp) */
 #define TF_TLS  4u    /* TLS on another free loopback port ("tls:" listener) */
 
 /* A key made in the test and its store record (route and owner borrowed). */
@@ -49,7 +49,8 @@ struct tf_key {
 /* What an agent's keyauth.conf holds. Zero values leave a setting out. */
 struct tf_opts {
 	unsigned listen;            /* TF_UNIX | TF_TCP | TF_TLS; 0: TF_UNIX */
-	const char *listen_addr;    /* this one address instead (not waited for) */
+	const char *listen_addr;    /* this one address instead (not waited for;
+	                             * allow_plain_tcp when it is plain TCP) */
 	int workers;                /* 0: 1 */
 	int max_connections;
 	int idle_timeout;

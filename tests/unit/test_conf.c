@@ -27,6 +27,9 @@
 #include "conf.h"
 
 #define MIN_ROUTES "routes = ( { name = \"a\"; context = \"/a\"; } );\n"
+/* Plain TCP listeners are refused without it (after the listen line, so
+ * that the line numbers of the listen errors stay as written). */
+#define PLAIN "allow_plain_tcp = true;\n"
 
 static char tmpdir[64];
 static char conf_path[PATH_MAX];
@@ -153,13 +156,20 @@ static void test_defaults_apply_when_only_routes_are_given(void **state)
 	c = load_text(MIN_ROUTES);
 	assert_non_null(c);
 	assert_string_equal(c->path, conf_path);
+	/* the same host by default: a unix socket in the directory the
+	 * tmpfiles entry makes (dist/keyauth.tmpfiles) */
 	assert_int_equal(c->nlisten, 1);
-	assert_int_equal(c->listen[0].family, LISTEN_TCP);
-	assert_string_equal(c->listen[0].addr, "127.0.0.1:12345");
-	assert_string_equal(c->listen[0].host, "127.0.0.1");
-	assert_int_equal(c->listen[0].port, 12345);
+	assert_int_equal(c->listen[0].family, LISTEN_UNIX);
+	assert_string_equal(c->listen[0].addr, "unix:/run/keyauth/keyauthd.sock");
+	assert_string_equal(c->listen[0].path, "/run/keyauth/keyauthd.sock");
+	assert_null(c->listen[0].host);
+	assert_int_equal(c->listen[0].mode, 0660);
+	assert_false(c->listen[0].tls);
+	assert_false(c->allow_plain_tcp);
 	assert_int_equal(c->workers, want_workers);
 	assert_int_equal(c->max_connections, 10000);
+	assert_int_equal(c->max_conn_per_peer, 1000);
+	assert_int_equal(c->hello_timeout_ms, 5000);
 	assert_int_equal(c->max_frame_size, 16380);
 	assert_int_equal(c->idle_timeout_ms, 60000);
 	assert_string_equal(c->store_path, "/var/lib/keyauth/keys.db");
@@ -195,8 +205,11 @@ static void test_every_setting_is_read(void **state)
 		"listen = [ \"0.0.0.0:1\", \"[::1]:65535\", \"unix:/run/keyauth/agent.sock\",\n"
 		"           \"[2001:db8::7]:8080\" ];\n"
 		"socket_mode = \"0600\";\n"
+		"allow_plain_tcp = true;\n"
 		"workers = 3;\n"
 		"max_connections = 1000000L;\n"
+		"max_connections_per_peer = 2000;\n"
+		"hello_timeout = 300;\n"
 		"max_frame_size = 16777216;\n"
 		"idle_timeout = 0;\n"
 		"key_prefix = \"Ab9Zxxxxxxxxxx_\";\n"
@@ -232,6 +245,9 @@ static void test_every_setting_is_read(void **state)
 	assert_int_equal(c->listen[3].port, 8080);
 	assert_int_equal(c->workers, 3);
 	assert_int_equal(c->max_connections, 1000000);
+	assert_true(c->allow_plain_tcp);
+	assert_int_equal(c->max_conn_per_peer, 2000);
+	assert_int_equal(c->hello_timeout_ms, 300000);
 	assert_int_equal(c->max_frame_size, 16777216);
 	assert_int_equal(c->idle_timeout_ms, 0);
 	assert_string_equal(c->key_prefix, "Ab9Zxxxxxxxxxx_");
@@ -307,10 +323,11 @@ static void test_shipped_config_loads(void **state)
 	assert_int_equal(r->type, ROUTE_PROXY);
 	assert_string_equal(r->key_name, "api_key");
 	assert_int_equal(r->key_location, KEYLOC_QUERY);
-	/* loopback only, as the product promises by default */
-	for (unsigned i = 0; i < c->nlisten; i++)
-		assert_true(strcmp(c->listen[i].host, "127.0.0.1") == 0 ||
-			    strcmp(c->listen[i].host, "::1") == 0);
+	/* the same host only, on a socket no other local user can take */
+	assert_int_equal(c->nlisten, 1);
+	assert_int_equal(c->listen[0].family, LISTEN_UNIX);
+	assert_string_equal(c->listen[0].path, "/run/keyauth/keyauthd.sock");
+	assert_false(c->allow_plain_tcp);
 	conf_free(c);
 }
 
@@ -464,6 +481,7 @@ static void test_integers_out_of_range_are_errors_and_bounds_load(void **state)
 		{ "max_connections", 1, 1000000 },
 		{ "max_frame_size", 256, 16777216 },
 		{ "idle_timeout", 0, 86400 },
+		{ "hello_timeout", 1, 300 },
 	};
 	char text[256];
 
@@ -668,7 +686,8 @@ static void test_bad_listen_addresses_are_errors(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(text, sizeof(text), "listen = [\n  \"127.0.0.1:1\",\n  \"%s\" ];\n" MIN_ROUTES, bad[i]);
+		snprintf(text, sizeof(text), "listen = [\n  \"127.0.0.1:1\",\n  \"%s\" ];\n" PLAIN MIN_ROUTES,
+			 bad[i]);
 		assert_one_error(text, 3, "bad listen address");
 	}
 	/* 107 bytes of path is the longest that fits sun_path with its NUL */
@@ -677,16 +696,97 @@ static void test_bad_listen_addresses_are_errors(void **state)
 	snprintf(text, sizeof(text), "listen = [ \"unix:/%0107d\" ];\n" MIN_ROUTES, 0);
 	assert_one_error(text, 1, "shorter than 108 bytes");
 	assert_one_error("listen = [ ];\n" MIN_ROUTES, 1, "listen is empty");
-	assert_one_error("listen = [ \"127.0.0.1:1\",\n \"127.0.0.1:1\" ];\n" MIN_ROUTES, 2,
+	assert_one_error("listen = [ \"127.0.0.1:1\",\n \"127.0.0.1:1\" ];\n" PLAIN MIN_ROUTES, 2,
 			 "duplicate listen address");
-	assert_one_error("listen = [ \"[::1]:1\",\n \"[0:0::1]:1\" ];\n" MIN_ROUTES, 2,
+	assert_one_error("listen = [ \"[::1]:1\",\n \"[0:0::1]:1\" ];\n" PLAIN MIN_ROUTES, 2,
 			 "duplicate listen address");
-	assert_loads("listen = [ \"127.0.0.1:1\", \"127.0.0.1:2\", \"[::1]:1\", \"unix:/tmp/a\" ];\n" MIN_ROUTES);
+	assert_loads("listen = [ \"127.0.0.1:1\", \"127.0.0.1:2\", \"[::1]:1\", \"unix:/tmp/a\" ];\n"
+		     PLAIN MIN_ROUTES);
 	assert_one_error("listen = [ \"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\", \"127.0.0.1:4\",\n"
 			 "  \"127.0.0.1:5\", \"127.0.0.1:6\", \"127.0.0.1:7\", \"127.0.0.1:8\",\n"
 			 "  \"127.0.0.1:9\", \"127.0.0.1:10\", \"127.0.0.1:11\", \"127.0.0.1:12\",\n"
 			 "  \"127.0.0.1:13\", \"127.0.0.1:14\", \"127.0.0.1:15\", \"127.0.0.1:16\", \"127.0.0.1:17\" ];\n"
 			 MIN_ROUTES, 1, "too many listen addresses");
+}
+
+/* Issue #17, finding 1: SPOP does not authenticate the agent, so a plain
+ * TCP listener (which any local user may take while keyauthd is away) needs
+ * allow_plain_tcp; unix sockets and "tls:" listeners do not. */
+static void test_plain_tcp_needs_allow_plain_tcp(void **state)
+{
+	static const char *const tcp[] = { "127.0.0.1:12345", "[::1]:12345", "0.0.0.0:1" };
+	char text[512];
+	struct conf *c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(tcp) / sizeof(tcp[0]); i++) {
+		snprintf(text, sizeof(text), "listen = [\n  \"unix:/tmp/a\",\n  \"%s\" ];\n" MIN_ROUTES,
+			 tcp[i]);
+		assert_one_error(text, 3, "is plain TCP");
+		/* the error says why and what to do instead */
+		assert_non_null(strstr(err, "any local user who binds it while keyauthd is away"));
+		assert_non_null(strstr(err, "receives every client key"));
+		assert_non_null(strstr(err, "use a unix socket"));
+		assert_non_null(strstr(err, "\"tls:ADDRESS\" with HAProxy verifying the agent's certificate"));
+		assert_non_null(strstr(err, "allow_plain_tcp = true;"));
+		/* one error for the file, at the first plain TCP entry */
+		snprintf(text, sizeof(text), "listen = [ \"unix:/tmp/a\",\n \"%s\",\n \"127.0.0.2:1\" ];\n"
+			 MIN_ROUTES, tcp[i]);
+		assert_one_error(text, 2, "is plain TCP");
+		snprintf(text, sizeof(text), "listen = [ \"%s\" ];\n" PLAIN MIN_ROUTES, tcp[i]);
+		assert_loads(text);
+		/* allow_plain_tcp may come first too */
+		snprintf(text, sizeof(text), PLAIN "listen = [ \"%s\" ];\n" MIN_ROUTES, tcp[i]);
+		assert_loads(text);
+	}
+	assert_one_error("listen = [ \"127.0.0.1:1\" ];\nallow_plain_tcp = false;\n" MIN_ROUTES, 1,
+			 "is plain TCP");
+	assert_one_error("allow_plain_tcp = \"yes\";\n" MIN_ROUTES, 1,
+			 "allow_plain_tcp must be a boolean (true or false), not a string");
+	assert_one_error("allow_plain_tcp = 1;\n" MIN_ROUTES, 1, "allow_plain_tcp must be a boolean");
+	/* TLS needs nothing more than its group; unix sockets nothing at all */
+	c = load_text("listen = [ \"tls:127.0.0.1:1\", \"tls:[::1]:1\", \"unix:/tmp/a\" ];\n"
+		      "tls = { cert = \"/x.pem\"; key = \"/x.key\"; };\n" MIN_ROUTES);
+	if (!c)
+		print_error("%s\n", err);
+	assert_non_null(c);
+	assert_false(c->allow_plain_tcp);
+	assert_true(c->listen[0].tls && c->listen[1].tls && !c->listen[2].tls);
+	conf_free(c);
+	/* the metrics endpoint is HTTP, not the agent: not concerned */
+	assert_loads("metrics_listen = \"127.0.0.1:9412\";\n" MIN_ROUTES);
+}
+
+/* Issue #17, finding 2: max_connections_per_peer (1..max_connections,
+ * default min(1000, max_connections)) and hello_timeout (1..300 s). */
+static void test_per_peer_limit_and_hello_timeout(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text("max_connections = 64;\n" MIN_ROUTES);
+	assert_non_null(c);
+	assert_int_equal(c->max_conn_per_peer, 64);
+	conf_free(c);
+	c = load_text("max_connections = 5000;\nmax_connections_per_peer = 5000;\nhello_timeout = 1;\n"
+		      MIN_ROUTES);
+	assert_non_null(c);
+	assert_int_equal(c->max_conn_per_peer, 5000);
+	assert_int_equal(c->hello_timeout_ms, 1000);
+	conf_free(c);
+	c = load_text("max_connections_per_peer = 1;\n" MIN_ROUTES);
+	assert_non_null(c);
+	assert_int_equal(c->max_conn_per_peer, 1);
+	assert_int_equal(c->max_connections, 10000);
+	conf_free(c);
+	assert_one_error("max_connections_per_peer = 10001;\n" MIN_ROUTES, 1,
+			 "max_connections_per_peer = 10001 is above max_connections = 10000 (use at most 10000");
+	assert_one_error("max_connections = 10;\n\nmax_connections_per_peer = 11;\n" MIN_ROUTES, 3,
+			 "is above max_connections = 10");
+	assert_one_error("max_connections_per_peer = 0;\n" MIN_ROUTES, 1, "is out of range (use 1..1000000)");
+	assert_one_error("max_connections_per_peer = \"10\";\n" MIN_ROUTES, 1, "must be an integer");
+	assert_one_error("hello_timeout = 0;\n" MIN_ROUTES, 1, "hello_timeout = 0 is out of range (use 1..300)");
+	assert_one_error("hello_timeout = 301;\n" MIN_ROUTES, 1, "is out of range (use 1..300)");
 }
 
 static void test_routes_are_required(void **state)
@@ -1082,6 +1182,45 @@ static void test_bad_providers_and_carriers_are_errors(void **state)
 	                 3, "tunnel_timeout = 0 in route \"a\" is out of range (use 1..86400)");
 }
 
+/* methods: the default, a route's own list, and every kind of bad entry
+ * (TRACE and CONNECT never, unknown names, case, duplicates, empty). */
+static void test_route_methods(void **state)
+{
+	struct conf *c;
+
+	(void)state;
+	c = load_text("routes = (\n { name = \"a\"; context = \"/a\"; },\n"
+	              " { name = \"b\"; context = \"/b\"; methods = [ \"PUT\", \"GET\", \"PATCH\" ]; },\n"
+	              " { name = \"c\"; context = \"/c\"; methods = ( \"OPTIONS\" ); }\n);\n");
+	assert_non_null(c);
+	assert_int_equal(c->routes[0].methods, ROUTE_METHODS_DEFAULT);
+	assert_int_equal(ROUTE_METHODS_DEFAULT, (1u << ROUTE_M_GET) | (1u << ROUTE_M_HEAD) |
+	                 (1u << ROUTE_M_POST) | (1u << ROUTE_M_DELETE) | (1u << ROUTE_M_OPTIONS));
+	assert_int_equal(c->routes[1].methods, (1u << ROUTE_M_GET) | (1u << ROUTE_M_PUT) | (1u << ROUTE_M_PATCH));
+	assert_int_equal(c->routes[2].methods, 1u << ROUTE_M_OPTIONS);
+	conf_free(c);
+	assert_string_equal(route_method_str(ROUTE_M_GET), "GET");
+	assert_string_equal(route_method_str(ROUTE_M_OPTIONS), "OPTIONS");
+	assert_null(route_method_str(ROUTE_M_ENTRIES));
+
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   methods = [ \"GET\", \"TRACE\" ]; }\n);\n",
+	                 3, "method \"TRACE\" is never allowed (TRACE echoes the request back");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   methods = [ \"connect\" ]; }\n);\n",
+	                 3, "method \"connect\" is never allowed (CONNECT would open a tunnel");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   methods = [ \"FETCH\" ]; }\n);\n",
+	                 3, "unknown method \"FETCH\" (use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS)");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   methods = [ \"Post\" ]; }\n);\n",
+	                 3, "method \"Post\" must be written \"POST\" (HTTP methods are case-sensitive)");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   methods = [ \"GET\", \"POST\", \"GET\" ]; }\n);\n",
+	                 3, "duplicate method \"GET\"");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   methods = [ ]; }\n);\n",
+	                 3, "methods is empty");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   methods = [ 1 ]; }\n);\n",
+	                 3, "methods must hold strings");
+	assert_one_error("routes = (\n { name = \"a\"; context = \"/a\";\n   methods = \"GET\"; }\n);\n",
+	                 3, "methods");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1105,6 +1244,8 @@ int main(void)
 		cmocka_unit_test(test_unsupported_authentication_type_is_an_error),
 		cmocka_unit_test(test_bad_key_location_is_an_error),
 		cmocka_unit_test(test_bad_listen_addresses_are_errors),
+		cmocka_unit_test(test_plain_tcp_needs_allow_plain_tcp),
+		cmocka_unit_test(test_per_peer_limit_and_hello_timeout),
 		cmocka_unit_test(test_routes_are_required),
 		cmocka_unit_test(test_bad_route_fields_are_errors),
 		cmocka_unit_test(test_redis_store_settings_and_defaults),
@@ -1118,6 +1259,7 @@ int main(void)
 		cmocka_unit_test(test_provider_profiles_set_carriers_upstream_and_errors),
 		cmocka_unit_test(test_route_overrides_win_over_the_profile),
 		cmocka_unit_test(test_bad_providers_and_carriers_are_errors),
+		cmocka_unit_test(test_route_methods),
 	};
 
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
