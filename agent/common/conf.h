@@ -67,7 +67,12 @@ struct route {
 	struct upstream_auth upstream_auth; /* "upstream_auth", else the profile's */
 	enum error_format errors;           /* "error_format", else the profile's */
 	/* which of the above the file set (conf_load's bookkeeping) */
-	bool set_carriers, set_key, set_upauth, set_errors;
+	bool set_carriers, set_key, set_upauth, set_errors, set_identity;
+	/* "identity_headers": HAProxy sends the key's id, owner, alias and tags
+	 * upstream (X-Keyauth-*), and keyauthd puts alias and tags in the ACK;
+	 * default on for proxy routes (an app wants to know its caller), off
+	 * for provider routes (a vendor has no use for them) */
+	bool identity_headers;
 	char *upstream;          /* optional "host:port" for rendering; may be NULL */
 	unsigned tunnel_timeout_s; /* WebSocket/upgraded tunnels: idle limit, rendered
 	                          * as HAProxy's "timeout tunnel"; default 3600 */

@@ -137,6 +137,15 @@ static void conf_set_route_rpm(void *obj, long long v)
 	((struct route *)obj)->rate_limit_rpm = (uint32_t)v;
 }
 
+static void conf_kw_route_identity(struct conf_ctx *x, const config_setting_t *s, void *obj)
+{
+	struct route *r = obj;
+
+	(void)x;
+	r->identity_headers = config_setting_get_bool(s) != 0;
+	r->set_identity = true;
+}
+
 static void conf_kw_sec_auth(struct conf_ctx *x, const config_setting_t *s, void *obj)
 {
 	const char *v = config_setting_get_string(s);
@@ -358,6 +367,8 @@ static void conf_route_settle(struct conf_ctx *x, const config_setting_t *e, str
 	const struct provider_profile *p = r->provider != NULL ? r->provider : provider_get(PROVIDER_GENERIC);
 
 	r->provider = p;
+	if (!r->set_identity)
+		r->identity_headers = r->type == ROUTE_PROXY;
 	if (r->set_carriers && r->set_key) {
 		conf_err(x, e, "route \"%s\" sets both carriers and key_name/key_location (keep one: carriers = [ \"header:%s\" ];)",
 			 r->name ? r->name : "?", r->key_name ? r->key_name : "X-API-Key");
@@ -400,6 +411,8 @@ static const struct conf_kw conf_route_kws[] = {
 	{ "error_format", CONF_T_STRING, conf_kw_route_error_format, NULL, 0, 0,
 	  "error_format = \"anthropic\";" },
 	{ "methods", CONF_T_SEQ, conf_kw_route_methods, NULL, 0, 0, "methods = [ \"GET\", \"POST\" ];" },
+	{ "identity_headers", CONF_T_BOOL, conf_kw_route_identity, NULL, 0, 0,
+	  "identity_headers = true;" },
 	{ "security", CONF_T_GROUP, conf_kw_route_security, NULL, 0, 0,
 	  "security = { authentication = \"apiKey\"; key_name = \"X-API-Key\"; key_location = \"header\"; };" },
 };

@@ -43,7 +43,7 @@ struct ks_set {
 	size_t n;                        /* entries in use */
 	size_t cap;                      /* entries allocated */
 	struct ks_entry *ents;
-	char *pool;                      /* NUL-terminated routes and owners */
+	char *pool;                      /* NUL-terminated strings of the entries */
 	size_t pool_len, pool_used;
 	struct ks_slot *slots;           /* digest table */
 	struct ks_slot *id_slots;        /* id table */
@@ -52,10 +52,31 @@ struct ks_set {
 };
 
 /* The fields of an entry in the file, in the order the writer packs them
- * (the loader tries that order first). */
+ * (the loader tries that order first). The first KS_F_REQUIRED are in every
+ * entry; the others only when the key has them (so a file using none of
+ * them is read by an older agent as well). */
 enum {
 	KS_F_ID = 0, KS_F_DIGEST, KS_F_ROUTE, KS_F_OWNER,
-	KS_F_CREATED, KS_F_EXPIRES, KS_F_REVOKED, KS_F_RPM, KS_F_ENTRIES
+	KS_F_CREATED, KS_F_EXPIRES, KS_F_REVOKED, KS_F_RPM,
+	KS_F_REQUIRED,
+	KS_F_ROUTES = KS_F_REQUIRED, KS_F_ALIAS, KS_F_TAGS, KS_F_ROTATED_FROM, KS_F_ROTATED_TO,
+	KS_F_ENTRIES
+};
+
+/* A string as (pointer, length): msgpack slices need no copy. */
+struct ks_slice {
+	const char *p;
+	size_t len;
+};
+
+/* One entry's fields as the loader and builder hand them to ks_check_raw
+ * and ks_set_add. <routes> and <tags> are ','-joined lists (keystore.h);
+ * an empty <routes> means <route> alone. */
+struct ks_raw_entry {
+	const uint8_t *digest;
+	struct ks_slice id, route, routes, owner, alias, tags, rotated_from, rotated_to;
+	int64_t created, expires, revoked;
+	uint32_t rpm;
 };
 
 /* ---- shared helpers (keystore.c) ---- */
@@ -69,11 +90,11 @@ void ks_err(char *err, size_t errlen, const char *fmt, ...)
 const char *ks_printable(char buf[48], const char *p, size_t len);
 
 /* The field rules shared by the loader, ks_entry_check and the writer.
- * Strings as (pointer, length) so that msgpack slices need no copy.
  * Returns 0, or -1 with a message (no path) in <err>. */
-int ks_check_fields(const char *id, size_t idlen, const char *route, size_t rlen,
-                    const char *owner, size_t olen, int64_t created, int64_t expires,
-                    int64_t revoked, char *err, size_t errlen);
+int ks_check_raw(const struct ks_raw_entry *r, char *err, size_t errlen);
+
+/* <e> as a raw entry (NULL strings as ""). */
+void ks_raw_from_entry(struct ks_raw_entry *r, const struct ks_entry *e);
 
 /* A set with room for <n> entries and an initial <pool_len> bytes of
  * strings (the pool grows when the loader needs more), one reference;
@@ -82,12 +103,9 @@ struct ks_set *ks_set_alloc(size_t n, size_t pool_len);
 void ks_set_free(struct ks_set *s);
 
 /* Appends one entry (strings copied into the pool) and indexes it. Until
- * ks_set_finish, the entry's route and owner hold pool offsets. Returns 0, or
- * -1 with a message on a duplicate digest or id, or when out of memory. */
-int ks_set_add(struct ks_set *s, const uint8_t *digest, const char *id, size_t idlen,
-               const char *route, size_t rlen, const char *owner, size_t olen,
-               int64_t created, int64_t expires, int64_t revoked, uint32_t rpm,
-               char *err, size_t errlen);
+ * ks_set_finish, the entry's strings hold pool offsets. Returns 0, or -1 with
+ * a message on a duplicate digest or id, or when out of memory. */
+int ks_set_add(struct ks_set *s, const struct ks_raw_entry *r, char *err, size_t errlen);
 
 /* Trims the pool to its use, then turns the entries' offsets into pointers. */
 void ks_set_finish(struct ks_set *s);

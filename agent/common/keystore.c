@@ -86,70 +86,307 @@ ks_is_b62(unsigned char c)
 	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
-/*
- * The field rules shared by the loader, ks_entry_check and the writer.
- * Strings as (pointer, length) so that msgpack slices need no copy.
- * Returns 0, or -1 with a message (no path) in <err>.
- */
-int
-ks_check_fields(const char *id, size_t idlen, const char *route, size_t rlen,
-                const char *owner, size_t olen, int64_t created, int64_t expires,
-                int64_t revoked, char *err, size_t errlen)
+static bool
+ks_route_char(unsigned char c)
+{
+	return ks_is_b62(c) || c == '_' || c == '-';
+}
+
+/* One route name. */
+static int
+ks_check_route(const char *route, size_t rlen, char *err, size_t errlen)
 {
 	char pb[48];
 
-	if (idlen != KEY_ID_LEN) {
-		ks_err(err, errlen, "id \"%s\" is %zu characters, expected %d",
-		       ks_printable(pb, id, idlen), idlen, KEY_ID_LEN);
-		return -1;
-	}
-	for (size_t i = 0; i < idlen; i++)
-		if (!ks_is_b62((unsigned char)id[i])) {
-			ks_err(err, errlen, "id \"%s\" has a character outside [0-9A-Za-z]",
-			       ks_printable(pb, id, idlen));
-			return -1;
-		}
 	if (rlen == 0 || rlen > KS_ROUTE_MAX) {
 		ks_err(err, errlen, "route is %zu characters, expected 1..%d", rlen, KS_ROUTE_MAX);
 		return -1;
 	}
-	for (size_t i = 0; i < rlen; i++) {
-		unsigned char c = (unsigned char)route[i];
-		if (!ks_is_b62(c) && c != '_' && c != '-') {
+	for (size_t i = 0; i < rlen; i++)
+		if (!ks_route_char((unsigned char)route[i])) {
 			ks_err(err, errlen, "route \"%s\" has a character outside [A-Za-z0-9_-]",
 			       ks_printable(pb, route, rlen));
 			return -1;
 		}
-	}
-	if (olen > KS_OWNER_MAX) {
-		ks_err(err, errlen, "owner is %zu characters, at most %d allowed", olen, KS_OWNER_MAX);
+	return 0;
+}
+
+/* The next ','-separated item of <p>/<len> from <*at>: its slice; false at
+ * the end. */
+static bool
+ks_list_next(const char *p, size_t len, size_t *at, const char **item, size_t *ilen)
+{
+	const char *c;
+
+	if (*at > len || len == 0)
+		return false;
+	*item = p + *at;
+	c = memchr(*item, ',', len - *at);
+	*ilen = c != NULL ? (size_t)(c - *item) : len - *at;
+	*at += *ilen + 1;
+	return true;
+}
+
+/* The route list: 1..KS_ROUTES_MAX distinct valid names, the first <route>. */
+static int
+ks_check_routes(const struct ks_slice *route, const struct ks_slice *routes, char *err,
+                size_t errlen)
+{
+	const char *names[KS_ROUTES_MAX], *it;
+	size_t lens[KS_ROUTES_MAX], il, at = 0, n = 0;
+	char pb[48];
+
+	if (ks_check_route(route->p, route->len, err, errlen) == -1)
 		return -1;
-	}
-	for (size_t i = 0; i < olen; i++) {
-		unsigned char c = (unsigned char)owner[i];
-		if (c < 0x20 || c > 0x7e) {
-			ks_err(err, errlen, "owner \"%s\" has a non-printable character",
-			       ks_printable(pb, owner, olen));
+	if (routes->len == 0)
+		return 0;
+	while (ks_list_next(routes->p, routes->len, &at, &it, &il)) {
+		if (ks_check_route(it, il, err, errlen) == -1)
+			return -1;
+		if (n == KS_ROUTES_MAX) {
+			ks_err(err, errlen, "more than %d routes", KS_ROUTES_MAX);
 			return -1;
 		}
+		for (size_t j = 0; j < n; j++)
+			if (lens[j] == il && memcmp(names[j], it, il) == 0) {
+				ks_err(err, errlen, "route \"%s\" listed twice", ks_printable(pb, it, il));
+				return -1;
+			}
+		names[n] = it;
+		lens[n++] = il;
 	}
-	if (created < 0 || expires < 0 || revoked < 0) {
-		ks_err(err, errlen, "negative time (created, expires and revoked are Unix seconds >= 0)");
+	if (lens[0] != route->len || memcmp(names[0], route->p, route->len) != 0) {
+		ks_err(err, errlen, "route \"%s\" is not the first of the key's routes",
+		       ks_printable(pb, route->p, route->len));
 		return -1;
 	}
 	return 0;
 }
 
 int
+ks_alias_check(const char *p, size_t len, char *err, size_t errlen)
+{
+	char pb[48];
+
+	if (len == 0 || len > KS_ALIAS_MAX) {
+		ks_err(err, errlen, "alias is %zu characters, expected 1..%d", len, KS_ALIAS_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (!ks_is_b62(c) && c != '_' && c != '.' && c != '@' && c != '-') {
+			ks_err(err, errlen, "alias \"%s\" has a character outside [A-Za-z0-9_.@-]",
+			       ks_printable(pb, p, len));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+ks_tag_check(const char *k, size_t klen, const char *v, size_t vlen, char *err, size_t errlen)
+{
+	char pb[48];
+
+	if (klen == 0 || klen > KS_TAG_KEY_MAX) {
+		ks_err(err, errlen, "tag name \"%s\" is %zu characters, expected 1..%d",
+		       ks_printable(pb, k, klen), klen, KS_TAG_KEY_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < klen; i++) {
+		unsigned char c = (unsigned char)k[i];
+
+		if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') && c != '_' && c != '.' &&
+		    c != '-') {
+			ks_err(err, errlen, "tag name \"%s\" has a character outside [a-z0-9_.-]",
+			       ks_printable(pb, k, klen));
+			return -1;
+		}
+	}
+	if (vlen > KS_TAG_VAL_MAX) {
+		ks_err(err, errlen, "tag \"%s\": value is %zu characters, at most %d allowed",
+		       ks_printable(pb, k, klen), vlen, KS_TAG_VAL_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < vlen; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c < 0x20 || c > 0x7e || c == ',' || c == '=') {
+			ks_err(err, errlen, "tag \"%s\": the value has a character that is not "
+			       "printable, or ',' or '='", ks_printable(pb, k, klen));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The tag list: "k=v" items with valid, distinct names, at most KS_TAGS_MAX. */
+static int
+ks_check_tags(const struct ks_slice *tags, char *err, size_t errlen)
+{
+	const char *names[KS_TAGS_MAX], *it;
+	size_t lens[KS_TAGS_MAX], il, at = 0, n = 0;
+	char pb[48];
+
+	while (ks_list_next(tags->p, tags->len, &at, &it, &il)) {
+		const char *eq = memchr(it, '=', il);
+		size_t kl;
+
+		if (eq == NULL) {
+			ks_err(err, errlen, "tag \"%s\" has no '='", ks_printable(pb, it, il));
+			return -1;
+		}
+		kl = (size_t)(eq - it);
+		if (ks_tag_check(it, kl, eq + 1, il - kl - 1, err, errlen) == -1)
+			return -1;
+		if (n == KS_TAGS_MAX) {
+			ks_err(err, errlen, "more than %d tags", KS_TAGS_MAX);
+			return -1;
+		}
+		for (size_t j = 0; j < n; j++)
+			if (lens[j] == kl && memcmp(names[j], it, kl) == 0) {
+				ks_err(err, errlen, "tag \"%s\" appears twice", ks_printable(pb, it, kl));
+				return -1;
+			}
+		names[n] = it;
+		lens[n++] = kl;
+	}
+	return 0;
+}
+
+static int
+ks_check_id(const char *what, const char *id, size_t idlen, char *err, size_t errlen)
+{
+	char pb[48];
+
+	if (idlen != KEY_ID_LEN) {
+		ks_err(err, errlen, "%s \"%s\" is %zu characters, expected %d", what,
+		       ks_printable(pb, id, idlen), idlen, KEY_ID_LEN);
+		return -1;
+	}
+	for (size_t i = 0; i < idlen; i++)
+		if (!ks_is_b62((unsigned char)id[i])) {
+			ks_err(err, errlen, "%s \"%s\" has a character outside [0-9A-Za-z]", what,
+			       ks_printable(pb, id, idlen));
+			return -1;
+		}
+	return 0;
+}
+
+/*
+ * The field rules shared by the loader, ks_entry_check and the writer.
+ * Returns 0, or -1 with a message (no path) in <err>.
+ */
+int
+ks_check_raw(const struct ks_raw_entry *r, char *err, size_t errlen)
+{
+	char pb[48];
+
+	if (ks_check_id("id", r->id.p, r->id.len, err, errlen) == -1 ||
+	    ks_check_routes(&r->route, &r->routes, err, errlen) == -1)
+		return -1;
+	if (r->owner.len > KS_OWNER_MAX) {
+		ks_err(err, errlen, "owner is %zu characters, at most %d allowed", r->owner.len,
+		       KS_OWNER_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < r->owner.len; i++) {
+		unsigned char c = (unsigned char)r->owner.p[i];
+		if (c < 0x20 || c > 0x7e) {
+			ks_err(err, errlen, "owner \"%s\" has a non-printable character",
+			       ks_printable(pb, r->owner.p, r->owner.len));
+			return -1;
+		}
+	}
+	if ((r->alias.len > 0 && ks_alias_check(r->alias.p, r->alias.len, err, errlen) == -1) ||
+	    ks_check_tags(&r->tags, err, errlen) == -1 ||
+	    (r->rotated_from.len > 0 &&
+	     ks_check_id("rotated_from", r->rotated_from.p, r->rotated_from.len, err, errlen) == -1) ||
+	    (r->rotated_to.len > 0 &&
+	     ks_check_id("rotated_to", r->rotated_to.p, r->rotated_to.len, err, errlen) == -1))
+		return -1;
+	if (r->created < 0 || r->expires < 0 || r->revoked < 0) {
+		ks_err(err, errlen, "negative time (created, expires and revoked are Unix seconds >= 0)");
+		return -1;
+	}
+	return 0;
+}
+
+static struct ks_slice
+ks_slice_of(const char *s)
+{
+	return (struct ks_slice){ .p = s != NULL ? s : "", .len = s != NULL ? strlen(s) : 0 };
+}
+
+void
+ks_raw_from_entry(struct ks_raw_entry *r, const struct ks_entry *e)
+{
+	r->digest = e->digest;
+	r->id = (struct ks_slice){ e->id, strnlen(e->id, sizeof(e->id)) };
+	r->route = ks_slice_of(e->route);
+	r->routes = ks_slice_of(e->routes);
+	r->owner = ks_slice_of(e->owner);
+	r->alias = ks_slice_of(e->alias);
+	r->tags = ks_slice_of(e->tags);
+	r->rotated_from = (struct ks_slice){ e->rotated_from,
+	                                     strnlen(e->rotated_from, sizeof(e->rotated_from)) };
+	r->rotated_to = (struct ks_slice){ e->rotated_to,
+	                                   strnlen(e->rotated_to, sizeof(e->rotated_to)) };
+	r->created = e->created;
+	r->expires = e->expires;
+	r->revoked = e->revoked;
+	r->rpm = e->rpm;
+}
+
+int
 ks_entry_check(const struct ks_entry *e, char *err, size_t errlen)
 {
+	struct ks_raw_entry r;
+
 	if (e->route == NULL) {
 		ks_err(err, errlen, "no route");
 		return -1;
 	}
-	return ks_check_fields(e->id, strnlen(e->id, sizeof(e->id)), e->route, strlen(e->route),
-	                       e->owner ? e->owner : "", e->owner ? strlen(e->owner) : 0,
-	                       e->created, e->expires, e->revoked, err, errlen);
+	ks_raw_from_entry(&r, e);
+	return ks_check_raw(&r, err, errlen);
+}
+
+const char *
+ks_entry_routes(const struct ks_entry *e)
+{
+	return e->routes != NULL && e->routes[0] != '\0' ? e->routes : e->route;
+}
+
+bool
+ks_entry_has_route(const struct ks_entry *e, const char *name, size_t len)
+{
+	const char *p = ks_entry_routes(e), *it;
+	size_t at = 0, il;
+
+	if (p == NULL)
+		return false;
+	while (ks_list_next(p, strlen(p), &at, &it, &il))
+		if (il == len && memcmp(it, name, len) == 0)
+			return true;
+	return false;
+}
+
+bool
+ks_entry_tag(const struct ks_entry *e, const char *name, const char **val, size_t *vlen)
+{
+	size_t nl = strlen(name), at = 0, il;
+	const char *it;
+
+	if (e->tags == NULL)
+		return false;
+	while (ks_list_next(e->tags, strlen(e->tags), &at, &it, &il))
+		if (il > nl && it[nl] == '=' && memcmp(it, name, nl) == 0) {
+			*val = it + nl + 1;
+			*vlen = il - nl - 1;
+			return true;
+		}
+	return false;
 }
 
 /* ---- building a set ---------------------------------------------------------- */
@@ -205,6 +442,8 @@ ks_set_alloc(size_t n, size_t pool_len)
 	s->id_slots = calloc(cap, sizeof(*s->id_slots));
 	if (s->ents == NULL || s->pool == NULL || s->slots == NULL || s->id_slots == NULL)
 		goto fail;
+	s->pool[0] = '\0';          /* offset 0: the "" every empty string shares */
+	s->pool_used = 1;
 	ks_hint_huge(s->ents, (n ? n : 1) * sizeof(*s->ents));
 	ks_hint_huge(s->slots, cap * sizeof(*s->slots));
 	ks_hint_huge(s->id_slots, cap * sizeof(*s->id_slots));
@@ -224,6 +463,8 @@ ks_pool_add(struct ks_set *s, const char *p, size_t len)
 {
 	size_t off = s->pool_used;
 
+	if (len == 0)
+		return 0;
 	if (s->pool_len - s->pool_used < len + 1) {
 		size_t nl = s->pool_len;
 		char *np;
@@ -242,21 +483,25 @@ ks_pool_add(struct ks_set *s, const char *p, size_t len)
 
 /*
  * Appends one entry (strings copied into the pool) and indexes it. Until
- * ks_set_finish, the entry's route and owner hold pool offsets. Returns 0, or
- * -1 with a message on a duplicate digest or id, or when out of memory.
+ * ks_set_finish, the entry's strings hold pool offsets. A route list of the
+ * one route <route> is kept as "" (the entry's routes are then <route>).
+ * Returns 0, or -1 with a message on a duplicate digest or id, or when out
+ * of memory.
  */
 int
-ks_set_add(struct ks_set *s, const uint8_t *digest, const char *id, size_t idlen,
-           const char *route, size_t rlen, const char *owner, size_t olen,
-           int64_t created, int64_t expires, int64_t revoked, uint32_t rpm,
-           char *err, size_t errlen)
+ks_set_add(struct ks_set *s, const struct ks_raw_entry *r, char *err, size_t errlen)
 {
 	struct ks_entry *e = &s->ents[s->n];
+	const uint8_t *digest = r->digest;
+	const char *id = r->id.p;
+	size_t idlen = r->id.len;
 	uint32_t dtag = ks_digest_tag(digest);
 	uint64_t ih = ks_id_hash(id, idlen);
-	size_t i, j, roff, ooff;
+	size_t i, j, off[5];
+	struct ks_slice routes = r->routes;
 
-	if (s->n == s->cap || idlen > KEY_ID_LEN) {
+	if (s->n == s->cap || idlen > KEY_ID_LEN || r->rotated_from.len > KEY_ID_LEN ||
+	    r->rotated_to.len > KEY_ID_LEN) {
 		ks_err(err, errlen, s->n == s->cap ? "more entries than announced" :
 		       "id longer than %d characters", KEY_ID_LEN);
 		return -1;
@@ -277,20 +522,30 @@ ks_set_add(struct ks_set *s, const uint8_t *digest, const char *id, size_t idlen
 			return -1;
 		}
 	}
-	if ((roff = ks_pool_add(s, route, rlen)) == SIZE_MAX ||
-	    (ooff = ks_pool_add(s, owner, olen)) == SIZE_MAX) {
+	if (routes.len == r->route.len && memcmp(routes.p, r->route.p, routes.len) == 0)
+		routes.len = 0;
+	if ((off[0] = ks_pool_add(s, r->route.p, r->route.len)) == SIZE_MAX ||
+	    (off[1] = ks_pool_add(s, routes.p, routes.len)) == SIZE_MAX ||
+	    (off[2] = ks_pool_add(s, r->owner.p, r->owner.len)) == SIZE_MAX ||
+	    (off[3] = ks_pool_add(s, r->alias.p, r->alias.len)) == SIZE_MAX ||
+	    (off[4] = ks_pool_add(s, r->tags.p, r->tags.len)) == SIZE_MAX) {
 		ks_err(err, errlen, "out of memory");
 		return -1;
 	}
+	memset(e, 0, sizeof(*e));
 	memcpy(e->digest, digest, KEY_DIGEST_LEN);
-	memset(e->id, 0, sizeof(e->id));
 	memcpy(e->id, id, idlen);
-	e->route = (const char *)(uintptr_t)roff;
-	e->owner = (const char *)(uintptr_t)ooff;
-	e->created = created;
-	e->expires = expires;
-	e->revoked = revoked;
-	e->rpm = rpm;
+	memcpy(e->rotated_from, r->rotated_from.p, r->rotated_from.len);
+	memcpy(e->rotated_to, r->rotated_to.p, r->rotated_to.len);
+	e->route = (const char *)(uintptr_t)off[0];
+	e->routes = (const char *)(uintptr_t)off[1];
+	e->owner = (const char *)(uintptr_t)off[2];
+	e->alias = (const char *)(uintptr_t)off[3];
+	e->tags = (const char *)(uintptr_t)off[4];
+	e->created = r->created;
+	e->expires = r->expires;
+	e->revoked = r->revoked;
+	e->rpm = r->rpm;
 	s->n++;
 	s->slots[i].idx = (uint32_t)s->n;
 	s->slots[i].tag = dtag;
@@ -311,8 +566,13 @@ ks_set_finish(struct ks_set *s)
 		s->pool_len = s->pool_used;
 	}
 	for (size_t i = 0; i < s->n; i++) {
-		s->ents[i].route = s->pool + (uintptr_t)s->ents[i].route;
-		s->ents[i].owner = s->pool + (uintptr_t)s->ents[i].owner;
+		struct ks_entry *e = &s->ents[i];
+
+		e->route = s->pool + (uintptr_t)e->route;
+		e->routes = s->pool + (uintptr_t)e->routes;
+		e->owner = s->pool + (uintptr_t)e->owner;
+		e->alias = s->pool + (uintptr_t)e->alias;
+		e->tags = s->pool + (uintptr_t)e->tags;
 	}
 }
 
@@ -346,7 +606,7 @@ struct ks_set *
 ks_set_build(const struct ks_entry *v, size_t n, char *err, size_t errlen)
 {
 	struct ks_set *s;
-	size_t pool = 0;
+	size_t pool = 1;
 
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].route == NULL) {
@@ -360,12 +620,11 @@ ks_set_build(const struct ks_entry *v, size_t n, char *err, size_t errlen)
 		return NULL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const char *owner = v[i].owner ? v[i].owner : "";
+		struct ks_raw_entry r;
 		char msg[160];
-		if (ks_set_add(s, v[i].digest, v[i].id, strnlen(v[i].id, sizeof(v[i].id)),
-		               v[i].route, strlen(v[i].route), owner, strlen(owner),
-		               v[i].created, v[i].expires, v[i].revoked, v[i].rpm,
-		               msg, sizeof(msg)) == -1) {
+
+		ks_raw_from_entry(&r, &v[i]);
+		if (ks_set_add(s, &r, msg, sizeof(msg)) == -1) {
 			ks_err(err, errlen, "entry %zu: %s", i, msg);
 			ks_set_free(s);
 			return NULL;

@@ -23,19 +23,56 @@
 #define KS_FILE_VERSION 1
 #define KS_ROUTE_MAX    128
 #define KS_OWNER_MAX    256
+#define KS_ROUTES_MAX   16       /* routes of one key */
+#define KS_ALIAS_MAX    64       /* alias: 1..64 of [A-Za-z0-9_.@-] */
+#define KS_TAGS_MAX     16       /* tags of one key */
+#define KS_TAG_KEY_MAX  32       /* tag name: 1..32 of [a-z0-9_.-] */
+#define KS_TAG_VAL_MAX  64       /* tag value: 0..64 printable, no ',' '=' */
+/* The longest "a,b,..." route list and "k=v,..." tag list, without the NUL. */
+#define KS_ROUTES_STR_MAX (KS_ROUTES_MAX * (KS_ROUTE_MAX + 1))
+#define KS_TAGS_STR_MAX   (KS_TAGS_MAX * (KS_TAG_KEY_MAX + KS_TAG_VAL_MAX + 2))
 
 /* One stored key. Strings are NUL-terminated and owned by the set or record
- * list that holds the entry. Times are Unix seconds. */
+ * list that holds the entry. Times are Unix seconds.
+ *
+ * Routes: <routes> is the key's route list joined with ',' ("openai,azure";
+ * route names have no ','), at most KS_ROUTES_MAX distinct names, and
+ * <route> is its first name. <routes> NULL or "" means the one route
+ * <route> (entries built before keys had several routes). Tags are
+ * "name=value" pairs joined with ',' (values have no ',' nor '='), names
+ * unique. A lookup on the request path (ks_entry_has_route) scans the list
+ * in place: no allocation. */
 struct ks_entry {
 	uint8_t digest[KEY_DIGEST_LEN];
 	char id[KEY_ID_LEN + 1];
-	const char *route;
+	char rotated_from[KEY_ID_LEN + 1];  /* "" when none: the key this one replaced */
+	char rotated_to[KEY_ID_LEN + 1];    /* "" when none: the key that replaced this one */
+	const char *route;       /* the first route */
+	const char *routes;      /* every route, ','-joined; NULL/"" = <route> only */
 	const char *owner;       /* "" when none */
+	const char *alias;       /* "" (or NULL) when none */
+	const char *tags;        /* "k=v,k2=v2"; "" (or NULL) when none */
 	int64_t created;
 	int64_t expires;         /* 0 = never */
 	int64_t revoked;         /* 0 = not revoked, else revocation time */
 	uint32_t rpm;            /* requests per minute limit, 0 = none (rate-limit issue) */
 };
+
+/* The route list of <e>: <routes>, or <route> when it has no list. */
+const char *ks_entry_routes(const struct ks_entry *e);
+
+/* True if <e> is bound to the route <name>/<len>. No allocation. */
+bool ks_entry_has_route(const struct ks_entry *e, const char *name, size_t len);
+
+/* The value of tag <name> of <e> in <*val>/<*vlen> (not NUL-terminated);
+ * false when <e> has no such tag. */
+bool ks_entry_tag(const struct ks_entry *e, const char *name, const char **val, size_t *vlen);
+
+/* Field rules, for keyauthctl's messages as well as the store: 0 or -1 with
+ * a message (no field name prefix) in <err>. */
+int ks_alias_check(const char *p, size_t len, char *err, size_t errlen);
+int ks_tag_check(const char *k, size_t klen, const char *v, size_t vlen, char *err,
+                 size_t errlen);
 
 struct ks_set;
 
@@ -88,8 +125,11 @@ const struct ks_entry *ks_entry_at(const struct ks_set *s, size_t i);
 uint64_t ks_generation(const struct ks_set *s);
 
 /* Checks one entry against the file's field rules (id of KEY_ID_LEN base62
- * chars, route 1..KS_ROUTE_MAX of [A-Za-z0-9_-], owner <= KS_OWNER_MAX
- * printable chars, times >= 0). Returns 0, or -1 with a message in <err>. */
+ * chars, route 1..KS_ROUTE_MAX of [A-Za-z0-9_-], 1..KS_ROUTES_MAX distinct
+ * routes beginning with <route>, owner <= KS_OWNER_MAX printable chars,
+ * alias and tags as ks_alias_check and ks_tag_check say, at most
+ * KS_TAGS_MAX tags with distinct names, rotated_from/rotated_to empty or a
+ * key id, times >= 0). Returns 0, or -1 with a message in <err>. */
 int ks_entry_check(const struct ks_entry *e, char *err, size_t errlen);
 
 /* Reference counting (atomic; any thread). ks_set_unref(NULL) is a no-op. */

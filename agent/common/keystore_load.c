@@ -34,18 +34,35 @@
  *         "created": int,               Unix seconds, >= 0
  *         "expires": int,               Unix seconds, >= 0; 0 = never
  *         "revoked": int,               Unix seconds, >= 0; 0 = not revoked
- *         "rpm":     uint },            <= UINT32_MAX; 0 = no limit
+ *         "rpm":     uint,              <= UINT32_MAX; 0 = no limit
+ *         -- optional, written only when the key has them: --
+ *         "routes":  [str, ...],        1..KS_ROUTES_MAX distinct routes, the
+ *                                       first equal to "route" (a key on one
+ *                                       route has only "route")
+ *         "alias":   str,               1..KS_ALIAS_MAX of [A-Za-z0-9_.@-]
+ *         "tags":    {str: str, ...},   <= KS_TAGS_MAX; names 1..KS_TAG_KEY_MAX
+ *                                       of [a-z0-9_.-], values 0..KS_TAG_VAL_MAX
+ *                                       printable, without ',' and '='
+ *         "rotated_from": str,          the key id this key replaced
+ *         "rotated_to":   str },        the key id that replaced this key
  *       ...
  *     ]
  *   }
  *
  * Validation is strict, for the file is written only by keyauthctl: every
- * field must be present exactly once with its type, and an unknown field in
+ * required field must be present exactly once with its type (an optional
+ * one at most once), and an unknown field in
  * the top-level map or in an entry is an error rather than ignored (a newer
  * format bumps "version", so an old agent refuses it loudly instead of
  * silently serving a subset of its meaning). Digests and ids must be unique.
  * Map key order is free. Files larger than KS_FILE_MAX are refused before
  * being read.
+ *
+ * The optional fields came without a version bump: a file whose keys use
+ * none of them is byte for byte what older keyauthctl wrote, and an older
+ * agent refuses (loudly, keeping its previous set) a file that uses them,
+ * rather than serving a key on a subset of its meaning. "route" stays in
+ * every entry, the first of the key's routes.
  */
 #define KS_FILE_MAX      (1024UL * 1024 * 1024)   /* 1 GiB, ~7M keys */
 
@@ -53,15 +70,89 @@
 
 static const char *const ks_field_names[KS_F_ENTRIES] = {
 	"id", "digest", "route", "owner", "created", "expires", "revoked", "rpm",
+	"routes", "alias", "tags", "rotated_from", "rotated_to",
 };
 
-/* One entry as found in the file: slices into the unpacked buffer. */
-struct ks_raw {
-	const msgpack_object_str *id, *route, *owner;
-	const msgpack_object_bin *digest;
-	int64_t created, expires, revoked;
-	uint32_t rpm;
+/* Room for the joined "routes" and "tags" of one entry. */
+struct ks_lists {
+	char routes[KS_ROUTES_STR_MAX + 1];
+	char tags[KS_TAGS_STR_MAX + 1];
 };
+
+/* Appends <p>/<len> to the list <buf> (<*used> bytes, capacity <cap>). */
+static void
+ks_list_put(char *buf, size_t *used, size_t cap, const char *p, size_t len)
+{
+	if (*used + len < cap) {
+		memcpy(buf + *used, p, len);
+		*used += len;
+	}
+}
+
+/* "routes": an array of 1..KS_ROUTES_MAX strings (names checked by
+ * ks_check_raw), joined into <l>. Returns 0, or -1 with a message. */
+static int
+ks_get_routes(const msgpack_object *v, struct ks_lists *l, struct ks_slice *out, char *err,
+              size_t errlen)
+{
+	size_t used = 0;
+
+	if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size == 0 ||
+	    v->via.array.size > KS_ROUTES_MAX) {
+		ks_err(err, errlen, "field \"routes\" must be an array of 1..%d strings", KS_ROUTES_MAX);
+		return -1;
+	}
+	for (uint32_t i = 0; i < v->via.array.size; i++) {
+		const msgpack_object *o = &v->via.array.ptr[i];
+
+		if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
+		    o->via.str.size > KS_ROUTE_MAX || memchr(o->via.str.ptr, ',', o->via.str.size)) {
+			ks_err(err, errlen, "routes[%u] is not a route name", i);
+			return -1;
+		}
+		if (i > 0)
+			ks_list_put(l->routes, &used, sizeof(l->routes), ",", 1);
+		ks_list_put(l->routes, &used, sizeof(l->routes), o->via.str.ptr, o->via.str.size);
+	}
+	*out = (struct ks_slice){ l->routes, used };
+	return 0;
+}
+
+/* "tags": a map of at most KS_TAGS_MAX string names to string values
+ * (checked by ks_check_raw), joined into <l>. Returns 0, or -1. */
+static int
+ks_get_tags(const msgpack_object *v, struct ks_lists *l, struct ks_slice *out, char *err,
+            size_t errlen)
+{
+	size_t used = 0;
+
+	if (v->type != MSGPACK_OBJECT_MAP || v->via.map.size > KS_TAGS_MAX) {
+		ks_err(err, errlen, "field \"tags\" must be a map of at most %d tags", KS_TAGS_MAX);
+		return -1;
+	}
+	for (uint32_t i = 0; i < v->via.map.size; i++) {
+		const msgpack_object *k = &v->via.map.ptr[i].key, *x = &v->via.map.ptr[i].val;
+
+		if (k->type != MSGPACK_OBJECT_STR || x->type != MSGPACK_OBJECT_STR ||
+		    k->via.str.size == 0 || k->via.str.size > KS_TAG_KEY_MAX ||
+		    x->via.str.size > KS_TAG_VAL_MAX ||
+		    memchr(k->via.str.ptr, ',', k->via.str.size) ||
+		    memchr(k->via.str.ptr, '=', k->via.str.size) ||
+		    memchr(x->via.str.ptr, ',', x->via.str.size) ||
+		    memchr(x->via.str.ptr, '=', x->via.str.size)) {
+			ks_err(err, errlen, "tags[%u] is not a tag (name 1..%d, value 0..%d characters, "
+			       "neither with ',' or '=')", i, KS_TAG_KEY_MAX, KS_TAG_VAL_MAX);
+			return -1;
+		}
+		if (i > 0)
+			ks_list_put(l->tags, &used, sizeof(l->tags), ",", 1);
+		ks_list_put(l->tags, &used, sizeof(l->tags), k->via.str.ptr, k->via.str.size);
+		ks_list_put(l->tags, &used, sizeof(l->tags), "=", 1);
+		ks_list_put(l->tags, &used, sizeof(l->tags), x->via.str.ptr, x->via.str.size);
+	}
+	*out = (struct ks_slice){ l->tags, used };
+	return 0;
+}
 
 static bool
 ks_key_is(const msgpack_object *k, const char *name)
@@ -98,16 +189,19 @@ ks_get_time(const msgpack_object *o, int64_t *out)
 }
 
 /*
- * Parses and validates entry <o> into <r>. Returns 0, or -1 with a message
- * (without path or index) in <err>.
+ * Parses and validates entry <o> into <r> (the joined lists in <l>).
+ * Returns 0, or -1 with a message (without path or index) in <err>.
  */
 static int
-ks_parse_entry(const msgpack_object *o, struct ks_raw *r, char *err, size_t errlen)
+ks_parse_entry(const msgpack_object *o, struct ks_raw_entry *r, struct ks_lists *l, char *err,
+               size_t errlen)
 {
 	unsigned seen = 0;
 	char pb[48];
 
 	memset(r, 0, sizeof(*r));
+	r->routes = r->alias = r->tags = r->rotated_from = r->rotated_to =
+		(struct ks_slice){ "", 0 };
 	if (o->type != MSGPACK_OBJECT_MAP) {
 		ks_err(err, errlen, "not a map");
 		return -1;
@@ -115,6 +209,7 @@ ks_parse_entry(const msgpack_object *o, struct ks_raw *r, char *err, size_t errl
 	for (uint32_t i = 0; i < o->via.map.size; i++) {
 		const msgpack_object *k = &o->via.map.ptr[i].key;
 		const msgpack_object *v = &o->via.map.ptr[i].val;
+		struct ks_slice *str = NULL;
 		int f;
 
 		if ((f = ks_field_find(k, i)) == KS_F_ENTRIES) {
@@ -131,17 +226,19 @@ ks_parse_entry(const msgpack_object *o, struct ks_raw *r, char *err, size_t errl
 		}
 		seen |= 1u << f;
 		switch (f) {
-		case KS_F_ID:
-		case KS_F_ROUTE:
-		case KS_F_OWNER:
-			if (v->type != MSGPACK_OBJECT_STR)
-				goto type;
-			if (f == KS_F_ID)
-				r->id = &v->via.str;
-			else if (f == KS_F_ROUTE)
-				r->route = &v->via.str;
-			else
-				r->owner = &v->via.str;
+		case KS_F_ID:           str = &r->id; break;
+		case KS_F_ROUTE:        str = &r->route; break;
+		case KS_F_OWNER:        str = &r->owner; break;
+		case KS_F_ALIAS:        str = &r->alias; break;
+		case KS_F_ROTATED_FROM: str = &r->rotated_from; break;
+		case KS_F_ROTATED_TO:   str = &r->rotated_to; break;
+		case KS_F_ROUTES:
+			if (ks_get_routes(v, l, &r->routes, err, errlen) == -1)
+				return -1;
+			break;
+		case KS_F_TAGS:
+			if (ks_get_tags(v, l, &r->tags, err, errlen) == -1)
+				return -1;
 			break;
 		case KS_F_DIGEST:
 			if (v->type != MSGPACK_OBJECT_BIN)
@@ -151,7 +248,7 @@ ks_parse_entry(const msgpack_object *o, struct ks_raw *r, char *err, size_t errl
 				       v->via.bin.size, KEY_DIGEST_LEN);
 				return -1;
 			}
-			r->digest = &v->via.bin;
+			r->digest = (const uint8_t *)v->via.bin.ptr;
 			break;
 		case KS_F_CREATED:
 			if (ks_get_time(v, &r->created) == -1)
@@ -171,22 +268,30 @@ ks_parse_entry(const msgpack_object *o, struct ks_raw *r, char *err, size_t errl
 			r->rpm = (uint32_t)v->via.u64;
 			break;
 		}
+		if (str != NULL) {
+			if (v->type != MSGPACK_OBJECT_STR)
+				goto type;
+			*str = (struct ks_slice){ v->via.str.ptr, v->via.str.size };
+		}
 		continue;
 type:
 		ks_err(err, errlen, "field \"%s\" must be %s", ks_field_names[f],
 		       f == KS_F_DIGEST ? "binary" :
 		       f == KS_F_RPM ? "an unsigned 32-bit integer" :
-		       f >= KS_F_CREATED ? "a non-negative integer" : "a string");
+		       (f >= KS_F_CREATED && f < KS_F_REQUIRED) ? "a non-negative integer" :
+		       "a string");
 		return -1;
 	}
-	for (int f = 0; f < KS_F_ENTRIES; f++)
+	for (int f = 0; f < KS_F_REQUIRED; f++)
 		if (!(seen & (1u << f))) {
 			ks_err(err, errlen, "missing field \"%s\"", ks_field_names[f]);
 			return -1;
 		}
-	return ks_check_fields(r->id->ptr, r->id->size, r->route->ptr, r->route->size,
-	                       r->owner->ptr, r->owner->size, r->created, r->expires,
-	                       r->revoked, err, errlen);
+	if ((seen & (1u << KS_F_ALIAS)) && r->alias.len == 0) {
+		ks_err(err, errlen, "field \"alias\" is empty (a key without an alias has none)");
+		return -1;
+	}
+	return ks_check_raw(r, err, errlen);
 }
 
 /* Reads the whole regular file <fd> into a new buffer. Returns 0, or -1 with a
@@ -341,11 +446,17 @@ static struct ks_set *
 ks_load_entries(struct ks_loader *ld, uint32_t n, bool skip)
 {
 	struct ks_set *s;
-	struct ks_raw r;
+	struct ks_raw_entry r;
+	struct ks_lists *l;
 	char msg[200];
 
 	if ((s = ks_set_alloc(skip ? 0 : n, skip ? 0 : (size_t)n * 32)) == NULL) {
 		ks_err(ld->err, ld->errlen, "%u keys: %s", n, n > KS_MAX_KEYS ? "too many keys" : "out of memory");
+		return NULL;
+	}
+	if ((l = malloc(sizeof(*l))) == NULL) {
+		ks_err(ld->err, ld->errlen, "out of memory");
+		ks_set_free(s);
 		return NULL;
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -353,17 +464,17 @@ ks_load_entries(struct ks_loader *ld, uint32_t n, bool skip)
 			goto fail;
 		if (skip)
 			continue;
-		if (ks_parse_entry(&ld->up.data, &r, msg, sizeof(msg)) == -1 ||
-		    ks_set_add(s, (const uint8_t *)r.digest->ptr, r.id->ptr, r.id->size,
-		               r.route->ptr, r.route->size, r.owner->ptr, r.owner->size,
-		               r.created, r.expires, r.revoked, r.rpm, msg, sizeof(msg)) == -1) {
+		if (ks_parse_entry(&ld->up.data, &r, l, msg, sizeof(msg)) == -1 ||
+		    ks_set_add(s, &r, msg, sizeof(msg)) == -1) {
 			ks_err(ld->err, ld->errlen, "keys[%u]: %s", i, msg);
 			goto fail;
 		}
 	}
+	free(l);
 	ks_set_finish(s);
 	return s;
 fail:
+	free(l);
 	ks_set_free(s);
 	return NULL;
 }

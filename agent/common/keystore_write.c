@@ -108,7 +108,89 @@ ks_pack_str(msgpack_packer *pk, const char *s)
 	return msgpack_pack_str(pk, len) | msgpack_pack_str_body(pk, s, len);
 }
 
-/* Packs the whole file into <sb>. Returns 0, or -1 on allocation failure. */
+static int
+ks_pack_mem(msgpack_packer *pk, const char *s, size_t len)
+{
+	return msgpack_pack_str(pk, len) | msgpack_pack_str_body(pk, s, len);
+}
+
+/* The number of ','-separated items of the non-empty list <s>. */
+static size_t
+ks_list_count(const char *s)
+{
+	size_t n = 1;
+
+	for (; *s != '\0'; s++)
+		n += *s == ',';
+	return n;
+}
+
+static bool
+ks_has(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+/* The entry's route list, when it has more than its one "route". */
+static bool
+ks_has_routes(const struct ks_entry *e)
+{
+	return ks_has(e->routes) && strcmp(e->routes, e->route) != 0;
+}
+
+/* The optional fields of <e> (keystore_load.c): only those it has. */
+static int
+ks_pack_optional(msgpack_packer *pk, const struct ks_entry *e)
+{
+	int rc = 0;
+
+	if (ks_has_routes(e)) {
+		const char *p = e->routes, *c;
+
+		rc |= ks_pack_str(pk, "routes");
+		rc |= msgpack_pack_array(pk, ks_list_count(p));
+		for (;; p = c + 1) {
+			c = strchr(p, ',');
+			rc |= ks_pack_mem(pk, p, c != NULL ? (size_t)(c - p) : strlen(p));
+			if (c == NULL)
+				break;
+		}
+	}
+	if (ks_has(e->alias)) {
+		rc |= ks_pack_str(pk, "alias");
+		rc |= ks_pack_str(pk, e->alias);
+	}
+	if (ks_has(e->tags)) {
+		const char *p = e->tags, *c, *eq;
+
+		rc |= ks_pack_str(pk, "tags");
+		rc |= msgpack_pack_map(pk, ks_list_count(p));
+		for (;; p = c + 1) {
+			size_t len;
+
+			c = strchr(p, ',');
+			len = c != NULL ? (size_t)(c - p) : strlen(p);
+			eq = memchr(p, '=', len);     /* ks_entry_check: always there */
+			rc |= ks_pack_mem(pk, p, (size_t)(eq - p));
+			rc |= ks_pack_mem(pk, eq + 1, len - (size_t)(eq - p) - 1);
+			if (c == NULL)
+				break;
+		}
+	}
+	if (e->rotated_from[0] != '\0') {
+		rc |= ks_pack_str(pk, "rotated_from");
+		rc |= ks_pack_str(pk, e->rotated_from);
+	}
+	if (e->rotated_to[0] != '\0') {
+		rc |= ks_pack_str(pk, "rotated_to");
+		rc |= ks_pack_str(pk, e->rotated_to);
+	}
+	return rc;
+}
+
+/* Packs the whole file into <sb>. Returns 0, or -1 on allocation failure.
+ * An entry without the optional fields is packed exactly as before they
+ * existed (keystore_load.c). */
 static int
 ks_pack(msgpack_sbuffer *sb, const struct ks_entry *v, size_t n, uint64_t generation)
 {
@@ -125,7 +207,10 @@ ks_pack(msgpack_sbuffer *sb, const struct ks_entry *v, size_t n, uint64_t genera
 	rc |= msgpack_pack_array(&pk, n);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct ks_entry *e = &v[i];
-		rc |= msgpack_pack_map(&pk, KS_F_ENTRIES);
+		size_t nf = KS_F_REQUIRED + ks_has_routes(e) + ks_has(e->alias) + ks_has(e->tags) +
+		            (e->rotated_from[0] != '\0') + (e->rotated_to[0] != '\0');
+
+		rc |= msgpack_pack_map(&pk, nf);
 		rc |= ks_pack_str(&pk, "id");
 		rc |= ks_pack_str(&pk, e->id);
 		rc |= ks_pack_str(&pk, "digest");
@@ -143,6 +228,7 @@ ks_pack(msgpack_sbuffer *sb, const struct ks_entry *v, size_t n, uint64_t genera
 		rc |= msgpack_pack_int64(&pk, e->revoked);
 		rc |= ks_pack_str(&pk, "rpm");
 		rc |= msgpack_pack_uint32(&pk, e->rpm);
+		rc |= ks_pack_optional(&pk, e);
 	}
 	return rc == 0 ? 0 : -1;
 }

@@ -162,7 +162,8 @@ parse_i64(const redisReply *v, int64_t *out)
 }
 
 
-/* Room for one more entry and its two strings. */
+/* Room for one more entry and its strings (route, routes, owner, alias,
+ * tags). */
 static int
 sr_grow(struct sr_read *rd)
 {
@@ -175,7 +176,7 @@ sr_grow(struct sr_read *rd)
 		rd->v = nv;
 		rd->vcap = ncap;
 	}
-	if (rd->nstrs + 2 > rd->scap) {
+	if (rd->nstrs + 5 > rd->scap) {
 		size_t ncap = rd->scap ? rd->scap * 2 : 2048;
 		char **ns = realloc(rd->strs, ncap * sizeof(*ns));
 
@@ -276,6 +277,25 @@ sr_record(struct sr_read *rd, const char *ns, const redisReply *idr, const redis
 		} else if (strcmp(k->str, "owner") == 0) {
 			if ((e.owner = sr_keep(rd, v->str, v->len)) == NULL)
 				return -1;
+		} else if (strcmp(k->str, "routes") == 0) {
+			if ((e.routes = sr_keep(rd, v->str, v->len)) == NULL)
+				return -1;
+		} else if (strcmp(k->str, "alias") == 0) {
+			if ((e.alias = sr_keep(rd, v->str, v->len)) == NULL)
+				return -1;
+		} else if (strcmp(k->str, "tags") == 0) {
+			if ((e.tags = sr_keep(rd, v->str, v->len)) == NULL)
+				return -1;
+		} else if (strcmp(k->str, "rotated_from") == 0 ||
+		           strcmp(k->str, "rotated_to") == 0) {
+			char *to = k->str[8] == 'f' ? e.rotated_from : e.rotated_to;
+
+			if (v->len > KEY_ID_LEN) {
+				snprintf(why, sizeof(why), "bad %s", k->str);
+				goto skip;
+			}
+			memcpy(to, v->str, v->len);
+			to[v->len] = '\0';
 		} else if (strcmp(k->str, "created") == 0) {
 			if (parse_i64(v, &e.created) == -1)
 				goto badnum;
@@ -467,11 +487,22 @@ sr_event_add(char *msg, size_t *nids, const char *id)
 	(*nids)++;
 }
 
+static const char *
+sr_str(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
 static bool
 entry_same(const struct ks_entry *a, const struct ks_entry *b)
 {
 	return memcmp(a->digest, b->digest, KEY_DIGEST_LEN) == 0 &&
 	    strcmp(a->route, b->route) == 0 && strcmp(a->owner, b->owner) == 0 &&
+	    strcmp(ks_entry_routes(a), ks_entry_routes(b)) == 0 &&
+	    strcmp(sr_str(a->alias), sr_str(b->alias)) == 0 &&
+	    strcmp(sr_str(a->tags), sr_str(b->tags)) == 0 &&
+	    strcmp(a->rotated_from, b->rotated_from) == 0 &&
+	    strcmp(a->rotated_to, b->rotated_to) == 0 &&
 	    a->created == b->created && a->expires == b->expires &&
 	    a->revoked == b->revoked && a->rpm == b->rpm;
 }
@@ -498,10 +529,16 @@ store_redis_commit(struct redisContext *c, const char *ns, const struct ks_set *
 			continue;
 		for (size_t j = 0; j < KEY_DIGEST_LEN; j++)
 			snprintf(hex + 2 * j, 3, "%02x", v[i].digest[j]);
+		/* Every field, empty ones too (HSET never removes a field). "route"
+		 * is the first route: an older agent, which ignores "routes",
+		 * allows the key there only. */
 		redisAppendCommand(c, "HSET %s:key:%s digest %s route %s owner %s created %" PRId64
-		                   " expires %" PRId64 " revoked %" PRId64 " rpm %" PRIu32,
+		                   " expires %" PRId64 " revoked %" PRId64 " rpm %" PRIu32
+		                   " routes %s alias %s tags %s rotated_from %s rotated_to %s",
 		                   ns, v[i].id, hex, v[i].route, v[i].owner, v[i].created,
-		                   v[i].expires, v[i].revoked, v[i].rpm);
+		                   v[i].expires, v[i].revoked, v[i].rpm, ks_entry_routes(&v[i]),
+		                   sr_str(v[i].alias), sr_str(v[i].tags), v[i].rotated_from,
+		                   v[i].rotated_to);
 		redisAppendCommand(c, "SADD %s:ids %s", ns, v[i].id);
 		queued += 2;
 		sr_event_add(msg, &nids, v[i].id);

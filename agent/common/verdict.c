@@ -147,7 +147,7 @@ verdict_eval(const struct conf *c, const struct ks_set *ks,
 		verdict_set(v, VERDICT_REVOKED);
 	else if (e->expires != 0 && now >= e->expires)
 		verdict_set(v, VERDICT_EXPIRED);
-	else if (strcmp(e->route, r->name) != 0)
+	else if (!ks_entry_has_route(e, r->name, r->name_len))
 		verdict_set(v, VERDICT_FORBIDDEN);
 	else {
 		verdict_set(v, VERDICT_OK);

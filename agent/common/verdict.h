@@ -19,13 +19,13 @@ struct ks_entry;
 struct route;
 
 enum verdict_status {
-	VERDICT_OK = 0,          /* valid, unexpired, unrevoked, bound to this route */
+	VERDICT_OK = 0,          /* valid, unexpired, unrevoked, this route among its routes */
 	VERDICT_MISSING,         /* no credential, or nothing left after "Bearer" */
 	VERDICT_MALFORMED,       /* too long, bad characters, or our prefix with a bad checksum */
 	VERDICT_INVALID,         /* well formed, not in the store */
 	VERDICT_EXPIRED,
 	VERDICT_REVOKED,
-	VERDICT_FORBIDDEN,       /* valid key bound to another route */
+	VERDICT_FORBIDDEN,       /* valid key, this route not among its routes */
 	VERDICT_UNKNOWN_ROUTE,   /* the route is not in the agent's configuration */
 	VERDICT_ENTRIES
 };

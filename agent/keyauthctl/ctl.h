@@ -45,6 +45,8 @@ struct ctl_ctx {
 	int64_t now;             /* test clock (--now or $KEYAUTH_NOW), when now_set */
 	bool now_set;
 	const char *prog;        /* "keyauthctl key create": for messages */
+	int argc;                /* the command line as given, for the audit log */
+	char *const *argv;
 };
 
 /* ---- ctl_cmd.c: commands and their command lines ---------------------------- */
@@ -54,6 +56,7 @@ enum ctl_operand {
 	CTL_OPERAND_NONE,        /* nothing */
 	CTL_OPERAND_STDIN,       /* nothing: its input (a key) comes on stdin */
 	CTL_OPERAND_ID,          /* exactly one key id */
+	CTL_OPERAND_ID_OPT,      /* at most one key id (ctl_args.id NULL without) */
 };
 
 /* A parsed command line, as a command's run() gets it. */
@@ -103,7 +106,8 @@ int ctl_cmd_run(struct ctl_ctx *ctx, const struct ctl_cmd *cmd, int argc, char *
 /* The commands (keyauthctl.c lists them). */
 extern const struct ctl_cmd ctl_cmd_key_create, ctl_cmd_key_list, ctl_cmd_key_revoke,
 	ctl_cmd_key_rotate, ctl_cmd_key_import, ctl_cmd_key_verify, ctl_cmd_key_set,
-	ctl_cmd_haproxy, ctl_cmd_deploy, ctl_cmd_stats;
+	ctl_cmd_key_purge,
+	ctl_cmd_haproxy, ctl_cmd_deploy, ctl_cmd_stats, ctl_cmd_audit;
 
 /* ---- ctl_json.c: JSON output and input, with jansson ---------------------------- */
 

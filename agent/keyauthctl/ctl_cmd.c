@@ -147,6 +147,10 @@ parse_operands(const struct ctl_ctx *ctx, const struct ctl_cmd *cmd, struct ctl_
 			return ctl_usage_err(ctx, "unexpected argument: the key is read from stdin, "
 			                     "never from the command line");
 		return 0;
+	case CTL_OPERAND_ID_OPT:
+		if (optind >= argc)
+			return 0;
+		/* fall through */
 	case CTL_OPERAND_ID:
 		if (optind >= argc)
 			return ctl_usage_err(ctx, "the key ID is required");

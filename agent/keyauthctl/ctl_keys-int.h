@@ -22,20 +22,41 @@
 
 /* The options of every key command; each takes those it lists. */
 struct key_opts {
-	const char *route;
+	const char *route;           /* the first --route */
+	const char *routes[KS_ROUTES_MAX];   /* every --route, checked distinct */
+	size_t nroutes;
 	const char *owner;           /* "" when not given */
+	bool owner_set;
+	const char *alias;           /* --alias ("" clears, on key set) */
+	char tags[KS_TAGS_STR_MAX + 1];      /* every --tag K=V, "k=v,..." (checked) */
+	size_t ntags;
+	const char *untags[KS_TAGS_MAX];     /* key set --untag K */
+	size_t nuntags;
 	const char *days;            /* checked by expiry_from_opts */
 	const char *date;            /* --expires */
+	bool no_expiry;              /* --no-expiry */
 	int64_t grace;               /* rotate: CTL_DEFAULT_GRACE when not given */
 	uint32_t rpm;
 	bool rpm_set;
 	bool all;
+	int64_t expiring_within;     /* list --expiring-within, when set */
+	bool expiring_set;
+	int64_t unused_for;          /* list --unused-for, when set */
+	bool unused_set;
+	int64_t older_than;          /* purge --older-than, when set */
+	bool older_set;
+	bool yes;                    /* revoke --yes */
+	bool dry_run;                /* purge --dry-run */
 };
 
 #define KEY_OPT_ROUTE   { "route",   required_argument, NULL, 'r' }
 #define KEY_OPT_OWNER   { "owner",   required_argument, NULL, 'o' }
 #define KEY_OPT_DAYS    { "days",    required_argument, NULL, 'd' }
 #define KEY_OPT_RPM     { "rpm",     required_argument, NULL, 'p' }
+#define KEY_OPT_ALIAS   { "alias",   required_argument, NULL, 'A' }
+#define KEY_OPT_TAG     { "tag",     required_argument, NULL, 't' }
+#define KEY_OPT_EXPIRES { "expires", required_argument, NULL, 'e' }
+#define KEY_OPT_NOEXP   { "no-expiry", no_argument,     NULL, 'N' }
 #define KEY_OPT_END     CTL_JSON_LONGOPT, { NULL, 0, NULL, 0 }
 
 /* The descriptor of "key WORD": WORD_help, WORD_opts and key_WORD(). */
@@ -99,11 +120,15 @@ int key_store_edit(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn 
 struct kept_entry {
 	struct ks_entry e;
 	char route[KS_ROUTE_MAX + 1];
+	char routes[KS_ROUTES_STR_MAX + 1];
 	char owner[KS_OWNER_MAX + 1];
+	char alias[KS_ALIAS_MAX + 1];
+	char tags[KS_TAGS_STR_MAX + 1];
 };
 
 void key_keep_entry(struct kept_entry *k, const struct ks_entry *e);
-/* "active", "expired" or "revoked" at <now>. */
+/* "active", "grace" (rotated away, not expired yet), "expired" or
+ * "revoked" at <now>. */
 const char *key_entry_status(const struct ks_entry *e, int64_t now);
 /* Printable text only, bounded. */
 bool key_owner_ok(const char *s);
@@ -119,5 +144,19 @@ const char *key_rpm_str(uint32_t rpm, char *buf, size_t len);
 int key_print_new(const struct ctl_ctx *ctx, const char *key, const struct ks_entry *e,
                   bool json, const char *note);
 json_t *key_json_entry(const struct ks_entry *e, int64_t now);
+/* key_json_entry with the usage columns (requests, last_used: 0 = never). */
+json_t *key_json_entry_usage(const struct ks_entry *e, int64_t now, uint64_t requests,
+                             int64_t last_used);
+/* True while <e> still opens doors at <now>: "active" or "grace". */
+bool key_entry_usable(const struct ks_entry *e, int64_t now);
+/* "7d" and the like: N followed by s, m, h, d or w -> seconds. 0, or a
+ * usage error (exit 2) naming <opt>. */
+int key_parse_span(const struct ctl_ctx *ctx, const char *opt, const char *s, int64_t *out);
+/* Checks the routes of <o> against <c>: 0, or CTL_EXIT_USAGE (printed). */
+int key_routes_check(const struct ctl_ctx *ctx, const struct conf *c, const struct key_opts *o);
+/* The routes of <o> joined with ',' into <buf> (KS_ROUTES_STR_MAX + 1). */
+void key_routes_join(const struct key_opts *o, char *buf, size_t len);
+/* Does <e> carry the tag "k=v" <kv>? */
+bool key_entry_has_tagkv(const struct ks_entry *e, const char *kv);
 
 #endif /* AGENT_CTL_KEYS_INT_H */

@@ -22,17 +22,24 @@
 /* ---- key create ---------------------------------------------------------------- */
 
 static const char create_help[] =
-	"usage: keyauthctl key create --route ROUTE [--owner LABEL]\n"
-	"                             [--days N | --expires YYYY-MM-DD] [--rpm N] [--json]\n"
+	"usage: keyauthctl key create --route ROUTE [--route ROUTE ...] [--owner LABEL]\n"
+	"                             [--alias NAME] [--tag K=V ...]\n"
+	"                             [--days N | --expires YYYY-MM-DD | --no-expiry]\n"
+	"                             [--rpm N] [--json]\n"
 	"\n"
-	"Creates an API key bound to ROUTE and prints it once, alone on stdout.\n"
+	"Creates an API key for one or more routes and prints it once, alone on stdout.\n"
 	"The key id, route, owner and expiry go to stderr. Only the key's SHA-256\n"
 	"digest is stored.\n"
 	"\n"
-	"  --route ROUTE       a route of the configuration (required)\n"
+	"  --route ROUTE       a route of the configuration (required; repeat it, up to\n"
+	"                      16, for a key valid on several routes)\n"
 	"  --owner LABEL       who the key is issued to (shown in lists and logs)\n"
+	"  --alias NAME        a short name for the key (1..64 of A-Z a-z 0-9 _ . @ -)\n"
+	"  --tag K=V           a label (repeatable, up to 16; K: 1..32 of a-z 0-9 _ . -;\n"
+	"                      V: up to 64 printable characters without ',' or '=')\n"
 	"  --days N            valid for N days (1..3650, default 90)\n"
 	"  --expires DATE      valid until the end of DATE (UTC)\n"
+	"  --no-expiry         a key that never expires (only when asked for explicitly)\n"
 	"  --rpm N             at most N requests per minute, counted by HAProxy\n"
 	"                      (0..1000000; default 0: the route's rate_limit_rpm, if any)\n"
 	"  --json              print a JSON object (which includes the key) instead\n"
@@ -44,6 +51,9 @@ static const char create_help[] =
 struct create_arg {
 	const char *route;
 	const char *owner;
+	const char *alias;
+	const char *tags;
+	char routes[KS_ROUTES_STR_MAX + 1];
 	int64_t expires;
 	uint32_t rpm;
 	char key[KEY_GEN_MAX + 1];
@@ -59,20 +69,30 @@ create_edit(struct ctl_edit *ed, void *arg)
 
 	if (e == NULL)
 		return EDIT_FAIL;
+	e->routes = a->routes;
+	e->alias = a->alias;
+	e->tags = a->tags;
 	key_keep_entry(&a->made, e);
 	return EDIT_WRITE;
 }
 
-/* Resolves --days / --expires into an expiry time. Returns 0 or an exit code. */
+/* Resolves --days / --expires / --no-expiry into an expiry time (0: never).
+ * Returns 0 or an exit code. */
 static int
-expiry_from_opts(const struct ctl_ctx *ctx, const char *days, const char *date, int64_t now,
-                 int64_t *expires)
+expiry_from_opts(const struct ctl_ctx *ctx, const char *days, const char *date, bool never,
+                 int64_t now, int64_t *expires)
 {
 	unsigned long n = CTL_DEFAULT_DAYS;
 	int64_t t;
 
 	if (days != NULL && date != NULL)
 		return ctl_usage_err(ctx, "--days and --expires cannot be used together");
+	if (never && (days != NULL || date != NULL))
+		return ctl_usage_err(ctx, "--no-expiry cannot be used with --days or --expires");
+	if (never) {
+		*expires = 0;
+		return 0;
+	}
 	if (date != NULL) {
 		if (ctl_parse_date(date, &t) == -1)
 			return ctl_usage_err(ctx, "--expires: '%s' is not a date (YYYY-MM-DD, e.g. "
@@ -90,7 +110,8 @@ expiry_from_opts(const struct ctl_ctx *ctx, const char *days, const char *date, 
 		return 0;
 	}
 	if (days != NULL && ctl_parse_uint(days, 1, CTL_MAX_DAYS, &n) == -1)
-		return ctl_usage_err(ctx, "--days: '%s' is not a number of days between 1 and %d",
+		return ctl_usage_err(ctx, "--days: '%s' is not a number of days between 1 and %d "
+		                     "(for a key that never expires, say --no-expiry)",
 		                     days, CTL_MAX_DAYS);
 	*expires = now + (int64_t)n * 86400;
 	return 0;
@@ -110,7 +131,10 @@ key_create(struct ctl_ctx *ctx, const struct ctl_args *args)
 		return CTL_EXIT_FAIL;
 	a->route = o->route;
 	a->owner = o->owner;
+	a->alias = o->alias != NULL ? o->alias : "";
+	a->tags = o->tags;
 	a->rpm = o->rpm;
+	key_routes_join(o, a->routes, sizeof(a->routes));
 	if (a->route == NULL) {
 		rc = ctl_usage_err(ctx, "--route is required");
 		goto out;
@@ -119,15 +143,16 @@ key_create(struct ctl_ctx *ctx, const struct ctl_args *args)
 		rc = ctl_usage_err(ctx, "--owner: at most %d printable characters", KS_OWNER_MAX - 1);
 		goto out;
 	}
-	rc = expiry_from_opts(ctx, o->days, o->date, ctl_now(ctx), &a->expires);
+	rc = expiry_from_opts(ctx, o->days, o->date, o->no_expiry, ctl_now(ctx), &a->expires);
 	if (rc != 0)
 		goto out;
 	rc = CTL_EXIT_FAIL;
 	c = ctl_conf_load(ctx);
 	if (c == NULL)
 		goto out;
-	if (key_route_lookup(ctx, c, a->route) == NULL)
+	if ((rc = key_routes_check(ctx, c, o)) != 0)
 		goto out;
+	rc = CTL_EXIT_FAIL;
 	/* Written but not confirmed by the replicas: the key is printed all
 	 * the same (it is in the store), then the error, exit 1. */
 	rc = key_store_edit_note(ctx, c, create_edit, a, note, sizeof(note));
@@ -144,8 +169,8 @@ out:
 }
 
 static const struct option create_opts[] = {
-	KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_DAYS, { "expires", required_argument, NULL, 'e' },
-	KEY_OPT_RPM, KEY_OPT_END
+	KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_DAYS, KEY_OPT_EXPIRES, KEY_OPT_NOEXP,
+	KEY_OPT_ALIAS, KEY_OPT_TAG, KEY_OPT_RPM, KEY_OPT_END
 };
 KEY_CMD(create, CTL_OPERAND_NONE, "create a key for a route and print it once");
 
@@ -153,12 +178,18 @@ KEY_CMD(create, CTL_OPERAND_NONE, "create a key for a route and print it once");
 
 static const char revoke_help[] =
 	"usage: keyauthctl key revoke ID [--json]\n"
+	"       keyauthctl key revoke --owner LABEL | --tag K=V ... [--yes] [--json]\n"
 	"\n"
 	"Revokes the key with this id. Running agents stop accepting it within a\n"
 	"second; no deploy is needed. Revoking a revoked key changes nothing.\n"
 	"\n"
-	"example:\n"
-	"  keyauthctl key revoke 3xK9pQ2mZ7aB\n";
+	"With --owner or --tag instead of an id, revokes every active key (grace\n"
+	"included) of that owner, or carrying every tag given, in one store\n"
+	"transaction. Without --yes it only says how many keys match and exits 1.\n"
+	"\n"
+	"examples:\n"
+	"  keyauthctl key revoke 3xK9pQ2mZ7aB\n"
+	"  keyauthctl key revoke --owner alice@example.com --yes\n";
 
 struct id_arg {
 	const char *id;
@@ -167,6 +198,11 @@ struct id_arg {
 	uint32_t rpm;                /* rotate, set: the new limit */
 	bool rpm_set;                /* rotate: --rpm given (else the old key's) */
 	bool already;                /* revoke: it was revoked before */
+	bool expiry_set;             /* set: --days, --expires or --no-expiry */
+	const struct key_opts *o;    /* rotate, set: the options */
+	char routes[KS_ROUTES_STR_MAX + 1];  /* rotate, set: the new route list */
+	char first[KS_ROUTE_MAX + 1];        /* rotate, set: its first route */
+	char tags[KS_TAGS_STR_MAX + 1];      /* set: the new tags */
 	struct kept_entry old;       /* the entry as it is after the edit */
 	struct kept_entry made;      /* rotate: the new entry */
 	char key[KEY_GEN_MAX + 1];   /* rotate: the new key */
@@ -234,23 +270,130 @@ key_revoke(struct ctl_ctx *ctx, const struct ctl_args *args)
 	return rc;
 }
 
-static const struct option revoke_opts[] = { KEY_OPT_END };
-KEY_CMD(revoke, CTL_OPERAND_ID, "revoke a key by id");
+/* Does <e> match the bulk selection of <o> (--owner, every --tag)? */
+static bool
+bulk_match(const struct key_opts *o, const struct ks_entry *e)
+{
+	const char *p = o->tags;
+
+	if (o->owner_set && strcmp(e->owner, o->owner) != 0)
+		return false;
+	while (*p != '\0') {
+		char kv[KS_TAG_KEY_MAX + KS_TAG_VAL_MAX + 2];
+		const char *c = strchr(p, ',');
+		size_t len = c != NULL ? (size_t)(c - p) : strlen(p);
+
+		snprintf(kv, sizeof(kv), "%.*s", (int)len, p);
+		if (!key_entry_has_tagkv(e, kv))
+			return false;
+		if (c == NULL)
+			break;
+		p = c + 1;
+	}
+	return true;
+}
+
+struct bulk_arg {
+	const struct key_opts *o;
+	bool yes;
+	size_t n;                    /* matched (and, with yes, revoked) */
+};
+
+static int
+bulk_revoke_edit(struct ctl_edit *ed, void *arg)
+{
+	struct bulk_arg *a = arg;
+
+	a->n = 0;
+	for (size_t i = 0; i < ed->n; i++) {
+		struct ks_entry *e = &ed->v[i];
+
+		if (!key_entry_usable(e, ed->now) || !bulk_match(a->o, e))
+			continue;
+		a->n++;
+		if (a->yes)
+			e->revoked = ed->now;
+	}
+	return a->yes && a->n > 0 ? EDIT_WRITE : EDIT_NOCHANGE;
+}
+
+static int
+key_revoke_bulk(struct ctl_ctx *ctx, const struct ctl_args *args)
+{
+	const struct key_opts *o = args->opts;
+	struct bulk_arg a = { .o = o, .yes = o->yes };
+	struct conf *c;
+	int rc;
+
+	if (o->owner_set && o->owner[0] == '\0')
+		return ctl_usage_err(ctx, "--owner: give the owner label");
+	c = ctl_conf_load(ctx);
+	if (c == NULL)
+		return CTL_EXIT_FAIL;
+	rc = key_store_edit(ctx, c, bulk_revoke_edit, &a);
+	conf_free(c);
+	if (rc != CTL_EXIT_OK)
+		return rc;
+	if (args->json)
+		return ctl_json_print(ctx, json_pack("{s:I,s:b}", a.yes ? "revoked" : "matched",
+		                                     (json_int_t)a.n, "done", a.yes)) == CTL_EXIT_OK &&
+		       (a.yes || a.n == 0) ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+	if (a.yes) {
+		printf("revoked %zu key%s\n", a.n, a.n == 1 ? "" : "s");
+		return CTL_EXIT_OK;
+	}
+	if (a.n == 0) {
+		printf("no active key matches; nothing to revoke\n");
+		return CTL_EXIT_OK;
+	}
+	printf("%zu active key%s match%s\n", a.n, a.n == 1 ? "" : "s", a.n == 1 ? "es" : "");
+	ctl_err(ctx, "nothing revoked: re-run with --yes to revoke %zu key%s", a.n,
+	        a.n == 1 ? "" : "s");
+	return CTL_EXIT_FAIL;
+}
+
+static int
+key_revoke_cmd(struct ctl_ctx *ctx, const struct ctl_args *args)
+{
+	const struct key_opts *o = args->opts;
+	bool bulk = o->owner_set || o->ntags > 0;
+
+	if (bulk && args->id != NULL)
+		return ctl_usage_err(ctx, "give a key id or --owner/--tag, not both");
+	if (!bulk && args->id == NULL)
+		return ctl_usage_err(ctx, "the key ID (or --owner LABEL / --tag K=V) is required");
+	if (!bulk && o->yes)
+		return ctl_usage_err(ctx, "--yes goes with --owner or --tag");
+	return bulk ? key_revoke_bulk(ctx, args) : key_revoke(ctx, args);
+}
+
+static const struct option revoke_opts[] = {
+	KEY_OPT_OWNER, KEY_OPT_TAG, { "yes", no_argument, NULL, 'y' }, KEY_OPT_END
+};
+const struct ctl_cmd ctl_cmd_key_revoke = {
+	.name = "key revoke", .summary = "revoke a key by id, or every key of an owner or tag",
+	.help = revoke_help, .longopts = revoke_opts, .operand = CTL_OPERAND_ID_OPT,
+	.opts_size = sizeof(struct key_opts), .init = key_opts_init, .opt = key_opt,
+	.run = key_revoke_cmd
+};
 
 /* ---- key rotate ----------------------------------------------------------------- */
 
 static const char rotate_help[] =
-	"usage: keyauthctl key rotate ID [--grace DURATION] [--days N] [--rpm N] [--json]\n"
+	"usage: keyauthctl key rotate ID [--grace DURATION] [--days N] [--rpm N]\n"
+	"                             [--route ROUTE ...] [--json]\n"
 	"\n"
-	"Creates a new key for the same route and owner and prints it once on stdout.\n"
-	"The old key stays valid for the grace period, then reads as expired (its\n"
-	"expiry only ever moves earlier).\n"
+	"Creates a new key for the same routes, owner, alias and tags and prints it\n"
+	"once on stdout. The old key stays valid for the grace period (listed as\n"
+	"'grace'), then reads as expired (its expiry only ever moves earlier). The\n"
+	"records name each other (rotated_from, rotated_to).\n"
 	"\n"
 	"  --grace DURATION   how long the old key keeps working: 30s, 15m, 24h, 7d\n"
 	"                     (default 24h; 0s ends it now)\n"
 	"  --days N           validity of the new key (default 90)\n"
 	"  --rpm N            requests-per-minute limit of the new key (default: the\n"
 	"                     old key's; 0 = none of its own)\n"
+	"  --route ROUTE      the new key's routes (repeatable; default: the old key's)\n"
 	"  --json             a JSON object (which includes the new key)\n"
 	"\n"
 	"example:\n"
@@ -271,9 +414,28 @@ rotate_edit(struct ctl_edit *ed, void *arg)
 		        "('keyauthctl key create --route %s')", old->id, old->route);
 		return EDIT_FAIL;
 	}
-	if (conf_route_find(ed->conf, old->route, strlen(old->route)) == NULL) {
-		ctl_err(ed->ctx, "key %s is bound to route '%s', which is no longer in %s",
-		        old->id, old->route, ed->conf->path);
+	if (a->o->nroutes == 0) {
+		const char *p = ks_entry_routes(old), *c;
+
+		for (;; p = c + 1) {
+			size_t len;
+
+			c = strchr(p, ',');
+			len = c != NULL ? (size_t)(c - p) : strlen(p);
+			if (conf_route_find(ed->conf, p, len) == NULL) {
+				ctl_err(ed->ctx, "key %s is bound to route '%.*s', which is no longer "
+				        "in %s (give the new key's routes with --route)", old->id,
+				        (int)len, p, ed->conf->path);
+				return EDIT_FAIL;
+			}
+			if (c == NULL)
+				break;
+		}
+		snprintf(a->routes, sizeof(a->routes), "%s", ks_entry_routes(old));
+	}
+	if (old->rotated_to[0] != '\0') {
+		ctl_err(ed->ctx, "key %s was already rotated (to %s); rotate that key instead",
+		        old->id, old->rotated_to);
 		return EDIT_FAIL;
 	}
 	until = ed->now + a->grace;
@@ -281,10 +443,17 @@ rotate_edit(struct ctl_edit *ed, void *arg)
 		old->expires = until;
 	/* key_edit_new may move the array: keep an index, not the pointer. */
 	oldi = (size_t)(old - ed->v);
-	e = key_edit_new(ed, old->route, old->owner, a->new_expires,
+	snprintf(a->first, sizeof(a->first), "%.*s", (int)strcspn(a->routes, ","), a->routes);
+	e = key_edit_new(ed, a->first, old->owner, a->new_expires,
 	                 a->rpm_set ? a->rpm : old->rpm, a->key, sizeof(a->key));
 	if (e == NULL)
 		return EDIT_FAIL;
+	old = &ed->v[oldi];
+	e->routes = a->routes;
+	e->alias = old->alias;
+	e->tags = old->tags;
+	memcpy(e->rotated_from, old->id, sizeof(old->id));
+	memcpy(old->rotated_to, e->id, sizeof(e->id));
 	key_keep_entry(&a->made, e);
 	key_keep_entry(&a->old, &ed->v[oldi]);
 	return EDIT_WRITE;
@@ -306,13 +475,17 @@ key_rotate(struct ctl_ctx *ctx, const struct ctl_args *args)
 	a->grace = o->grace;
 	a->rpm = o->rpm;
 	a->rpm_set = o->rpm_set;
-	rc = expiry_from_opts(ctx, o->days, NULL, ctl_now(ctx), &a->new_expires);
+	a->o = o;
+	rc = expiry_from_opts(ctx, o->days, NULL, false, ctl_now(ctx), &a->new_expires);
 	if (rc != 0)
 		goto out;
 	rc = CTL_EXIT_FAIL;
 	c = ctl_conf_load(ctx);
 	if (c == NULL)
 		goto out;
+	if ((rc = key_routes_check(ctx, c, o)) != 0)
+		goto out;
+	key_routes_join(o, a->routes, sizeof(a->routes));
 	rc = key_store_edit_note(ctx, c, rotate_edit, a, unconfirmed, sizeof(unconfirmed));
 	if (rc == CTL_EXIT_OK || rc == STORE_UNCONFIRMED) {
 		int prc;
@@ -330,21 +503,24 @@ out:
 }
 
 static const struct option rotate_opts[] = {
-	{ "grace", required_argument, NULL, 'g' }, KEY_OPT_DAYS, KEY_OPT_RPM, KEY_OPT_END
+	{ "grace", required_argument, NULL, 'g' }, KEY_OPT_DAYS, KEY_OPT_RPM, KEY_OPT_ROUTE,
+	KEY_OPT_END
 };
 KEY_CMD(rotate, CTL_OPERAND_ID, "replace a key, keeping the old one valid for a grace period");
 
 /* ---- key import ----------------------------------------------------------------- */
 
 static const char import_help[] =
-	"usage: keyauthctl key import --route ROUTE [--owner LABEL] [--days N] [--rpm N] [--json]\n"
-	"                             < KEYFILE\n"
+	"usage: keyauthctl key import --route ROUTE [--route ROUTE ...] [--owner LABEL]\n"
+	"                             [--alias NAME] [--tag K=V ...]\n"
+	"                             [--days N | --no-expiry] [--rpm N] [--json] < KEYFILE\n"
 	"\n"
 	"Stores a key generated elsewhere. The key is read from stdin (never from the\n"
 	"command line, so it stays out of shell history and ps); one trailing newline\n"
 	"is ignored. It must be 20..256 printable ASCII characters without spaces; a\n"
 	"key with this deployment's prefix must also have a valid checksum. Prints the\n"
 	"new key id. --rpm N sets a requests-per-minute limit (0..1000000, 0 = none).\n"
+	"--route, --alias, --tag, --days and --no-expiry are as for 'key create'.\n"
 	"\n"
 	"example:\n"
 	"  keyauthctl key import --route openai --owner batch-job < key.txt\n";
@@ -352,6 +528,9 @@ static const char import_help[] =
 struct import_arg {
 	const char *route;
 	const char *owner;
+	const char *alias;
+	const char *tags;
+	char routes[KS_ROUTES_STR_MAX + 1];
 	int64_t expires;
 	uint32_t rpm;
 	uint8_t digest[KEY_DIGEST_LEN];
@@ -383,7 +562,10 @@ import_edit(struct ctl_edit *ed, void *arg)
 	memcpy(e->digest, a->digest, sizeof(a->digest));
 	memcpy(e->id, id, sizeof(id));
 	e->route = a->route;
+	e->routes = a->routes;
 	e->owner = a->owner;
+	e->alias = a->alias;
+	e->tags = a->tags;
 	e->created = ed->now;
 	e->expires = a->expires;
 	e->rpm = a->rpm;
@@ -404,20 +586,24 @@ key_import(struct ctl_ctx *ctx, const struct ctl_args *args)
 	memset(&a, 0, sizeof(a));
 	a.route = o->route;
 	a.owner = o->owner;
+	a.alias = o->alias != NULL ? o->alias : "";
+	a.tags = o->tags;
 	a.rpm = o->rpm;
+	key_routes_join(o, a.routes, sizeof(a.routes));
 	if (a.route == NULL)
 		return ctl_usage_err(ctx, "--route is required");
 	if (!key_owner_ok(a.owner))
 		return ctl_usage_err(ctx, "--owner: at most %d printable characters", KS_OWNER_MAX - 1);
-	rc = expiry_from_opts(ctx, o->days, NULL, ctl_now(ctx), &a.expires);
+	rc = expiry_from_opts(ctx, o->days, NULL, o->no_expiry, ctl_now(ctx), &a.expires);
 	if (rc != 0)
 		return rc;
 	rc = CTL_EXIT_FAIL;
 	c = ctl_conf_load(ctx);
 	if (c == NULL)
 		goto out;
-	if (key_route_lookup(ctx, c, a.route) == NULL)
+	if ((rc = key_routes_check(ctx, c, o)) != 0)
 		goto out;
+	rc = CTL_EXIT_FAIL;
 	r = key_read_stdin(ctx, key, sizeof(key), &len);
 	if (r == -1)
 		goto out;
@@ -447,16 +633,18 @@ key_import(struct ctl_ctx *ctx, const struct ctl_args *args)
 	rc = key_store_edit(ctx, c, import_edit, &a);
 	if (rc == CTL_EXIT_OK) {
 		if (args->json) {
-			rc = ctl_json_print(ctx, json_pack("{s:o,s:o,s:o,s:o,s:I}",
+			rc = ctl_json_print(ctx, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I}",
 			    "id", ctl_json_text(a.made.id), "route", ctl_json_text(a.made.route),
+			    "routes", ctl_json_text(a.routes),
 			    "owner", ctl_json_text(a.made.owner),
-			    "expires", ctl_json_time(a.made.expires, false),
+			    "expires", ctl_json_time(a.made.expires, true),
 			    "rpm", (json_int_t)a.made.rpm));
 		} else {
 			ctl_fmt_time(a.made.expires, t, sizeof(t));
 			printf("%s\n", a.made.id);
-			fprintf(stderr, "Imported key %s for route %s, expires %s.\n",
-			        a.made.id, a.made.route, t);
+			fprintf(stderr, "Imported key %s for route%s %s, expires %s.\n",
+			        a.made.id, strchr(a.routes, ',') ? "s" : "", a.routes,
+			        a.made.expires != 0 ? t : "never");
 		}
 	}
 out:
@@ -466,36 +654,112 @@ out:
 }
 
 static const struct option import_opts[] = {
-	KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_DAYS, KEY_OPT_RPM, KEY_OPT_END
+	KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_DAYS, KEY_OPT_NOEXP, KEY_OPT_ALIAS, KEY_OPT_TAG,
+	KEY_OPT_RPM, KEY_OPT_END
 };
 KEY_CMD(import, CTL_OPERAND_STDIN, "store a key generated elsewhere (read from stdin)");
 
 /* ---- key set ------------------------------------------------------------------- */
 
 static const char set_help[] =
-	"usage: keyauthctl key set ID --rpm N [--json]\n"
+	"usage: keyauthctl key set ID [--rpm N] [--route ROUTE ...] [--owner LABEL]\n"
+	"                          [--alias NAME] [--tag K=V ...] [--untag K ...]\n"
+	"                          [--days N | --expires DATE | --no-expiry] [--json]\n"
 	"\n"
 	"Changes a stored key's settings. Running agents apply the change within a\n"
 	"second; no deploy is needed.\n"
 	"\n"
-	"  --rpm N    at most N requests per minute (1..1000000), counted by HAProxy;\n"
-	"             0 removes the key's own limit (the route's rate_limit_rpm, if any,\n"
-	"             then applies)\n"
-	"  --json     print the key's new state as a JSON object\n"
+	"  --rpm N          at most N requests per minute (1..1000000), counted by HAProxy;\n"
+	"                   0 removes the key's own limit (the route's rate_limit_rpm, if any,\n"
+	"                   then applies)\n"
+	"  --route ROUTE    replaces the key's routes (repeatable, up to 16)\n"
+	"  --owner LABEL    replaces the owner\n"
+	"  --alias NAME     sets the alias; --alias \"\" removes it\n"
+	"  --tag K=V        adds or replaces tag K (repeatable)\n"
+	"  --untag K        removes tag K (repeatable)\n"
+	"  --days N, --expires DATE, --no-expiry\n"
+	"                   a new expiry, counted from now (as for 'key create')\n"
+	"  --json           print the key's new state as a JSON object\n"
 	"\n"
 	"example:\n"
-	"  keyauthctl key set 3xK9pQ2mZ7aB --rpm 600\n";
+	"  keyauthctl key set 3xK9pQ2mZ7aB --rpm 600 --route openai --route azure\n";
+
+/* The tags of <e> with <o>'s --untag and --tag applied, into <out>. */
+static int
+set_tags(const struct ctl_ctx *ctx, const struct ks_entry *e, const struct key_opts *o,
+         char *out, size_t outlen)
+{
+	const char *lists[2] = { e->tags != NULL ? e->tags : "", o->tags };
+	size_t used = 0, n = 0;
+
+	out[0] = '\0';
+	for (int l = 0; l < 2; l++) {
+		for (const char *p = lists[l]; *p != '\0'; ) {
+			const char *c = strchr(p, ','), *eq = strchr(p, '=');
+			size_t len = c != NULL ? (size_t)(c - p) : strlen(p);
+			size_t kl = eq != NULL && eq < p + len ? (size_t)(eq - p) : len;
+			bool drop = false;
+
+			if (l == 0) {
+				for (size_t i = 0; i < o->nuntags && !drop; i++)
+					drop = strlen(o->untags[i]) == kl && memcmp(o->untags[i], p, kl) == 0;
+				for (const char *q = o->tags; *q != '\0' && !drop; ) {
+					const char *qc = strchr(q, ',');
+
+					drop = strncmp(q, p, kl + 1) == 0;
+					if (qc == NULL)
+						break;
+					q = qc + 1;
+				}
+			}
+			if (!drop) {
+				if (++n > KS_TAGS_MAX) {
+					ctl_err(ctx, "key %s would have more than %d tags", e->id, KS_TAGS_MAX);
+					return -1;
+				}
+				used += (size_t)snprintf(out + used, outlen - used, "%s%.*s",
+				                         used ? "," : "", (int)len, p);
+			}
+			if (c == NULL)
+				break;
+			p = c + 1;
+		}
+	}
+	return 0;
+}
 
 static int
 set_edit(struct ctl_edit *ed, void *arg)
 {
 	struct id_arg *a = arg;
-	struct ks_entry *e = find_or_complain(ed, a->id);
+	const struct key_opts *o = a->o;
+	struct ks_entry *e = find_or_complain(ed, a->id), before;
 
 	if (e == NULL)
 		return EDIT_FAIL;
-	a->already = e->rpm == a->rpm;
-	e->rpm = a->rpm;
+	before = *e;
+	if (a->rpm_set)
+		e->rpm = a->rpm;
+	if (o->nroutes > 0) {
+		e->route = o->route;
+		e->routes = a->routes;
+	}
+	if (o->owner_set)
+		e->owner = o->owner;
+	if (o->alias != NULL)
+		e->alias = o->alias;
+	if (o->ntags > 0 || o->nuntags > 0) {
+		if (set_tags(ed->ctx, e, o, a->tags, sizeof(a->tags)) == -1)
+			return EDIT_FAIL;
+		e->tags = a->tags;
+	}
+	if (a->expiry_set)
+		e->expires = a->new_expires;
+	a->already = strcmp(ks_entry_routes(&before), ks_entry_routes(e)) == 0 &&
+	             before.rpm == e->rpm && strcmp(before.owner, e->owner) == 0 &&
+	             strcmp(before.alias ? before.alias : "", e->alias ? e->alias : "") == 0 &&
+	             strcmp(before.tags ? before.tags : "", e->tags ? e->tags : "") == 0 &&
+	             before.expires == e->expires;
 	key_keep_entry(&a->old, e);
 	return a->already ? EDIT_NOCHANGE : EDIT_WRITE;
 }
@@ -504,34 +768,191 @@ static int
 key_set(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
 	const struct key_opts *o = args->opts;
-	struct id_arg a;
-	struct conf *c;
-	char rpm[16];
+	struct id_arg *a;
+	struct conf *c = NULL;
+	char rpm[16], t[32];
 	int rc;
 
-	memset(&a, 0, sizeof(a));
-	a.id = args->id;
-	a.rpm = o->rpm;
-	a.rpm_set = o->rpm_set;
-	if (!a.rpm_set)
-		return ctl_usage_err(ctx, "nothing to set: give --rpm N");
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return CTL_EXIT_FAIL;
+	a->id = args->id;
+	a->rpm = o->rpm;
+	a->rpm_set = o->rpm_set;
+	a->o = o;
+	a->expiry_set = o->days != NULL || o->date != NULL || o->no_expiry;
+	if (!a->rpm_set && o->nroutes == 0 && !o->owner_set && o->alias == NULL && o->ntags == 0 &&
+	    o->nuntags == 0 && !a->expiry_set) {
+		rc = ctl_usage_err(ctx, "nothing to set: give --rpm, --route, --owner, --alias, "
+		                   "--tag, --untag, --days, --expires or --no-expiry");
+		goto out;
+	}
+	if (o->owner_set && !key_owner_ok(o->owner)) {
+		rc = ctl_usage_err(ctx, "--owner: at most %d printable characters", KS_OWNER_MAX - 1);
+		goto out;
+	}
+	for (size_t i = 0; i < o->nuntags; i++)
+		for (const char *p = o->tags; *p != '\0'; ) {
+			const char *cm = strchr(p, ',');
+			size_t kl = strlen(o->untags[i]);
+
+			if (strncmp(p, o->untags[i], kl) == 0 && p[kl] == '=') {
+				rc = ctl_usage_err(ctx, "--tag and --untag both name '%s'", o->untags[i]);
+				goto out;
+			}
+			if (cm == NULL)
+				break;
+			p = cm + 1;
+		}
+	if (a->expiry_set &&
+	    (rc = expiry_from_opts(ctx, o->days, o->date, o->no_expiry, ctl_now(ctx),
+	                           &a->new_expires)) != 0)
+		goto out;
+	rc = CTL_EXIT_FAIL;
 	c = ctl_conf_load(ctx);
 	if (c == NULL)
-		return CTL_EXIT_FAIL;
-	rc = key_store_edit(ctx, c, set_edit, &a);
+		goto out;
+	if ((rc = key_routes_check(ctx, c, o)) != 0)
+		goto out;
+	key_routes_join(o, a->routes, sizeof(a->routes));
+	rc = key_store_edit(ctx, c, set_edit, a);
 	if (rc == CTL_EXIT_OK) {
+		const struct ks_entry *e = &a->old.e;
+
 		if (args->json) {
-			rc = ctl_json_print(ctx, json_pack("{s:o,s:o,s:I,s:b}",
-			    "id", ctl_json_text(a.old.e.id), "route", ctl_json_text(a.old.e.route),
-			    "rpm", (json_int_t)a.old.e.rpm, "changed", !a.already));
+			json_t *j = json_pack("{s:o,s:o,s:I,s:b}", "id", ctl_json_text(e->id),
+			                      "route", ctl_json_text(e->route), "rpm", (json_int_t)e->rpm,
+			                      "changed", !a->already);
+			json_t *full = key_json_entry(e, ctl_now(ctx));
+
+			if (j != NULL && full != NULL)
+				json_object_update_missing(j, full);
+			json_decref(full);
+			rc = ctl_json_print(ctx, j);
+		} else if (o->nroutes == 0 && !o->owner_set && o->alias == NULL && o->ntags == 0 &&
+		           o->nuntags == 0 && !a->expiry_set) {
+			printf("key %s (route %s): rpm %s%s\n", e->id, ks_entry_routes(e),
+			       key_rpm_str(e->rpm, rpm, sizeof(rpm)), a->already ? " (unchanged)" : "");
 		} else {
-			printf("key %s (route %s): rpm %s%s\n", a.old.e.id, a.old.e.route,
-			       key_rpm_str(a.old.e.rpm, rpm, sizeof(rpm)), a.already ? " (unchanged)" : "");
+			if (e->expires != 0)
+				ctl_fmt_time(e->expires, t, sizeof(t));
+			printf("key %s (route%s %s): rpm %s, owner %s, alias %s, tags %s, expires %s%s\n",
+			       e->id, strchr(ks_entry_routes(e), ',') ? "s" : "", ks_entry_routes(e),
+			       key_rpm_str(e->rpm, rpm, sizeof(rpm)), e->owner[0] ? e->owner : "-",
+			       e->alias[0] ? e->alias : "-", e->tags[0] ? e->tags : "-",
+			       e->expires != 0 ? t : "never", a->already ? " (unchanged)" : "");
 		}
 	}
+out:
+	free(a);
 	conf_free(c);
 	return rc;
 }
 
-static const struct option set_opts[] = { KEY_OPT_RPM, KEY_OPT_END };
-KEY_CMD(set, CTL_OPERAND_ID, "change a key's settings (--rpm) live, by id");
+static const struct option set_opts[] = {
+	KEY_OPT_RPM, KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_ALIAS, KEY_OPT_TAG,
+	{ "untag", required_argument, NULL, 'u' }, KEY_OPT_DAYS, KEY_OPT_EXPIRES, KEY_OPT_NOEXP,
+	KEY_OPT_END
+};
+KEY_CMD(set, CTL_OPERAND_ID, "change a key's settings (rpm, routes, labels, expiry) live, by id");
+
+/* ---- key purge ----------------------------------------------------------------- */
+
+static const char purge_help[] =
+	"usage: keyauthctl key purge --older-than DURATION [--dry-run] [--json]\n"
+	"\n"
+	"Removes the records of keys revoked, or expired, more than DURATION ago\n"
+	"(N followed by s, m, h, d or w: 90d, 12w). Active keys are never removed.\n"
+	"One store transaction; prints how many records were removed.\n"
+	"\n"
+	"  --older-than D   how long ago the key must have been revoked or expired\n"
+	"  --dry-run        list the records it would remove, change nothing\n"
+	"  --json           a JSON object {\"purged\": N, \"ids\": [...]}\n"
+	"\n"
+	"example:\n"
+	"  keyauthctl key purge --older-than 90d\n";
+
+struct purge_arg {
+	int64_t older_than;
+	bool dry_run;
+	json_t *ids;                 /* the ids removed (or that would be) */
+	size_t n;
+};
+
+/* When <e> stopped working, or 0 when it still works. */
+static int64_t
+purge_ended(const struct ks_entry *e, int64_t now)
+{
+	if (e->revoked != 0)
+		return e->revoked;
+	if (e->expires != 0 && e->expires <= now)
+		return e->expires;
+	return 0;
+}
+
+static int
+purge_edit(struct ctl_edit *ed, void *arg)
+{
+	struct purge_arg *a = arg;
+	size_t w = 0;
+
+	a->n = 0;
+	json_array_clear(a->ids);
+	for (size_t i = 0; i < ed->n; i++) {
+		int64_t end = purge_ended(&ed->v[i], ed->now);
+
+		if (end != 0 && ed->now - end > a->older_than) {
+			a->n++;
+			json_array_append_new(a->ids, ctl_json_text(ed->v[i].id));
+			continue;
+		}
+		ed->v[w++] = ed->v[i];
+	}
+	if (a->dry_run || a->n == 0)
+		return EDIT_NOCHANGE;
+	ed->n = w;
+	return EDIT_WRITE;
+}
+
+static int
+key_purge(struct ctl_ctx *ctx, const struct ctl_args *args)
+{
+	const struct key_opts *o = args->opts;
+	struct purge_arg a = { .older_than = o->older_than, .dry_run = o->dry_run };
+	struct conf *c;
+	int rc;
+
+	if (!o->older_set)
+		return ctl_usage_err(ctx, "--older-than DURATION is required (e.g. 90d)");
+	if ((a.ids = json_array()) == NULL)
+		return CTL_EXIT_FAIL;
+	c = ctl_conf_load(ctx);
+	if (c == NULL) {
+		json_decref(a.ids);
+		return CTL_EXIT_FAIL;
+	}
+	rc = key_store_edit(ctx, c, purge_edit, &a);
+	conf_free(c);
+	if (rc != CTL_EXIT_OK) {
+		json_decref(a.ids);
+		return rc;
+	}
+	if (args->json)
+		return ctl_json_print(ctx, json_pack("{s:I,s:b,s:o}", "purged", (json_int_t)a.n,
+		                                     "dry_run", a.dry_run, "ids", a.ids));
+	if (a.dry_run) {
+		for (size_t i = 0; i < a.n; i++)
+			printf("would remove %s\n", json_string_value(json_array_get(a.ids, i)));
+		printf("would purge %zu key record%s\n", a.n, a.n == 1 ? "" : "s");
+	} else {
+		printf("purged %zu key record%s\n", a.n, a.n == 1 ? "" : "s");
+	}
+	json_decref(a.ids);
+	return CTL_EXIT_OK;
+}
+
+static const struct option purge_opts[] = {
+	{ "older-than", required_argument, NULL, 'O' }, { "dry-run", no_argument, NULL, 'n' },
+	KEY_OPT_END
+};
+KEY_CMD(purge, CTL_OPERAND_NONE, "remove records of keys revoked or expired long ago");

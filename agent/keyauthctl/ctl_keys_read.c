@@ -11,23 +11,34 @@
 
 #include "ctl_keys-int.h"
 #include "keyfmt.h"
+#include "usage.h"
 #include "verdict.h"
 
 /* ---- key list ------------------------------------------------------------------- */
 
 static const char list_help[] =
-	"usage: keyauthctl key list [--route ROUTE] [--all] [--json]\n"
+	"usage: keyauthctl key list [--route ROUTE] [--owner LABEL] [--tag K=V ...]\n"
+	"                           [--expiring-within DURATION] [--unused-for DURATION]\n"
+	"                           [--all] [--json]\n"
 	"\n"
-	"Lists keys: id, route, owner, created, expires, status (active, expired,\n"
-	"revoked) and rpm (the key's own requests-per-minute limit, '-' or 0 when it\n"
-	"has none). Keys and digests are never shown. Without --all only active keys.\n"
+	"Lists keys: id, alias, routes, owner, created, expires, status (active, grace:\n"
+	"rotated away but still valid, expired, revoked), rpm (the key's own\n"
+	"requests-per-minute limit, '-' when it has none), last use and requests\n"
+	"(counted by keyauthd; '-' and 0 for a key never used). Keys and digests are\n"
+	"never shown. Without --all only keys that still work (active, grace).\n"
+	"Warns, on stderr, about keys that never expire.\n"
 	"\n"
-	"  --route ROUTE   only keys bound to ROUTE\n"
-	"  --all           include expired and revoked keys\n"
-	"  --json          a JSON array of objects\n"
+	"  --route ROUTE        only keys valid on ROUTE\n"
+	"  --owner LABEL        only keys of this owner\n"
+	"  --tag K=V            only keys with this tag (repeatable: all of them)\n"
+	"  --expiring-within D  only keys expiring within D (N followed by s, m, h, d, w)\n"
+	"  --unused-for D       only keys not used for D (never used: created more than\n"
+	"                       D ago)\n"
+	"  --all                include expired and revoked keys\n"
+	"  --json               a JSON array of objects (tags as an object)\n"
 	"\n"
 	"example:\n"
-	"  keyauthctl key list --route openai --all\n";
+	"  keyauthctl key list --route openai --unused-for 30d\n";
 
 static int
 cmp_entry(const void *pa, const void *pb)
@@ -40,45 +51,93 @@ cmp_entry(const void *pa, const void *pb)
 	return strcmp(a->id, b->id);
 }
 
+/* Every --tag of <o> on <e>? */
+static bool
+list_tags_match(const struct key_opts *o, const struct ks_entry *e)
+{
+	for (const char *p = o->tags; *p != '\0'; ) {
+		char kv[KS_TAG_KEY_MAX + KS_TAG_VAL_MAX + 2];
+		const char *c = strchr(p, ',');
+
+		snprintf(kv, sizeof(kv), "%.*s", (int)(c != NULL ? (size_t)(c - p) : strlen(p)), p);
+		if (!key_entry_has_tagkv(e, kv))
+			return false;
+		if (c == NULL)
+			break;
+		p = c + 1;
+	}
+	return true;
+}
+
 static int
 key_list(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
 	const struct key_opts *o = args->opts;
 	const char *route = o->route;
 	const struct ks_entry **rows = NULL;
+	struct usage_set *u = NULL;
 	struct ks_set *set = NULL;
 	struct conf *c = NULL;
-	size_t nrows = 0, wroute = 5, wowner = 5;
+	size_t nrows = 0, wroute = 6, wowner = 5, walias = 5, forever = 0;
+	char err[512];
 	int64_t now;
 	int rc;
 
+	if (o->nroutes > 1)
+		return ctl_usage_err(ctx, "--route: give one route");
 	now = ctl_now(ctx);
 	rc = CTL_EXIT_FAIL;
 	set = key_store_read(ctx, &c);
 	if (set == NULL)
 		goto out;
+	if ((u = usage_read(c, err, sizeof(err))) == NULL) {
+		ctl_err(ctx, "cannot read key usage: %s", err);
+		goto out;
+	}
 	rows = calloc(ks_count(set) + 1, sizeof(*rows));
 	if (rows == NULL)
 		goto out;
 	for (size_t i = 0; i < ks_count(set); i++) {
 		const struct ks_entry *e = ks_entry_at(set, i);
+		uint64_t req = 0;
+		int64_t last = 0;
 
-		if (route != NULL && strcmp(e->route, route) != 0)
+		if (key_entry_usable(e, now) && e->expires == 0)
+			forever++;
+		if (route != NULL && !ks_entry_has_route(e, route, strlen(route)))
 			continue;
-		if (!o->all && strcmp(key_entry_status(e, now), "active") != 0)
+		if (!o->all && !key_entry_usable(e, now))
 			continue;
+		if (o->owner_set && strcmp(e->owner, o->owner) != 0)
+			continue;
+		if (!list_tags_match(o, e))
+			continue;
+		if (o->expiring_set && (e->expires == 0 || e->expires - now > o->expiring_within))
+			continue;
+		if (o->unused_set) {
+			usage_key(u, e->id, &req, &last);
+			if (now - (last != 0 ? last : e->created) <= o->unused_for)
+				continue;
+		}
 		rows[nrows++] = e;
-		if (strlen(e->route) > wroute)
-			wroute = strlen(e->route);
+		if (strlen(ks_entry_routes(e)) > wroute)
+			wroute = strlen(ks_entry_routes(e));
 		if (strlen(e->owner) > wowner)
 			wowner = strlen(e->owner);
+		if (strlen(e->alias) > walias)
+			walias = strlen(e->alias);
 	}
 	qsort(rows, nrows, sizeof(*rows), cmp_entry);
 	if (args->json) {
 		json_t *list = json_array();
 
 		for (size_t i = 0; i < nrows && list != NULL; i++) {
-			if (json_array_append_new(list, key_json_entry(rows[i], now)) == -1) {
+			uint64_t req = 0;
+			int64_t last = 0;
+
+			usage_key(u, rows[i]->id, &req, &last);
+			if (json_array_append_new(list, key_json_entry_usage(rows[i], now, req,
+			                                                     last)) == -1) {
 				json_decref(list);
 				list = NULL;
 			}
@@ -86,32 +145,49 @@ key_list(struct ctl_ctx *ctx, const struct ctl_args *args)
 		if (ctl_json_print(ctx, list) != CTL_EXIT_OK)
 			goto out;
 	} else {
-		printf("%-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %s\n", KEY_ID_LEN, "ID", (int)wroute,
-		       "ROUTE", (int)wowner, "OWNER", "CREATED", "EXPIRES", "STATUS", "RPM");
+		printf("%-*s  %-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %-5s  %-20s  %s\n", KEY_ID_LEN,
+		       "ID", (int)walias, "ALIAS", (int)wroute, "ROUTES", (int)wowner, "OWNER",
+		       "CREATED", "EXPIRES", "STATUS", "RPM", "LAST_USED", "REQUESTS");
 		for (size_t i = 0; i < nrows; i++) {
 			const struct ks_entry *e = rows[i];
-			char cr[32], ex[32], rpm[16];
+			char cr[32], ex[32], rpm[16], lu[32];
+			uint64_t req = 0;
+			int64_t last = 0;
 
+			usage_key(u, e->id, &req, &last);
 			ctl_fmt_time(e->created, cr, sizeof(cr));
 			if (e->expires != 0)
 				ctl_fmt_time(e->expires, ex, sizeof(ex));
 			else
 				snprintf(ex, sizeof(ex), "never");
-			printf("%-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %s\n", KEY_ID_LEN, e->id,
-			       (int)wroute, e->route, (int)wowner, e->owner[0] != '\0' ? e->owner : "-",
-			       cr, ex, key_entry_status(e, now), key_rpm_str(e->rpm, rpm, sizeof(rpm)));
+			if (last != 0)
+				ctl_fmt_time(last, lu, sizeof(lu));
+			else
+				snprintf(lu, sizeof(lu), "-");
+			printf("%-*s  %-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %-5s  %-20s  %llu\n",
+			       KEY_ID_LEN, e->id, (int)walias, e->alias[0] != '\0' ? e->alias : "-",
+			       (int)wroute, ks_entry_routes(e), (int)wowner,
+			       e->owner[0] != '\0' ? e->owner : "-", cr, ex, key_entry_status(e, now),
+			       key_rpm_str(e->rpm, rpm, sizeof(rpm)), lu, (unsigned long long)req);
 		}
 	}
+	if (forever > 0)
+		fprintf(stderr, "%s: warning: %zu active key%s never expire%s (created with "
+		        "--no-expiry)\n", ctx->prog, forever, forever == 1 ? "" : "s",
+		        forever == 1 ? "s" : "");
 	rc = fflush(stdout) == EOF ? CTL_EXIT_FAIL : CTL_EXIT_OK;
 out:
 	free(rows);
+	usage_free(u);
 	ks_set_unref(set);
 	conf_free(c);
 	return rc;
 }
 
 static const struct option list_opts[] = {
-	KEY_OPT_ROUTE, { "all", no_argument, NULL, 'a' }, KEY_OPT_END
+	KEY_OPT_ROUTE, { "all", no_argument, NULL, 'a' }, KEY_OPT_OWNER, KEY_OPT_TAG,
+	{ "expiring-within", required_argument, NULL, 'W' },
+	{ "unused-for", required_argument, NULL, 'U' }, KEY_OPT_END
 };
 KEY_CMD(list, CTL_OPERAND_NONE, "list keys (never the keys themselves)");
 

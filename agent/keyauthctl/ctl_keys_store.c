@@ -5,13 +5,16 @@
  * store, let the command edit a copy, write it (the file: under an exclusive
  * flock, rewritten whole with generation + 1; Redis: under WATCH of the
  * generation, one MULTI/EXEC of the changed records). A store that does not
- * load is never written.
+ * load is never written. Each commit that went through leaves one audit entry
+ * per changed key (ctl_audit.h); a change whose audit log cannot be opened
+ * is not made.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl_audit.h"
 #include "ctl_keys-int.h"
 #include "filetrust.h"
 #include "keyfmt.h"
@@ -115,6 +118,7 @@ key_store_edit_note(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn
                 char *note, size_t notelen)
 {
 	struct ctl_edit ed = { .ctx = ctx, .conf = c, .now = ctl_now(ctx) };
+	struct ctl_audit *audit = NULL;
 	struct store *st;
 	struct ks_set *set = NULL;
 	char err[1024];
@@ -158,6 +162,16 @@ key_store_edit_note(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn
 		rc = CTL_EXIT_OK;
 		goto out;
 	}
+	/* Opened under the store's lock, before the commit: a change that
+	 * could not be recorded is not made, and the entries of concurrent
+	 * writers follow the order of their commits. */
+	audit = ctl_audit_open(ctx, c, err, sizeof(err));
+	if (audit == NULL) {
+		ctl_err(ctx, "%s", err);
+		fprintf(stderr, "%s: the store was not modified: every change is recorded in the "
+		        "audit log first.\n", ctx->prog);
+		goto out;
+	}
 	r = st->ops->commit(st, set, ed.v, ed.n, err, sizeof(err));
 	if (r == -1) {
 		ctl_err(ctx, "cannot write the key store: %s", err);
@@ -167,10 +181,16 @@ key_store_edit_note(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn
 	if (r == 1) {
 		snprintf(note, notelen, "%s", err);
 		rc = STORE_UNCONFIRMED;
-		goto out;
+	} else {
+		rc = CTL_EXIT_OK;
 	}
-	rc = CTL_EXIT_OK;
+	/* The change is made: a failure here is reported, not undone. */
+	if (ctl_audit_write(audit, set, ed.v, ed.n, rc == STORE_UNCONFIRMED ? note : NULL, err,
+	                    sizeof(err)) == -1)
+		fprintf(stderr, "%s: warning: the store was modified, but its audit entry was not "
+		        "written: %s\n", ctx->prog, err);
 out:
+	ctl_audit_close(audit);
 	free(ed.v);
 	ks_set_unref(set);
 	st->ops->end(st);

@@ -22,7 +22,74 @@ key_entry_status(const struct ks_entry *e, int64_t now)
 		return "revoked";
 	if (e->expires != 0 && now >= e->expires)
 		return "expired";
+	if (e->rotated_to[0] != '\0')
+		return "grace";
 	return "active";
+}
+
+bool
+key_entry_usable(const struct ks_entry *e, int64_t now)
+{
+	return e->revoked == 0 && (e->expires == 0 || now < e->expires);
+}
+
+int
+key_parse_span(const struct ctl_ctx *ctx, const char *opt, const char *s, int64_t *out)
+{
+	static const struct { char unit; int64_t secs; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 },
+	};
+	size_t len = strlen(s);
+	unsigned long n;
+	char num[16];
+
+	if (len >= 2 && len - 1 < sizeof(num)) {
+		memcpy(num, s, len - 1);
+		num[len - 1] = '\0';
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (s[len - 1] == units[i].unit && num[0] >= '0' && num[0] <= '9' &&
+			    ctl_parse_uint(num, 0, (unsigned long)(100LL * 365 * 86400 / units[i].secs),
+			                   &n) == 0) {
+				*out = (int64_t)n * units[i].secs;
+				return 0;
+			}
+	}
+	return ctl_usage_err(ctx, "%s: '%s' is not a duration (N followed by s, m, h, d or w, "
+	                     "e.g. 30d, 2w; at most 100 years)", opt, s);
+}
+
+int
+key_routes_check(const struct ctl_ctx *ctx, const struct conf *c, const struct key_opts *o)
+{
+	for (size_t i = 0; i < o->nroutes; i++)
+		if (key_route_lookup(ctx, c, o->routes[i]) == NULL)
+			return CTL_EXIT_USAGE;
+	return 0;
+}
+
+void
+key_routes_join(const struct key_opts *o, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < o->nroutes && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "," : "", o->routes[i]);
+}
+
+bool
+key_entry_has_tagkv(const struct ks_entry *e, const char *kv)
+{
+	const char *eq = strchr(kv, '='), *v;
+	char name[KS_TAG_KEY_MAX + 1];
+	size_t vl;
+
+	if (eq == NULL || (size_t)(eq - kv) > KS_TAG_KEY_MAX)
+		return false;
+	memcpy(name, kv, (size_t)(eq - kv));
+	name[eq - kv] = '\0';
+	return ks_entry_tag(e, name, &v, &vl) && vl == strlen(eq + 1) &&
+	       memcmp(v, eq + 1, vl) == 0;
 }
 
 /* Owner labels end up in logs, JSON and HAProxy variables: printable text
@@ -124,9 +191,15 @@ key_keep_entry(struct kept_entry *k, const struct ks_entry *e)
 {
 	k->e = *e;
 	snprintf(k->route, sizeof(k->route), "%s", e->route);
+	snprintf(k->routes, sizeof(k->routes), "%s", ks_entry_routes(e));
 	snprintf(k->owner, sizeof(k->owner), "%s", e->owner);
+	snprintf(k->alias, sizeof(k->alias), "%s", e->alias != NULL ? e->alias : "");
+	snprintf(k->tags, sizeof(k->tags), "%s", e->tags != NULL ? e->tags : "");
 	k->e.route = k->route;
+	k->e.routes = k->routes;
 	k->e.owner = k->owner;
+	k->e.alias = k->alias;
+	k->e.tags = k->tags;
 }
 
 /* --rpm N: 0..CONF_MAX_RPM requests per minute, 0 = no limit of the key's own
@@ -164,14 +237,83 @@ key_opts_init(void *opts)
 	o->grace = CTL_DEFAULT_GRACE;
 }
 
+/* --tag K=V: a valid tag whose name was not given yet, added to o->tags. */
+static int
+key_opt_tag(const struct ctl_ctx *ctx, struct key_opts *o, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	size_t used = strlen(o->tags), kl;
+	char why[160];
+
+	if (eq == NULL)
+		return ctl_usage_err(ctx, "--tag: '%s' is not NAME=VALUE", arg);
+	kl = (size_t)(eq - arg);
+	if (ks_tag_check(arg, kl, eq + 1, strlen(eq + 1), why, sizeof(why)) == -1)
+		return ctl_usage_err(ctx, "--tag: %s", why);
+	for (const char *p = o->tags; *p != '\0'; ) {
+		const char *c = strchr(p, ',');
+
+		if (strncmp(p, arg, kl + 1) == 0)
+			return ctl_usage_err(ctx, "--tag: '%.*s' is given twice", (int)kl, arg);
+		if (c == NULL)
+			break;
+		p = c + 1;
+	}
+	if (o->ntags == KS_TAGS_MAX)
+		return ctl_usage_err(ctx, "at most %d tags per key", KS_TAGS_MAX);
+	snprintf(o->tags + used, sizeof(o->tags) - used, "%s%s", used ? "," : "", arg);
+	o->ntags++;
+	return 0;
+}
+
 int
 key_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg)
 {
 	struct key_opts *o = opts;
 
 	switch (opt) {
-	case 'r': o->route = arg; break;
-	case 'o': o->owner = arg; break;
+	case 'r':
+		for (size_t i = 0; i < o->nroutes; i++)
+			if (strcmp(o->routes[i], arg) == 0)
+				return ctl_usage_err(ctx, "--route '%s' is given twice", arg);
+		if (o->nroutes == KS_ROUTES_MAX)
+			return ctl_usage_err(ctx, "at most %d routes per key", KS_ROUTES_MAX);
+		o->routes[o->nroutes++] = arg;
+		if (o->route == NULL)
+			o->route = arg;
+		break;
+	case 'o': o->owner = arg; o->owner_set = true; break;
+	case 'A': {
+		char why[160];
+
+		if (arg[0] != '\0' && ks_alias_check(arg, strlen(arg), why, sizeof(why)) == -1)
+			return ctl_usage_err(ctx, "--alias: %s", why);
+		o->alias = arg;
+		break;
+	}
+	case 't': return key_opt_tag(ctx, o, arg);
+	case 'u': {
+		char why[160];
+
+		if (ks_tag_check(arg, strlen(arg), "", 0, why, sizeof(why)) == -1)
+			return ctl_usage_err(ctx, "--untag: %s", why);
+		if (o->nuntags == KS_TAGS_MAX)
+			return ctl_usage_err(ctx, "at most %d --untag", KS_TAGS_MAX);
+		o->untags[o->nuntags++] = arg;
+		break;
+	}
+	case 'N': o->no_expiry = true; break;
+	case 'W':
+		o->expiring_set = true;
+		return key_parse_span(ctx, "--expiring-within", arg, &o->expiring_within);
+	case 'U':
+		o->unused_set = true;
+		return key_parse_span(ctx, "--unused-for", arg, &o->unused_for);
+	case 'O':
+		o->older_set = true;
+		return key_parse_span(ctx, "--older-than", arg, &o->older_than);
+	case 'y': o->yes = true; break;
+	case 'n': o->dry_run = true; break;
 	case 'd': o->days = arg; break;
 	case 'e': o->date = arg; break;
 	case 'a': o->all = true; break;
@@ -227,13 +369,71 @@ key_print_new(const struct ctl_ctx *ctx, const char *key, const struct ks_entry 
 	return CTL_EXIT_OK;
 }
 
+static json_t *
+key_json_routes(const struct ks_entry *e)
+{
+	json_t *a = json_array();
+	const char *p = ks_entry_routes(e), *c;
+
+	for (; a != NULL; p = c + 1) {
+		char name[KS_ROUTE_MAX + 1];
+		size_t len;
+
+		c = strchr(p, ',');
+		len = c != NULL ? (size_t)(c - p) : strlen(p);
+		snprintf(name, sizeof(name), "%.*s", (int)len, p);
+		json_array_append_new(a, ctl_json_text(name));
+		if (c == NULL)
+			break;
+	}
+	return a;
+}
+
+static json_t *
+key_json_tags(const struct ks_entry *e)
+{
+	json_t *o = json_object();
+	const char *p = e->tags, *c;
+
+	for (; o != NULL && p != NULL && *p != '\0'; p = c + 1) {
+		char item[KS_TAG_KEY_MAX + KS_TAG_VAL_MAX + 2], *eq;
+
+		c = strchr(p, ',');
+		snprintf(item, sizeof(item), "%.*s", (int)(c != NULL ? (size_t)(c - p) : strlen(p)), p);
+		if ((eq = strchr(item, '=')) != NULL) {
+			*eq = '\0';
+			json_object_set_new(o, item, ctl_json_text(eq + 1));
+		}
+		if (c == NULL)
+			break;
+	}
+	return o;
+}
+
 json_t *
 key_json_entry(const struct ks_entry *e, int64_t now)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:s}", "id", ctl_json_text(e->id),
-	                 "route", ctl_json_text(e->route), "owner", ctl_json_text(e->owner),
+	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:o}",
+	                 "id", ctl_json_text(e->id), "route", ctl_json_text(e->route),
+	                 "routes", key_json_routes(e), "owner", ctl_json_text(e->owner),
 	                 "created", ctl_json_time(e->created, false),
 	                 "expires", ctl_json_time(e->expires, true),
 	                 "revoked", ctl_json_time(e->revoked, true),
-	                 "rpm", (json_int_t)e->rpm, "status", key_entry_status(e, now));
+	                 "rpm", (json_int_t)e->rpm, "status", key_entry_status(e, now),
+	                 "alias", ctl_json_text(e->alias != NULL && e->alias[0] ? e->alias : NULL),
+	                 "tags", key_json_tags(e),
+	                 "rotated_from", ctl_json_text(e->rotated_from[0] ? e->rotated_from : NULL),
+	                 "rotated_to", ctl_json_text(e->rotated_to[0] ? e->rotated_to : NULL));
+}
+
+json_t *
+key_json_entry_usage(const struct ks_entry *e, int64_t now, uint64_t requests, int64_t last_used)
+{
+	json_t *o = key_json_entry(e, now);
+
+	if (o != NULL) {
+		json_object_set_new(o, "requests", json_integer((json_int_t)requests));
+		json_object_set_new(o, "last_used", ctl_json_time(last_used, true));
+	}
+	return o;
 }

@@ -376,6 +376,44 @@ put_query_strip(FILE *f, const char *name)
 	fputs("=[^&;?]*,,gi)", f);
 }
 
+/* The caller's identity for the upstream (routes with identity_headers):
+ * the key's id, owner, alias and tags from the agent's ACK, never the key.
+ * Only keyauth may set these names: whatever a client sent under
+ * X-Keyauth-* (or x_keyauth_*, which some servers read as the same name)
+ * is removed on every route, whether the route sets them or not. A header
+ * is set only when its variable is found. keyauthctl and the store refuse
+ * control characters in owner, alias and tags; should one reach a variable
+ * anyway, HAProxy's log-format writes it %-encoded (checked with 2.6 and
+ * 3.2: "a\r\nB" goes out as "a%0D%0AB"), never as a line break. */
+static void
+render_identity(FILE *f, const struct rroute *rr, unsigned n)
+{
+	static const struct { const char *hdr, *var; } id[] = {
+		{ "X-Keyauth-Key-Id", "key_id" }, { "X-Keyauth-Owner", "owner" },
+		{ "X-Keyauth-Alias", "alias" }, { "X-Keyauth-Tags", "tags" },
+	};
+	bool any = false;
+
+	fputs("\n    # Identity headers are keyauth's: a client's own never go upstream.\n"
+	      "    http-request del-header ^x[-_]keyauth[-_] -m reg\n", f);
+	for (unsigned i = 0; i < n; i++) {
+		if (!rr[i].r->identity_headers)
+			continue;
+		if (!any)
+			fputs("    # Routes with identity_headers: who is calling, never the key.\n"
+			      "    acl keyauth_identity var(txn.keyauth_route) -m str", f);
+		fprintf(f, " %s", rr[i].r->name);
+		any = true;
+	}
+	if (!any)
+		return;
+	fputc('\n', f);
+	for (size_t j = 0; j < sizeof(id) / sizeof(id[0]); j++)
+		fprintf(f, "    http-request set-header %s \"%%[var(txn.keyauth.%s)]\" "
+		        "if keyauth_identity { var(txn.keyauth.%s) -m found }\n", id[j].hdr,
+		        id[j].var, id[j].var);
+}
+
 /* Allowed: no copy of a client key goes upstream, the provider's own
  * credential does. Every carrier of every route, the usual key headers and
  * query parameters, Authorization and Proxy-Authorization are removed from
@@ -410,6 +448,8 @@ ctl_render_credentials(FILE *f, const struct rroute *rr, unsigned n)
 	      "    http-request set-query \"%[var(txn.keyauth_q)]\" if { var(txn.keyauth_q) -m len gt 0 }\n"
 	      "    http-request set-uri \"%[path]\" if { query -m found } !{ var(txn.keyauth_q) -m len gt 0 }\n",
 	      f);
+
+	render_identity(f, rr, n);
 
 	fputs("\n    # The provider's own credential, from HAProxy's environment.\n", f);
 	for (unsigned i = 0; i < n; i++) {

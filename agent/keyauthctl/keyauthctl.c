@@ -17,8 +17,8 @@
 /* Every command, in the order 'keyauthctl --help' lists them. */
 static const struct ctl_cmd *const commands[] = {
 	&ctl_cmd_key_create, &ctl_cmd_key_list, &ctl_cmd_key_revoke, &ctl_cmd_key_rotate,
-	&ctl_cmd_key_import, &ctl_cmd_key_verify, &ctl_cmd_key_set,
-	&ctl_cmd_haproxy, &ctl_cmd_deploy, &ctl_cmd_stats,
+	&ctl_cmd_key_import, &ctl_cmd_key_verify, &ctl_cmd_key_set, &ctl_cmd_key_purge,
+	&ctl_cmd_haproxy, &ctl_cmd_deploy, &ctl_cmd_stats, &ctl_cmd_audit,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -96,7 +96,7 @@ main(int argc, char **argv)
 	struct ctl_ctx ctx = { .prog = "keyauthctl" };
 	const struct ctl_cmd *cmd;
 	const char *env = getenv("KEYAUTH_CONF"), *group;
-	char prog[64], gbuf[32];
+	char prog[64], gbuf[32], **argv_copy;
 	bool ambiguous;
 	int opt, rc, first;
 
@@ -133,13 +133,24 @@ main(int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	}
 	first = optind;
+	/* A copy: argv[first] is replaced below, for getopt's messages. */
+	argv_copy = calloc((size_t)argc + 1, sizeof(*argv_copy));
+	if (argv_copy == NULL) {
+		fprintf(stderr, "keyauthctl: out of memory\n");
+		return CTL_EXIT_FAIL;
+	}
+	memcpy(argv_copy, argv, (size_t)argc * sizeof(*argv_copy));
+	ctx.argc = argc;
+	ctx.argv = argv_copy;
 	group = ctl_cmd_group(cmd, gbuf, sizeof(gbuf));
 	if (group != NULL) {
 		snprintf(prog, sizeof(prog), "keyauthctl %s", group);
 		ctx.prog = prog;
 		cmd = group_pick(&ctx, group, argc - first, argv + first, &rc);
-		if (cmd == NULL)
+		if (cmd == NULL) {
+			free(argv_copy);
 			return rc;
+		}
 		first++;
 	}
 	snprintf(prog, sizeof(prog), "keyauthctl %s", cmd->name);
@@ -149,5 +160,6 @@ main(int argc, char **argv)
 	rc = ctl_cmd_run(&ctx, cmd, argc - first, argv + first);
 	if (fflush(stdout) == EOF && rc == CTL_EXIT_OK)
 		rc = CTL_EXIT_FAIL;
+	free(argv_copy);
 	return rc;
 }

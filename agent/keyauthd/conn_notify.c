@@ -14,6 +14,7 @@
 #include "keystore.h"
 #include "log.h"
 #include "snap.h"
+#include "usage_agent.h"
 #include "verdict.h"
 #include "worker.h"
 
@@ -111,6 +112,19 @@ build_ack(uint8_t *buf, size_t cap, const struct spop_frame *f, const struct ver
 			d.u.s.len = strlen(v->entry->owner);
 			spop_fb_set_var(&b, SPOP_SCOPE_TXN, "owner", 5, &d);
 		}
+		/* Only the routes that pass them upstream need them: small ACKs. */
+		if (v->entry != NULL && v->route != NULL && v->route->identity_headers) {
+			if (v->entry->alias != NULL && v->entry->alias[0] != '\0') {
+				d.u.s.ptr = (const uint8_t *)v->entry->alias;
+				d.u.s.len = strlen(v->entry->alias);
+				spop_fb_set_var(&b, SPOP_SCOPE_TXN, "alias", 5, &d);
+			}
+			if (v->entry->tags != NULL && v->entry->tags[0] != '\0') {
+				d.u.s.ptr = (const uint8_t *)v->entry->tags;
+				d.u.s.len = strlen(v->entry->tags);
+				spop_fb_set_var(&b, SPOP_SCOPE_TXN, "tags", 4, &d);
+			}
+		}
 		d.u.s.ptr = (const uint8_t *)v->message;
 		d.u.s.len = strlen(v->message);
 		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "message", 7, &d);
@@ -191,6 +205,7 @@ conn_handle_notify(struct conn *c, const struct spop_frame *f, int64_t now)
 	verdict_eval(conn_conf(c), c->w->snap->ks, (const char *)route.ptr, route.len,
 	    key, key_len, now, &v);
 	STAT_INC(c->w, verdicts[v.status]);
+	usage_count_verdict(c->w->snap->usage, (unsigned)c->w->id, conn_conf(c), &v, now);
 	c->w->lat_batch++;
 	STAT_INC(c->w, route_verdicts[v.route != NULL ?
 	    (size_t)(v.route - conn_conf(c)->routes) : CONF_MAX_ROUTES][v.status]);

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "snap.h"
+#include "usage_agent.h"
 #include "stats.h"
 #include "store.h"
 #include "tls.h"
@@ -61,6 +62,8 @@ struct daemon {
 	struct ks_set *deny_set;      /* published instead of ks while stale, stale_action deny */
 	double config_last_time;
 	bool config_last_ok;
+	struct usage_agent *usage;    /* per-key usage; NULL: not counted */
+	ev_timer usage_w;             /* merge and write it, every USAGE_PERIOD */
 };
 
 static void
@@ -235,6 +238,7 @@ publish(struct daemon *d)
 		log_err("event=publish_failed error=\"out of memory\"");
 		return;
 	}
+	usage_agent_track(d->usage, s);
 	for (i = 0; i < d->nworkers; i++)
 		worker_publish(&d->workers[i], snap_get(s));
 	snap_put(s);
@@ -429,6 +433,15 @@ stats_fill(struct daemon *d, struct stats_view *v, struct stats_sum *sum)
 	v->config_last_time = d->config_last_time;
 	v->tls_not_after = (double)tls_ctx_not_after(d->cref->tls_ctx);
 	v->config_last_ok = d->config_last_ok;
+	{
+		struct usage_stats us;
+
+		usage_agent_stats(d->usage, (int64_t)v->now, &us);
+		v->usage_flushes = us.flushes;
+		v->usage_flush_failures = us.flush_failures;
+		v->keys_expiring_7d = us.keys_expiring_7d;
+		v->keys_unused_30d = us.keys_unused_30d;
+	}
 }
 
 /* The same numbers for the control socket (JSON) and /metrics (Prometheus). */
@@ -482,6 +495,15 @@ on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 static void
+on_usage_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	(void)revents;
+	usage_agent_flush(d->usage, (int64_t)ev_now(loop));
+}
+
+static void
 on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)w;
@@ -532,6 +554,17 @@ check_config(struct conf *c, const char *path)
 	}
 	printf("store %s: %s%zu keys\n", st->ops->where(st), missing ? "missing, " : "",
 	    ks_count(ks));
+	{
+		size_t forever = 0;
+
+		/* Revoked keys are harmless forever; live ones are not. */
+		for (size_t i = 0; i < ks_count(ks); i++)
+			forever += ks_entry_at(ks, i)->expires == 0 && ks_entry_at(ks, i)->revoked == 0;
+		if (forever > 0)
+			fprintf(stderr, "keyauthd: warning: %zu key%s never expire%s "
+			    "(keyauthctl key list shows them; key set ID --days N gives an expiry)\n",
+			    forever, forever == 1 ? "" : "s", forever == 1 ? "s" : "");
+	}
 	printf("configuration OK\n");
 	ks_set_unref(ks);
 	store_free(st);
@@ -589,6 +622,12 @@ init_workers(struct daemon *d, const struct conf *c)
 {
 	struct snap *s = snap_new(d->cref, d->ks, ++d->gen);
 	unsigned want = c->workers > WORKER_MAX ? WORKER_MAX : c->workers;
+
+	d->usage = usage_agent_new(c, d->store, want);
+	if (d->usage == NULL)
+		log_err("event=usage_not_counted error=\"out of memory\"");
+	if (s != NULL)
+		usage_agent_track(d->usage, s);
 
 	for (unsigned i = 0; i < want; i++) {
 		if (s == NULL || worker_init(&d->workers[i], (int)i, s) == -1) {
@@ -671,6 +710,9 @@ watch_main(struct daemon *d, const struct conf *c)
 	ev_timer_init(&d->stale_w, on_stale_tick, 1., 1.);
 	d->stale_w.data = d;
 	ev_timer_start(d->loop, &d->stale_w);     /* a no-op tick for the file backend */
+	ev_timer_init(&d->usage_w, on_usage_tick, USAGE_PERIOD, USAGE_PERIOD);
+	d->usage_w.data = d;
+	ev_timer_start(d->loop, &d->usage_w);
 	if (c->control_path != NULL) {
 		d->control = control_open(c->control_path, d->loop, on_control, d, err, sizeof(err));
 		if (d->control == NULL) {
@@ -685,6 +727,9 @@ watch_main(struct daemon *d, const struct conf *c)
 static void
 release(struct daemon *d)
 {
+	/* Workers joined (or never started): the last counts, written once more. */
+	usage_agent_free(d->usage);
+	d->usage = NULL;
 	control_close(d->control);
 	metrics_close(d->metrics);
 	for (unsigned i = 0; i < d->nworkers; i++)

@@ -7,6 +7,7 @@
 #include "conf.h"
 #include "keystore.h"
 #include "snap.h"
+#include "usage_agent.h"
 
 struct conf_ref *
 conf_ref_new(struct conf *c)
@@ -68,6 +69,7 @@ snap_put(struct snap *s)
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
 		conf_ref_put(s->cref);
 		ks_set_unref(s->ks);
+		usage_layout_free(s->usage);
 		free(s);
 	}
 }

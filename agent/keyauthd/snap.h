@@ -26,6 +26,7 @@
 struct conf;
 struct ssl_ctx_st;
 struct ks_set;
+struct usage_layout;
 
 /* The configuration, shared by successive snapshots until the next reload. */
 struct conf_ref {
@@ -42,6 +43,9 @@ struct snap {
 	struct conf_ref *cref;
 	struct ks_set *ks;
 	uint64_t gen;            /* increases with every published snapshot */
+	/* the workers' usage counters for this set (usage_agent.h); NULL:
+	 * not counted. Set by the main thread before publication. */
+	struct usage_layout *usage;
 };
 
 /* Takes ownership of <c>; one reference. */

@@ -164,6 +164,9 @@ stats_render_json(const struct stats_view *v, FILE *f)
 		fprintf(f, ",\"stale\":%s,\"outages\":%llu", v->store_stale ? "true" : "false",
 		    ull(v->store_status.disconnects));
 	fputs("},", f);
+	fprintf(f, "\"usage\":{\"flushes\":%llu,\"flush_failures\":%llu,"
+	    "\"keys_expiring_7d\":%llu,\"keys_unused_30d\":%llu},", ull(v->usage_flushes),
+	    ull(v->usage_flush_failures), ull(v->keys_expiring_7d), ull(v->keys_unused_30d));
 	fprintf(f, "\"config\":{\"path\":");
 	json_str(f, c->path);
 	fprintf(f, ",\"routes\":%u,\"reloads_ok\":%llu,\"reloads_rejected\":%llu,"
@@ -328,6 +331,16 @@ prom_store_and_config(const struct stats_view *v, FILE *f)
 	    v->config_last_time == 0 || v->config_last_ok);
 	prom_one(f, "keyauth_routes", "gauge", "Routes in the running configuration.",
 	    v->conf->nroutes);
+	prom_one(f, "keyauth_keys_expiring_7d", "gauge",
+	    "Keys neither revoked nor expired that expire within 7 days.", v->keys_expiring_7d);
+	prom_one(f, "keyauth_keys_unused_30d", "gauge",
+	    "Keys neither revoked nor expired, created over 30 days ago, with no use "
+	    "recorded in the last 30 days.", v->keys_unused_30d);
+	prom_head(f, "keyauth_usage_writes_total", "counter",
+	    "Writes of the per-key usage (state file or Redis) by result.");
+	fprintf(f, "keyauth_usage_writes_total{result=\"ok\"} %llu\n", ull(v->usage_flushes));
+	fprintf(f, "keyauth_usage_writes_total{result=\"failed\"} %llu\n",
+	    ull(v->usage_flush_failures));
 	if (v->tls_not_after != 0) {
 		prom_head(f, "keyauth_tls_cert_expiry_timestamp_seconds", "gauge",
 		    "notAfter of the certificate the TLS listeners serve, Unix seconds "

@@ -86,6 +86,10 @@ struct stats_view {
 	double config_last_time;
 	bool config_last_ok;
 	double tls_not_after;            /* agent certificate's notAfter; 0: no TLS listener */
+	/* Per-key usage (usage_agent.h): its writes, and the key gauges
+	 * computed from the serving set and the usage known to this agent. */
+	uint64_t usage_flushes, usage_flush_failures;
+	uint64_t keys_expiring_7d, keys_unused_30d;
 };
 
 /* One JSON object, no newline (the control socket's `stats` answer). */

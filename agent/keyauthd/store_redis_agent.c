@@ -35,6 +35,7 @@
 #include "store.h"
 #include "store_redis.h"
 #include "store_redis-int.h"
+#include "usage_agent.h"
 
 #define SR_DEBOUNCE   0.05
 #define SR_RECONNECT  1.0
@@ -142,6 +143,14 @@ sr_sync_ready(struct store_redis *sr, char *err, size_t errlen)
 	if (sr->sync == NULL)
 		sr->sync = store_redis_connect(&sr->cl.rc, &sr->cl.trust, err, errlen);
 	return sr->sync != NULL ? 0 : -1;
+}
+
+struct redisContext *
+store_redis_agent_conn(struct store *st, char *err, size_t errlen)
+{
+	struct store_redis *sr = (struct store_redis *)st;
+
+	return sr_sync_ready(sr, err, errlen) == 0 ? sr->sync : NULL;
 }
 
 /*

@@ -21,7 +21,7 @@ run "$K" -c "$C" key create --route mistral --json
 expect_rc 0 "key create --json"
 if json_ok "$T/out" && grep -q '"key":"ka_' "$T/out"; then ok; else bad "create --json is JSON with the key"; fi
 
-run "$K" -c "$C" key create --route nosuch;  expect_rc 1 "unknown route"
+run "$K" -c "$C" key create --route nosuch;  expect_rc 2 "unknown route"
 expect_err "unknown route 'nosuch'" "unknown route is named"
 expect_err "openai" "unknown route lists the routes"
 for d in 0 abc -3 3651 1.5 ""; do
@@ -74,11 +74,11 @@ if json_ok "$T/out" && grep -q '"status":"ok"' "$T/out"; then ok; else bad "veri
 
 run "$K" -c "$C" key list
 expect_rc 0 "key list"
-expect_out "^ID +ROUTE +OWNER +CREATED +EXPIRES +STATUS" "list has a header"
-expect_out "alice .* active +-$" "list shows alice's key as active (no rpm: -)"
+expect_out "^ID +ALIAS +ROUTES +OWNER +CREATED +EXPIRES +STATUS" "list has a header"
+expect_out "alice .* active +- +- +0$" "list shows alice's key as active (no rpm: -)"
 if grep -q "dated" "$T/out"; then bad "list hides expired keys by default"; else ok; fi
 run "$K" -c "$C" key list --all
-expect_out "dated .* expired +-$" "list --all shows the expired key"
+expect_out "dated .* expired +- +- +0$" "list --all shows the expired key"
 run "$K" -c "$C" key list --route mistral --json
 if json_ok "$T/out" && ! grep -q '"route":"openai"' "$T/out" && grep -q '"route":"mistral"' "$T/out"
 then ok; else bad "list --route filters"; fi
@@ -103,7 +103,7 @@ expect_out "^status: +revoked" "revoked verdict"
 run "$K" -c "$C" key revoke "$VICTIM_ID" --json; expect_rc 0 "revoke twice is fine"
 expect_out '"already_revoked":true' "second revoke says already"
 run "$K" -c "$C" key list;                 if grep -q victim "$T/out"; then bad "list hides revoked"; else ok; fi
-run "$K" -c "$C" key list --all;           expect_out "victim .* revoked +-$" "list --all shows revoked"
+run "$K" -c "$C" key list --all;           expect_out "victim .* revoked +- +- +0$" "list --all shows revoked"
 
 # ---- key rotate (grace on the test clock) -------------------------------------------
 
@@ -165,7 +165,7 @@ sed -i 's/#$/0/' "$T/imp_badsum"
 if cmp -s "$T/imp_badsum" "$T/k_alice"; then sed -i 's/0$/1/' "$T/imp_badsum"; fi
 run_in "$T/imp_badsum" "$K" -c "$C" key import --route chat; expect_rc 1 "import ka_ key with a bad checksum"
 run_in "$T/empty" "$K" -c "$C" key import --route chat; expect_rc 1 "import nothing"
-run_in "$T/imp" "$K" -c "$C" key import --route nosuch; expect_rc 1 "import to an unknown route"
+run_in "$T/imp" "$K" -c "$C" key import --route nosuch; expect_rc 2 "import to an unknown route"
 run_in "$T/imp" "$K" -c "$C" key import --route chat sk-inargv; expect_rc 2 "import refuses argv"
 printf 'anotherforeignkey_0123456789\n' >"$T/imp2"
 run_in "$T/imp2" "$K" -c "$C" key import --route chat --json

@@ -13,8 +13,8 @@ key_file k_rl60
 RL_ID=$(sed -n 's/^Key id: *//p' "$T/err")
 expect_err "^RPM: +60$" "create prints the rpm"
 run "$K" -c "$C" key list
-expect_out "^ID +ROUTE +OWNER +CREATED +EXPIRES +STATUS +RPM$" "list has an RPM column"
-expect_out "^$RL_ID .* rl60 .* active +60$" "list shows the rpm"
+expect_out "^ID +ALIAS +ROUTES +OWNER +CREATED +EXPIRES +STATUS +RPM +LAST_USED +REQUESTS$" "list has an RPM column"
+expect_out "^$RL_ID .* rl60 .* active +60 +- +0$" "list shows the rpm"
 run "$K" -c "$C" key list --json
 if json_ok "$T/out" && grep -q "\"id\":\"$RL_ID\"[^}]*\"rpm\":60," "$T/out" &&
    grep -q '"owner":"alice"[^}]*"rpm":0,' "$T/out"; then ok; else bad "list --json shows rpm (0 = none)"; fi

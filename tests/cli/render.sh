@@ -238,3 +238,50 @@ if [ -x "$HAP" ]; then
 	run "$K" -c "$T/rlp.conf" haproxy --out "$T/rlp"
 	run "$HAP" -c -f "$T/rlp/haproxy-keyauth.cfg"; expect_rc 0 "haproxy -c accepts the peers rendering"
 fi
+
+# ---- identity upstream (issue 20) -------------------------------------------------------------
+# Client copies of X-Keyauth-* (and x_keyauth_*) are removed on every route, after
+# the backstop; the headers are set from the ACK's variables, each only when its
+# variable is found, for the routes with identity_headers (proxy routes by default).
+ldel=$(grep -nE '^    http-request del-header \^x\[-_\]keyauth\[-_\] -m reg$' "$H" | cut -d: -f1)
+lback=$(grep -n 'deny deny_status 503 unless' "$H" | cut -d: -f1)
+if [ -n "$ldel" ] && [ -n "$lback" ] && [ "$ldel" -gt "$lback" ]; then ok
+else bad "client X-Keyauth-* headers are removed, after the backstop"; fi
+if grep -qE '^    acl keyauth_identity var\(txn.keyauth_route\) -m str chat$' "$H"; then ok
+else bad "identity headers: the proxy route only, by default"; fi
+nset=0
+for v in "X-Keyauth-Key-Id key_id" "X-Keyauth-Owner owner" "X-Keyauth-Alias alias" "X-Keyauth-Tags tags"; do
+	set -- $v
+	l=$(grep -nE "^    http-request set-header $1 \"%\[var\(txn.keyauth.$2\)\]\" if keyauth_identity \{ var\(txn.keyauth.$2\) -m found \}$" "$H" | cut -d: -f1)
+	[ -n "$l" ] && [ -n "$ldel" ] && [ "$l" -gt "$ldel" ] && nset=$((nset + 1))
+done
+if [ "$nset" -eq 4 ]; then ok; else bad "the four identity headers are set after the removal ($nset/4)"; fi
+if grep -E 'X-Keyauth' "$H" | grep -qiE 'key\)|txn.keyauth.key[^_]|req.fhdr'; then bad "no identity header carries the key"; else ok; fi
+
+mkdir -p "$T/idh"
+cat >"$T/idh.conf" <<EOC
+listen = [ "127.0.0.1:$AGENT_PORT" ];
+allow_plain_tcp = true;
+store = { path = "$T/idh/keys.db"; };
+routes = (
+	{ name = "openai"; context = "/openai"; upstream = "127.0.0.1:9"; identity_headers = true; },
+	{ name = "mistral"; context = "/mistral"; upstream = "127.0.0.1:9"; identity_headers = false; },
+	{ name = "chat"; type = "proxy"; context = "/apps/chat"; upstream = "127.0.0.1:9"; identity_headers = false; }
+);
+EOC
+run "$K" -c "$T/idh.conf" haproxy --out "$T/idh"
+expect_rc 0 "haproxy with identity_headers set per route"
+if grep -qE '^    acl keyauth_identity var\(txn.keyauth_route\) -m str openai$' "$T/idh/haproxy-keyauth.cfg"; then ok
+else bad "identity_headers = true on a provider route, false on a proxy route"; fi
+sed -i 's/identity_headers = true;/identity_headers = false;/' "$T/idh.conf"
+run "$K" -c "$T/idh.conf" haproxy --out "$T/idh"
+if ! grep -q 'set-header X-Keyauth' "$T/idh/haproxy-keyauth.cfg" &&
+   grep -qE '^    http-request del-header \^x\[-_\]keyauth\[-_\] -m reg$' "$T/idh/haproxy-keyauth.cfg"; then ok
+else bad "every route off: no identity header set, client copies still removed"; fi
+if [ -n "$HAPROXY" ]; then
+	run "$HAPROXY" -c -f "$T/idh/haproxy-keyauth.cfg"; expect_rc 0 "haproxy -c accepts the identity rendering"
+fi
+sed -i 's/identity_headers = false; },$/identity_headers = "yes"; },/' "$T/idh.conf"
+run "$K" -c "$T/idh.conf" haproxy --out "$T/idh"
+expect_rc 1 "identity_headers must be a boolean"
+expect_err "identity_headers" "the bad setting is named"

@@ -22,8 +22,10 @@
 #   lib.sh      helpers: run, expect_*, ok/bad, bounded, write_conf, cleanup
 #   options.sh  --help, usage errors, common options, stats
 #   keys.sh     key create, verify, list, revoke, rotate, import
+#   lifecycle.sh  several routes, alias and tags, filters, bulk revoke, purge
 #   limits.sh   --rpm, key set, a route's rate_limit_rpm
 #   store.sh    corrupt and unwritable stores, concurrency, kill -9, owner
+#   audit.sh    the store's audit log (file and Redis stream), keyauthctl audit
 #   render.sh   haproxy rendering, haproxy -c, live fail-closed, rate limits
 #   deploy.sh   deploy, keyauthd -t on provider settings
 #
@@ -58,10 +60,14 @@ KD=${KEYAUTHD:-$(dirname "$K")/keyauthd}
 . "$CLI/options.sh"
 # shellcheck source=tests/cli/keys.sh
 . "$CLI/keys.sh"
+# shellcheck source=tests/cli/lifecycle.sh
+. "$CLI/lifecycle.sh"
 # shellcheck source=tests/cli/limits.sh
 . "$CLI/limits.sh"
 # shellcheck source=tests/cli/store.sh
 . "$CLI/store.sh"
+# shellcheck source=tests/cli/audit.sh
+. "$CLI/audit.sh"
 # shellcheck source=tests/cli/render.sh
 . "$CLI/render.sh"
 # shellcheck source=tests/cli/deploy.sh

@@ -888,12 +888,206 @@ test_empty_set_and_null_queries(void **state)
 	ks_set_unref(s);
 }
 
+/* ---- issue 20: routes, alias, tags, rotation links ---------------------- */
+
+/* The new fields survive a write and a load; an entry without them is
+ * written exactly as before (no new field names in the file), so today's
+ * single-route records and files keep loading both ways. */
+static void
+test_new_fields_round_trip_and_old_records_load(void **state)
+{
+	struct fx *f = *state;
+	struct ks_entry v[2];
+	struct ks_set *s;
+	const struct ks_entry *e;
+	const char *val;
+	size_t vl;
+	char err[256] = "";
+
+	make_entry(1, &v[0]);
+	make_entry(2, &v[1]);
+	v[0].route = "openai";
+	v[0].routes = "openai,mistral-large,proxy_1";
+	v[0].alias = "ann.main@prod";
+	v[0].tags = "team=ml,env=prod,empty=";
+	strcpy(v[0].rotated_from, "R00000000001");
+	strcpy(v[1].rotated_to, "R00000000002");
+	assert_int_equal(ks_file_write(f->path, v, 2, err, sizeof(err)), 0);
+	s = ks_set_load(f->path, NULL, err, sizeof(err));
+	assert_non_null(s);
+	e = ks_entry_at(s, 0);
+	assert_string_equal(e->route, "openai");
+	assert_string_equal(ks_entry_routes(e), "openai,mistral-large,proxy_1");
+	assert_true(ks_entry_has_route(e, "proxy_1", 7));
+	assert_true(ks_entry_has_route(e, "mistral-large", 13));
+	assert_false(ks_entry_has_route(e, "mistral", 7));
+	assert_false(ks_entry_has_route(e, "openai,mistral-large", 20));
+	assert_string_equal(e->alias, "ann.main@prod");
+	assert_true(ks_entry_tag(e, "env", &val, &vl));
+	assert_int_equal(vl, 4);
+	assert_memory_equal(val, "prod", 4);
+	assert_true(ks_entry_tag(e, "empty", &val, &vl));
+	assert_int_equal(vl, 0);
+	assert_false(ks_entry_tag(e, "en", &val, &vl));
+	assert_string_equal(e->rotated_from, "R00000000001");
+	assert_string_equal(e->rotated_to, "");
+	e = ks_entry_at(s, 1);
+	assert_string_equal(ks_entry_routes(e), e->route);
+	assert_string_equal(e->alias, "");
+	assert_string_equal(e->tags, "");
+	assert_string_equal(e->rotated_to, "R00000000002");
+	ks_set_unref(s);
+
+	/* A store without the new fields has none of their names. */
+	v[1].rotated_to[0] = '\0';
+	assert_int_equal(ks_file_write(f->path, &v[1], 1, err, sizeof(err)), 0);
+	{
+		FILE *fp = fopen(f->path, "rb");
+		char buf[4096];
+		size_t n;
+
+		assert_non_null(fp);
+		n = fread(buf, 1, sizeof(buf), fp);
+		fclose(fp);
+		assert_null(memmem(buf, n, "routes", 6));
+		assert_null(memmem(buf, n, "alias", 5));
+		assert_null(memmem(buf, n, "tags", 4));
+		assert_null(memmem(buf, n, "rotated", 7));
+	}
+}
+
+/* A hand-packed single-route record as keyauthctl wrote it before issue 20. */
+static void
+pack_old_record(msgpack_packer *pk, const char *extra, int extra_kind)
+{
+	uint8_t d[KEY_DIGEST_LEN];
+
+	memset(d, 7, sizeof(d));
+	msgpack_pack_map(pk, 3);
+	msgpack_pack_str_with_body(pk, "version", 7);
+	msgpack_pack_uint32(pk, 1);
+	msgpack_pack_str_with_body(pk, "generation", 10);
+	msgpack_pack_uint32(pk, 3);
+	msgpack_pack_str_with_body(pk, "keys", 4);
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_map(pk, 8 + (extra != NULL));
+	msgpack_pack_str_with_body(pk, "id", 2);
+	msgpack_pack_str_with_body(pk, "OLD000000001", 12);
+	msgpack_pack_str_with_body(pk, "digest", 6);
+	msgpack_pack_bin_with_body(pk, d, sizeof(d));
+	msgpack_pack_str_with_body(pk, "route", 5);
+	msgpack_pack_str_with_body(pk, "openai", 6);
+	msgpack_pack_str_with_body(pk, "owner", 5);
+	msgpack_pack_str_with_body(pk, "x", 1);
+	msgpack_pack_str_with_body(pk, "created", 7);
+	msgpack_pack_uint32(pk, 1);
+	msgpack_pack_str_with_body(pk, "expires", 7);
+	msgpack_pack_uint32(pk, 0);
+	msgpack_pack_str_with_body(pk, "revoked", 7);
+	msgpack_pack_uint32(pk, 0);
+	msgpack_pack_str_with_body(pk, "rpm", 3);
+	msgpack_pack_uint32(pk, 0);
+	if (extra == NULL)
+		return;
+	if (extra_kind == 0) {            /* "routes": [extra as one or two names] */
+		const char *comma = strchr(extra, ',');
+
+		msgpack_pack_str_with_body(pk, "routes", 6);
+		msgpack_pack_array(pk, comma ? 2 : 1);
+		msgpack_pack_str_with_body(pk, extra, comma ? (size_t)(comma - extra) : strlen(extra));
+		if (comma)
+			msgpack_pack_str_with_body(pk, comma + 1, strlen(comma + 1));
+	} else {                          /* "tags": { extra: "v" } */
+		msgpack_pack_str_with_body(pk, "tags", 4);
+		msgpack_pack_map(pk, 1);
+		msgpack_pack_str_with_body(pk, extra, strlen(extra));
+		msgpack_pack_str_with_body(pk, "v", 1);
+	}
+}
+
+static void
+test_old_records_load_and_bad_new_fields_are_refused(void **state)
+{
+	static const struct { const char *extra; int kind; bool good; } cases[] = {
+		{ NULL, 0, true },                      /* today's record */
+		{ "openai,mistral", 0, true },
+		{ "mistral,openai", 0, false },         /* first must be "route" */
+		{ "openai,openai", 0, false },          /* duplicate */
+		{ "openai,a b", 0, false },
+		{ "team", 1, true },
+		{ "Team", 1, false },
+		{ "a=b", 1, false },
+	};
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		struct ks_set *s;
+
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		pack_old_record(&pk, cases[i].extra, cases[i].kind);
+		s = ks_set_parse(sb.data, sb.size, err, sizeof(err));
+		if (cases[i].good) {
+			assert_non_null(s);
+			assert_true(ks_entry_has_route(ks_entry_at(s, 0), "openai", 6));
+		} else {
+			assert_null(s);
+		}
+		ks_set_unref(s);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+/* ks_entry_check: the field rules of the new fields. */
+static void
+test_entry_check_new_fields(void **state)
+{
+	struct ks_entry e;
+	char err[256], many[KS_ROUTES_STR_MAX + 1], tags[KS_TAGS_STR_MAX + 1];
+	size_t u = 0;
+
+	(void)state;
+	make_entry(0, &e);
+	e.route = "r0";
+	for (int i = 0; i < KS_ROUTES_MAX; i++)
+		u += (size_t)snprintf(many + u, sizeof(many) - u, "%sr%d", i ? "," : "", i);
+	e.routes = many;
+	assert_int_equal(ks_entry_check(&e, err, sizeof(err)), 0);
+	snprintf(many + u, sizeof(many) - u, ",r99");
+	assert_int_equal(ks_entry_check(&e, err, sizeof(err)), -1);      /* 17 routes */
+	e.routes = NULL;
+	u = 0;
+	for (int i = 0; i < KS_TAGS_MAX; i++)
+		u += (size_t)snprintf(tags + u, sizeof(tags) - u, "%st%d=v", i ? "," : "", i);
+	e.tags = tags;
+	assert_int_equal(ks_entry_check(&e, err, sizeof(err)), 0);
+	snprintf(tags + u, sizeof(tags) - u, ",t99=v");
+	assert_int_equal(ks_entry_check(&e, err, sizeof(err)), -1);      /* 17 tags */
+	e.tags = "a=1,a=2";
+	assert_int_equal(ks_entry_check(&e, err, sizeof(err)), -1);
+	e.tags = "a";
+	assert_int_equal(ks_entry_check(&e, err, sizeof(err)), -1);
+	e.tags = NULL;
+	e.alias = "no space";
+	assert_int_equal(ks_entry_check(&e, err, sizeof(err)), -1);
+	e.alias = "ok-alias_1.2@x";
+	assert_int_equal(ks_entry_check(&e, err, sizeof(err)), 0);
+	strcpy(e.rotated_to, "short");
+	assert_int_equal(ks_entry_check(&e, err, sizeof(err)), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 		T(test_write_then_load_round_trips_every_field),
+		T(test_new_fields_round_trip_and_old_records_load),
+		T(test_old_records_load_and_bad_new_fields_are_refused),
+		T(test_entry_check_new_fields),
 		T(test_missing_file_is_an_empty_set),
 		T(test_good_crafted_files_load_whatever_the_field_order),
 		T(test_each_validation_rule_rejects_the_file),

@@ -466,6 +466,47 @@ test_messages_and_names_are_static_and_json_safe(void **state)
 	}
 }
 
+/* A key on two routes passes both and is forbidden on a third, also on a
+ * route whose name is a prefix or an extension of one of its routes. */
+static void
+test_key_on_several_routes(void **state)
+{
+	static struct route r3[] = {
+		{ .name = "openai", .name_len = 6, .context = "/openai", .context_len = 7 },
+		{ .name = "mistral", .name_len = 7, .context = "/mistral", .context_len = 8 },
+		{ .name = "azure", .name_len = 5, .context = "/azure", .context_len = 6 },
+		{ .name = "open", .name_len = 4, .context = "/open", .context_len = 5 },
+		{ .name = "mistral2", .name_len = 8, .context = "/mistral2", .context_len = 9 },
+	};
+	struct conf c3 = { .key_prefix = "ka_", .routes = r3, .nroutes = 5 };
+	struct ks_entry e;
+	struct ks_set *ks;
+	struct verdict v;
+	char key[KEY_GEN_MAX + 1], err[256];
+	static const struct { const char *route; enum verdict_status want; } cases[] = {
+		{ "openai", VERDICT_OK }, { "mistral", VERDICT_OK }, { "azure", VERDICT_FORBIDDEN },
+		{ "open", VERDICT_FORBIDDEN }, { "mistral2", VERDICT_FORBIDDEN },
+	};
+
+	(void)state;
+	assert_true(keyfmt_generate("ka_", key, sizeof(key)) > 0);
+	memset(&e, 0, sizeof(e));
+	keyfmt_digest(key, strlen(key), e.digest);
+	strcpy(e.id, "multi0000001");
+	e.route = "openai";
+	e.routes = "openai,mistral";
+	e.owner = "";
+	e.created = NOW - 10;
+	assert_int_equal(ks_entry_check(&e, err, sizeof(err)), 0);
+	ks = ks_set_build(&e, 1, err, sizeof(err));
+	assert_non_null(ks);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		verdict_eval(&c3, ks, cases[i].route, strlen(cases[i].route), key, strlen(key), NOW, &v);
+		assert_int_equal(v.status, cases[i].want);
+	}
+	ks_set_unref(ks);
+}
+
 int
 main(void)
 {
@@ -483,6 +524,7 @@ main(void)
 		cmocka_unit_test(test_empty_or_null_store_denies),
 		cmocka_unit_test(test_deny_all_set_is_unknown_route),
 		cmocka_unit_test(test_messages_and_names_are_static_and_json_safe),
+		cmocka_unit_test(test_key_on_several_routes),
 	};
 
 	return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
