@@ -1,39 +1,53 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 #
-# e2e.sh: end to end through HAProxy 2.6 on loopback, driven by wrk (issue 6).
+# e2e.sh: end to end through HAProxy 2.6 and 3.2 on loopback, driven by wrk
+# (issues 6 and 19).
 #
-# One HAProxy configuration per contender, each with the same global tuning
-# (@GLOBAL@: nbthread, maxconn), the same routing and the same upstream stub
-# (haproxy-stub.cfg: a frontend of the same HAProxy answering 200):
+# For each HAProxy binary (E2E_HAPROXIES: Debian's 2.6, and 3.2 from
+# .haproxy32/ when it runs), one HAProxy configuration per contender, each
+# with the same global tuning (@GLOBAL@: nbthread, maxconn) and routing, all
+# forwarding to one upstream stub that runs in ITS OWN HAProxy process (one
+# thread; a real provider is elsewhere, so its CPU is neither counted nor
+# shared with the measured process):
 #   a  no authentication                      haproxy-noauth.cfg
 #   b  HAProxy's native sha2(256),hex,map()   haproxy-native.cfg
-#   c  keyauth, as `keyauthctl haproxy` renders it, keyauthd on loopback TCP
-#      (where the default keyauth.conf listens)
-#   d  as c, keyauthd on a unix socket
-# and two settings that matter, to show how much (rendered, then changed):
-#   e  as c with `no option pipelining` in the SPOE agent (one NOTIFY in
-#      flight per agent connection)
-#   f  as c with `maxconn 5` on the agent server line (a README default
-#      elsewhere)
+#   c  keyauth, as `keyauthctl haproxy` renders it, keyauthd on its default
+#      listener kind (a unix socket)
+#   d  as c, keyauthd on loopback TCP (allow_plain_tcp)
+#   g  the floor: as c, but the agent is floor_agent, which answers every
+#      NOTIFY with one precomputed ACK (no parsing, lookup or hashing): what
+#      HAProxy itself spends on an SPOE exchange, which keyauth cannot remove
+#   h  3.1+ only: as c with the agent backend in `mode spop` instead of the
+#      rendered `mode tcp` (which 3.1+ converts)
+#   i  the bare SPOE exchange: (a) plus only the filter, the rendered SPOE
+#      message and agent backend and one "deny unless ok" rule, with the
+#      floor agent: (i) - (a) is HAProxy's SPOE machinery, (g) - (i) what the
+#      rest of keyauth's rendered rules cost
+#   j  as c with `balance first` on the agent backend instead of roundrobin
+#   e  as d with `no option pipelining` (2.6 only; not in the default runs)
+#   f  as d with `maxconn 5` on the agent server (not in the default runs)
 # The only edits to the rendered files: the global log line is removed (no
-# configuration logs per request here), @GLOBAL@ is added, the stub is
-# appended. wrk runs tests/bench/mix.lua, every answer checked, in two
-# request mixes: "mix" (80% valid keys, 15% unknown, 5% none) and "valid"
-# (100% valid: every request goes upstream, the worst case for the ratio to
-# no authentication). E2E_RUNS lists CONFIG:MIX pairs; each gets a 1 s
-# warm-up, then E2E_SECONDS of measurement, all in turn, E2E_ROUNDS times,
-# so that the ratios of one run hold on a noisy machine. Reported: req/s,
-# latency p50/p99/p99.9, errors (see mix.lua), and CPU per request of HAProxy
-# and of keyauthd (utime+stime from /proc/PID/stat over the measurement).
+# configuration logs per request here), @GLOBAL@ is added. wrk runs
+# tests/bench/mix.lua, every answer checked, in two request mixes: "valid"
+# (100% valid keys: every request goes upstream; the headline, the worst
+# case for the ratio to no authentication) and "mix" (80% valid, 15%
+# unknown, 5% none). E2E_RUNS lists CONFIG:MIX pairs; each gets a 1 s
+# warm-up, then E2E_SECONDS of measurement, all in turn (per HAProxy
+# version), E2E_ROUNDS times, so that the ratios of one run hold on a noisy
+# machine. Reported per run: req/s, latency p50/p99/p99.9, errors (see
+# mix.lua), and CPU per request of HAProxy and of the agent (utime+stime from
+# /proc/PID/stat over the measurement).
 #
 #   tests/bench/e2e.sh [BUILD_DIR]      default build/rel
-#   env: E2E_SECONDS=8 E2E_ROUNDS=1 E2E_CONNS=64 E2E_THREADS=1 (wrk)
-#        E2E_RUNS="a:mix b:mix c:mix d:mix e:mix f:mix a:valid b:valid c:valid d:valid"
-#        E2E_NBTHREAD=2 (HAProxy) E2E_WORKERS=1 (keyauthd) E2E_KEYS=10000
-#        HAPROXY=/usr/sbin/haproxy RESULTS=<file>
+#   env: E2E_SECONDS=5 E2E_ROUNDS=1 E2E_CONNS=64 E2E_THREADS=1 (wrk)
+#        E2E_RUNS="a:valid b:valid c:valid d:valid g:valid i:valid h:valid a:mix b:mix c:mix"
+#        (h is skipped on 2.6, e on 3.x) E2E_NBTHREAD=2 (HAProxy)
+#        E2E_WORKERS=1 (keyauthd) E2E_KEYS=10000
+#        E2E_HAPROXIES="/usr/sbin/haproxy .haproxy32/bin/haproxy" RESULTS=<file>
 #        E2E_HOOK=<sh command run beside each measurement, with AGENT_PID,
-#        PROXY_PID, CONFIG and SECS set; e.g. perf record or strace -c>
+#        PROXY_PID, CONFIG, HV, SECS and HAPSOCK (HAProxy's admin socket) set;
+#        e.g. perf record, strace -c, or tests/bench/profile.sh>
 #
 # Every process started here is stopped by pid; the temporary directory (it
 # holds keys) is removed on exit. Keys are never printed nor put in argv.
@@ -46,11 +60,15 @@ KEYAUTHD=${KEYAUTHD:-$B/keyauthd}
 KEYAUTHCTL=${KEYAUTHCTL:-$B/keyauthctl}
 MKSTORE=$B/bench/mkstore
 MKMAP=$B/bench/mkmap
-HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
+FLOOR=$B/bench/floor_agent
+if [ -z "${E2E_HAPROXIES:-}" ]; then
+	E2E_HAPROXIES=/usr/sbin/haproxy
+	! .haproxy32/bin/haproxy -v >/dev/null 2>&1 || E2E_HAPROXIES="$E2E_HAPROXIES $(pwd)/.haproxy32/bin/haproxy"
+fi
 WRK=${WRK:-wrk}
-SECS=${E2E_SECONDS:-8}
+SECS=${E2E_SECONDS:-5}
 ROUNDS=${E2E_ROUNDS:-1}
-RUNS=${E2E_RUNS:-a:mix b:mix c:mix d:mix e:mix f:mix a:valid b:valid c:valid d:valid}
+RUNS=${E2E_RUNS:-a:valid b:valid c:valid d:valid g:valid i:valid h:valid a:mix b:mix c:mix}
 CONNS=${E2E_CONNS:-64}
 THREADS=${E2E_THREADS:-1}
 NBTHREAD=${E2E_NBTHREAD:-2}
@@ -58,17 +76,18 @@ WORKERS=${E2E_WORKERS:-1}
 NKEYS=${E2E_KEYS:-10000}
 RESULTS=${RESULTS:-/dev/null}
 
-for f in "$KEYAUTHD" "$KEYAUTHCTL" "$MKSTORE" "$MKMAP" "$HAPROXY"; do
+for f in "$KEYAUTHD" "$KEYAUTHCTL" "$MKSTORE" "$MKMAP" "$FLOOR" $E2E_HAPROXIES; do
 	[ -x "$f" ] || { echo "e2e.sh: $f not built or not installed" >&2; exit 2; }
 done
 command -v "$WRK" >/dev/null 2>&1 || { echo "e2e.sh: wrk not installed (Debian package wrk)" >&2; exit 2; }
 command -v curl >/dev/null 2>&1 || { echo "e2e.sh: curl not installed" >&2; exit 2; }
 
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/kae2e-XXXXXX")
-AGENT= PROXY=
+AGENT= PROXY= STUB=
 cleanup() {
 	stop_pid "$PROXY"
 	stop_pid "$AGENT"
+	stop_pid "$STUB"
 	rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -85,25 +104,42 @@ m=$NKEYS
 "$MKSTORE" "$DIR/keys.db" "$NKEYS" "$DIR/valid.txt" "$m" openai >/dev/null
 "$MKMAP" "$DIR/valid.txt" "$DIR/keys.map" "$DIR/invalid.txt" 1000 >/dev/null
 
+# ---- the upstream, in its own process -------------------------------------------
+
+{
+	printf 'global\n    nbthread 1\n    maxconn 5000\n\ndefaults\n    mode http\n'
+	printf '    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\n'
+	cat "$HERE/haproxy-stub.cfg"
+} | sed -e "s|@STUB@|127.0.0.1:$SPORT|g" >"$DIR/stub.cfg"
+set -- $E2E_HAPROXIES
+"$1" -db -f "$DIR/stub.cfg" >"$DIR/stub.log" 2>&1 &
+STUB=$!
+i=0
+until curl -s -o /dev/null "http://127.0.0.1:$SPORT/"; do
+	i=$((i + 1))
+	[ $i -le 200 ] || { echo "e2e.sh: the upstream stub did not start" >&2; cat "$DIR/stub.log" >&2; exit 1; }
+	sleep 0.05
+done
+
 # ---- configurations -----------------------------------------------------------
 
 GLOBAL="    nbthread $NBTHREAD
-    maxconn 5000"
+    maxconn 5000
+    stats socket $DIR/hap.sock mode 600 level admin"
 
-# subst TEMPLATE OUT: fills the placeholders, appends the stub.
+# subst TEMPLATE OUT: fills the placeholders.
 subst() {
-	{
-		awk -v g="$GLOBAL" '$0 == "@GLOBAL@" { print g; next } { print }' "$1"
-		cat "$HERE/haproxy-stub.cfg"
-	} | sed -e "s|@BIND@|127.0.0.1:$FPORT|g" -e "s|@STUB@|127.0.0.1:$SPORT|g" \
-		-e "s|@MAP@|$DIR/keys.map|g" >"$2"
+	awk -v g="$GLOBAL" '$0 == "@GLOBAL@" { print g; next } { print }' "$1" |
+		sed -e "s|@BIND@|127.0.0.1:$FPORT|g" -e "s|@STUB@|127.0.0.1:$SPORT|g" \
+			-e "s|@MAP@|$DIR/keys.map|g" >"$2"
 }
 
-# render NAME LISTEN: keyauth.conf for keyauthd listening on LISTEN, and the
-# HAProxy files keyauthctl renders from it, into $DIR/NAME/.
+# render DIR LISTEN VERSION: keyauth.conf for keyauthd listening on LISTEN,
+# and the HAProxy files keyauthctl renders from it for HAProxy VERSION, into
+# DIR/ (DIR/haproxy.cfg: the global tuning added, the log line removed).
 render() {
-	mkdir -p "$DIR/$1"
-	cat >"$DIR/$1/keyauth.conf" <<EOC
+	mkdir -p "$1"
+	cat >"$1/keyauth.conf" <<EOC
 listen = [ "$2" ];
 allow_plain_tcp = true;
 socket_mode = "0600";
@@ -115,51 +151,91 @@ routes = ( { name = "openai"; type = "provider"; context = "/openai";
              upstream = "127.0.0.1:$SPORT";
              security = { key_name = "Authorization"; key_location = "header"; }; } );
 EOC
-	"$KEYAUTHCTL" -c "$DIR/$1/keyauth.conf" haproxy --out "$DIR/$1" \
-		--bind "127.0.0.1:$FPORT" --haproxy-version 2.6 >/dev/null
-	{
-		awk -v g="$GLOBAL" '/^global$/ { print; print g; next }
-			/^[ \t]*log stdout / { next } { print }' "$DIR/$1/haproxy-keyauth.cfg"
-		cat "$HERE/haproxy-stub.cfg"
-	} | sed -e "s|@STUB@|127.0.0.1:$SPORT|g" >"$DIR/$1/haproxy.cfg"
+	"$KEYAUTHCTL" -c "$1/keyauth.conf" haproxy --out "$1" \
+		--bind "127.0.0.1:$FPORT" --haproxy-version "$3" >/dev/null
+	awk -v g="$GLOBAL" '/^global$/ { print; print g; next }
+		/^[ \t]*log stdout / { next } { print }' "$1/haproxy-keyauth.cfg" >"$1/haproxy.cfg"
 }
 
-subst "$HERE/haproxy-noauth.cfg" "$DIR/a.cfg"
-subst "$HERE/haproxy-native.cfg" "$DIR/b.cfg"
-render c "127.0.0.1:$APORT"
-cp "$DIR/c/haproxy.cfg" "$DIR/c.cfg"
-render d "unix:$DIR/agent.sock"
-cp "$DIR/d/haproxy.cfg" "$DIR/d.cfg"
-render e "127.0.0.1:$APORT"
-awk '{ print } /^spoe-agent / { print "    no option pipelining" }' \
-	"$DIR/e/keyauth-spoe.conf" >"$DIR/e/spoe.tmp"
-mv "$DIR/e/spoe.tmp" "$DIR/e/keyauth-spoe.conf"
-cp "$DIR/e/haproxy.cfg" "$DIR/e.cfg"
-render f "127.0.0.1:$APORT"
-sed 's/^\(    server agent1 .*\)$/\1 maxconn 5/' "$DIR/f/haproxy.cfg" >"$DIR/f.cfg"
-grep -q 'no option pipelining' "$DIR/e/keyauth-spoe.conf" &&
-	grep -q '^    server agent1 .* maxconn 5$' "$DIR/f.cfg" ||
-	{ echo "e2e.sh: the rendered configuration changed shape; update e2e.sh" >&2; exit 1; }
-for c in a b c d e f; do
-	"$HAPROXY" -c -q -f "$DIR/$c.cfg" || { echo "e2e.sh: config $c rejected" >&2; exit 1; }
-done
+# configure HV BIN: every configuration for one HAProxy version under $DIR/$HV.
+configure() {
+	v=$DIR/$1
+	mkdir -p "$v"
+	subst "$HERE/haproxy-noauth.cfg" "$v/a.cfg"
+	subst "$HERE/haproxy-native.cfg" "$v/b.cfg"
+	render "$v/c" "unix:$DIR/agent.sock" "$1"
+	cp "$v/c/haproxy.cfg" "$v/c.cfg"
+	render "$v/d" "127.0.0.1:$APORT" "$1"
+	cp "$v/d/haproxy.cfg" "$v/d.cfg"
+	# g: the rendered c, its agent replaced by the floor agent on the same socket.
+	mkdir -p "$v/g"
+	cp "$v/c/keyauth-spoe.conf" "$v/g/keyauth-spoe.conf"
+	sed "s|$v/c/keyauth-spoe.conf|$v/g/keyauth-spoe.conf|" "$v/c.cfg" >"$v/g.cfg"
+	# i: the bare SPOE exchange: (a) plus the filter, the rendered SPOE
+	# message and agent backend, and one rule (deny unless ok), with the floor
+	# agent: (i)-(a) is the SPOE machinery, (g)-(i) what keyauth's other
+	# rendered rules cost.
+	awk -v spoe="$v/c/keyauth-spoe.conf" '{ print }
+		/^    bind / { print "    filter spoe engine keyauth config " spoe
+		             print "    http-request deny deny_status 503 unless { var(txn.keyauth.ok) -m bool }" }' \
+		"$v/a.cfg" >"$v/i.cfg"
+	awk '/^backend keyauth_agents$/ { on = 1; print "" } on && /^(backend|frontend|peers) / && !/keyauth_agents/ { on = 0 }
+		on { print }' "$v/c.cfg" >>"$v/i.cfg"
+	grep -q '^backend keyauth_agents$' "$v/i.cfg" ||
+		{ echo "e2e.sh: the rendered configuration changed shape (i); update e2e.sh" >&2; exit 1; }
+	if [ "$1" != 2.6 ]; then
+		render "$v/h" "unix:$DIR/agent.sock" "$1"
+		awk '/^backend keyauth_agents$/ { inb = 1 } /^backend / && !/keyauth_agents/ { inb = 0 }
+			inb && $1 == "mode" && $2 == "tcp" { sub(/mode tcp/, "mode spop") } { print }' \
+			"$v/h/haproxy.cfg" >"$v/h.cfg"
+		grep -q '^    mode spop$' "$v/h.cfg" ||
+			{ echo "e2e.sh: the rendered configuration changed shape (h); update e2e.sh" >&2; exit 1; }
+	else
+		render "$v/e" "127.0.0.1:$APORT" "$1"
+		awk '{ print } /^spoe-agent / { print "    no option pipelining" }' \
+			"$v/e/keyauth-spoe.conf" >"$v/e/spoe.tmp"
+		mv "$v/e/spoe.tmp" "$v/e/keyauth-spoe.conf"
+		cp "$v/e/haproxy.cfg" "$v/e.cfg"
+	fi
+	# j: c with `balance first` on the agent backend (one agent: no
+	# round-robin write lock per NOTIFY in 3.x).
+	render "$v/j" "unix:$DIR/agent.sock" "$1"
+	sed 's/^    balance roundrobin$/    balance first/' "$v/j/haproxy.cfg" >"$v/j.cfg"
+	grep -q '^    balance first$' "$v/j.cfg" ||
+		{ echo "e2e.sh: the rendered configuration changed shape (j); update e2e.sh" >&2; exit 1; }
+	render "$v/f" "127.0.0.1:$APORT" "$1"
+	sed 's/^\(    server agent1 .*\)$/\1 maxconn 5/' "$v/f/haproxy.cfg" >"$v/f.cfg"
+	grep -q '^    server agent1 .* maxconn 5$' "$v/f.cfg" ||
+		{ echo "e2e.sh: the rendered configuration changed shape (f); update e2e.sh" >&2; exit 1; }
+	for c in "$v"/?.cfg; do
+		"$2" -c -q -f "$c" || { echo "e2e.sh: config $c rejected by $2" >&2; exit 1; }
+	done
+}
 
 label() {
 	case $1 in
 	a) echo "no auth" ;;
 	b) echo "haproxy map" ;;
 	c) echo "keyauth" ;;
-	d) echo "keyauth unix" ;;
+	d) echo "keyauth tcp" ;;
 	e) echo "keyauth no pipelining" ;;
 	f) echo "keyauth maxconn 5" ;;
+	g) echo "floor agent" ;;
+	h) echo "keyauth mode spop" ;;
+	i) echo "bare spoe, floor agent" ;;
+	j) echo "keyauth balance first" ;;
 	esac
 }
 
 # ---- processes ------------------------------------------------------------------
 
-start_agent() { # NAME
+start_agent() { # HV CONFIG
 	rm -f "$DIR/agent.sock"
-	"$KEYAUTHD" -c "$DIR/$1/keyauth.conf" 2>"$DIR/agent.log" &
+	if [ "$2" = g ] || [ "$2" = i ]; then
+		"$FLOOR" "unix:$DIR/agent.sock" >"$DIR/agent.log" 2>&1 &
+	else
+		"$KEYAUTHD" -c "$DIR/$1/$2/keyauth.conf" 2>"$DIR/agent.log" &
+	fi
 	AGENT=$!
 }
 
@@ -188,14 +264,16 @@ run_wrk() { # SECONDS EXPECT MIX OUTFILE
 		-s "$HERE/mix.lua" "$URL" >"$4" 2>&1 || true
 }
 
-bench_config() { # CONFIG MIX ROUND
-	c=$1 mix=$2
+bench_config() { # HV BIN CONFIG MIX ROUND
+	hv=$1 bin=$2 c=$3 mix=$4
 	expect=auth want=401
 	[ "$c" = a ] && expect=noauth want=200
+	# The floor agent allows everything: a 200 without a key shows it is up.
+	case $c in g|i) want=200 ;; esac
 	case $c in
-	c|d|e|f) start_agent "$c" ;;
+	c|d|e|f|g|h|i|j) start_agent "$hv" "$c" ;;
 	esac
-	"$HAPROXY" -db -f "$DIR/$c.cfg" >"$DIR/haproxy.log" 2>&1 &
+	"$bin" -db -f "$DIR/$hv/$c.cfg" >"$DIR/haproxy.log" 2>&1 &
 	PROXY=$!
 	wait_http $want
 	run_wrk 1 "$expect" "$mix" "$DIR/warmup.out"
@@ -204,7 +282,8 @@ bench_config() { # CONFIG MIX ROUND
 	[ -n "$AGENT" ] && a0=$(cpu_ticks "$AGENT")
 	hook=
 	if [ -n "${E2E_HOOK:-}" ]; then
-		AGENT_PID=${AGENT:-0} PROXY_PID=$PROXY CONFIG=$c SECS=$SECS sh -c "$E2E_HOOK" &
+		AGENT_PID=${AGENT:-0} PROXY_PID=$PROXY CONFIG=$c HV=$hv SECS=$SECS HAPSOCK=$DIR/hap.sock \
+			sh -c "$E2E_HOOK" &
 		hook=$!
 	fi
 	run_wrk "$SECS" "$expect" "$mix" "$DIR/wrk.out"
@@ -215,11 +294,11 @@ bench_config() { # CONFIG MIX ROUND
 	out=$(grep '^wrk ' "$DIR/wrk.out" || true)
 	if [ -z "$out" ]; then
 		cat "$DIR/wrk.out" >&2
-		echo "e2e.sh: wrk gave no result for config $c" >&2
+		echo "e2e.sh: wrk gave no result for config $c on $hv" >&2
 		exit 1
 	fi
 	reqs=$(kv "$out" requests)
-	line="result bench=e2e config=$c mix=$mix round=$3 rate=$(kv "$out" rate)"
+	line="result bench=e2e hv=$hv config=$c mix=$mix round=$5 rate=$(kv "$out" rate)"
 	line="$line p50_us=$(kv "$out" p50_us) p99_us=$(kv "$out" p99_us) p999_us=$(kv "$out" p999_us)"
 	line="$line errors=$(kv "$out" errors) timeouts=$(kv "$out" timeouts) other=$(kv "$out" other)"
 	line="$line sock_errors=$(kv "$out" sock_errors) bad200=$(kv "$out" bad200)"
@@ -234,10 +313,24 @@ bench_config() { # CONFIG MIX ROUND
 	AGENT=
 }
 
+# hv_of BIN: "2.6" or "3.2" (the rendering family: 3.1+ renders as 3.2).
+hv_of() {
+	"$1" -v 2>/dev/null | head -n 1 | sed -nE 's/^HAProxy version ([0-9]+)\.([0-9]+).*/\1 \2/p' |
+		awk '{ print ($1 > 3 || ($1 == 3 && $2 >= 1)) ? "3.2" : "2.6" }'
+}
+
+for bin in $E2E_HAPROXIES; do
+	configure "$(hv_of "$bin")" "$bin"
+done
 r=1
 while [ $r -le "$ROUNDS" ]; do
-	for run in $RUNS; do
-		bench_config "${run%%:*}" "${run#*:}" "$r"
+	for bin in $E2E_HAPROXIES; do
+		hv=$(hv_of "$bin")
+		for run in $RUNS; do
+			c=${run%%:*}
+			[ -f "$DIR/$hv/$c.cfg" ] || continue
+			bench_config "$hv" "$bin" "$c" "${run#*:}" "$r"
+		done
 	done
 	r=$((r + 1))
 done
