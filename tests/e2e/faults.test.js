@@ -519,6 +519,8 @@ describe('faults: disk full while keyauthctl writes', { timeout: 60000 }, () => 
 			const filled = fillUp(mnt);
 			t.diagnostic(`tmpfs filled with ${filled} bytes`);
 
+			const auditSize = () => { try { return fs.statSync(path.join(mnt, 'keys.db.audit')).size; } catch { return 0; } };
+			const audit0 = auditSize();
 			for (const [what, args] of [['key create', ['key', 'create', '--route', 'openai', '--owner', 'faults-full3', '--json']],
 				['key revoke', ['key', 'revoke', k1.id]]]) {
 				const r = await ctl(conf, args, { logFile: log });
@@ -530,8 +532,11 @@ describe('faults: disk full while keyauthctl writes', { timeout: 60000 }, () => 
 				assert.equal(r.stdout.trim(), '', `${what}: printed no key`);
 				assert.ok(fs.readFileSync(store).equals(bytes0), `${what}: the store changed`);
 				assert.equal(await list(), before1, `${what}: key list changed`);
-				const left = fs.readdirSync(mnt).filter((n) => n !== 'keys.db' && n !== 'keys.db.lock' && n !== 'filler');
+				// keys.db.audit is the store's audit log (issue #20), not a
+				// temporary file: a failed write adds no entry to it.
+				const left = fs.readdirSync(mnt).filter((n) => !['keys.db', 'keys.db.lock', 'keys.db.audit', 'filler'].includes(n));
 				assert.deepEqual(left, [], `${what}: files left in the store directory`);
+				assert.equal(auditSize(), audit0, `${what}: an audit entry for a write that failed`);
 			}
 			const chk = await run(KEYAUTHD, ['-t', '-c', conf]);
 			assert.equal(chk.status, 0, `keyauthd -t on the store: ${redact(chk.stdout + chk.stderr)}`);

@@ -175,7 +175,11 @@ forEachHaproxy('providers on HAProxy', { timeout: 180000 }, startGateway, (ctx) 
 			assert.ok(chunks.length >= 6, `${chunks.length} streamed chunks (want >= 6)`);
 			const gp = gaps(arrivals.slice(-6));
 			t.diagnostic(`stream gaps ms: ${gp.map((x) => x.toFixed(0)).join(' ')}`);
-			assert.ok(gp.every((x) => x >= 50 && x <= 180), `events stay ~${INTERVAL_MS} ms apart, not in bursts: ${gp.map((x) => x.toFixed(0))}`);
+			// Held-back events arrive in bursts: gaps near 0 beside one of
+			// ~200 ms (measured without http-no-delay: 0 210 0 0 95). A
+			// gap under 50 ms is that; the upper bound only stops a stall
+			// (a loaded CI machine once showed one gap of 183 ms).
+			assert.ok(gp.every((x) => x >= 50 && x <= 250), `events stay ~${INTERVAL_MS} ms apart, not in bursts: ${gp.map((x) => x.toFixed(0))}`);
 			assert.ok(Math.abs(median(gp) - INTERVAL_MS) <= 20, `median gap ${median(gp).toFixed(0)} ms (want ${INTERVAL_MS} ± 20)`);
 
 			// A wrong key: the SDK's authentication error, with our message.
