@@ -6,7 +6,9 @@
 # (bench_spop), keyauthd alone under the load generator (run.sh), the
 # end-to-end comparison through HAProxy 2.6 and 3.2 with wrk (e2e.sh), TLS and mTLS
 # against plain TCP (tls.sh, issue 11), the Redis store at BIG_KEYS keys
-# (redis.sh, issue 10) and streamed SSE answers through HAProxy 2.6 and 3.x
+# (redis.sh, issue 10), key churn on that store under paced load (churn.sh,
+# issue 19; its errors or failed checks make all.sh exit 1 after the report)
+# and streamed SSE answers through HAProxy 2.6 and 3.x
 # against direct (stream.mjs, issue 16; its target check failing makes all.sh
 # exit 1 after the report is written); then writes
 # BENCHMARKS.md (machine, versions, date, commands, tables, targets, then the
@@ -32,6 +34,7 @@ SVG=${BENCH_SVG:-doc/bench-e2e.svg}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	: "${SECONDS_PER_RUN:=1}" "${BIG_KEYS:=100000}" "${E2E_SECONDS:=2}" "${E2E_ROUNDS:=1}"
 	: "${STREAM_N:=100}"
+	: "${CHURN_KEYS:=100000}" "${CHURN_SECONDS:=3}"
 fi
 export SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
 export BIG_KEYS=${BIG_KEYS:-1000000}
@@ -39,7 +42,8 @@ export E2E_SECONDS=${E2E_SECONDS:-5}
 export E2E_ROUNDS=${E2E_ROUNDS:-2}
 export REDIS_KEYS=${REDIS_KEYS:-$BIG_KEYS}
 export STREAM_N=${STREAM_N:-200}
-stream_rc=0
+export CHURN_KEYS=${CHURN_KEYS:-$BIG_KEYS}
+stream_rc=0 churn_rc=0
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kaall-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -80,6 +84,13 @@ else
 		timeout 300 sh "$HERE/redis.sh" "$B" || { echo "all.sh: redis.sh failed or timed out" >&2; exit 1; }
 	else
 		echo "all.sh: no redis-server/redis-cli (make deps): Redis section skipped" >&2
+	fi
+
+	echo "== key churn on the Redis store (tests/bench/churn.sh)"
+	if [ -x "${REDIS_SERVER:-/usr/bin/redis-server}" ] && command -v redis-cli >/dev/null 2>&1; then
+		timeout 300 sh "$HERE/churn.sh" "$B" || churn_rc=$?
+	else
+		echo "all.sh: no redis-server/redis-cli (make deps): churn section skipped" >&2
 	fi
 
 	echo "== streaming (SSE) through HAProxy 2.6 and 3.x (tests/bench/stream.mjs)"
@@ -251,6 +262,7 @@ fi
 	echo
 	sh "$HERE/tls.sh" --report "$RESULTS"
 	sh "$HERE/redis.sh" --report "$RESULTS"
+	sh "$HERE/churn.sh" --report "$RESULTS"
 	! command -v node >/dev/null 2>&1 || node "$HERE/stream.mjs" --report "$RESULTS"
 	echo "## Targets (issues 6 and 19), this run"
 	echo
@@ -331,6 +343,10 @@ EOG
 	done
 else
 	echo "all.sh: gnuplot not installed (Debian package gnuplot-nox): no plot" >&2
+fi
+if [ "$churn_rc" != 0 ]; then
+	echo "all.sh: churn.sh exited $churn_rc (verdict errors, a write the agent did not apply, or a time-out)" >&2
+	[ "$stream_rc" != 0 ] || exit 1
 fi
 if [ "$stream_rc" != 0 ]; then
 	echo "all.sh: stream.mjs exited $stream_rc (check first_event_added_p50 missed, a streamed request failed, or a time-out)" >&2

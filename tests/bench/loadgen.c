@@ -23,12 +23,23 @@
  * the agent handed out is kept and offered on every later handshake (unless
  * -F: full handshakes only); how many were resumed is reported.
  *
+ * Paced mode (-R RATE, issue 19): NOTIFYs leave on a schedule of RATE per
+ * second in total, spread evenly (the schedule is checked after every poll
+ * wake-up, which waits at most until the next NOTIFY is due) and handed to
+ * the connections in turn, each still keeping at most DEPTH in flight. When
+ * every slot is busy the schedule runs on: the NOTIFYs due but not sent are
+ * the backlog, reported as behind_ms (the largest backlog, in milliseconds of
+ * schedule) and skipped (due by the end of the run but never sent). Latency
+ * is still measured from the write to the ACK, so it does not include the
+ * time a NOTIFY waited in the backlog: read it with behind_ms.
+ *
  * Output: one line of key=value on stdout. Keys are read from the -k file and
  * never printed. Exit 0 when every verdict came back as expected, 1 when any
  * did not (or a connection failed), 2 on a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -113,6 +124,7 @@ struct lg_opts {
 	int max_version;      /* 0: OpenSSL's highest */
 	bool no_resume;       /* -F */
 	uint64_t per_conn;    /* -x: verdicts per connection, 0 = unbounded */
+	double rate;          /* -R: NOTIFYs per second in total, 0 = as fast as slots free */
 };
 
 /* ---- histogram ------------------------------------------------------------------ */
@@ -182,6 +194,7 @@ static uint64_t by_kind[LG_KINDS];
 static SSL_CTX *tls_ctx;
 static SSL_SESSION *tls_sess;    /* offered on the next handshake (not with -F) */
 static uint64_t connects, handshakes, resumed;
+static uint64_t behind_max;      /* -R: largest backlog seen, NOTIFYs */
 
 static uint64_t now_ns(void)
 {
@@ -205,7 +218,8 @@ static void usage(void)
 	fprintf(stderr,
 	        "usage: loadgen -s ADDR [-c CONNS] [-d DEPTH] [-n VERDICTS | -t SECONDS]\n"
 	        "               [-k KEYFILE] [-r ROUTE] [-v VALID%%] [-m MISSING%%] [-S SEED]\n"
-	        "               [-x PER_CONN] [-T CAFILE [-C CERT -K KEY] [-H NAME] [-V 1.2|1.3] [-F]]\n"
+	        "               [-x PER_CONN] [-R RATE]\n"
+	        "               [-T CAFILE [-C CERT -K KEY] [-H NAME] [-V 1.2|1.3] [-F]]\n"
 	        "  ADDR      unix:/path or host:port\n"
 	        "  CONNS     connections (default 8)\n"
 	        "  DEPTH     NOTIFYs in flight per connection (default 20)\n"
@@ -216,6 +230,8 @@ static void usage(void)
 	        "  MISSING%%  share of requests without a key (default 5); the rest\n"
 	        "            carry well-formed unknown keys\n"
 	        "  PER_CONN  close a connection after this many verdicts and open a new one\n"
+	        "  RATE      paced: NOTIFYs per second in total, spread evenly (still at most\n"
+	        "            DEPTH in flight per connection; behind_ms tells a backlog)\n"
 	        "  CAFILE    speak TLS, verifying the agent's certificate against CAFILE\n"
 	        "  CERT KEY  client certificate and key (PEM) for mutual TLS\n"
 	        "  NAME      also check the agent's certificate is for NAME\n"
@@ -478,10 +494,12 @@ static void conn_cycle(struct lg_conn *c, const struct lg_opts *o, bool more)
 	}
 }
 
-/* Queues NOTIFYs into every free slot while the budget allows. */
-static void conn_issue(struct lg_conn *c, const struct lg_opts *o, bool more, uint64_t t)
+/* Queues NOTIFYs into every free slot while the budget allows (and at most
+ * *budget of them, which is decremented). */
+static void conn_issue(struct lg_conn *c, const struct lg_opts *o, bool more, uint64_t t,
+                       uint64_t *budget)
 {
-	while (more && c->nfree > 0 && (o->total == 0 || issued < o->total) &&
+	while (more && *budget > 0 && c->nfree > 0 && (o->total == 0 || issued < o->total) &&
 	       (o->per_conn == 0 || c->sent_here < o->per_conn)) {
 		unsigned slot = c->free_slots[--c->nfree];
 		unsigned r = (unsigned)(rng() % 100);
@@ -507,7 +525,44 @@ static void conn_issue(struct lg_conn *c, const struct lg_opts *o, bool more, ui
 		c->slots[slot] = (struct lg_slot){ .sent_ns = t, .kind = (uint8_t)kind, .busy = true };
 		issued++;
 		c->sent_here++;
+		(*budget)--;
 	}
+}
+
+/* -R: the NOTIFYs due at <t> by the schedule, handed out one per connection
+ * in turn from *rr. Returns how many were due but found no free slot. */
+static uint64_t paced_issue(struct lg_conn *conns, const struct lg_opts *o, uint64_t t0,
+                            uint64_t t, unsigned *rr)
+{
+	uint64_t due = (uint64_t)((double)(t - t0) * o->rate / 1e9) + 1, budget;
+	bool progress = true;
+
+	if (o->total && due > o->total)
+		due = o->total;
+	budget = due > issued ? due - issued : 0;
+	while (budget > 0 && progress) {
+		progress = false;
+		for (unsigned k = 0; k < o->conns && budget > 0; k++) {
+			struct lg_conn *c = &conns[(*rr + k) % o->conns];
+			uint64_t one = 1;
+
+			if (c->state != LG_ST_RUNNING)
+				continue;
+			if (o->per_conn)
+				conn_cycle(c, o, true);
+			if (c->state != LG_ST_RUNNING)
+				continue;
+			conn_issue(c, o, true, t, &one);
+			if (one == 0) {
+				budget--;
+				progress = true;
+			}
+		}
+		*rr = (*rr + 1) % o->conns;
+	}
+	if (budget > behind_max)
+		behind_max = budget;
+	return budget;
 }
 
 /* One SSL_write of everything queued (partial writes on: one record per
@@ -693,7 +748,7 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
 
 	*o = (struct lg_opts){ .conns = 8, .depth = 20, .route = "openai", .prefix = "ka_",
 	                       .missing_pct = 5, .seed = (uint64_t)time(NULL) };
-	while ((ch = getopt(argc, argv, "s:c:d:n:t:k:r:p:v:m:S:x:T:C:K:H:V:Fh")) != -1) {
+	while ((ch = getopt(argc, argv, "s:c:d:n:t:k:r:p:v:m:S:x:R:T:C:K:H:V:Fh")) != -1) {
 		errno = 0;
 		end = optarg ? optarg + strlen(optarg) : "";   /* string options, flags: nothing left */
 		switch (ch) {
@@ -709,6 +764,7 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
 		case 'm': o->missing_pct = (int)strtol(optarg, &end, 10); break;
 		case 'S': o->seed = strtoull(optarg, &end, 10); break;
 		case 'x': o->per_conn = strtoull(optarg, &end, 10); break;
+		case 'R': o->rate = strtod(optarg, &end); break;
 		case 'T': o->ca = optarg; break;
 		case 'C': o->cert = optarg; break;
 		case 'K': o->key = optarg; break;
@@ -730,7 +786,8 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
 		}
 	}
 	if (!o->addr || optind != argc || o->conns == 0 || o->conns > 10000 || o->depth == 0 ||
-	    o->depth > 100000 || (o->total && o->seconds > 0) || o->seconds < 0) {
+	    o->depth > 100000 || (o->total && o->seconds > 0) || o->seconds < 0 ||
+	    !(o->rate >= 0 && o->rate <= 1e8)) {
 		usage();
 		return -1;
 	}
@@ -758,8 +815,8 @@ int main(int argc, char **argv)
 	struct lg_opts o;
 	struct lg_conn *conns;
 	struct pollfd *pfds;
-	uint64_t t0, t_end_issue, t_last, drain_deadline = 0;
-	unsigned alive;
+	uint64_t t0, t_end_issue, t_last, drain_deadline = 0, due_end = 0;
+	unsigned alive, rr = 0;
 	int rc;
 
 	if (parse_opts(argc, argv, &o) == -1)
@@ -794,9 +851,36 @@ int main(int argc, char **argv)
 		uint64_t t = now_ns();
 		bool more = t < t_end_issue && (o.total == 0 || issued < o.total);
 		unsigned inflight = 0;
+		uint64_t budget = UINT64_MAX, backlog = 0;
+		int wait_ns = 100 * 1000000;
 
-		if (!more && drain_deadline == 0)
+		if (!more && drain_deadline == 0) {
 			drain_deadline = t + (uint64_t)LG_DRAIN_MS * 1000000ull;
+			if (o.rate > 0) {
+				/* what the schedule asked for by the end of the issue window */
+				uint64_t te = t_end_issue < t ? t_end_issue : t;
+
+				due_end = (uint64_t)ceil((double)(te - t0) * o.rate / 1e9);
+				if (o.total && due_end > o.total)
+					due_end = o.total;
+			}
+		}
+		if (o.rate > 0) {
+			budget = 0;   /* the per-connection pass below issues nothing */
+			if (more) {
+				backlog = paced_issue(conns, &o, t0, t, &rr);
+				if (backlog == 0) {
+					/* sleep until the next NOTIFY is due */
+					uint64_t next = t0 + (uint64_t)((double)issued * 1e9 / o.rate);
+					uint64_t now = now_ns();
+
+					wait_ns = next > now ? (int)(next - now < 100000000ull ? next - now
+					                                                         : 100000000ull) : 0;
+				}
+				if (t_end_issue > t && t_end_issue - t < (uint64_t)wait_ns)
+					wait_ns = (int)(t_end_issue - t);
+			}
+		}
 		alive = 0;
 		for (unsigned i = 0; i < o.conns; i++) {
 			struct lg_conn *c = &conns[i];
@@ -804,7 +888,7 @@ int main(int argc, char **argv)
 			if (o.per_conn)
 				conn_cycle(c, &o, more);
 			if (c->state == LG_ST_RUNNING)
-				conn_issue(c, &o, more, t);
+				conn_issue(c, &o, more, t, &budget);
 			conn_flush(c);
 			inflight += conn_inflight(c, o.depth);
 			pfds[i].fd = c->fd;   /* -1 once dead or done: poll skips it */
@@ -819,7 +903,11 @@ int main(int argc, char **argv)
 			t_last = t;
 			break;
 		}
-		rc = poll(pfds, o.conns, 100);
+		{
+			struct timespec ts = { wait_ns / 1000000000, wait_ns % 1000000000 };
+
+			rc = ppoll(pfds, o.conns, &ts, NULL);
+		}
 		if (rc == -1 && errno != EINTR) {
 			perror("loadgen: poll");
 			rc = 1;
@@ -845,8 +933,12 @@ int main(int argc, char **argv)
 	       (unsigned long long)by_kind[LG_INVALID], (unsigned long long)by_kind[LG_MISSING],
 	       (unsigned long long)errors, (unsigned long long)wrong, (unsigned long long)lost,
 	       (unsigned long long)conn_errors);
+	if (o.rate > 0)
+		printf(" target_rate=%.0f behind_ms=%.1f skipped=%llu", o.rate,
+		       (double)behind_max * 1e3 / o.rate,
+		       (unsigned long long)(due_end > issued ? due_end - issued : 0));
 	if (o.ca || o.per_conn)
-		printf(" tls=%d connects=%llu conn_rate=%.0f handshakes=%llu resumed=%llu\n",
+		printf(" tls=%d connects=%llu conn_rate=%.0f handshakes=%llu resumed=%llu",
 		       o.ca != NULL, (unsigned long long)connects,
 		       secs > 0 ? (double)connects / secs : 0.0, (unsigned long long)handshakes,
 		       (unsigned long long)resumed);
