@@ -707,3 +707,28 @@ ks_set_unref(struct ks_set *s)
 		ks_set_free(s);
 	}
 }
+
+static int
+ks_cmp_id_ptr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char **
+ks_ids_sorted(const struct ks_entry *v, size_t n)
+{
+	const char **ids = malloc((n > 0 ? n : 1) * sizeof(*ids));
+
+	if (ids == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = v[i].id;
+	qsort(ids, n, sizeof(*ids), ks_cmp_id_ptr);
+	return ids;
+}
+
+bool
+ks_ids_has(const char *const *ids, size_t n, const char *id)
+{
+	return bsearch(&id, ids, n, sizeof(*ids), ks_cmp_id_ptr) != NULL;
+}

@@ -124,6 +124,13 @@ const struct ks_entry *ks_entry_at(const struct ks_set *s, size_t i);
  * sets not loaded from a file. */
 uint64_t ks_generation(const struct ks_set *s);
 
+/* The ids of v[0..n), sorted, for ks_ids_has: which records of an old set
+ * are gone from a new list, in n log n (comparing every pair made one write
+ * to a 1M-key store run for hours). NULL when out of memory; with n == 0 a
+ * valid empty list. The caller frees it; it points into <v>. */
+const char **ks_ids_sorted(const struct ks_entry *v, size_t n);
+bool ks_ids_has(const char *const *ids, size_t n, const char *id);
+
 /* Checks one entry against the file's field rules (id of KEY_ID_LEN base62
  * chars, route 1..KS_ROUTE_MAX of [A-Za-z0-9_-], 1..KS_ROUTES_MAX distinct
  * routes beginning with <route>, owner <= KS_OWNER_MAX printable chars,

@@ -228,16 +228,116 @@ log_rep_flush(uint64_t now)
 			log_rep_end(&log_rep[i]);
 }
 
+/* Length of the escape starting at <p> (a backslash), or 0 if it is cut
+ * before <end>. */
+static size_t
+log_esc_len(const char *p, const char *end)
+{
+	size_t n = p + 1 < end && p[1] == 'u' ? 6 : 2;
+
+	return (size_t)(end - p) >= n ? n : 0;
+}
+
+/*
+ * A line cut at <n> bytes (the buffer holding at least <n> + 2) may end
+ * inside a quoted value or an escape: drops the partial escape and closes the
+ * quote, so that the line still parses. Returns the new length.
+ */
+static size_t
+log_close_cut(char *msg, size_t n)
+{
+	const char *end = msg + n;
+	size_t i = 0, keep = 0;
+	int inq = 0;
+
+	while (i < n) {
+		if (inq && msg[i] == '\\') {
+			size_t e = log_esc_len(msg + i, end);
+
+			if (e == 0)
+				break;
+			i += e;
+		} else {
+			if (msg[i] == '"')
+				inq = !inq;
+			i++;
+		}
+		keep = i;
+	}
+	if (inq)
+		msg[keep++] = '"';
+	msg[keep] = '\0';
+	return keep;
+}
+
+const char *
+log_quote(char *out, size_t outlen, const char *s, size_t len, int always)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0;
+	int bare = !always;
+
+	if (outlen < 3)
+		return outlen > 0 ? (out[0] = '\0', out) : "";
+	if (s == NULL)
+		s = "";
+	if (len == (size_t)-1)
+		len = strlen(s);
+	for (i = 0; i < len && bare; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch <= ' ' || ch == 0x7f || ch == '"' || ch == '\\' || ch == '=')
+			bare = 0;
+	}
+	if (bare && len > 0 && len < outlen) {
+		memcpy(out, s, len);
+		out[len] = '\0';
+		return out;
+	}
+	out[o++] = '"';
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		char e[6];
+		size_t n = 0;
+
+		switch (ch) {
+		case '"': case '\\': e[n++] = '\\'; e[n++] = (char)ch; break;
+		case '\n': e[n++] = '\\'; e[n++] = 'n'; break;
+		case '\r': e[n++] = '\\'; e[n++] = 'r'; break;
+		case '\t': e[n++] = '\\'; e[n++] = 't'; break;
+		default:
+			if (ch < ' ' || ch == 0x7f) {
+				memcpy(e, "\\u00", 4);
+				e[4] = hex[ch >> 4];
+				e[5] = hex[ch & 15];
+				n = 6;
+			} else {
+				e[n++] = (char)ch;
+			}
+		}
+		if (o + n + 2 > outlen)   /* room for the quote and the NUL */
+			break;
+		memcpy(out + o, e, n);
+		o += n;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}
+
 void
 log_vmsg(int level, const char *fmt, va_list ap)
 {
 	char msg[1024];
-	int saved = errno;
+	int saved = errno, r;
 
 	if (level > atomic_load(&log_lvl))
 		return;
-	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+	r = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (r < 0)
 		msg[0] = '\0';
+	else if ((size_t)r >= sizeof(msg))
+		log_close_cut(msg, sizeof(msg) - 2);
 	if (level <= LOG_WARNING) {
 		if (log_rep_suppress(level, msg, atomic_load(&log_clock)())) {
 			errno = saved;

@@ -49,4 +49,20 @@ void log_set_clock(uint64_t (*now_ms)(void));
  * that is not secret but comes from outside (routes, addresses). */
 const char *log_safe(char *out, size_t outlen, const char *s, size_t len);
 
+/* A logfmt value: <s> (<len> bytes; (size_t)-1: up to its NUL) between double
+ * quotes with '"' and '\\' escaped by a backslash, \n \r \t as such and every
+ * other control byte as \u00XX (a JSON string, which logfmt parsers read).
+ * <always> false leaves a non-empty value without space, '=', '"', '\\' or
+ * control bytes bare. Cut to fit <out> without splitting an escape; the
+ * closing quote is always there. Every value that comes from outside (an
+ * error text, a path, an address, a name) goes through it: LOG_Q / LOG_V
+ * give a buffer that lives until the end of the enclosing statement's block.
+ * Never pass a key. */
+const char *log_quote(char *out, size_t outlen, const char *s, size_t len, int always);
+
+#define LOG_QMAX 1024
+#define LOG_Q(s)      log_quote((char[LOG_QMAX]){ 0 }, LOG_QMAX, (s), (size_t)-1, 1)
+#define LOG_QN(s, n)  log_quote((char[LOG_QMAX]){ 0 }, LOG_QMAX, (s), (size_t)(n), 1)
+#define LOG_V(s)      log_quote((char[LOG_QMAX]){ 0 }, LOG_QMAX, (s), (size_t)-1, 0)
+
 #endif /* AGENT_LOG_H */

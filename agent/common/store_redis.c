@@ -324,14 +324,11 @@ badnum:
 	snprintf(why, sizeof(why), "bad number");
 skip:
 	rd->skipped++;
-	for (char *q = why; *q; q++)
-		if (*q == '"' || *q == '\\')
-			*q = '\'';
 	/* The id is not a secret (it is printed by keyauthctl list); never the
-	 * digest. %.*s: the id may be garbage, so it is bounded and quoted. */
-	log_warning("event=store_record_skipped namespace=%s id=\"%.*s\" reason=\"%s\"",
-	            ns, id_printable(idr) ? (int)idr->len : 0,
-	            idr->type == REDIS_REPLY_STRING ? idr->str : "", why);
+	 * digest. The id may be garbage, so it is bounded and quoted. */
+	log_warning("event=store_record_skipped namespace=%s id=%s reason=%s",
+	            LOG_V(ns), LOG_QN(idr->type == REDIS_REPLY_STRING ? idr->str : "",
+	            id_printable(idr) ? idr->len : 0), LOG_Q(why));
 	return 1;
 }
 
@@ -356,9 +353,9 @@ sr_drop_dup_digests(struct sr_read *rd, const char *ns)
 	for (size_t i = 0; i < rd->n; i++) {
 		if (w > 0 && memcmp(rd->v[w - 1].digest, rd->v[i].digest, KEY_DIGEST_LEN) == 0) {
 			rd->skipped++;
-			log_warning("event=store_record_skipped namespace=%s id=\"%s\" "
-			            "reason=\"digest also used by id %s\"", ns, rd->v[i].id,
-			            rd->v[w - 1].id);
+			log_warning("event=store_record_skipped namespace=%s id=%s "
+			            "reason=\"digest also used by id\" other_id=%s", LOG_V(ns),
+			            LOG_Q(rd->v[i].id), LOG_V(rd->v[w - 1].id));
 			continue;
 		}
 		rd->v[w++] = rd->v[i];
@@ -517,9 +514,15 @@ store_redis_commit(struct redisContext *c, const char *ns, const struct ks_set *
 	redisReply *r;
 	int rc = 0;
 
+	const char **ids = NULL;
+
 	for (size_t i = 0; i < n; i++)
 		if (ks_entry_check(&v[i], err, errlen) == -1)
 			return -1;
+	if (old != NULL && ks_count(old) > 0 && (ids = ks_ids_sorted(v, n)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	redisAppendCommand(c, "MULTI");
 	for (size_t i = 0; i < n; i++) {
 		const struct ks_entry *o = old ? ks_find_id(old, v[i].id) : NULL;
@@ -545,17 +548,15 @@ store_redis_commit(struct redisContext *c, const char *ns, const struct ks_set *
 	}
 	for (size_t i = 0; old != NULL && i < ks_count(old); i++) {
 		const struct ks_entry *o = ks_entry_at(old, i);
-		bool kept = false;
 
-		for (size_t j = 0; j < n && !kept; j++)
-			kept = strcmp(v[j].id, o->id) == 0;
-		if (kept)
+		if (ks_ids_has(ids, n, o->id))
 			continue;
 		redisAppendCommand(c, "DEL %s:key:%s", ns, o->id);
 		redisAppendCommand(c, "SREM %s:ids %s", ns, o->id);
 		queued += 2;
 		sr_event_add(msg, &nids, o->id);
 	}
+	free(ids);
 	redisAppendCommand(c, "INCR %s:generation", ns);
 	redisAppendCommand(c, "PUBLISH %s:events %s", ns, nids > 0 ? msg : "*");
 	redisAppendCommand(c, "EXEC");

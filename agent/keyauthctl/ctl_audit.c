@@ -408,29 +408,33 @@ ctl_audit_write(struct ctl_audit *a, const struct ks_set *before, const struct k
                 size_t n, const char *note, char *err, size_t errlen)
 {
 	int64_t now = ctl_now(a->ctx);
-	int written = 0, r;
+	const char **ids = NULL;
+	int written = 0, r = 0;
 
+	if (ks_count(before) > 0 && (ids = ks_ids_sorted(after, n)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	for (size_t i = 0; i < n; i++) {
 		r = audit_entry(a, ks_find_id(before, after[i].id), &after[i], note, now, err,
 		                errlen);
 		if (r == -1)
-			return -1;
+			goto out;
 		written += r;
 	}
 	for (size_t i = 0; i < ks_count(before); i++) {
 		const struct ks_entry *o = ks_entry_at(before, i);
-		bool kept = false;
 
-		for (size_t j = 0; j < n && !kept; j++)
-			kept = strcmp(after[j].id, o->id) == 0;
-		if (kept)
+		if (ks_ids_has(ids, n, o->id))
 			continue;
 		r = audit_entry(a, o, NULL, note, now, err, errlen);
 		if (r == -1)
-			return -1;
+			goto out;
 		written += r;
 	}
-	return written;
+out:
+	free(ids);
+	return r == -1 ? -1 : written;
 }
 
 /* ---- keyauthctl audit ------------------------------------------------------------- */

@@ -47,6 +47,7 @@ struct key_opts {
 	bool older_set;
 	bool yes;                    /* revoke --yes */
 	bool dry_run;                /* purge --dry-run */
+	const char *out;             /* create, rotate --out FILE */
 };
 
 #define KEY_OPT_ROUTE   { "route",   required_argument, NULL, 'r' }
@@ -57,6 +58,7 @@ struct key_opts {
 #define KEY_OPT_TAG     { "tag",     required_argument, NULL, 't' }
 #define KEY_OPT_EXPIRES { "expires", required_argument, NULL, 'e' }
 #define KEY_OPT_NOEXP   { "no-expiry", no_argument,     NULL, 'N' }
+#define KEY_OPT_OUT     { "out",     required_argument, NULL, 'F' }
 #define KEY_OPT_END     CTL_JSON_LONGOPT, { NULL, 0, NULL, 0 }
 
 /* The descriptor of "key WORD": WORD_help, WORD_opts and key_WORD(). */
@@ -140,9 +142,15 @@ int key_read_stdin(const struct ctl_ctx *ctx, char *buf, size_t cap, size_t *len
 int key_parse_rpm(const struct ctl_ctx *ctx, const char *s, uint32_t *out);
 /* "60" or "-" for tables and messages. */
 const char *key_rpm_str(uint32_t rpm, char *buf, size_t len);
-/* Prints a new key once (text or JSON), with <note> (may be NULL). */
+/* --out FILE: creates FILE for the new key, mode 0600, refusing an existing
+ * file or a symlink (O_EXCL), before the store changes. The fd, or -1
+ * (printed). */
+int key_out_open(const struct ctl_ctx *ctx, const char *path);
+/* Prints a new key once (text or JSON), with <note> (may be NULL). With
+ * <out_fd> >= 0 (key_out_open's, closed here) the key goes to that file
+ * <out_path> instead, and the JSON names the file instead of holding the key. */
 int key_print_new(const struct ctl_ctx *ctx, const char *key, const struct ks_entry *e,
-                  bool json, const char *note);
+                  bool json, const char *note, int out_fd, const char *out_path);
 json_t *key_json_entry(const struct ks_entry *e, int64_t now);
 /* key_json_entry with the usage columns (requests, last_used: 0 = never). */
 json_t *key_json_entry_usage(const struct ks_entry *e, int64_t now, uint64_t requests,

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl_keys-int.h"
 #include "keyfmt.h"
@@ -25,7 +26,7 @@ static const char create_help[] =
 	"usage: keyauthctl key create --route ROUTE [--route ROUTE ...] [--owner LABEL]\n"
 	"                             [--alias NAME] [--tag K=V ...]\n"
 	"                             [--days N | --expires YYYY-MM-DD | --no-expiry]\n"
-	"                             [--rpm N] [--json]\n"
+	"                             [--rpm N] [--out FILE] [--json]\n"
 	"\n"
 	"Creates an API key for one or more routes and prints it once, alone on stdout.\n"
 	"The key id, route, owner and expiry go to stderr. Only the key's SHA-256\n"
@@ -42,11 +43,14 @@ static const char create_help[] =
 	"  --no-expiry         a key that never expires (only when asked for explicitly)\n"
 	"  --rpm N             at most N requests per minute, counted by HAProxy\n"
 	"                      (0..1000000; default 0: the route's rate_limit_rpm, if any)\n"
+	"  --out FILE          write the key to FILE instead, a new file of mode 0600\n"
+	"                      (an existing FILE is refused, before any change)\n"
 	"  --json              print a JSON object (which includes the key) instead\n"
 	"  -c FILE             configuration file (default $KEYAUTH_CONF or " CONF_DEFAULT_PATH ")\n"
 	"\n"
-	"example:\n"
-	"  KEY=$(keyauthctl key create --route openai --owner alice@example.com)\n";
+	"examples:\n"
+	"  KEY=$(keyauthctl key create --route openai --owner alice@example.com)\n"
+	"  keyauthctl key create --route openai --owner alice@example.com --out alice.key\n";
 
 struct create_arg {
 	const char *route;
@@ -124,7 +128,7 @@ key_create(struct ctl_ctx *ctx, const struct ctl_args *args)
 	struct create_arg *a;
 	struct conf *c = NULL;
 	char note[1024];
-	int rc;
+	int rc, out_fd = -1;
 
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
@@ -153,15 +157,22 @@ key_create(struct ctl_ctx *ctx, const struct ctl_args *args)
 	if ((rc = key_routes_check(ctx, c, o)) != 0)
 		goto out;
 	rc = CTL_EXIT_FAIL;
+	if (o->out != NULL && (out_fd = key_out_open(ctx, o->out)) == -1)
+		goto out;
 	/* Written but not confirmed by the replicas: the key is printed all
 	 * the same (it is in the store), then the error, exit 1. */
 	rc = key_store_edit_note(ctx, c, create_edit, a, note, sizeof(note));
 	if (rc == CTL_EXIT_OK || rc == STORE_UNCONFIRMED) {
-		int prc = key_print_new(ctx, a->key, &a->made.e, args->json, NULL);
+		int prc = key_print_new(ctx, a->key, &a->made.e, args->json, NULL, out_fd, o->out);
 
+		out_fd = -1;
 		rc = rc == STORE_UNCONFIRMED ? key_unconfirmed_print(ctx, note) : prc;
 	}
 out:
+	if (out_fd >= 0) {       /* nothing was created: no empty key file left */
+		close(out_fd);
+		unlink(o->out);
+	}
 	explicit_bzero(a->key, sizeof(a->key));
 	free(a);
 	conf_free(c);
@@ -170,7 +181,7 @@ out:
 
 static const struct option create_opts[] = {
 	KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_DAYS, KEY_OPT_EXPIRES, KEY_OPT_NOEXP,
-	KEY_OPT_ALIAS, KEY_OPT_TAG, KEY_OPT_RPM, KEY_OPT_END
+	KEY_OPT_ALIAS, KEY_OPT_TAG, KEY_OPT_RPM, KEY_OPT_OUT, KEY_OPT_END
 };
 KEY_CMD(create, CTL_OPERAND_NONE, "create a key for a route and print it once");
 
@@ -381,7 +392,7 @@ const struct ctl_cmd ctl_cmd_key_revoke = {
 
 static const char rotate_help[] =
 	"usage: keyauthctl key rotate ID [--grace DURATION] [--days N] [--rpm N]\n"
-	"                             [--route ROUTE ...] [--json]\n"
+	"                             [--route ROUTE ...] [--out FILE] [--json]\n"
 	"\n"
 	"Creates a new key for the same routes, owner, alias and tags and prints it\n"
 	"once on stdout. The old key stays valid for the grace period (listed as\n"
@@ -394,10 +405,13 @@ static const char rotate_help[] =
 	"  --rpm N            requests-per-minute limit of the new key (default: the\n"
 	"                     old key's; 0 = none of its own)\n"
 	"  --route ROUTE      the new key's routes (repeatable; default: the old key's)\n"
+	"  --out FILE         write the new key to FILE, a new file of mode 0600\n"
+	"                     (an existing FILE is refused, before any change)\n"
 	"  --json             a JSON object (which includes the new key)\n"
 	"\n"
-	"example:\n"
-	"  NEW=$(keyauthctl key rotate 3xK9pQ2mZ7aB --grace 1h)\n";
+	"examples:\n"
+	"  NEW=$(keyauthctl key rotate 3xK9pQ2mZ7aB --grace 1h)\n"
+	"  keyauthctl key rotate 3xK9pQ2mZ7aB --grace 7d --out new.key\n";
 
 static int
 rotate_edit(struct ctl_edit *ed, void *arg)
@@ -466,7 +480,7 @@ key_rotate(struct ctl_ctx *ctx, const struct ctl_args *args)
 	struct id_arg *a;
 	struct conf *c = NULL;
 	char note[128], t[32], unconfirmed[1024];
-	int rc;
+	int rc, out_fd = -1;
 
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
@@ -486,16 +500,24 @@ key_rotate(struct ctl_ctx *ctx, const struct ctl_args *args)
 	if ((rc = key_routes_check(ctx, c, o)) != 0)
 		goto out;
 	key_routes_join(o, a->routes, sizeof(a->routes));
+	rc = CTL_EXIT_FAIL;
+	if (o->out != NULL && (out_fd = key_out_open(ctx, o->out)) == -1)
+		goto out;
 	rc = key_store_edit_note(ctx, c, rotate_edit, a, unconfirmed, sizeof(unconfirmed));
 	if (rc == CTL_EXIT_OK || rc == STORE_UNCONFIRMED) {
 		int prc;
 
 		ctl_fmt_time(a->old.e.expires, t, sizeof(t));
 		snprintf(note, sizeof(note), "Old key %s stays valid until %s.", a->old.e.id, t);
-		prc = key_print_new(ctx, a->key, &a->made.e, args->json, note);
+		prc = key_print_new(ctx, a->key, &a->made.e, args->json, note, out_fd, o->out);
+		out_fd = -1;
 		rc = rc == STORE_UNCONFIRMED ? key_unconfirmed_print(ctx, unconfirmed) : prc;
 	}
 out:
+	if (out_fd >= 0) {       /* nothing was created: no empty key file left */
+		close(out_fd);
+		unlink(o->out);
+	}
 	explicit_bzero(a->key, sizeof(a->key));
 	free(a);
 	conf_free(c);
@@ -504,7 +526,7 @@ out:
 
 static const struct option rotate_opts[] = {
 	{ "grace", required_argument, NULL, 'g' }, KEY_OPT_DAYS, KEY_OPT_RPM, KEY_OPT_ROUTE,
-	KEY_OPT_END
+	KEY_OPT_OUT, KEY_OPT_END
 };
 KEY_CMD(rotate, CTL_OPERAND_ID, "replace a key, keeping the old one valid for a grace period");
 

@@ -5,9 +5,11 @@
  * route and owner checks, and the output of a new key and of an entry.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -303,6 +305,7 @@ key_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg)
 		break;
 	}
 	case 'N': o->no_expiry = true; break;
+	case 'F': o->out = arg; break;
 	case 'W':
 		o->expiring_set = true;
 		return key_parse_span(ctx, "--expiring-within", arg, &o->expiring_within);
@@ -337,14 +340,68 @@ key_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg)
  * includes it), the details on stderr. Returns CTL_EXIT_OK, or CTL_EXIT_FAIL
  * when stdout could not take it (the key is stored but lost). */
 int
+key_out_open(const struct ctl_ctx *ctx, const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd == -1) {
+		ctl_err(ctx, "--out %s: %s%s", path, strerror(errno),
+		        errno == EEXIST ? " (the key goes only to a new file: remove it or "
+		        "choose another name)" : "");
+		return -1;
+	}
+	if (fchmod(fd, 0600) == -1) {   /* exactly 0600, whatever the umask */
+		ctl_err(ctx, "--out %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return fd;
+}
+
+/* The key and a newline to <fd>, synced, closed: 0 or -1. */
+static int
+key_write_fd(int fd, const char *key)
+{
+	size_t len = strlen(key), off = 0;
+	int bad = 0;
+
+	while (off < len + 1 && !bad) {
+		ssize_t w = off < len ? write(fd, key + off, len - off) : write(fd, "\n", 1);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		bad = w <= 0;
+		off += w > 0 ? (size_t)w : 0;
+	}
+	bad |= fsync(fd) == -1;
+	bad |= close(fd) == -1;
+	return bad ? -1 : 0;
+}
+
+int
 key_print_new(const struct ctl_ctx *ctx, const char *key, const struct ks_entry *e,
-              bool json, const char *note)
+              bool json, const char *note, int out_fd, const char *out_path)
 {
 	char expires[32], rpm[16];
 	int bad = 0;
 
 	ctl_fmt_time(e->expires, expires, sizeof(expires));
-	if (json) {
+	if (out_fd >= 0) {
+		if (key_write_fd(out_fd, key) == -1) {
+			ctl_err(ctx, "could not write the key to %s: %s; it is stored but lost: "
+			        "revoke it with 'keyauthctl key revoke %s'", out_path,
+			        strerror(errno), e->id);
+			return CTL_EXIT_FAIL;
+		}
+		if (json)
+			bad = ctl_json_print(ctx, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}",
+			    "id", ctl_json_text(e->id), "route", ctl_json_text(e->route),
+			    "owner", ctl_json_text(e->owner),
+			    "created", ctl_json_time(e->created, false),
+			    "expires", ctl_json_time(e->expires, true), "rpm", (json_int_t)e->rpm,
+			    "key_file", ctl_json_text(out_path))) != CTL_EXIT_OK;
+	} else if (json) {
 		bad = ctl_json_print(ctx, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}",
 		    "id", ctl_json_text(e->id), "route", ctl_json_text(e->route),
 		    "owner", ctl_json_text(e->owner), "created", ctl_json_time(e->created, false),
@@ -358,8 +415,12 @@ key_print_new(const struct ctl_ctx *ctx, const char *key, const struct ks_entry 
 	fprintf(stderr, "Key id:  %s\nRoute:   %s\nOwner:   %s\nExpires: %s\nRPM:     %s\n",
 	        e->id, e->route, e->owner[0] != '\0' ? e->owner : "-",
 	        e->expires != 0 ? expires : "never", key_rpm_str(e->rpm, rpm, sizeof(rpm)));
+	if (out_fd >= 0)
+		fprintf(stderr, "Key file: %s (mode 0600)\n", out_path);
 	if (note != NULL)
 		fprintf(stderr, "%s\n", note);
+	if (bad && out_fd >= 0)
+		return CTL_EXIT_FAIL;
 	if (bad) {
 		ctl_err(ctx, "could not write the key to stdout; it is stored but lost: revoke it "
 		        "with 'keyauthctl key revoke %s'", e->id);

@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "ctl.h"
+#include "version.h"
 
 /* Every command, in the order 'keyauthctl --help' lists them. */
 static const struct ctl_cmd *const commands[] = {
@@ -26,11 +27,15 @@ static void
 usage(FILE *f)
 {
 	fputs("usage: keyauthctl [-c FILE] COMMAND [options]\n"
+	      "       keyauthctl --help | --version\n"
 	      "\ncommands:\n", f);
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-11s %s\n", commands[i]->name, commands[i]->summary);
 	fputs("\n"
-	      "  -c FILE   keyauth configuration (default $KEYAUTH_CONF, else " CONF_DEFAULT_PATH ")\n"
+	      "  -c, --config FILE  keyauth configuration (default $KEYAUTH_CONF, else\n"
+	      "                     " CONF_DEFAULT_PATH ")\n"
+	      "  -h, --help         this help\n"
+	      "  -V, --version      print the version\n"
 	      "\n"
 	      "'keyauthctl COMMAND --help' shows a command's options and an example.\n"
 	      "Exit status: 0 ok, 1 failure, 2 usage error.\n"
@@ -91,6 +96,7 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CTL_COMMON_LONGOPTS,
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct ctl_ctx ctx = { .prog = "keyauthctl" };
@@ -103,10 +109,13 @@ main(int argc, char **argv)
 	ctl_json_init();
 	ctx.conf_path = env != NULL && *env != '\0' ? env : CONF_DEFAULT_PATH;
 	/* '+': stop at the command word; its options are its own. */
-	while ((opt = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 			usage(stdout);
+			return CTL_EXIT_OK;
+		case 'V':
+			printf("keyauthctl %s\n", KEYAUTH_VERSION);
 			return CTL_EXIT_OK;
 		case '?':
 			usage(stderr);

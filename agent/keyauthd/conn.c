@@ -296,8 +296,8 @@ conn_error(struct conn *c, int status)
 	else if (status != 0)
 		STAT_INC(c->w, proto_errors[0]);
 	if (status != SPOP_ERR_NONE && conn_log_budget(c->w))
-		log_msg(LOG_NOTICE, "event=protocol_error conn=%llu state=%s status=%d reason=\"%s\"",
-		    (unsigned long long)c->id, conn_st_str(c->st), status, spop_err_str(status));
+		log_msg(LOG_NOTICE, "event=protocol_error conn=%llu state=%s status=%d reason=%s",
+		    (unsigned long long)c->id, conn_st_str(c->st), status, LOG_Q(spop_err_str(status)));
 	c->rx_len = 0;
 	conn_set_st(c, CONN_ST_CLOSING);
 }
@@ -590,7 +590,8 @@ conn_handshake(struct conn *c)
 	STAT_INC(c->w, tls_handshakes);
 	if (c->tr.ops->peer != NULL && c->tr.ops->peer(&c->tr, subj, sizeof(subj)) &&
 	    conn_log_budget(c->w))
-		log_info("event=tls_client conn=%llu subject=\"%s\"", (unsigned long long)c->id, subj);
+		log_info("event=tls_client conn=%llu subject=%s", (unsigned long long)c->id,
+		    LOG_Q(subj));
 	return 0;
 }
 

@@ -32,8 +32,9 @@
 #include "store.h"
 #include "tls.h"
 #include "worker.h"
+#include "version.h"
 
-#define KEYAUTHD_VERSION "0.1.0"
+#define KEYAUTHD_VERSION KEYAUTH_VERSION
 #define LISTEN_BACKLOG   4096     /* reloads reopen every agent connection at once */
 
 struct daemon {
@@ -71,9 +72,11 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: keyauthd [-t] [-c FILE]\n"
-	    "  -c FILE  configuration file (default " CONF_DEFAULT_PATH ")\n"
-	    "  -t       check the configuration and the key store, then exit 0 (OK) or 1\n"
-	    "  -V       print the version\n"
+	    "  -c, --config FILE  configuration file (default $KEYAUTH_CONF, else\n"
+	    "                     " CONF_DEFAULT_PATH ")\n"
+	    "  -t, --test         check the configuration and the key store, then exit 0 (OK) or 1\n"
+	    "  -V, --version      print the version\n"
+	    "  -h, --help         print this help\n"
 	    "Started as root, keyauthd switches to the configuration's user after binding;\n"
 	    "without one it refuses to run unless KEYAUTH_ALLOW_ROOT=1 is set.\n"
 	    "example: keyauthd -t -c /etc/keyauth/keyauth.conf\n");
@@ -90,7 +93,7 @@ log_lines(int level, const char *event, const char *text)
 		int len = nl != NULL ? (int)(nl - p) : (int)strlen(p);
 
 		if (len > 0)
-			log_msg(level, "event=%s error=\"%.*s\"", event, len, p);
+			log_msg(level, "event=%s error=%s", event, LOG_QN(p, len));
 		p += len + (nl != NULL);
 	}
 }
@@ -150,7 +153,7 @@ open_listeners(struct daemon *d, const struct conf *c)
 
 		if (l->family == LISTEN_TCP && !l->tls)
 			log_warning("event=plain_tcp_listener addr=%s allowed_by=allow_plain_tcp "
-			    "note=\"" PLAIN_TCP_RISK "\"", l->addr);
+			    "note=\"" PLAIN_TCP_RISK "\"", LOG_V(l->addr));
 		if (l->family == LISTEN_UNIX) {
 			int fd;
 
@@ -178,11 +181,11 @@ open_listeners(struct daemon *d, const struct conf *c)
 				worker_add_listener(&d->workers[k], fd, false, l->tls);
 			}
 		}
-		log_info("event=listening addr=%s workers=%u", l->addr, d->nworkers);
+		log_info("event=listening addr=%s workers=%u", LOG_V(l->addr), d->nworkers);
 	}
 	return 0;
 fail:
-	log_err("event=listen_failed error=\"%s\"", err);
+	log_err("event=listen_failed error=%s", LOG_Q(err));
 	return -1;
 }
 
@@ -194,14 +197,14 @@ drop_privileges(const char *user)
 	struct passwd *pw = getpwnam(user);
 
 	if (pw == NULL) {
-		log_err("event=start_failed error=\"user %s not found\"", user);
+		log_err("event=start_failed error=\"user not found\" user=%s", LOG_V(user));
 		return -1;
 	}
 	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1) {
-		log_err("event=start_failed error=\"cannot become user %s: %s\"", user, strerror(errno));
+		log_err("event=start_failed error=%s user=%s", LOG_Q(strerror(errno)), LOG_V(user));
 		return -1;
 	}
-	log_info("event=privileges_dropped user=%s uid=%u", user, (unsigned)pw->pw_uid);
+	log_info("event=privileges_dropped user=%s uid=%u", LOG_V(user), (unsigned)pw->pw_uid);
 	return 0;
 }
 
@@ -213,7 +216,8 @@ write_pid_file(const char *path)
 
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd == -1) {
-		log_err("event=start_failed error=\"pid file %s: %s\"", path, strerror(errno));
+		log_err("event=start_failed what=pid_file path=%s error=%s", LOG_V(path),
+		    LOG_Q(strerror(errno)));
 		return -1;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
@@ -260,17 +264,17 @@ reload_store(struct daemon *d, const char *why)
 	if (ks == NULL) {
 		log_lines(LOG_ERR, "store_rejected", err);
 		log_err("event=store_rejected where=%s trigger=%s action=keep_previous keys=%zu",
-		    d->store->ops->where(d->store), why, ks_count(d->ks));
+		    LOG_V(d->store->ops->where(d->store)), why, ks_count(d->ks));
 		return -1;
 	}
 	ks_set_unref(d->ks);
 	d->ks = ks;
 	if (d->stale) {
 		d->stale = false;
-		log_notice("event=store_fresh where=%s", d->store->ops->where(d->store));
+		log_notice("event=store_fresh where=%s", LOG_V(d->store->ops->where(d->store)));
 	}
 	log_info("event=store_loaded where=%s trigger=%s keys=%zu generation=%llu",
-	    d->store->ops->where(d->store), why, ks_count(ks),
+	    LOG_V(d->store->ops->where(d->store)), why, ks_count(ks),
 	    (unsigned long long)d->gen + 1);
 	return 0;
 }
@@ -304,7 +308,7 @@ on_stale_tick(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	d->stale = true;
 	log_err("event=store_stale where=%s age_s=%.0f max_staleness=%u action=%s",
-	    d->store->ops->where(d->store), ss.age, rc->max_staleness,
+	    LOG_V(d->store->ops->where(d->store)), ss.age, rc->max_staleness,
 	    rc->stale_deny ? "deny" : "serve_last_set");
 	if (rc->stale_deny) {
 		if (d->deny_set == NULL)
@@ -582,8 +586,9 @@ check_root(const struct conf *c, const char *path)
 		return 0;
 	if (allow == NULL || strcmp(allow, "1") != 0) {
 		log_err("event=start_failed error=\"running as root without a user setting\" "
-		    "note=\"set user = \\\"keyauth\\\"; in %s (recommended), or start with "
-		    "KEYAUTH_ALLOW_ROOT=1 to run as root on purpose\"", path);
+		    "note=\"set user = \\\"keyauth\\\"; in the configuration (recommended), or "
+		    "start with KEYAUTH_ALLOW_ROOT=1 to run as root on purpose\" config=%s",
+		    LOG_V(path));
 		return -1;
 	}
 	log_warning("event=running_as_root allowed_by=KEYAUTH_ALLOW_ROOT "
@@ -608,11 +613,11 @@ load_first_set(struct daemon *d, const struct conf *c)
 	if (d->ks == NULL) {
 		log_lines(LOG_ERR, "start_failed", err);
 		log_err("event=start_failed where=%s note=\"fix or restore the key store\"",
-		    d->store->ops->where(d->store));
+		    LOG_V(d->store->ops->where(d->store)));
 		return -1;
 	}
 	log_info("event=store_loaded where=%s trigger=start keys=%zu",
-	    d->store->ops->where(d->store), ks_count(d->ks));
+	    LOG_V(d->store->ops->where(d->store)), ks_count(d->ks));
 	return 0;
 }
 
@@ -655,10 +660,10 @@ open_endpoints(struct daemon *d, const struct conf *c)
 
 		if (fd == -1 ||
 		    (d->metrics = metrics_open(fd, d->loop, on_metrics, d, err, sizeof(err))) == NULL) {
-			log_err("event=start_failed what=metrics_listen error=\"%s\"", err);
+			log_err("event=start_failed what=metrics_listen error=%s", LOG_Q(err));
 			return -1;
 		}
-		log_info("event=listening addr=%s what=metrics", c->metrics.addr);
+		log_info("event=listening addr=%s what=metrics", LOG_V(c->metrics.addr));
 	}
 	if (c->user != NULL && drop_privileges(c->user) == -1)
 		return -1;
@@ -682,7 +687,7 @@ start_workers(struct daemon *d)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		if (worker_start(&d->workers[i]) == -1) {
-			log_err("event=start_failed error=\"pthread_create: %s\"", strerror(errno));
+			log_err("event=start_failed what=pthread_create error=%s", LOG_Q(strerror(errno)));
 			d->nworkers = i;
 			rc = -1;
 			break;
@@ -716,7 +721,7 @@ watch_main(struct daemon *d, const struct conf *c)
 	if (c->control_path != NULL) {
 		d->control = control_open(c->control_path, d->loop, on_control, d, err, sizeof(err));
 		if (d->control == NULL) {
-			log_err("event=start_failed error=\"%s\"", err);
+			log_err("event=start_failed error=%s", LOG_Q(err));
 			return -1;
 		}
 	}
@@ -807,6 +812,13 @@ out:
 int
 main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "config",  required_argument, NULL, 'c' },
+		{ "test",    no_argument,       NULL, 't' },
+		{ "version", no_argument,       NULL, 'V' },
+		{ "help",    no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
 	struct daemon d;
 	char err[8192];
 	struct conf *c;
@@ -815,7 +827,7 @@ main(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	d.conf_path = getenv("KEYAUTH_CONF") != NULL ? getenv("KEYAUTH_CONF") : CONF_DEFAULT_PATH;
-	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			d.conf_path = optarg;

@@ -185,8 +185,8 @@ set_watch(struct listener_set *s, bool on)
 static void
 set_pause(struct listener_set *s, int err)
 {
-	log_warning("event=%s errno=%d error=\"%s\" action=pause_accept pause_ms=%d",
-	    s->ops->event, err, strerror(err), (int)(LISTENER_PAUSE * 1000));
+	log_warning("event=%s errno=%d error=%s action=pause_accept pause_ms=%d",
+	    s->ops->event, err, LOG_Q(strerror(err)), (int)(LISTENER_PAUSE * 1000));
 	if (s->ops->on_pause != NULL)
 		s->ops->on_pause(s, err);
 	set_watch(s, false);

@@ -82,8 +82,8 @@ sr_down(struct store_redis *sr, const char *why)
 	if (!sr->down_logged) {
 		sr->down_logged = true;
 		sr->outages++;
-		log_err("event=store_disconnected where=%s error=\"%s\" action=serve_last_set",
-		        sr->cl.where, why);
+		log_err("event=store_disconnected where=%s error=%s action=serve_last_set",
+		        LOG_V(sr->cl.where), LOG_Q(why));
 	}
 	ev_timer_stop(sr->loop, &sr->reconnect_w);
 	ev_timer_set(&sr->reconnect_w, SR_RECONNECT, 0.);
@@ -251,8 +251,8 @@ sr_on_auth(redisAsyncContext *ac, void *reply, void *priv)
 
 	(void)priv;
 	if (r != NULL && r->type == REDIS_REPLY_ERROR)
-		log_err("event=store_auth_failed where=%s error=\"%s\"",
-		        ((struct store_redis *)ac->data)->cl.where, r->str);
+		log_err("event=store_auth_failed where=%s error=%s",
+		        LOG_V(((struct store_redis *)ac->data)->cl.where), LOG_Q(r->str));
 }
 
 static void

@@ -154,13 +154,14 @@ tls_log_expiry(SSL_CTX *ctx, const char *cert)
 	if (end <= now)
 		log_err("event=tls_cert_expired cert=%s not_after=%s "
 		    "note=\"HAProxy refuses an expired agent certificate: renew it and reload\"",
-		    cert, when);
+		    LOG_V(cert), when);
 	else if (left < TLS_EXPIRY_WARN_DAYS)
 		log_warning("event=tls_cert_expiring cert=%s days_left=%lld not_after=%s "
 		    "note=\"renew it and reload (SIGHUP) before then, or HAProxy refuses the agent\"",
-		    cert, left, when);
+		    LOG_V(cert), left, when);
 	else
-		log_info("event=tls_cert cert=%s days_left=%lld not_after=%s", cert, left, when);
+		log_info("event=tls_cert cert=%s days_left=%lld not_after=%s", LOG_V(cert), left,
+		    when);
 }
 
 /* The TLS files decide who may pose as the agent (cert and key) or as

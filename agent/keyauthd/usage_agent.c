@@ -501,7 +501,7 @@ usage_agent_flush(struct usage_agent *ua, int64_t now)
 	if (rc == -1) {
 		ua->failures++;
 		if (!ua->fail_logged)
-			log_err("event=usage_write_failed error=\"%s\" action=retry", err);
+			log_err("event=usage_write_failed error=%s action=retry", LOG_Q(err));
 		ua->fail_logged = true;
 		return -1;
 	}
@@ -537,7 +537,7 @@ usage_agent_new(const struct conf *c, struct store *store, unsigned nworkers)
 	}
 	u = usage_read(c, err, sizeof(err));
 	if (u == NULL) {
-		log_err("event=usage_load_failed error=\"%s\" action=count_from_zero", err);
+		log_err("event=usage_load_failed error=%s action=count_from_zero", LOG_Q(err));
 	} else {
 		for (size_t i = 0; i < usage_count(u); i++) {
 			const struct usage_rec *r = usage_at(u, i);

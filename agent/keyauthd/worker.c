@@ -216,10 +216,10 @@ worker_refused(struct worker *w, enum worker_refusal why, const struct conn_peer
 	if ((last != 0 && now - last < 1000) ||
 	    !atomic_compare_exchange_strong(&refuse_logged_ms[why], &last, now))
 		return;
-	log_warning("event=connection_refused reason=%s limit=%u peer=\"%s\" refused=%llu "
+	log_warning("event=connection_refused reason=%s limit=%u peer=%s refused=%llu "
 	    "note=\"accepted and closed at once; logged at most once a second, refused counts "
 	    "the refusals since the previous line\"", names[why], limit,
-	    peer_str(p, who, sizeof(who)),
+	    LOG_Q(peer_str(p, who, sizeof(who))),
 	    (unsigned long long)atomic_exchange(&refuse_unlogged[why], 0));
 }
 

@@ -50,6 +50,35 @@ expect_err "Expires: 2023-11-15T22:13:20Z" "--days counts from now"
 run "$K" -c "$C" key create --route openai
 expect_err "Expires: $(date -u -d @$(( $(date +%s) + 90 * 86400 )) +%Y-%m-%d)" "90 days by default"
 
+# ---- --out FILE: the key in a new 0600 file (issue #21) ---------------------------
+run sh -c 'umask 022; exec "$@"' sh "$K" -c "$C" key create --route openai --owner outfile --out "$T/out.key"
+expect_rc 0 "key create --out FILE"
+if [ "$(stat -c %a "$T/out.key" 2>/dev/null)" = 600 ]; then ok; else bad "--out FILE is mode 0600 under umask 022"; fi
+if [ ! -s "$T/out" ] && grep -qE '^ka_[A-Za-z0-9]{49}$' "$T/out.key"; then ok
+else bad "--out FILE holds the key, stdout nothing"; fi
+expect_err "Key file: " "--out names the file on stderr"
+verify "$C" openai "$T/out.key"; expect_rc 0 "the --out key verifies"
+n0=$(count_keys "$C")
+run "$K" -c "$C" key create --route openai --out "$T/out.key"
+expect_rc 1 "--out refuses an existing file"
+expect_err "exists" "--out says the file exists"
+if [ "$(count_keys "$C")" -eq "$n0" ]; then ok; else bad "a refused --out creates no key"; fi
+ln -s "$T/elsewhere" "$T/link.key"
+run "$K" -c "$C" key create --route openai --out "$T/link.key"
+expect_rc 1 "--out refuses a symlink"
+if [ ! -e "$T/elsewhere" ]; then ok; else bad "--out wrote through a symlink"; fi
+run "$K" -c "$C" key create --route nosuch --out "$T/none.key"
+if [ ! -e "$T/none.key" ]; then ok; else bad "a failed create leaves no key file"; fi
+OID=$(grep -oE 'Key id: +[A-Za-z0-9]{12}' <(bounded "$K" -c "$C" key create --route openai --out "$T/rot0.key" 2>&1) | awk '{print $3}')
+run sh -c 'umask 022; exec "$@"' sh "$K" -c "$C" key rotate "$OID" --out "$T/rot.key" --json
+expect_rc 0 "key rotate --out FILE --json"
+if [ "$(stat -c %a "$T/rot.key" 2>/dev/null)" = 600 ] && grep -qE '^ka_' "$T/rot.key"; then ok
+else bad "rotate --out FILE: the new key, mode 0600"; fi
+if json_ok "$T/out" && grep -q '"key_file":' "$T/out" && ! grep -q '"key":' "$T/out"; then ok
+else bad "rotate --out --json names the file, never the key"; fi
+run "$K" -c "$C" key rotate "$OID" --out "$T/rot.key"
+expect_rc 1 "rotate --out refuses an existing file"
+
 # ---- key verify -------------------------------------------------------------------
 
 verify "$C" openai "$T/k_alice";    expect_rc 0 "verify a fresh key"

@@ -8,7 +8,7 @@
 # ---- help and usage ---------------------------------------------------------------
 
 for cmd in "" "key" "key create" "key list" "key revoke" "key rotate" "key import" \
-           "key verify" "key set" "haproxy" "deploy" "stats"; do
+           "key verify" "key set" "key purge" "haproxy" "deploy" "stats" "audit"; do
 	# shellcheck disable=SC2086
 	run "$K" $cmd --help
 	expect_rc 0 "'keyauthctl $cmd --help'"
@@ -29,9 +29,33 @@ expect_err "control_socket" "stats says which setting is missing"
 # -c there with exit 2).
 run "$K" --help
 for name in "key create" "key list" "key revoke" "key rotate" "key import" "key verify" \
-            "key set" "haproxy" "deploy" "stats"; do
+            "key set" "key purge" "haproxy" "deploy" "stats" "audit"; do
 	expect_out "^  $name " "'keyauthctl --help' lists '$name'"
 done
+expect_out "--version" "'keyauthctl --help' shows --version"
+
+# --help and --version, long and short, on both programs (issue #21).
+for opt in --version -V; do
+	run "$K" $opt; expect_rc 0 "keyauthctl $opt"
+	expect_out "^keyauthctl [0-9]+\.[0-9]+\.[0-9]+$" "keyauthctl $opt prints the version"
+done
+if [ -x "$KD" ]; then
+	for opt in --help -h; do
+		run "$KD" $opt; expect_rc 0 "keyauthd $opt"
+		expect_out "--version" "keyauthd $opt lists --version"
+		expect_out "example" "keyauthd $opt shows an example"
+	done
+	for opt in --version -V; do
+		run "$KD" $opt; expect_rc 0 "keyauthd $opt"
+		expect_out "^keyauthd [0-9]+\.[0-9]+\.[0-9]+$" "keyauthd $opt prints the version"
+	done
+	run "$K" --version; v1=$(sed 's/.* //' "$T/out")
+	run "$KD" --version
+	if [ "$(sed 's/.* //' "$T/out")" = "$v1" ]; then ok; else bad "both programs print one version"; fi
+	run "$KD" --bogus; expect_rc 2 "keyauthd: an unknown option is a usage error"
+	run "$KD" --test --config "$T/nope.conf"; expect_rc 1 "keyauthd --test --config FILE loads FILE"
+	expect_err "nope.conf" "keyauthd --config FILE names FILE"
+fi
 for args in "key create --route openai" "key list" "key revoke AAAAAAAAAAAA" \
             "key rotate AAAAAAAAAAAA" "key import --route openai" "key verify --route openai" \
             "key set AAAAAAAAAAAA --rpm 1" "haproxy" "deploy --haproxy-dir $T" "stats"; do
@@ -68,7 +92,38 @@ EOF
 	expect_out "^routes.openai.ok 0$" "stats shows verdicts by route"
 	run "$K" stats --json -c "$T/stats.conf"; expect_rc 0 "stats --json -c FILE"
 	if json_ok "$T/out" && grep -q '"workers":1' "$T/out"; then ok; else bad "stats --json is JSON"; fi
+	# ---- every log line is logfmt, whatever the input (issue #21) ----
+	# A reload with quotes and backslashes in what reaches the log: an
+	# unknown setting, a bad route name.
+	cp "$T/stats.conf" "$T/stats.good"
+	grep -v '^routes' "$T/stats.good" >"$T/stats.conf"
+	cat >>"$T/stats.conf" <<'EOF'
+upstrem = "x";
+routes = ( { name = "a\"b\\c\tq"; context = "/q\"uote"; } );
+EOF
+	kill -HUP "$SAG"
+	for _ in $(seq 1 100); do grep -q 'event=reload result=rejected' "$T/stats/agent.log" && break; sleep 0.05; done
+	expect_log_grep 'event=reload_rejected error=.*upstrem' "$T/stats/agent.log" "a rejected reload names the unknown setting"
+	expect_log_grep 'event=reload_rejected error=.*bad route name \\"a\\"b\\\\c' "$T/stats/agent.log" \
+		"a quote and a backslash in a logged value are escaped"
+	cp "$T/stats.good" "$T/stats.conf"
 	stop_pid "$SAG"
 	run "$K" -c "$T/stats.conf" stats; expect_rc 1 "stats with the agent stopped"
 	expect_err "cannot reach keyauthd" "stats says the agent is not reachable"
+	# A store path with a quote, a space and a backslash (logged as where=).
+	WD="$T/we\"ird d\\ir"
+	mkdir -p "$WD"
+	WDC=$(printf '%s' "$WD" | sed 's/[\\"]/\\&/g')
+	grep -v '^store = ' "$T/stats.good" >"$T/weird.conf"
+	printf 'store = { path = "%s/keys.db"; };\n' "$WDC" >>"$T/weird.conf"
+	"$KD" -c "$T/weird.conf" 2>"$T/stats/weird.log" &
+	WAG=$!
+	PIDS+=("$WAG")
+	for _ in $(seq 1 100); do grep -q 'event=started' "$T/stats/weird.log" && break; sleep 0.05; done
+	stop_pid "$WAG"
+	expect_log_grep 'event=store_loaded where="' "$T/stats/weird.log" "a path with a space is quoted"
+	if logfmt_ok "$T/stats/agent.log" "$T/stats/weird.log"; then ok; else bad "every keyauthd log line is logfmt"; fi
+	if grep -qE 'ka_[A-Za-z0-9]{20,}' "$T/stats/agent.log" "$T/stats/weird.log"; then
+		bad "a key reached keyauthd's log"
+	else ok; fi
 fi

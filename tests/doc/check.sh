@@ -138,6 +138,16 @@ else
 fi
 
 # ---- README section -------------------------------------------------------------------
+# Key files are 0600 in every recipe (issue #21): no key create/rotate output
+# redirected to a file with a bare '>' (use --out FILE, or a '(umask 077; ...)'
+# subshell).
+# Lines continued with a backslash (\e in the man pages) are joined first.
+bare=$(for f in README.md doc/*.md doc/*.8 haproxy-examples/*/README.md; do
+	awk -v f="$f" '{ l = l $0 } /\\(e)?$/ { sub(/\\(e)?$/, " ", l); next } { print f ": " l; l = "" }' "$f"
+done | grep -E 'key (create|rotate)[^#|]*[^0-9&]>[^&]' | grep -v 'umask 077' || true)
+if [ -z "$bare" ]; then ok "no recipe writes a key file with a bare '>'"
+else bad "no recipe writes a key file with a bare '>'" "$bare"; fi
+
 fmt=$(grep -ho 'log-format "[^"]*"' haproxy-examples/01-header/haproxy.cfg 2>/dev/null | head -1)
 if [ -n "$fmt" ] && grep -qF "$fmt" doc/README-ops.md; then ok "README-ops shows the rendered log-format"
 else bad "README-ops shows the rendered log-format"; fi

@@ -201,6 +201,36 @@ test_lines_below_the_level_are_not_counted(void **state)
 	free(out);
 }
 
+/* Quoted values are logfmt (a JSON string): quotes, backslashes and control
+ * bytes escaped; bare only when nothing needs quoting; a cut never splits an
+ * escape or loses the closing quote, nor does a line cut at 1023 bytes. */
+static void
+test_values_are_escaped(void **state)
+{
+	char b[16], *out, big[1500];
+
+	(void)state;
+	assert_string_equal(LOG_Q("unknown setting \"up\\x\""),
+	    "\"unknown setting \\\"up\\\\x\\\"\"");
+	assert_string_equal(LOG_Q("a\nb\tc\x01"), "\"a\\nb\\tc\\u0001\"");
+	assert_string_equal(LOG_V("/var/lib/keyauth/keys.db"), "/var/lib/keyauth/keys.db");
+	assert_string_equal(LOG_V("a b"), "\"a b\"");
+	assert_string_equal(LOG_V("a=b"), "\"a=b\"");
+	assert_string_equal(LOG_V(""), "\"\"");
+	assert_string_equal(LOG_QN("abcdef", 3), "\"abc\"");
+	assert_string_equal(log_quote(b, sizeof(b), "abcdefghijkl\"mn", (size_t)-1, 1),
+	    "\"abcdefghijkl\"");
+	assert_string_equal(log_quote(b, 8, "ab\x02", (size_t)-1, 1), "\"ab\"");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[1010] = '\\';
+	free(new_output());
+	log_err("event=long error=\"%s\"", big);
+	out = new_output();
+	assert_non_null(strstr(out, "\"\n"));
+	free(out);
+}
+
 int
 main(void)
 {
@@ -209,6 +239,7 @@ main(void)
 		cmocka_unit_test(test_identical_errors_collapse_into_one_count),
 		cmocka_unit_test(test_different_texts_and_info_lines_are_not_limited),
 		cmocka_unit_test(test_lines_below_the_level_are_not_counted),
+		cmocka_unit_test(test_values_are_escaped),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
