@@ -148,6 +148,7 @@ label() {
 	h) echo "(h) keyauth, agent backend in mode spop" ;;
 	i) echo "(i) bare SPOE exchange, floor agent" ;;
 	j) echo "(j) keyauth, balance first on the agent backend" ;;
+	k) echo "(k) keyauth without the log-sanitizing rules" ;;
 	*) echo "$1" ;;
 	esac
 }

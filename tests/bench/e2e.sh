@@ -25,6 +25,8 @@
 #      floor agent: (i) - (a) is HAProxy's SPOE machinery, (g) - (i) what the
 #      rest of keyauth's rendered rules cost
 #   j  as c with `balance first` on the agent backend instead of roundrobin
+#   k  as c without the two rules that fill the log's sanitized method and
+#      path (their regsub()s: what a configuration that does not log saves)
 #   e  as d with `no option pipelining` (2.6 only; not in the default runs)
 #   f  as d with `maxconn 5` on the agent server (not in the default runs)
 # The only edits to the rendered files: the global log line is removed (no
@@ -41,7 +43,8 @@
 #
 #   tests/bench/e2e.sh [BUILD_DIR]      default build/rel
 #   env: E2E_SECONDS=5 E2E_ROUNDS=1 E2E_CONNS=64 E2E_THREADS=1 (wrk)
-#        E2E_RUNS="a:valid b:valid c:valid d:valid g:valid i:valid h:valid a:mix b:mix c:mix"
+#        E2E_RUNS="a:valid b:valid c:valid d:valid g:valid i:valid h:valid j:valid k:valid
+#        a:mix b:mix c:mix"
 #        (h is skipped on 2.6, e on 3.x) E2E_NBTHREAD=2 (HAProxy)
 #        E2E_WORKERS=1 (keyauthd) E2E_KEYS=10000
 #        E2E_HAPROXIES="/usr/sbin/haproxy .haproxy32/bin/haproxy" RESULTS=<file>
@@ -68,7 +71,7 @@ fi
 WRK=${WRK:-wrk}
 SECS=${E2E_SECONDS:-5}
 ROUNDS=${E2E_ROUNDS:-1}
-RUNS=${E2E_RUNS:-a:valid b:valid c:valid d:valid g:valid i:valid h:valid a:mix b:mix c:mix}
+RUNS=${E2E_RUNS:-a:valid b:valid c:valid d:valid g:valid i:valid h:valid j:valid k:valid a:mix b:mix c:mix}
 CONNS=${E2E_CONNS:-64}
 THREADS=${E2E_THREADS:-1}
 NBTHREAD=${E2E_NBTHREAD:-2}
@@ -203,6 +206,11 @@ configure() {
 	sed 's/^    balance roundrobin$/    balance first/' "$v/j/haproxy.cfg" >"$v/j.cfg"
 	grep -q '^    balance first$' "$v/j.cfg" ||
 		{ echo "e2e.sh: the rendered configuration changed shape (j); update e2e.sh" >&2; exit 1; }
+	# k: c without the two rules that fill the sanitized log method and path
+	# (their regsub()s run on every request, logged or not).
+	grep -v 'set-var(txn.keyauth_lpath)\|set-var(txn.keyauth_lmethod)' "$v/c.cfg" >"$v/k.cfg"
+	! cmp -s "$v/c.cfg" "$v/k.cfg" ||
+		{ echo "e2e.sh: the rendered configuration changed shape (k); update e2e.sh" >&2; exit 1; }
 	render "$v/f" "127.0.0.1:$APORT" "$1"
 	sed 's/^\(    server agent1 .*\)$/\1 maxconn 5/' "$v/f/haproxy.cfg" >"$v/f.cfg"
 	grep -q '^    server agent1 .* maxconn 5$' "$v/f.cfg" ||
@@ -224,6 +232,7 @@ label() {
 	h) echo "keyauth mode spop" ;;
 	i) echo "bare spoe, floor agent" ;;
 	j) echo "keyauth balance first" ;;
+	k) echo "keyauth no log sanitizing" ;;
 	esac
 }
 
@@ -231,6 +240,7 @@ label() {
 
 start_agent() { # HV CONFIG
 	rm -f "$DIR/agent.sock"
+	case $2 in k) set -- "$1" c ;; esac
 	if [ "$2" = g ] || [ "$2" = i ]; then
 		"$FLOOR" "unix:$DIR/agent.sock" >"$DIR/agent.log" 2>&1 &
 	else
@@ -271,7 +281,7 @@ bench_config() { # HV BIN CONFIG MIX ROUND
 	# The floor agent allows everything: a 200 without a key shows it is up.
 	case $c in g|i) want=200 ;; esac
 	case $c in
-	c|d|e|f|g|h|i|j) start_agent "$hv" "$c" ;;
+	c|d|e|f|g|h|i|j|k) start_agent "$hv" "$c" ;;
 	esac
 	"$bin" -db -f "$DIR/$hv/$c.cfg" >"$DIR/haproxy.log" 2>&1 &
 	PROXY=$!
