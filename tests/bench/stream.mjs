@@ -372,6 +372,7 @@ async function main() {
 	const conf = path.join(DIR, 'keyauth.conf');
 	fs.writeFileSync(conf, `# stream.mjs (generated)
 listen = [ "127.0.0.1:${agentPort}" ];
+allow_plain_tcp = true;
 workers = 1;
 store = { backend = "file"; path = "${path.join(DIR, 'keys.db')}"; };
 log = { level = "warning"; target = "stderr"; };
