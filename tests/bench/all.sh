@@ -18,7 +18,8 @@
 # temporary directory removed on exit.
 #
 #   tests/bench/all.sh [BUILD_DIR]              default build/rel
-#   env: BENCH_MD=BENCHMARKS.md BENCH_SVG=doc/bench-e2e.svg (.png: a PNG)
+#   env: BENCH_MD=BENCHMARKS.md BENCH_SVG=doc/bench-e2e.svg (one plot per HAProxy
+#        version: doc/bench-e2e-2.6.svg, doc/bench-e2e-3.2.svg; .png: PNGs)
 #        BENCH_QUICK=1 (a smoke run: 1-2 s measurements, 100k-key store)
 #        BENCH_KEEP=FILE (keep the raw results) BENCH_RESULTS=FILE (only
 #        render BENCHMARKS.md and the plot from such a file)
@@ -268,9 +269,9 @@ fi
 	echo "## Targets (issues 6 and 19), this run"
 	echo
 	echo "All-valid traffic, same run and HAProxy version. Issue 19: (c) >= 0.85x (a) on 2.6 and >= 0.80x on"
-	echo "3.x, >= 0.90x (b), added p99 <= 0.5 ms. The floor (g) is HAProxy with an agent that does nothing"
-	echo "but answer: (c) - (g) in HAProxy CPU is what keyauth's rendering costs HAProxy beyond any SPOE"
-	echo "agent, and (g) - (a) is the SPOE exchange itself, which no agent can remove."
+	echo "3.x, >= 0.90x (b), added p99 <= 0.5 ms. The floor (g) is the rendered configuration with an agent"
+	echo "that does nothing but answer, (i) the bare SPOE exchange with that agent: in HAProxy CPU, (i) - (a)"
+	echo "is what any SPOE agent costs, (g) - (i) keyauth's other rules, (c) - (g) keyauthd against the floor."
 	echo
 	echo "| HAProxy | (c)/(a) | (c)/(b) | (g)/(a) | p99 added ms | HAProxy CPU µs/req (a) / (g) / (c) | agent CPU µs/req (c) | errors (c) |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|"

@@ -79,6 +79,36 @@ stop_pid() {
 	wait "$1" 2>/dev/null || true
 }
 
+# emit LINE: a "result ..." line, to stdout and appended to $RESULTS.
+emit() {
+	echo "$1"
+	echo "$1" >>"$RESULTS"
+}
+
+# until_ok SECONDS COMMAND...: polls COMMAND every 20 ms until it succeeds.
+until_ok() {
+	_end=$(($(now_ms) + $1 * 1000))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$(now_ms)" -lt $_end ] || return 1
+		sleep 0.02
+	done
+}
+
+# redis_start DIR PORT WHO: Debian's redis-server ($REDIS_SERVER) on
+# 127.0.0.1:PORT, no persistence, its files in DIR; sets REDIS (its pid, the
+# caller's to stop) and waits until it answers PING (10 s), else exits 1
+# naming WHO. rcli runs $REDIS_CLI against it.
+redis_start() {
+	RPORT=$2
+	"$REDIS_SERVER" --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no \
+		--dir "$1" --dbfilename dump.rdb --daemonize no --logfile "$1/redis.log" &
+	REDIS=$!
+	until_ok 10 redis_up || { cat "$1/redis.log" >&2; echo "$3: redis-server not up" >&2; exit 1; }
+}
+rcli() { "$REDIS_CLI" -h 127.0.0.1 -p "$RPORT" "$@"; }
+redis_up() { [ "$(rcli ping 2>/dev/null)" = PONG ]; }
+
 # keyauthd refuses to run as root without a `user` setting; the benchmarks
 # run it as whoever runs them (CI containers are root), on purpose.
 if [ "$(id -u)" = 0 ]; then

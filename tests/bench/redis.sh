@@ -105,32 +105,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-emit() {
-	echo "$1"
-	echo "$1" >>"$RESULTS"
-}
-
-# until_ok SECONDS COMMAND...: polls COMMAND every 20 ms until it succeeds.
-until_ok() {
-	_end=$(($(now_ms) + $1 * 1000))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ "$(now_ms)" -lt $_end ] || return 1
-		sleep 0.02
-	done
-}
-
 load_before="$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ,)"
 started=$(date -u '+%Y-%m-%dT%H:%M')
 set -- $(pick_ports 2)
-RPORT=$1 APORT=$2
-rcli() { "$REDIS_CLI" -h 127.0.0.1 -p "$RPORT" "$@"; }
-
-"$REDIS_SERVER" --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no \
-	--dir "$DIR" --dbfilename dump.rdb --daemonize no --logfile "$DIR/redis.log" &
-REDIS=$!
-redis_up() { [ "$(rcli ping 2>/dev/null)" = PONG ]; }
-until_ok 10 redis_up || { cat "$DIR/redis.log" >&2; echo "redis.sh: redis-server not up" >&2; exit 1; }
+APORT=$2
+redis_start "$DIR" "$1" redis.sh
 
 t0=$(now_ms)
 "$MKREDIS" "$NS" "$NKEYS" "$DIR/keys.txt" 1000 openai 2>"$DIR/mkredis.log" |

@@ -260,11 +260,6 @@ measure() {
 	fi
 }
 
-emit() {
-	echo "$1"
-	echo "$1" >>"$RESULTS"
-}
-
 verdict_row() { # ROUND PROFILE TRANSPORT PID ADDR OPTS
 	case $2 in
 	batch) conns=16 depth=32 ;;
