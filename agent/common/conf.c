@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -561,6 +562,40 @@ static void conf_finish(struct conf_ctx *x, struct conf *c, const config_setting
 		conf_err(x, NULL, "no routes defined (add routes = ( { name = \"openai\"; context = \"/openai\"; } );)");
 }
 
+/* A user name for <uid> into <buf>, or the number (getpwuid_r: reload may
+ * run beside other threads). */
+static void conf_user_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char pwbuf[2048];
+
+	if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL)
+		snprintf(buf, len, "%s", res->pw_name);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)uid);
+}
+
+/* EACCES on <path>: appends to <msg> who owns it and which user needs read
+ * access (the one running), so that the fix is not guessed. */
+static void conf_denied_who(const char *path, char *msg, size_t len)
+{
+	char owner[64], me[64];
+	size_t n = strlen(msg);
+	struct stat st;
+	uid_t uid = geteuid();
+
+	conf_user_name(uid, me, sizeof(me));
+	if (stat(path, &st) == 0) {
+		conf_user_name(st.st_uid, owner, sizeof(owner));
+		snprintf(msg + n, len - n, " (owned by %s, mode %04o): user %s (uid %u) needs read "
+		         "access to it; run as %s, or let %s read it", owner,
+		         (unsigned)(st.st_mode & 07777), me, (unsigned)uid, owner, me);
+	} else {
+		snprintf(msg + n, len - n, ": user %s (uid %u) needs read access to it and to "
+		         "the directories above it", me, (unsigned)uid);
+	}
+}
+
 /* Reports libconfig's own failure: unreadable file or syntax error. */
 static void conf_err_libconfig(struct conf_ctx *x, const config_t *cfg, int saved_errno)
 {
@@ -571,6 +606,9 @@ static void conf_err_libconfig(struct conf_ctx *x, const config_t *cfg, int save
 		/* GNU strerror_r: reload may run beside other threads */
 		snprintf(msg, sizeof(msg), "cannot read the file: %s",
 			 saved_errno ? strerror_r(saved_errno, ebuf, sizeof(ebuf)) : "not a readable file");
+		if (saved_errno == EACCES)
+			conf_denied_who(config_error_file(cfg) ? config_error_file(cfg) : x->path,
+			                msg, sizeof(msg));
 		conf_err_line(x, NULL, 0, msg);
 		return;
 	}

@@ -159,6 +159,10 @@ struct conf *ctl_conf_load(const struct ctl_ctx *ctx);
  * or NULL with errno. */
 char *ctl_control_call(const char *path, const char *cmd);
 
+/* After ctl_control_call failed with EACCES: says who owns the socket at
+ * <path> (or the directory that hides it), its mode, and whom to run as. */
+void ctl_control_denied(const struct ctl_ctx *ctx, const char *path);
+
 /* "30s", "15m", "24h", "7d" (a unit is required) -> seconds, 0..CTL_MAX_DAYS
  * days. Returns 0 or -1. */
 int ctl_parse_duration(const char *s, int64_t *out);
@@ -178,6 +182,11 @@ void ctl_fmt_time(int64_t t, char *buf, size_t len);
  * untouched and <err> says why. Returns 0 or -1. */
 int ctl_write_atomic(const char *dir, const char *name, const void *data, size_t len,
                      unsigned mode, char *err, size_t errlen);
+
+/* mkdir -p: creates <path> and any missing parents, each new one with mode
+ * <mode> whatever the umask. A path that exists must be a directory (or a
+ * symlink to one). Returns 0 or -1 with <err> naming the component at fault. */
+int ctl_mkdir_p(const char *path, unsigned mode, char *err, size_t errlen);
 
 /* Reads the whole file at <path> into a new NUL-terminated buffer (owned by
  * the caller). Returns 0, 1 when the file does not exist, -1 on error. */

@@ -10,9 +10,14 @@
  * is not made.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ctl_audit.h"
 #include "ctl_keys-int.h"
@@ -20,9 +25,53 @@
 #include "keyfmt.h"
 #include "store.h"
 
+/* The file store is there but this user may not read it (the file, or a
+ * directory above it): says who may, instead of the advice for a broken
+ * store, which would have an operator recreate keys that are fine. Returns
+ * true when that was the failure (printed). */
+static bool
+key_store_denied(const struct ctl_ctx *ctx, const struct conf *c)
+{
+	char at[PATH_MAX], user[64];
+	const struct passwd *pw;
+	struct stat st;
+	char *slash;
+
+	if (faccessat(AT_FDCWD, c->store_path, R_OK, AT_EACCESS) == 0 || errno != EACCES)
+		return false;
+	snprintf(at, sizeof(at), "%s", c->store_path);
+	/* A closed directory above hides the file: name the nearest one seen. */
+	while (stat(at, &st) == -1) {
+		slash = strrchr(at, '/');
+		if (slash == NULL || slash == at)
+			return false;
+		*slash = '\0';
+	}
+	pw = getpwuid(st.st_uid);
+	if (pw != NULL)
+		snprintf(user, sizeof(user), "%s", pw->pw_name);
+	else
+		snprintf(user, sizeof(user), "%u", (unsigned)st.st_uid);
+	if (strcmp(at, c->store_path) == 0)
+		ctl_err(ctx, "cannot read the key store %s (owned by %s, mode %04o): run as %s, "
+		        "e.g. runuser -u %s -- %s%s%s", c->store_path, user,
+		        (unsigned)(st.st_mode & 07777), user, user, ctx->prog,
+		        strcmp(ctx->conf_path, CONF_DEFAULT_PATH) != 0 ? " -c " : "",
+		        strcmp(ctx->conf_path, CONF_DEFAULT_PATH) != 0 ? ctx->conf_path : "");
+	else
+		ctl_err(ctx, "cannot read the key store %s: its directory %s (owned by %s, mode "
+		        "%04o) is closed to this user: run as %s, e.g. runuser -u %s -- %s%s%s",
+		        c->store_path, at, user, (unsigned)(st.st_mode & 07777), user, user,
+		        ctx->prog, strcmp(ctx->conf_path, CONF_DEFAULT_PATH) != 0 ? " -c " : "",
+		        strcmp(ctx->conf_path, CONF_DEFAULT_PATH) != 0 ? ctx->conf_path : "");
+	return true;
+}
+
 static void
 key_store_load_failed(const struct ctl_ctx *ctx, const struct conf *c, const char *err)
 {
+	if (c->store_redis == NULL && key_store_denied(ctx, c))
+		return;
 	ctl_err(ctx, "cannot read the key store: %s", err);
 	if (c->store_redis != NULL) {
 		fprintf(stderr, "%s: the store was not modified; check that Redis at %s is up "
@@ -52,6 +101,8 @@ key_store_trusted(const struct ctl_ctx *ctx, const struct conf *c)
 	ft_trust_for(&t, c->user != NULL ? c->user : store_role_ctl.default_user);
 	if (ft_check_path(&t, c->store_path, NULL, why, sizeof(why)) == 0)
 		return 0;
+	if (key_store_denied(ctx, c))   /* not judged: closed to this user */
+		return -1;
 	ctl_err(ctx, "refusing the key store %s: %s", c->store_path, why);
 	fprintf(stderr, "%s: the store was neither read nor modified: a user other than root or "
 	        "the agent's could have put keys in it. Check its contents before fixing the "

@@ -650,7 +650,8 @@ static const char haproxy_help[] =
 	"Without --out both are printed to stdout. 'keyauthctl deploy' also checks them\n"
 	"with 'haproxy -c' and installs them atomically.\n"
 	"\n"
-	"  --out DIR              write the two files into DIR\n"
+	"  --out DIR              write the two files into DIR (created, with its\n"
+	"                         parents, mode 0755, when missing)\n"
 	"  --bind ADDR            frontend bind address (default " CTL_DEFAULT_BIND ")\n"
 	"  --haproxy-version V    2.6 (also 2.7..3.0, the default) or 3.1+ (e.g. 3.2)\n"
 	"  --spoe-path PATH       where haproxy.cfg looks for the SPOE file (default:\n"
@@ -673,10 +674,19 @@ haproxy_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 
 	if (!ctl_bind_ok(o.bind))
 		return ctl_usage_err(ctx, "--bind: '%s' is not an address like 127.0.0.1:8080", o.bind);
+	c = ctl_conf_load(ctx);
+	if (c == NULL)
+		return CTL_EXIT_FAIL;
+	rc = CTL_EXIT_FAIL;
 	if (out != NULL) {
+		/* Like mkdir -p, once the configuration is known to be good. */
+		if (ctl_mkdir_p(out, 0755, err, sizeof(err)) == -1) {
+			ctl_err(ctx, "--out %s: %s", out, err);
+			goto out;
+		}
 		if (realpath(out, dir) == NULL) {
 			ctl_err(ctx, "--out %s: %s", out, strerror(errno));
-			return CTL_EXIT_FAIL;
+			goto out;
 		}
 	} else {
 		snprintf(dir, sizeof(dir), "%s", CTL_DEFAULT_HAPROXY_DIR);
@@ -685,10 +695,6 @@ haproxy_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 		snprintf(spoe_path, sizeof(spoe_path), "%s/%s", dir, CTL_SPOE_FILE);
 		o.spoe_path = spoe_path;
 	}
-	c = ctl_conf_load(ctx);
-	if (c == NULL)
-		return CTL_EXIT_FAIL;
-	rc = CTL_EXIT_FAIL;
 	err[0] = '\0';
 	if (ctl_render(c, &o, &spoe, &spoe_len, &cfg, &cfg_len, err, sizeof(err)) == -1) {
 		ctl_err(ctx, "%s", err);

@@ -7,10 +7,12 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -84,6 +86,37 @@ fail:
 	return NULL;
 }
 
+void
+ctl_control_denied(const struct ctl_ctx *ctx, const char *path)
+{
+	char at[sizeof(((struct sockaddr_un *)0)->sun_path)], user[64];
+	const struct passwd *pw;
+	struct stat st;
+	char *slash;
+
+	snprintf(at, sizeof(at), "%s", path);
+	/* A closed directory above hides the socket: name the nearest one seen. */
+	while (stat(at, &st) == -1) {
+		slash = strrchr(at, '/');
+		if (slash == NULL || slash == at) {
+			ctl_err(ctx, "no permission to connect to keyauthd's control socket %s: run "
+			        "as the user keyauthd runs as, or root", path);
+			return;
+		}
+		*slash = '\0';
+	}
+	pw = getpwuid(st.st_uid);
+	if (pw != NULL)
+		snprintf(user, sizeof(user), "%s", pw->pw_name);
+	else
+		snprintf(user, sizeof(user), "%u", (unsigned)st.st_uid);
+	ctl_err(ctx, "no permission to connect to keyauthd's control socket %s: %s%s is owned by "
+	        "%s, mode %04o: run as %s%s, e.g. runuser -u %s -- %s", path,
+	        strcmp(at, path) == 0 ? "it" : "its directory ", strcmp(at, path) == 0 ? "" : at,
+	        user, (unsigned)(st.st_mode & 07777), user, st.st_uid == 0 ? "" : " or root",
+	        user, ctx->prog);
+}
+
 static const char stats_help[] =
 	"usage: keyauthctl stats [--json]\n"
 	"\n"
@@ -110,6 +143,12 @@ stats_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	}
 	ans = ctl_control_call(c->control_path, "stats");
+	if (ans == NULL && (errno == EACCES || errno == EPERM)) {
+		/* keyauthd is there, this user may not talk to it. */
+		ctl_control_denied(ctx, c->control_path);
+		conf_free(c);
+		return CTL_EXIT_FAIL;
+	}
 	if (ans == NULL) {
 		ctl_err(ctx, "cannot reach keyauthd at %s: %s (is it running with this configuration?)",
 		    c->control_path, strerror(errno));

@@ -245,6 +245,62 @@ fail:
 	return -1;
 }
 
+/* Makes one component; <whole> is the path the user gave, for messages. */
+static int
+mkdir_one(const char *p, const char *whole, mode_t mode, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(p, mode) == 0) {
+		/* mkdir(2) applies the umask; the mode asked for is the one wanted. */
+		if (chmod(p, mode) == -1) {
+			snprintf(err, errlen, "%s: chmod: %s", p, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (errno != EEXIST) {
+		snprintf(err, errlen, "cannot create directory %s: %s", p, strerror(errno));
+		return -1;
+	}
+	if (stat(p, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", p, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (strcmp(p, whole) == 0)
+			snprintf(err, errlen, "%s exists and is not a directory", p);
+		else
+			snprintf(err, errlen, "%s: %s exists and is not a directory", whole, p);
+		return -1;
+	}
+	return 0;
+}
+
+int
+ctl_mkdir_p(const char *path, unsigned mode, char *err, size_t errlen)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf)) {
+		snprintf(err, errlen, "'%s': %s", path, n == 0 ? "empty path" : "path too long");
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	for (char *s = buf + 1; *s != '\0'; s++) {
+		if (*s != '/' || s[-1] == '/')
+			continue;
+		*s = '\0';
+		if (mkdir_one(buf, path, (mode_t)mode, err, errlen) == -1)
+			return -1;
+		*s = '/';
+	}
+	return mkdir_one(buf, buf, (mode_t)mode, err, errlen);
+}
+
 int
 ctl_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen)
 {

@@ -154,14 +154,17 @@ stats_render_json(const struct stats_view *v, FILE *f)
 	    "\"last_load\":\"%s\"", ull(v->generation), ull(v->file_generation), v->keys,
 	    ull(v->store_loads_ok), ull(v->store_loads_rejected), v->now - v->store_last_time,
 	    v->store_last_ok ? "ok" : "rejected");
-	/* "outages" is the older name of "disconnects", kept for scripts. */
-	fprintf(f, ",\"age_s\":%.0f,\"connected\":%s,\"disconnects\":%llu,\"resyncs\":%llu,"
-	    "\"resyncs_skipped\":%llu,\"records_skipped\":%llu", v->store_status.age,
-	    v->store_status.connected ? "true" : "false", ull(v->store_status.disconnects),
-	    ull(v->store_status.resyncs), ull(v->store_status.resyncs_skipped),
-	    ull(v->store_status.records_skipped));
+	/* The change feed's counters mean something only for a shared store
+	 * (Redis); for the file they would be constants (connected, nothing
+	 * lost, nothing skipped) or loads_ok again. "outages" is the older name
+	 * of "disconnects", kept for scripts. */
 	if (v->store_shared)
-		fprintf(f, ",\"stale\":%s,\"outages\":%llu", v->store_stale ? "true" : "false",
+		fprintf(f, ",\"age_s\":%.0f,\"connected\":%s,\"disconnects\":%llu,"
+		    "\"resyncs\":%llu,\"resyncs_skipped\":%llu,\"records_skipped\":%llu,"
+		    "\"stale\":%s,\"outages\":%llu", v->store_status.age,
+		    v->store_status.connected ? "true" : "false", ull(v->store_status.disconnects),
+		    ull(v->store_status.resyncs), ull(v->store_status.resyncs_skipped),
+		    ull(v->store_status.records_skipped), v->store_stale ? "true" : "false",
 		    ull(v->store_status.disconnects));
 	fputs("},", f);
 	fprintf(f, "\"usage\":{\"flushes\":%llu,\"flush_failures\":%llu,"

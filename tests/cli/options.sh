@@ -92,6 +92,16 @@ EOF
 	expect_out "^routes.openai.ok 0$" "stats shows verdicts by route"
 	run "$K" stats --json -c "$T/stats.conf"; expect_rc 0 "stats --json -c FILE"
 	if json_ok "$T/out" && grep -q '"workers":1' "$T/out"; then ok; else bad "stats --json is JSON"; fi
+	# The file backend shows no Redis change-feed counters (issue #21).
+	if grep -qE '"(age_s|connected|disconnects|resyncs|resyncs_skipped|records_skipped|stale|outages)":' "$T/out"
+	then bad "stats --json: no Redis-only store counters for the file backend"; else ok; fi
+	if grep -q '"backend":"file"' "$T/out" && grep -q '"loads_ok":' "$T/out"; then ok; else
+		bad "stats --json keeps the file backend's store counters"; fi
+	run "$K" -c "$T/stats.conf" stats; expect_rc 0 "stats, plain, again"
+	if grep -qE '^store\.(age_s|connected|disconnects|resyncs|resyncs_skipped|records_skipped|stale|outages) ' "$T/out"
+	then bad "stats: no Redis-only store counters for the file backend"; else ok; fi
+	expect_out "^store.backend file$" "stats names the file backend"
+	expect_out "^store.loads_ok [0-9]+$" "stats keeps the file store's load counters"
 	# ---- every log line is logfmt, whatever the input (issue #21) ----
 	# A reload with quotes and backslashes in what reaches the log: an
 	# unknown setting, a bad route name.
@@ -107,6 +117,25 @@ EOF
 	expect_log_grep 'event=reload_rejected error=.*bad route name \\"a\\"b\\\\c' "$T/stats/agent.log" \
 		"a quote and a backslash in a logged value are escaped"
 	cp "$T/stats.good" "$T/stats.conf"
+	# stats as a user without permission on the control socket (issue #21):
+	# the socket's owner and mode, not "is it running?". $T is opened to
+	# search only (0711) while this runs.
+	if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1; then
+		chmod 0711 "$T"
+		chmod 0755 "$T/stats"
+		chmod 0644 "$T/stats.conf"
+		SMODE=$(stat -c %04a "$T/stats/control.sock")
+		run setpriv --reuid=65534 --regid=65534 --clear-groups "$K" -c "$T/stats.conf" stats
+		expect_rc 1 "stats as nobody without permission on the socket"
+		expect_err "no permission to connect to keyauthd's control socket $T/stats/control.sock: it is owned by root, mode $SMODE: run as root, e\\.g\\. runuser -u root -- keyauthctl stats" \
+			"stats names the control socket's owner and mode"
+		if grep -q "is it running" "$T/err"; then bad "stats does not ask whether keyauthd runs"; else ok; fi
+		if [ ! -s "$T/out" ]; then ok; else bad "a denied stats prints nothing on stdout"; fi
+		chmod 0600 "$T/stats.conf"
+		chmod 0700 "$T"
+	else
+		bad "stats as nobody: needs root and setpriv"
+	fi
 	stop_pid "$SAG"
 	run "$K" -c "$T/stats.conf" stats; expect_rc 1 "stats with the agent stopped"
 	expect_err "cannot reach keyauthd" "stats says the agent is not reachable"

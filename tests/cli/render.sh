@@ -126,6 +126,26 @@ run "$K" -c "$C" haproxy
 expect_rc 0 "haproxy to stdout"
 expect_out "^# ---- keyauth-spoe.conf" "stdout rendering has both files"
 run "$K" -c "$C" haproxy --haproxy-version 9.9; expect_rc 2 "bad --haproxy-version"
+# --out DIR that does not exist (the --help example): created with its
+# parents, 0755 whatever the umask (run.sh sets 077); a file in the way or an
+# invalid config create nothing.
+run "$K" -c "$C" haproxy --out "$T/newout/a/b/"
+expect_rc 0 "haproxy --out creates a missing DIR and its parents"
+if [ -f "$T/newout/a/b/haproxy-keyauth.cfg" ] && [ -f "$T/newout/a/b/keyauth-spoe.conf" ]; then ok; else
+	bad "haproxy --out wrote both files into the new DIR"; fi
+if [ "$(stat -c %a "$T/newout" 2>/dev/null)" = 755 ] && [ "$(stat -c %a "$T/newout/a/b" 2>/dev/null)" = 755 ]; then ok; else
+	bad "new --out directories are 0755 ($(stat -c %a "$T/newout" "$T/newout/a/b" 2>&1 | tr '\n' ' '))"; fi
+grep -qs "spoe engine keyauth config $T/newout/a/b/keyauth-spoe.conf\$" "$T/newout/a/b/haproxy-keyauth.cfg" && ok ||
+	bad "a new --out DIR is the default SPOE path"
+run "$K" -c "$C" haproxy --out "$T/newout/a/b"; expect_rc 0 "haproxy --out an existing DIR again"
+: >"$T/notadir"
+run "$K" -c "$C" haproxy --out "$T/notadir"; expect_rc 1 "haproxy --out a regular file"
+expect_err "notadir exists and is not a directory" "--out a file: clear error"
+run "$K" -c "$C" haproxy --out "$T/notadir/sub"; expect_rc 1 "haproxy --out under a regular file"
+expect_err "notadir exists and is not a directory" "--out under a file: clear error"
+[ -f "$T/notadir" ] && [ ! -s "$T/notadir" ] && ok || bad "--out a file leaves it alone"
+run "$K" -c "$T/missing.conf" haproxy --out "$T/nooutdir"; expect_rc 1 "haproxy --out with a missing config"
+[ ! -e "$T/nooutdir" ] && ok || bad "a failed config load creates no --out DIR"
 run "$K" -c "$C" haproxy --bind '1.2.3.4:80 ssl crt /x'; expect_rc 2 "--bind cannot inject"
 mkdir -p "$T/hap32"
 run "$K" -c "$C" haproxy --out "$T/hap32" --haproxy-version 3.2

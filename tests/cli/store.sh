@@ -195,3 +195,58 @@ if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
 		if ! grep -q "owned by uid" "$T/err"; then ok; else bad "trust: keyauthd -t accepts the config's owner again"; fi
 	fi
 fi
+
+# ---- read-only commands without read permission (issue #21) --------------------------------
+# keyauthctl run as uid 65534 against a store and a configuration owned by
+# root, mode 0600: the message names the owner and whom to run as, never the
+# advice for a corrupt store; exit 1, nothing written. $T is opened to
+# search only (0711) while this runs.
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1; then
+	AS_NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	chmod 0711 "$T"
+	mkdir -p "$T/ro/store"
+	chmod 0755 "$T/ro" "$T/ro/store"
+	write_conf "$T/ro/k.conf" "$T/ro/store/keys.db"
+	chmod 0644 "$T/ro/k.conf"
+	run "$K" -c "$T/ro/k.conf" key create --route openai; expect_rc 0 "ro: create a key as root"
+	key_file ro.key
+	chmod 0600 "$T/ro/store/keys.db"
+	ro_state() { (cd "$T/ro/store" && ls -la --full-time . && sha256sum keys.db) 2>&1; }
+	before=$(ro_state)
+	run "${AS_NOBODY[@]}" "$K" -c "$T/ro/k.conf" key list; expect_rc 1 "ro: key list as nobody"
+	expect_err "cannot read the key store $T/ro/store/keys.db \(owned by root, mode 0600\): run as root, e\.g\. runuser -u root -- keyauthctl key list" \
+		"ro: key list names the store's owner and whom to run as"
+	if grep -qiE "move it aside|mv |created again|restore" "$T/err"; then
+		bad "ro: key list gives no corrupt-store advice"; else ok; fi
+	chmod 0644 "$T/ro.key"
+	run_in "$T/ro.key" "${AS_NOBODY[@]}" "$K" -c "$T/ro/k.conf" key verify --route openai
+	chmod 0600 "$T/ro.key"
+	expect_rc 1 "ro: key verify as nobody"
+	expect_err "\(owned by root, mode 0600\): run as root, e\.g\. runuser -u root -- keyauthctl key verify" \
+		"ro: key verify names the store's owner"
+	if grep -qiE "move it aside|mv |created again" "$T/err"; then
+		bad "ro: key verify gives no corrupt-store advice"; else ok; fi
+	# the store's directory closed to the user
+	chmod 0700 "$T/ro/store"
+	run "${AS_NOBODY[@]}" "$K" -c "$T/ro/k.conf" key list; expect_rc 1 "ro: key list, directory closed"
+	expect_err "its directory $T/ro/store \(owned by root, mode 0700\).*run as root" \
+		"ro: a closed store directory is named with its owner"
+	if grep -qiE "could have put keys|move it aside" "$T/err"; then
+		bad "ro: a closed directory is not called untrusted or broken"; else ok; fi
+	chmod 0755 "$T/ro/store"
+	# a configuration only root can read
+	chmod 0600 "$T/ro/k.conf"
+	run "${AS_NOBODY[@]}" "$K" -c "$T/ro/k.conf" key list; expect_rc 1 "ro: key list, config 0600 root"
+	expect_err "$T/ro/k.conf: cannot read the file: Permission denied \(owned by root, mode 0600\): user nobody \(uid 65534\) needs read access" \
+		"ro: an unreadable config says which user needs read access"
+	if [ "$(ro_state)" = "$before" ]; then ok; else bad "ro: nothing written by the denied commands"; fi
+	# the real corrupt store keeps its advice
+	chmod 0644 "$T/ro/k.conf"
+	printf 'garbage' >"$T/ro/store/keys.db"
+	run "$K" -c "$T/ro/k.conf" key list; expect_rc 1 "ro: a corrupt store still fails"
+	expect_err "move it aside" "ro: a corrupt store keeps its recovery advice"
+	chmod 0700 "$T"
+else
+	echo "run.sh: not root or no setpriv: read-permission checks not run" >&2
+	bad "ro: needs root and setpriv"
+fi

@@ -35,6 +35,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "ctl.h"
 #include "fixture.h"
 #include "keyfmt.h"
 #include "proc.h"
@@ -139,6 +140,7 @@ static int agent_start_metrics(struct agent *a, int i, const char *extra, bool m
 	char name[16];
 
 	o.metrics = metrics;
+	o.control = metrics;    /* and a control socket, for keyauthctl stats */
 	snprintf(name, sizeof(name), "agent%d", i);
 	if (tf_agent_named(&a->t, dir, name) == -1 || tf_agent_conf(&a->t, &o) == -1 ||
 	    tf_agent_start(&a->t) == -1)
@@ -554,6 +556,21 @@ static void test_startup_loads_the_set_once(void **state)
 	assert_true(metric("keyauth_store_resyncs_total") == 1);
 	assert_true(metric("keyauth_store_connected") == 1);
 	assert_true(metric("keyauth_store_age_seconds") == 0);
+	/* keyauthctl stats: the change feed's counters, under their names
+	 * (the file backend leaves them out, tests/cli/options.sh). */
+	{
+		char *js = ctl_control_call(a->t.ctl, "stats");
+		const char *const want[] = { "\"backend\":\"redis\"", "\"age_s\":0",
+			"\"connected\":true", "\"disconnects\":0", "\"resyncs\":1",
+			"\"resyncs_skipped\":", "\"records_skipped\":0", "\"stale\":false",
+			"\"outages\":0" };
+
+		assert_non_null(js);
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+			if (strstr(js, want[i]) == NULL)
+				fail_msg("redis stats lack %s: %s", want[i], js);
+		free(js);
+	}
 }
 
 static void test_periodic_resync_loads_only_when_the_generation_moved(void **state)
