@@ -5,6 +5,7 @@
 #   make fuzz         each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench        benchmarks with release flags
 #   make install      PREFIX=/usr/local DESTDIR=
+#   make uninstall    what make install installed (same variables); keeps the config and key store
 #   make deps         install missing Debian packages (root), or print the command
 #
 # Sources are picked up by convention: spop/*.c is the codec library;
@@ -69,7 +70,7 @@ SPOP_ONLY_CFLAGS = $(STD_CFLAGS) $(OPT_CFLAGS) $(WARN_CFLAGS) $(SPOP_WARN) $(FLA
 INTEG_BIN = $(INTEG_SRC:tests/integ/%.c=$(B)/tests/%)
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps test test-spop test-unit test-integ test-cli test-e2e test-examples test-run test-doc test-fuzz-replay fuzz fuzz-build bench bench-run install clean run
+.PHONY: all deps test test-spop test-unit test-integ test-cli test-e2e test-examples test-run test-doc test-fuzz-replay fuzz fuzz-build bench bench-run install uninstall clean run
 
 all: $(B)/keyauthd $(B)/keyauthctl $(B)/libspop.a
 
@@ -278,7 +279,8 @@ bench-run: $(BENCH_BIN) $(B)/keyauthd $(B)/keyauthctl
 # make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]
 # Binaries, man pages, the example configuration (always, in share/doc) and
 # SYSCONFDIR/keyauth/keyauth.conf only when absent (an operator's file is
-# never overwritten), the systemd unit, sysusers.d and tmpfiles.d entries.
+# never overwritten), the systemd unit, sysusers.d and tmpfiles.d entries,
+# the bash completion.
 # As root on a live system, then: systemd-sysusers; systemd-tmpfiles --create;
 # systemctl daemon-reload (doc/README-ops.md).
 
@@ -287,12 +289,13 @@ MANDIR      ?= $(PREFIX)/share/man
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+COMPLDIR    ?= $(PREFIX)/share/bash-completion/completions
 DIST_SED     = -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/keyauth \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
-	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(COMPLDIR)
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/keyauth
 	install -m 0755 $(B)/keyauthd $(DESTDIR)$(PREFIX)/sbin/keyauthd
 	install -m 0755 $(B)/keyauthctl $(DESTDIR)$(PREFIX)/bin/keyauthctl
@@ -304,12 +307,28 @@ install: all
 	sed $(DIST_SED) dist/keyauth.tmpfiles > $(DESTDIR)$(TMPFILESDIR)/keyauth.conf
 	chmod 0644 $(DESTDIR)$(UNITDIR)/keyauthd.service $(DESTDIR)$(TMPFILESDIR)/keyauth.conf
 	install -m 0644 dist/keyauth.sysusers $(DESTDIR)$(SYSUSERSDIR)/keyauth.conf
+	install -m 0644 dist/keyauthctl.bash-completion $(DESTDIR)$(COMPLDIR)/keyauthctl
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf ]; then \
 	  echo "install: kept $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf (new example: $(PREFIX)/share/doc/keyauth/keyauth.conf.example)"; \
 	else \
 	  echo "install -m 0640 agent/keyauth.conf $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf"; \
 	  install -m 0640 agent/keyauth.conf $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf; \
 	fi
+
+# make uninstall [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]
+# Removes the files make install installed and share/doc/keyauth when left
+# empty; keeps SYSCONFDIR/keyauth/keyauth.conf (the operator's) and never
+# touches the key store (/var/lib/keyauth). Harmless when run twice.
+INSTALLED = $(PREFIX)/sbin/keyauthd $(PREFIX)/bin/keyauthctl \
+	$(PREFIX)/share/doc/keyauth/keyauth.conf.example $(PREFIX)/share/doc/keyauth/README-ops.md \
+	$(MANDIR)/man5/keyauth.conf.5 $(MANDIR)/man8/keyauthd.8 $(MANDIR)/man8/keyauthctl.8 \
+	$(UNITDIR)/keyauthd.service $(SYSUSERSDIR)/keyauth.conf $(TMPFILESDIR)/keyauth.conf \
+	$(COMPLDIR)/keyauthctl
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@d=$(DESTDIR)$(PREFIX)/share/doc/keyauth; if [ -d $$d ] && [ -z "$$(ls -A $$d)" ]; then echo "rmdir $$d"; rmdir $$d; fi
+	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf (the operator's configuration) and the key store /var/lib/keyauth"
 
 clean:
 	rm -rf build

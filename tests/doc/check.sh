@@ -8,6 +8,10 @@
 #   - `make install DESTDIR=...` lays out the expected tree with the right
 #     modes, fills in the unit's paths, and keeps an existing configuration;
 #   - the installed example configuration passes `keyauthd -t`;
+#   - the installed bash completion loads and completes commands, key
+#     subcommands and options; every option it offers keyauthctl accepts;
+#   - `make uninstall DESTDIR=...` removes what install installed but the
+#     configuration, and is harmless a second time;
 #   - the systemd unit passes `systemd-analyze verify`, carries the hardening
 #     issue 7 asks for and scores at most 2.0 in `systemd-analyze security`;
 #     sysusers and tmpfiles entries create the user and the store directory
@@ -71,6 +75,7 @@ want="0755 usr/local/sbin/keyauthd
 0644 usr/local/lib/systemd/system/keyauthd.service
 0644 usr/local/lib/sysusers.d/keyauth.conf
 0644 usr/local/lib/tmpfiles.d/keyauth.conf
+0644 usr/local/share/bash-completion/completions/keyauthctl
 0640 etc/keyauth/keyauth.conf
 0750 etc/keyauth"
 layout_bad=""
@@ -91,6 +96,66 @@ check "installed example config passes keyauthd -t" \
 echo "# local edit" >>"$dest/etc/keyauth/keyauth.conf"
 $MAKE --no-print-directory B="$B" install DESTDIR="$dest" >"$tmp/install2.log" 2>&1
 check "reinstall keeps the configuration" grep -q '^# local edit$' "$dest/etc/keyauth/keyauth.conf"
+
+# ---- bash completion -------------------------------------------------------------------
+# Its words come from keyauthctl's help (the command table) when completing.
+compl=$dest/usr/local/share/bash-completion/completions/keyauthctl
+check "completion: complete -p keyauthctl" bash -c 'source "$1" && complete -p keyauthctl' _ "$compl"
+# compl_words WORD...: what completing the last WORD offers, sorted, one line.
+compl_words() {
+	PATH="$dest/usr/local/bin:$PATH" bash -c 'source "$1"; shift; COMP_WORDS=("$@");
+		COMP_CWORD=$(($# - 1)); _keyauthctl; printf "%s\n" "${COMPREPLY[@]}" | sort -u | tr "\n" " "' \
+		_ "$compl" keyauthctl "$@"
+}
+# compl_is WANT WORD...: completing gives exactly WANT (sorted, space-separated).
+compl_is() {
+	local want=$1 got
+	shift
+	got=$(compl_words "$@")
+	if [ "$got" = "$want " ]; then ok "completion: keyauthctl $*<TAB>"
+	else bad "completion: keyauthctl $*<TAB>" "got '$got', want '$want'"; fi
+}
+compl_is "key" ke
+compl_is "revoke" key re
+compl_is "rotate" key ro
+compl_is "--route" key create --ro
+compl_is "--reload-haproxy" -c /x deploy --rel
+compl_is "--untag" key set --un
+compl_is "--json" stats --j
+compl_is "audit" au
+# Top-level commands: exactly the command table's first words.
+table=$("$dest/usr/local/bin/keyauthctl" --help | awk '/^commands:/ { on = 1; next }
+	on && /^$/ { exit } on { print $1 }' | sort -u | tr '\n' ' ')
+compl_is "${table% }" ""
+compl_is "dist/keyauthctl.bash-completion" key create --out dist/keyauthctl.
+# Every option offered for every command is one keyauthctl accepts (a required
+# argument missing is not "unrecognized").
+unknown=""
+for c in $table; do
+	if [ "$c" = key ]; then subs=$(compl_words key ""); else subs=-; fi
+	for s in $subs; do
+		[ "$s" = - ] && words=("$c") || words=("$c" "$s")
+		for o in $(compl_words "${words[@]}" --); do
+			err=$("$dest/usr/local/bin/keyauthctl" -c /nonexistent "${words[@]}" "$o" </dev/null 2>&1 >/dev/null)
+			case $err in *unrecognized*|*"unknown option"*|*"invalid option"*) unknown="$unknown ${words[*]}:$o" ;; esac
+		done
+	done
+done
+[ -z "$unknown" ] && ok "completion: every option offered is accepted" || bad "completion: every option offered is accepted" "$unknown"
+
+# ---- make uninstall ----------------------------------------------------------------------
+if $MAKE --no-print-directory B="$B" uninstall DESTDIR="$dest" >"$tmp/uninstall.log" 2>&1; then
+	ok "make uninstall DESTDIR"
+else
+	bad "make uninstall DESTDIR"; tail -20 "$tmp/uninstall.log"
+fi
+left=$(cd "$dest" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ')
+[ "$left" = "etc/keyauth/keyauth.conf " ] && ok "uninstall leaves only the configuration" \
+	|| bad "uninstall leaves only the configuration" "left: $left"
+check "uninstall keeps the operator's edit" grep -q '^# local edit$' "$dest/etc/keyauth/keyauth.conf"
+check "uninstall removes share/doc/keyauth" test ! -e "$dest/usr/local/share/doc/keyauth"
+check "uninstall says what it kept" grep -q '^uninstall: kept .*etc/keyauth/keyauth.conf' "$tmp/uninstall.log"
+check "second uninstall is harmless" $MAKE --no-print-directory B="$B" uninstall DESTDIR="$dest"
 
 # ---- systemd -------------------------------------------------------------------------
 for d in 'User=keyauth' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'ProtectHome=yes' \
