@@ -125,8 +125,8 @@ static const struct listener_server_ops control_server_ops = {
 };
 
 struct control *
-control_open(const char *path, struct ev_loop *loop, control_cmd_cb *cb, void *arg,
-             char *err, size_t errlen)
+control_open(const char *path, const struct ft_trust *trust, struct ev_loop *loop,
+             control_cmd_cb *cb, void *arg, char *err, size_t errlen)
 {
 	char name[sizeof("control socket ") + 256];
 	struct control *ctl;
@@ -135,7 +135,7 @@ control_open(const char *path, struct ev_loop *loop, control_cmd_cb *cb, void *a
 	/* A leftover socket file from a dead agent is replaced; a live
 	 * agent's (or anyone's) is not: opening fails, naming the path. */
 	snprintf(name, sizeof(name), "control socket %s", path);
-	fd = listener_open_unix(name, path, 0600, CONTROL_BACKLOG, err, errlen);
+	fd = listener_open_unix(name, path, 0600, CONTROL_BACKLOG, trust, err, errlen);
 	if (fd == -1)
 		return NULL;
 	ctl = calloc(1, sizeof(*ctl));

@@ -15,13 +15,17 @@
 
 struct ev_loop;
 struct control;
+struct ft_trust;
 
 /* Writes the answer to <cmd> (NUL-terminated, without newline) into <out>.
  * Returns 0, or -1 for an unknown command (the module answers the error). */
 typedef int control_cmd_cb(void *arg, const char *cmd, FILE *out);
 
-struct control *control_open(const char *path, struct ev_loop *loop, control_cmd_cb *cb,
-                             void *arg, char *err, size_t errlen);
+/* The control socket at <path>, mode 0600, its directory checked against
+ * <trust> as a listener's (listener.h). */
+struct control *control_open(const char *path, const struct ft_trust *trust,
+                             struct ev_loop *loop, control_cmd_cb *cb, void *arg, char *err,
+                             size_t errlen);
 /* Closes the socket and every client, removes the socket file. NULL: no-op. */
 void control_close(struct control *ctl);
 

@@ -5,10 +5,7 @@
  * request path (worker.c, conn.c).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "snap.h"
+#include "startup.h"
 #include "usage_agent.h"
 #include "stats.h"
 #include "store.h"
@@ -100,54 +98,14 @@ log_lines(int level, const char *event, const char *text)
 
 /* ---- listeners ---------------------------------------------------------------- */
 
-/* What allow_plain_tcp = true; costs, for -t and the start's log. */
-#define PLAIN_TCP_RISK \
-	"any local user who can bind that port while keyauthd is away (restarting, " \
-	"stopped, not started yet) can impersonate it: receive every client key and let " \
-	"every request in. Prefer a unix socket on the same host, or tls: with HAProxy " \
-	"verifying the agent's certificate across hosts"
-
-/*
- * The directory of a unix listener must be one only trusted users may write
- * (root, keyauthd's own user: filetrust.h): else anyone who may create a
- * file there can listen at that path while keyauthd is away, and HAProxy
- * would talk to them. Returns 0, or -1 with <err>.
- */
-static int
-check_socket_dir(const struct conf *c, const struct listen_conf *l, char *err, size_t errlen)
-{
-	char dir[128], why[768];      /* dir: unix paths are under 108 bytes */
-	struct ft_trust t;
-	struct stat st;
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", l->path);
-	slash = strrchr(dir, '/');
-	if (slash == NULL)
-		return 0;               /* conf.c wants an absolute path */
-	slash[slash == dir ? 1 : 0] = '\0';
-	if (stat(dir, &st) == -1 && errno == ENOENT) {
-		snprintf(err, errlen, "%s: directory %s does not exist (create it, owned by "
-		    "keyauthd's user and HAProxy's group, mode 2750: systemd-tmpfiles --create "
-		    "keyauth.conf, or mkdir -m 2750 %s && chown keyauth:haproxy %s)", l->addr, dir,
-		    dir, dir);
-		return -1;
-	}
-	ft_trust_for(&t, c->user);
-	if (ft_check_dir(&t, dir, why, sizeof(why)) == -1) {
-		snprintf(err, errlen, "%s: the socket's directory is not safe (whoever may write "
-		    "there could listen in keyauthd's place while it is away): %s", l->addr, why);
-		return -1;
-	}
-	return 0;
-}
-
 static int
 open_listeners(struct daemon *d, const struct conf *c)
 {
 	char err[1024];
+	struct ft_trust t;
 	unsigned i, k;
 
+	ft_trust_for(&t, c->user);
 	for (i = 0; i < c->nlisten; i++) {
 		const struct listen_conf *l = &c->listen[i];
 
@@ -157,9 +115,7 @@ open_listeners(struct daemon *d, const struct conf *c)
 		if (l->family == LISTEN_UNIX) {
 			int fd;
 
-			if (check_socket_dir(c, l, err, sizeof(err)) == -1)
-				goto fail;
-			fd = listener_open(l, false, LISTEN_BACKLOG, err, sizeof(err));
+			fd = listener_open(l, false, LISTEN_BACKLOG, &t, err, sizeof(err));
 			if (fd == -1)
 				goto fail;
 			d->unix_paths[d->nshared] = strdup(l->path);
@@ -168,13 +124,13 @@ open_listeners(struct daemon *d, const struct conf *c)
 				worker_add_listener(&d->workers[k], fd, true, l->tls);
 		} else {
 			/* Bound alone first, to prove the address free (listener.h). */
-			int probe = listener_open(l, false, LISTEN_BACKLOG, err, sizeof(err));
+			int probe = listener_open(l, false, LISTEN_BACKLOG, NULL, err, sizeof(err));
 
 			if (probe == -1)
 				goto fail;
 			close(probe);
 			for (k = 0; k < d->nworkers; k++) {
-				int fd = listener_open(l, true, LISTEN_BACKLOG, err, sizeof(err));
+				int fd = listener_open(l, true, LISTEN_BACKLOG, NULL, err, sizeof(err));
 
 				if (fd == -1)
 					goto fail;
@@ -187,46 +143,6 @@ open_listeners(struct daemon *d, const struct conf *c)
 fail:
 	log_err("event=listen_failed error=%s", LOG_Q(err));
 	return -1;
-}
-
-/* ---- privileges and pid file -------------------------------------------------- */
-
-static int
-drop_privileges(const char *user)
-{
-	struct passwd *pw = getpwnam(user);
-
-	if (pw == NULL) {
-		log_err("event=start_failed error=\"user not found\" user=%s", LOG_V(user));
-		return -1;
-	}
-	if (setgroups(0, NULL) == -1 || setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1) {
-		log_err("event=start_failed error=%s user=%s", LOG_Q(strerror(errno)), LOG_V(user));
-		return -1;
-	}
-	log_info("event=privileges_dropped user=%s uid=%u", LOG_V(user), (unsigned)pw->pw_uid);
-	return 0;
-}
-
-static int
-write_pid_file(const char *path)
-{
-	char buf[32];
-	int fd, n;
-
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd == -1) {
-		log_err("event=start_failed what=pid_file path=%s error=%s", LOG_V(path),
-		    LOG_Q(strerror(errno)));
-		return -1;
-	}
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (write(fd, buf, (size_t)n) != n) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
 }
 
 /* ---- snapshots, reloads ---------------------------------------------------------- */
@@ -518,63 +434,6 @@ on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* ---- main ----------------------------------------------------------------------- */
 
-/* keyauthd -t: the configuration, the TLS files and the key store, loaded as a
- * start would; "configuration OK" or every error. Returns the exit status. */
-static int
-check_config(struct conf *c, const char *path)
-{
-	char err[8192];
-	SSL_CTX *probe = NULL;
-	struct store *st;
-	struct ks_set *ks = NULL;
-	bool missing = false;
-
-	if (tls_ctx_for_conf(c, &probe, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s\nkeyauthd: configuration %s rejected\n", err, path);
-		return 1;
-	}
-	SSL_CTX_free(probe);
-	for (unsigned i = 0; i < c->nlisten; i++)
-		if (c->listen[i].family == LISTEN_TCP && !c->listen[i].tls)
-			fprintf(stderr, "keyauthd: warning: listen \"%s\" is plain TCP "
-			    "(allow_plain_tcp = true): " PLAIN_TCP_RISK ".\n", c->listen[i].addr);
-	st = store_open(c, &store_role_agent, err, sizeof(err));
-	/* A local file may be absent (an empty store): say so. */
-	if (st != NULL && store_has(st, STORE_F_WATCH_FILE)) {
-		struct ft_trust t;
-
-		/* -t run by root for a service that runs as the packaged user
-		 * (no `user` setting: systemd starts it as keyauth) trusts that
-		 * user's files, as keyauthctl does. */
-		ft_trust_for(&t, c->user != NULL ? c->user : geteuid() == 0 ? "keyauth" : NULL);
-		ks = ks_set_load_stat(c->store_path, &missing, NULL, &t, err, sizeof(err));
-	}
-	else if (st != NULL)
-		ks = st->ops->load(st, err, sizeof(err));
-	if (ks == NULL) {
-		fprintf(stderr, "%s\nkeyauthd: key store rejected\n", err);
-		store_free(st);
-		return 1;
-	}
-	printf("store %s: %s%zu keys\n", st->ops->where(st), missing ? "missing, " : "",
-	    ks_count(ks));
-	{
-		size_t forever = 0;
-
-		/* Revoked keys are harmless forever; live ones are not. */
-		for (size_t i = 0; i < ks_count(ks); i++)
-			forever += ks_entry_at(ks, i)->expires == 0 && ks_entry_at(ks, i)->revoked == 0;
-		if (forever > 0)
-			fprintf(stderr, "keyauthd: warning: %zu key%s never expire%s "
-			    "(keyauthctl key list shows them; key set ID --days N gives an expiry)\n",
-			    forever, forever == 1 ? "" : "s", forever == 1 ? "s" : "");
-	}
-	printf("configuration OK\n");
-	ks_set_unref(ks);
-	store_free(st);
-	return 0;
-}
-
 /* Root for the whole life of a network daemon is refused unless the
  * operator says so explicitly (tests, containers). */
 static int
@@ -656,7 +515,7 @@ open_endpoints(struct daemon *d, const struct conf *c)
 	if (check_root(c, d->conf_path) == -1 || open_listeners(d, c) == -1)
 		return -1;
 	if (c->metrics.addr != NULL) {
-		int fd = listener_open(&c->metrics, false, LISTEN_BACKLOG, err, sizeof(err));
+		int fd = listener_open(&c->metrics, false, LISTEN_BACKLOG, NULL, err, sizeof(err));
 
 		if (fd == -1 ||
 		    (d->metrics = metrics_open(fd, d->loop, on_metrics, d, err, sizeof(err))) == NULL) {
@@ -665,10 +524,10 @@ open_endpoints(struct daemon *d, const struct conf *c)
 		}
 		log_info("event=listening addr=%s what=metrics", LOG_V(c->metrics.addr));
 	}
-	if (c->user != NULL && drop_privileges(c->user) == -1)
+	if (c->user != NULL && startup_drop_privileges(c->user) == -1)
 		return -1;
 	if (c->pid_file != NULL) {
-		if (write_pid_file(c->pid_file) == -1)
+		if (startup_write_pid_file(c->pid_file) == -1)
 			return -1;
 		d->pid_path = strdup(c->pid_file);
 	}
@@ -719,7 +578,11 @@ watch_main(struct daemon *d, const struct conf *c)
 	d->usage_w.data = d;
 	ev_timer_start(d->loop, &d->usage_w);
 	if (c->control_path != NULL) {
-		d->control = control_open(c->control_path, d->loop, on_control, d, err, sizeof(err));
+		struct ft_trust t;
+
+		ft_trust_for(&t, c->user);
+		d->control = control_open(c->control_path, &t, d->loop, on_control, d, err,
+		    sizeof(err));
 		if (d->control == NULL) {
 			log_err("event=start_failed error=%s", LOG_Q(err));
 			return -1;
@@ -859,7 +722,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
-		rc = check_config(c, d.conf_path);
+		rc = startup_check_config(c, d.conf_path);
 		conf_free(c);
 		return rc;
 	}

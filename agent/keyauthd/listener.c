@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "holder.h"
+#include "filetrust.h"
 #include "listener.h"
 #include "log.h"
 
@@ -118,9 +119,43 @@ unix_clear_leftover(const char *name, const struct sockaddr_un *sun, char *err, 
 	return 0;
 }
 
+/*
+ * The directory of a unix socket must be one only trusted users may write
+ * (root, keyauthd's own user: filetrust.h): else anyone who may create a
+ * file there can listen at that path while keyauthd is away, and HAProxy
+ * (or keyauthctl) would talk to them. Returns 0, or -1 with <err>.
+ */
+static int
+unix_dir_trusted(const char *name, const char *path, const struct ft_trust *trust, char *err,
+                 size_t errlen)
+{
+	char dir[128], why[768];      /* dir: unix paths are under 108 bytes */
+	struct stat st;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return 0;               /* conf.c wants an absolute path */
+	slash[slash == dir ? 1 : 0] = '\0';
+	if (stat(dir, &st) == -1 && errno == ENOENT) {
+		snprintf(err, errlen, "%s: directory %s does not exist (create it, owned by "
+		    "keyauthd's user and HAProxy's group, mode 2750: systemd-tmpfiles --create "
+		    "keyauth.conf, or mkdir -m 2750 %s && chown keyauth:haproxy %s)", name, dir,
+		    dir, dir);
+		return -1;
+	}
+	if (ft_check_dir(trust, dir, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: the socket's directory is not safe (whoever may write "
+		    "there could listen in keyauthd's place while it is away): %s", name, why);
+		return -1;
+	}
+	return 0;
+}
+
 int
 listener_open_unix(const char *name, const char *path, mode_t mode, int backlog,
-                   char *err, size_t errlen)
+                   const struct ft_trust *trust, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	mode_t old;
@@ -133,6 +168,8 @@ listener_open_unix(const char *name, const char *path, mode_t mode, int backlog,
 		return -1;
 	}
 	strcpy(sun.sun_path, path);
+	if (trust != NULL && unix_dir_trusted(name, path, trust, err, errlen) == -1)
+		return -1;
 	if (unix_clear_leftover(name, &sun, err, errlen) == -1)
 		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -159,11 +196,11 @@ listener_open_unix(const char *name, const char *path, mode_t mode, int backlog,
 }
 
 int
-listener_open(const struct listen_conf *l, bool reuseport, int backlog, char *err,
-              size_t errlen)
+listener_open(const struct listen_conf *l, bool reuseport, int backlog,
+              const struct ft_trust *trust, char *err, size_t errlen)
 {
 	if (l->family == LISTEN_UNIX)
-		return listener_open_unix(l->addr, l->path, l->mode, backlog, err, errlen);
+		return listener_open_unix(l->addr, l->path, l->mode, backlog, trust, err, errlen);
 	return tcp_open(l, reuseport, backlog, err, errlen);
 }
 

@@ -83,18 +83,23 @@ struct listener_set {
 	bool paused;                /* on, but watching nothing until resumed */
 };
 
+struct ft_trust;
+
 /*
  * Opens a listening socket (non-blocking, close-on-exec) for <l>, TCP or
  * unix (mode l->mode), with <backlog>; TCP with SO_REUSEPORT if <reuseport>.
- * Returns the fd, or -1 with <err> ("<l->addr>: what went wrong").
+ * A unix socket's directory must exist and pass ft_check_dir for <trust>
+ * (filetrust.h; NULL: not checked): whoever may write there could listen in
+ * keyauthd's place while it is away. Returns the fd, or -1 with <err>
+ * ("<l->addr>: what went wrong").
  */
-int listener_open(const struct listen_conf *l, bool reuseport, int backlog, char *err,
-                  size_t errlen);
+int listener_open(const struct listen_conf *l, bool reuseport, int backlog,
+                  const struct ft_trust *trust, char *err, size_t errlen);
 
 /* The same for the unix socket at <path>; <name> starts the error messages
  * (e.g. "control socket /run/keyauth/control.sock"). */
 int listener_open_unix(const char *name, const char *path, mode_t mode, int backlog,
-                       char *err, size_t errlen);
+                       const struct ft_trust *trust, char *err, size_t errlen);
 
 /* An empty set on <loop>; <ops> must outlive it. */
 void listener_set_init(struct listener_set *s, struct ev_loop *loop,
