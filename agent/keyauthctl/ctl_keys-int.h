@@ -151,6 +151,18 @@ int key_out_open(const struct ctl_ctx *ctx, const char *path);
  * <out_path> instead, and the JSON names the file instead of holding the key. */
 int key_print_new(const struct ctl_ctx *ctx, const char *key, const struct ks_entry *e,
                   bool json, const char *note, int out_fd, const char *out_path);
+/* The end of a command that makes a key (create, rotate): the file of
+ * --out opened first (an existing one refuses the command before the store
+ * changes), the transaction <fn>, then <key> (filled by <fn>, with its record
+ * <made>) printed once, with the note <note_fn> writes (may be NULL), to
+ * stdout or that file; a key file left empty is removed. The exit status. */
+int key_make(const struct ctl_ctx *ctx, const struct conf *c, const struct key_opts *o,
+             bool json, ctl_edit_fn *fn, void *arg, const char *key, const struct ks_entry *made,
+             void (*note_fn)(const void *arg, char *buf, size_t len));
+/* Does <e> carry the labels <o> selects: --owner, and every --tag? */
+bool key_labels_match(const struct key_opts *o, const struct ks_entry *e);
+/* key revoke --owner/--tag (ctl_keys_bulk.c). */
+int key_revoke_bulk(struct ctl_ctx *ctx, const struct ctl_args *args);
 json_t *key_json_entry(const struct ks_entry *e, int64_t now);
 /* key_json_entry with the usage columns (requests, last_used: 0 = never). */
 json_t *key_json_entry_usage(const struct ks_entry *e, int64_t now, uint64_t requests,

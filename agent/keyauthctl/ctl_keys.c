@@ -127,8 +127,7 @@ key_create(struct ctl_ctx *ctx, const struct ctl_args *args)
 	const struct key_opts *o = args->opts;
 	struct create_arg *a;
 	struct conf *c = NULL;
-	char note[1024];
-	int rc, out_fd = -1;
+	int rc;
 
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
@@ -156,23 +155,8 @@ key_create(struct ctl_ctx *ctx, const struct ctl_args *args)
 		goto out;
 	if ((rc = key_routes_check(ctx, c, o)) != 0)
 		goto out;
-	rc = CTL_EXIT_FAIL;
-	if (o->out != NULL && (out_fd = key_out_open(ctx, o->out)) == -1)
-		goto out;
-	/* Written but not confirmed by the replicas: the key is printed all
-	 * the same (it is in the store), then the error, exit 1. */
-	rc = key_store_edit_note(ctx, c, create_edit, a, note, sizeof(note));
-	if (rc == CTL_EXIT_OK || rc == STORE_UNCONFIRMED) {
-		int prc = key_print_new(ctx, a->key, &a->made.e, args->json, NULL, out_fd, o->out);
-
-		out_fd = -1;
-		rc = rc == STORE_UNCONFIRMED ? key_unconfirmed_print(ctx, note) : prc;
-	}
+	rc = key_make(ctx, c, o, args->json, create_edit, a, a->key, &a->made.e, NULL);
 out:
-	if (out_fd >= 0) {       /* nothing was created: no empty key file left */
-		close(out_fd);
-		unlink(o->out);
-	}
 	explicit_bzero(a->key, sizeof(a->key));
 	free(a);
 	conf_free(c);
@@ -279,88 +263,6 @@ key_revoke(struct ctl_ctx *ctx, const struct ctl_args *args)
 	}
 	conf_free(c);
 	return rc;
-}
-
-/* Does <e> match the bulk selection of <o> (--owner, every --tag)? */
-static bool
-bulk_match(const struct key_opts *o, const struct ks_entry *e)
-{
-	const char *p = o->tags;
-
-	if (o->owner_set && strcmp(e->owner, o->owner) != 0)
-		return false;
-	while (*p != '\0') {
-		char kv[KS_TAG_KEY_MAX + KS_TAG_VAL_MAX + 2];
-		const char *c = strchr(p, ',');
-		size_t len = c != NULL ? (size_t)(c - p) : strlen(p);
-
-		snprintf(kv, sizeof(kv), "%.*s", (int)len, p);
-		if (!key_entry_has_tagkv(e, kv))
-			return false;
-		if (c == NULL)
-			break;
-		p = c + 1;
-	}
-	return true;
-}
-
-struct bulk_arg {
-	const struct key_opts *o;
-	bool yes;
-	size_t n;                    /* matched (and, with yes, revoked) */
-};
-
-static int
-bulk_revoke_edit(struct ctl_edit *ed, void *arg)
-{
-	struct bulk_arg *a = arg;
-
-	a->n = 0;
-	for (size_t i = 0; i < ed->n; i++) {
-		struct ks_entry *e = &ed->v[i];
-
-		if (!key_entry_usable(e, ed->now) || !bulk_match(a->o, e))
-			continue;
-		a->n++;
-		if (a->yes)
-			e->revoked = ed->now;
-	}
-	return a->yes && a->n > 0 ? EDIT_WRITE : EDIT_NOCHANGE;
-}
-
-static int
-key_revoke_bulk(struct ctl_ctx *ctx, const struct ctl_args *args)
-{
-	const struct key_opts *o = args->opts;
-	struct bulk_arg a = { .o = o, .yes = o->yes };
-	struct conf *c;
-	int rc;
-
-	if (o->owner_set && o->owner[0] == '\0')
-		return ctl_usage_err(ctx, "--owner: give the owner label");
-	c = ctl_conf_load(ctx);
-	if (c == NULL)
-		return CTL_EXIT_FAIL;
-	rc = key_store_edit(ctx, c, bulk_revoke_edit, &a);
-	conf_free(c);
-	if (rc != CTL_EXIT_OK)
-		return rc;
-	if (args->json)
-		return ctl_json_print(ctx, json_pack("{s:I,s:b}", a.yes ? "revoked" : "matched",
-		                                     (json_int_t)a.n, "done", a.yes)) == CTL_EXIT_OK &&
-		       (a.yes || a.n == 0) ? CTL_EXIT_OK : CTL_EXIT_FAIL;
-	if (a.yes) {
-		printf("revoked %zu key%s\n", a.n, a.n == 1 ? "" : "s");
-		return CTL_EXIT_OK;
-	}
-	if (a.n == 0) {
-		printf("no active key matches; nothing to revoke\n");
-		return CTL_EXIT_OK;
-	}
-	printf("%zu active key%s match%s\n", a.n, a.n == 1 ? "" : "s", a.n == 1 ? "es" : "");
-	ctl_err(ctx, "nothing revoked: re-run with --yes to revoke %zu key%s", a.n,
-	        a.n == 1 ? "" : "s");
-	return CTL_EXIT_FAIL;
 }
 
 static int
@@ -473,14 +375,24 @@ rotate_edit(struct ctl_edit *ed, void *arg)
 	return EDIT_WRITE;
 }
 
+/* "Old key ID stays valid until ...", printed with the new key. */
+static void
+rotate_note(const void *arg, char *buf, size_t len)
+{
+	const struct id_arg *a = arg;
+	char t[32];
+
+	ctl_fmt_time(a->old.e.expires, t, sizeof(t));
+	snprintf(buf, len, "Old key %s stays valid until %s.", a->old.e.id, t);
+}
+
 static int
 key_rotate(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
 	const struct key_opts *o = args->opts;
 	struct id_arg *a;
 	struct conf *c = NULL;
-	char note[128], t[32], unconfirmed[1024];
-	int rc, out_fd = -1;
+	int rc;
 
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
@@ -500,24 +412,8 @@ key_rotate(struct ctl_ctx *ctx, const struct ctl_args *args)
 	if ((rc = key_routes_check(ctx, c, o)) != 0)
 		goto out;
 	key_routes_join(o, a->routes, sizeof(a->routes));
-	rc = CTL_EXIT_FAIL;
-	if (o->out != NULL && (out_fd = key_out_open(ctx, o->out)) == -1)
-		goto out;
-	rc = key_store_edit_note(ctx, c, rotate_edit, a, unconfirmed, sizeof(unconfirmed));
-	if (rc == CTL_EXIT_OK || rc == STORE_UNCONFIRMED) {
-		int prc;
-
-		ctl_fmt_time(a->old.e.expires, t, sizeof(t));
-		snprintf(note, sizeof(note), "Old key %s stays valid until %s.", a->old.e.id, t);
-		prc = key_print_new(ctx, a->key, &a->made.e, args->json, note, out_fd, o->out);
-		out_fd = -1;
-		rc = rc == STORE_UNCONFIRMED ? key_unconfirmed_print(ctx, unconfirmed) : prc;
-	}
+	rc = key_make(ctx, c, o, args->json, rotate_edit, a, a->key, &a->made.e, rotate_note);
 out:
-	if (out_fd >= 0) {       /* nothing was created: no empty key file left */
-		close(out_fd);
-		unlink(o->out);
-	}
 	explicit_bzero(a->key, sizeof(a->key));
 	free(a);
 	conf_free(c);
@@ -877,104 +773,3 @@ static const struct option set_opts[] = {
 	KEY_OPT_END
 };
 KEY_CMD(set, CTL_OPERAND_ID, "change a key's settings (rpm, routes, labels, expiry) live, by id");
-
-/* ---- key purge ----------------------------------------------------------------- */
-
-static const char purge_help[] =
-	"usage: keyauthctl key purge --older-than DURATION [--dry-run] [--json]\n"
-	"\n"
-	"Removes the records of keys revoked, or expired, more than DURATION ago\n"
-	"(N followed by s, m, h, d or w: 90d, 12w). Active keys are never removed.\n"
-	"One store transaction; prints how many records were removed.\n"
-	"\n"
-	"  --older-than D   how long ago the key must have been revoked or expired\n"
-	"  --dry-run        list the records it would remove, change nothing\n"
-	"  --json           a JSON object {\"purged\": N, \"ids\": [...]}\n"
-	"\n"
-	"example:\n"
-	"  keyauthctl key purge --older-than 90d\n";
-
-struct purge_arg {
-	int64_t older_than;
-	bool dry_run;
-	json_t *ids;                 /* the ids removed (or that would be) */
-	size_t n;
-};
-
-/* When <e> stopped working, or 0 when it still works. */
-static int64_t
-purge_ended(const struct ks_entry *e, int64_t now)
-{
-	if (e->revoked != 0)
-		return e->revoked;
-	if (e->expires != 0 && e->expires <= now)
-		return e->expires;
-	return 0;
-}
-
-static int
-purge_edit(struct ctl_edit *ed, void *arg)
-{
-	struct purge_arg *a = arg;
-	size_t w = 0;
-
-	a->n = 0;
-	json_array_clear(a->ids);
-	for (size_t i = 0; i < ed->n; i++) {
-		int64_t end = purge_ended(&ed->v[i], ed->now);
-
-		if (end != 0 && ed->now - end > a->older_than) {
-			a->n++;
-			json_array_append_new(a->ids, ctl_json_text(ed->v[i].id));
-			continue;
-		}
-		ed->v[w++] = ed->v[i];
-	}
-	if (a->dry_run || a->n == 0)
-		return EDIT_NOCHANGE;
-	ed->n = w;
-	return EDIT_WRITE;
-}
-
-static int
-key_purge(struct ctl_ctx *ctx, const struct ctl_args *args)
-{
-	const struct key_opts *o = args->opts;
-	struct purge_arg a = { .older_than = o->older_than, .dry_run = o->dry_run };
-	struct conf *c;
-	int rc;
-
-	if (!o->older_set)
-		return ctl_usage_err(ctx, "--older-than DURATION is required (e.g. 90d)");
-	if ((a.ids = json_array()) == NULL)
-		return CTL_EXIT_FAIL;
-	c = ctl_conf_load(ctx);
-	if (c == NULL) {
-		json_decref(a.ids);
-		return CTL_EXIT_FAIL;
-	}
-	rc = key_store_edit(ctx, c, purge_edit, &a);
-	conf_free(c);
-	if (rc != CTL_EXIT_OK) {
-		json_decref(a.ids);
-		return rc;
-	}
-	if (args->json)
-		return ctl_json_print(ctx, json_pack("{s:I,s:b,s:o}", "purged", (json_int_t)a.n,
-		                                     "dry_run", a.dry_run, "ids", a.ids));
-	if (a.dry_run) {
-		for (size_t i = 0; i < a.n; i++)
-			printf("would remove %s\n", json_string_value(json_array_get(a.ids, i)));
-		printf("would purge %zu key record%s\n", a.n, a.n == 1 ? "" : "s");
-	} else {
-		printf("purged %zu key record%s\n", a.n, a.n == 1 ? "" : "s");
-	}
-	json_decref(a.ids);
-	return CTL_EXIT_OK;
-}
-
-static const struct option purge_opts[] = {
-	{ "older-than", required_argument, NULL, 'O' }, { "dry-run", no_argument, NULL, 'n' },
-	KEY_OPT_END
-};
-KEY_CMD(purge, CTL_OPERAND_NONE, "remove records of keys revoked or expired long ago");

@@ -51,24 +51,6 @@ cmp_entry(const void *pa, const void *pb)
 	return strcmp(a->id, b->id);
 }
 
-/* Every --tag of <o> on <e>? */
-static bool
-list_tags_match(const struct key_opts *o, const struct ks_entry *e)
-{
-	for (const char *p = o->tags; *p != '\0'; ) {
-		char kv[KS_TAG_KEY_MAX + KS_TAG_VAL_MAX + 2];
-		const char *c = strchr(p, ',');
-
-		snprintf(kv, sizeof(kv), "%.*s", (int)(c != NULL ? (size_t)(c - p) : strlen(p)), p);
-		if (!key_entry_has_tagkv(e, kv))
-			return false;
-		if (c == NULL)
-			break;
-		p = c + 1;
-	}
-	return true;
-}
-
 static int
 key_list(struct ctl_ctx *ctx, const struct ctl_args *args)
 {
@@ -108,9 +90,7 @@ key_list(struct ctl_ctx *ctx, const struct ctl_args *args)
 			continue;
 		if (!o->all && !key_entry_usable(e, now))
 			continue;
-		if (o->owner_set && strcmp(e->owner, o->owner) != 0)
-			continue;
-		if (!list_tags_match(o, e))
+		if (!key_labels_match(o, e))
 			continue;
 		if (o->expiring_set && (e->expires == 0 || e->expires - now > o->expiring_within))
 			continue;

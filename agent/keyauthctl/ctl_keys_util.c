@@ -498,3 +498,48 @@ key_json_entry_usage(const struct ks_entry *e, int64_t now, uint64_t requests, i
 	}
 	return o;
 }
+
+int
+key_make(const struct ctl_ctx *ctx, const struct conf *c, const struct key_opts *o, bool json,
+         ctl_edit_fn *fn, void *arg, const char *key, const struct ks_entry *made,
+         void (*note_fn)(const void *arg, char *buf, size_t len))
+{
+	char unconfirmed[1024], note[256] = "";
+	int rc, prc, out_fd = -1;
+
+	if (o->out != NULL && (out_fd = key_out_open(ctx, o->out)) == -1)
+		return CTL_EXIT_FAIL;
+	/* Written but not confirmed by the replicas: the key is printed all
+	 * the same (it is in the store), then the error, exit 1. */
+	rc = key_store_edit_note(ctx, c, fn, arg, unconfirmed, sizeof(unconfirmed));
+	if (rc != CTL_EXIT_OK && rc != STORE_UNCONFIRMED) {
+		if (out_fd >= 0) {       /* nothing was created: no empty key file left */
+			close(out_fd);
+			unlink(o->out);
+		}
+		return rc;
+	}
+	if (note_fn != NULL)
+		note_fn(arg, note, sizeof(note));
+	prc = key_print_new(ctx, key, made, json, note_fn != NULL ? note : NULL, out_fd, o->out);
+	return rc == STORE_UNCONFIRMED ? key_unconfirmed_print(ctx, unconfirmed) : prc;
+}
+
+bool
+key_labels_match(const struct key_opts *o, const struct ks_entry *e)
+{
+	if (o->owner_set && strcmp(e->owner, o->owner) != 0)
+		return false;
+	for (const char *p = o->tags; *p != '\0'; ) {
+		char kv[KS_TAG_KEY_MAX + KS_TAG_VAL_MAX + 2];
+		const char *c = strchr(p, ',');
+
+		snprintf(kv, sizeof(kv), "%.*s", (int)(c != NULL ? (size_t)(c - p) : strlen(p)), p);
+		if (!key_entry_has_tagkv(e, kv))
+			return false;
+		if (c == NULL)
+			break;
+		p = c + 1;
+	}
+	return true;
+}
