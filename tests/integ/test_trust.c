@@ -445,6 +445,33 @@ static void test_socket_dir_keeps_impostors_out(void **state)
 	assert_true(tf_log_has_no_key(log) == 0);
 }
 
+/* The control socket's directory passes the same check as a listener's
+ * (listener_open_unix): a 0777 one would let another user answer
+ * keyauthctl stats and reload in keyauthd's place. */
+static void test_control_socket_dir_is_checked(void **state)
+{
+	char dir[TF_PATH], sock[TF_PATH], ctl[TF_PATH], listen[TF_PATH + 8], conf[TF_PATH];
+	char store[TF_PATH], log[TF_PATH], extra[TF_PATH + 32];
+
+	(void)state;
+	make_base("trust-ctl");
+	join(dir, sizeof(dir), base, "/ctl");
+	join(ctl, sizeof(ctl), dir, "/control.sock");
+	join(sock, sizeof(sock), base, "/keyauthd.sock");
+	join(listen, sizeof(listen), "unix:", sock);
+	join(conf, sizeof(conf), base, "/keyauth.conf");
+	join(store, sizeof(store), base, "/keys.db");
+	join(log, sizeof(log), base, "/keyauthd.log");
+	snprintf(extra, sizeof(extra), "control_socket = \"%s\";", ctl);
+	write_conf(conf, store, listen, extra);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(chmod(dir, 0777), 0);
+	expect_start_fails(conf, log);
+	assert_log_has(log, "control socket");
+	assert_log_has(log, "the socket's directory is not safe");
+	assert_log_has(log, "writable by others (mode 0777)");
+}
+
 static void test_tcp_holder_is_named(void **state)
 {
 	char addr[32], conf[TF_PATH], store[TF_PATH], log[TF_PATH], want[128], res[64];
@@ -689,6 +716,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_socket_dir_keeps_impostors_out, teardown),
+		cmocka_unit_test_teardown(test_control_socket_dir_is_checked, teardown),
 		cmocka_unit_test_teardown(test_tcp_holder_is_named, teardown),
 		cmocka_unit_test_teardown(test_unix_holder_is_named, teardown),
 		cmocka_unit_test_teardown(test_per_peer_limit_keeps_other_users_served, teardown),
