@@ -76,6 +76,7 @@ expect_log_grep() {
 		sed 's/^/    log: /' "$2" | tail -n 5 >&2
 	fi
 }
+LOGFMT_JS=$(cd "$(dirname "${BASH_SOURCE[0]}")/../lib" && pwd)/logfmt.cjs
 # logfmt_ok FILE...: every line of every FILE is logfmt: key=value pairs
 # separated by one space, a value bare (no space, '=', '"' or control byte)
 # or double-quoted with \" \\ \n \r \t \uXXXX escapes (what Loki and Vector
@@ -86,26 +87,7 @@ logfmt_ok() {
 		echo "run.sh: node not found: cannot check logfmt" >&2
 		return 1
 	fi
-	node -e '
-const fs = require("fs");
-const pair = /^[A-Za-z_][A-Za-z0-9_.]*=(?:[^ "=\x00-\x1f\x7f]*|"(?:[^"\\\x00-\x1f\x7f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")(?= |$)/;
-let bad = 0;
-for (const f of process.argv.slice(1)) {
-	const lines = fs.readFileSync(f, "utf8").split("\n");
-	if (lines[lines.length - 1] === "") lines.pop();
-	if (lines.length === 0) { console.error("logfmt: " + f + " is empty"); bad++; }
-	for (const line of lines) {
-		let rest = line, good = rest.length > 0;
-		while (good && rest.length > 0) {
-			const m = pair.exec(rest);
-			if (!m) { good = false; break; }
-			rest = rest.slice(m[0].length);
-			if (rest.startsWith(" ")) { rest = rest.slice(1); if (rest === "") good = false; }
-		}
-		if (!good) { console.error("    not logfmt: " + line); bad++; }
-	}
-}
-process.exit(bad ? 1 : 0);' "$@"
+	node "$LOGFMT_JS" "$@"
 }
 # key_file NAME: a 0600 file holding the key from $T/out (a create/rotate).
 key_file() { head -n 1 "$T/out" | tr -d '\n' >"$T/$1"; }

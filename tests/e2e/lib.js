@@ -19,6 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -29,6 +30,11 @@ export const PROVIDER_JS = path.join(ROOT, 'tests', 'e2e', 'provider.js');
 /* ---- process and temp-dir bookkeeping ----------------------------------------- */
 
 const tracked = new Map();       // pid -> { name, kind }
+// Every keyauthd log line of the run must be logfmt (what Loki and Vector
+// parse, issue #21): each agent's output is checked once it has exited, and
+// the file fails in its last hook if a line was not.
+const { badLines: logfmtBadLines } = createRequire(import.meta.url)('../lib/logfmt.cjs');
+const logfmtFailures = [];
 const tempDirs = new Set();
 
 /* Pids whose parent is <ppid> (HAProxy workers of a master), from /proc. */
@@ -163,6 +169,8 @@ after(async () => {
 			`(active resources: ${what.join(', ') || 'none listed'}); exiting with status 1`);
 		process.exit(1);
 	}, EXIT_GRACE_MS).unref();
+	if (logfmtFailures.length)
+		throw new Error(`keyauthd log lines that are not logfmt:\n${redact(logfmtFailures.join('\n'))}`);
 }, { timeout: 30000 });
 
 export function makeTempDir(tag) {
@@ -338,7 +346,8 @@ export function startProcess(name, cmd, args, { dir, env = process.env, cwd = di
 		});
 	});
 	child.once('error', () => { running = false; });
-	const handle = { pid: child.pid, name, out, err, exited, isRunning: () => running, kind };
+	const handle = { pid: child.pid, name, out, err, exited, isRunning: () => running, kind,
+		agent: path.resolve(cwd || '.', cmd) === KEYAUTHD };
 	tracked.set(child.pid, { name, kind, handle });
 	return handle;
 }
@@ -373,6 +382,19 @@ export async function stopProcess(p, { signal = 'SIGTERM', timeout = 5000 } = {}
 		}
 	}
 	tracked.delete(p.pid);
+	if (p.agent && !p.logChecked) {
+		p.logChecked = true;
+		for (const f of [p.out, p.err]) {
+			let text = '';
+			try {
+				text = fs.readFileSync(f, 'utf8');
+			} catch {
+				continue;
+			}
+			for (const l of logfmtBadLines(text))
+				logfmtFailures.push(`${p.name}: ${l}`);
+		}
+	}
 }
 
 /* ---- one-shot commands ------------------------------------------------------------ */
