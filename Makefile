@@ -6,6 +6,9 @@
 #   make bench        benchmarks with release flags
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make uninstall    what make install installed (same variables); keeps the config and key store
+#   make deb          the Debian package build/deb/keyauth_<version>_<arch>.deb (dist/debian;
+#                     DEB_VERSION=0.1.0+local1 for another version); make test-pkg installs,
+#                     upgrades and purges it for real (root)
 #   make deps         install missing Debian packages (root), or print the command
 #
 # Sources are picked up by convention: spop/*.c is the codec library;
@@ -70,7 +73,8 @@ SPOP_ONLY_CFLAGS = $(STD_CFLAGS) $(OPT_CFLAGS) $(WARN_CFLAGS) $(SPOP_WARN) $(FLA
 INTEG_BIN = $(INTEG_SRC:tests/integ/%.c=$(B)/tests/%)
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps test test-spop test-unit test-integ test-cli test-e2e test-examples test-run test-doc test-fuzz-replay fuzz fuzz-build bench bench-run install uninstall clean run
+.PHONY: all deps test test-spop test-unit test-integ test-cli test-e2e test-examples test-run test-doc test-fuzz-replay fuzz fuzz-build bench bench-run install uninstall clean run \
+	deb test-pkg
 
 all: $(B)/keyauthd $(B)/keyauthctl $(B)/libspop.a
 
@@ -164,6 +168,7 @@ test:
 	@$(call timed,fuzz-replay,$(MAKE) --no-print-directory test-fuzz-replay)
 	@$(call timed,e2e,E2E_TIMES=$(CURDIR)/$(TEST_TIMES).e2e $(PLAIN_MAKE) test-e2e)
 	@$(call timed,examples,$(PLAIN_MAKE) test-examples)
+	@$(call timed,pkg,$(PLAIN_MAKE) test-pkg)
 	@$(call timed,run,$(PLAIN_MAKE) test-run)
 	@$(call timed,doc,$(PLAIN_MAKE) test-doc)
 	@echo "make test: suites by duration:"; $(test_table)
@@ -329,6 +334,22 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 	@d=$(DESTDIR)$(PREFIX)/share/doc/keyauth; if [ -d $$d ] && [ -z "$$(ls -A $$d)" ]; then echo "rmdir $$d"; rmdir $$d; fi
 	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf (the operator's configuration) and the key store /var/lib/keyauth"
+
+# ---- Debian package ---------------------------------------------------------------
+#
+# make deb [DEB_VERSION=V] [DEB_DIR=build/deb]: stages the tree's files (git
+# ls-files, new files too) into DEB_DIR/keyauth-V/ with dist/debian as debian/
+# and a changelog entry for V (default: version.h's), then dpkg-buildpackage -b
+# -us -uc; prints the .deb's path. No test runs inside the package build.
+deb:
+	@DEB_VERSION="$(DEB_VERSION)" DEB_DIR="$(DEB_DIR)" bash scripts/deb.sh
+
+# The package installed for real (root, dpkg): lintian, dpkg -i, a gateway from
+# the installed files, upgrade over itself, remove/reinstall, purge
+# (tests/pkg/deb.sh; it refuses to run over an existing installation).
+test-pkg:
+	@echo "== tests/pkg/deb.sh ($(B)/pkg-test)"
+	@DEB_DIR=$(B)/pkg-test bash tests/pkg/deb.sh
 
 clean:
 	rm -rf build

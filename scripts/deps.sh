@@ -8,6 +8,9 @@ PKGS="build-essential pkg-config libev-dev libssl-dev libmsgpack-dev libconfig-d
 libcmocka-dev clang libclang-rt-14-dev llvm haproxy curl ca-certificates
 wrk gnuplot-nox mandoc openssl libhiredis-dev redis-server redis-tools iproute2
 libjansson-dev"
+# make deb and tests/pkg/deb.sh (the package needs systemd's sysusers and
+# tmpfiles, not a running systemd).
+PKGS="$PKGS debhelper dpkg-dev fakeroot lintian systemd"
 PKGS="$PKGS ${KEYAUTH_EXTRA_PKGS:-}"
 
 missing=""
