@@ -3,7 +3,8 @@
  * conf-int: what the parts of the configuration reader share (conf.c: errors,
  * the keyword walk, loading; conf_listen.c: listeners, TLS, metrics, peers
  * and the small top-level settings; conf_store.c: the store and log groups;
- * conf_route.c: routes and their provider settings). Not for use outside
+ * conf_route.c: routes and their provider settings; conf_frontend.c: the
+ * frontend group, HAProxy's side towards clients). Not for use outside
  * conf*.c: the rest of the program sees only conf.h.
  */
 #ifndef AGENT_CONF_INT_H
@@ -115,5 +116,7 @@ void conf_kw_store(struct conf_ctx *x, const config_setting_t *s, void *obj);
 void conf_kw_log(struct conf_ctx *x, const config_setting_t *s, void *obj);
 bool conf_hostport_ok(const char *v);
 void conf_kw_routes(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_kw_frontend(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_frontend_free(struct frontend_conf *fe);
 
 #endif /* AGENT_CONF_INT_H */

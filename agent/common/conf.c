@@ -517,6 +517,7 @@ static const struct conf_kw conf_top_kws[] = {
 	{ "rate_limit_window", CONF_T_INT, NULL, conf_set_rate_window, 1, 60, "rate_limit_window = 60;" },
 	{ "tls", CONF_T_GROUP, conf_kw_tls, NULL, 0, 0,
 	  "tls = { cert = \"/etc/keyauth/tls/agent.pem\"; key = \"/etc/keyauth/tls/agent.key\"; };" },
+	{ "frontend", CONF_T_GROUP, conf_kw_frontend, NULL, 0, 0, "frontend = { bind = [ \"0.0.0.0:443\" ]; };" },
 };
 
 /* ---- load and free ------------------------------------------------------ */
@@ -727,6 +728,7 @@ void conf_free(struct conf *c)
 		free(c->tls->haproxy_client_cert);
 		free(c->tls);
 	}
+	conf_frontend_free(c->frontend);
 	free(c->key_prefix);
 	free(c->user);
 	free(c->pid_file);

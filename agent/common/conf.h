@@ -116,6 +116,19 @@ struct tls_listen_conf {
 	char *haproxy_client_cert; /* rendered "crt": HAProxy's client cert+key PEM; may be NULL */
 };
 
+/* The "frontend" group: where HAProxy takes clients, with what TLS and
+ * HTTP/2. keyauthctl renders it; keyauthd checks it and ignores it. */
+#define CONF_MAX_BINDS        16
+struct frontend_conf {
+	char *bind[CONF_MAX_BINDS];      /* "IPv4:port" or "[IPv6]:port", numeric, canonical */
+	unsigned nbind;                  /* >= 1 after conf_load */
+	bool tls;                        /* the tls group is there: every bind is TLS */
+	char *certificate;               /* PEM (chain and key): HAProxy "crt"; or NULL */
+	char *crt_list;                  /* HAProxy "crt-list" file; or NULL (one of the two) */
+	int min_version;                 /* TLS1_2_VERSION (default) or TLS1_3_VERSION */
+	bool http2;                      /* ALPN h2,http/1.1; default true with tls, else false */
+};
+
 struct conf {
 	char *path;                      /* file this was loaded from */
 	struct listen_conf listen[CONF_MAX_LISTENERS];
@@ -162,6 +175,7 @@ struct conf {
 	unsigned rate_window_s;          /* rate_limit_window: the rate-limit period in
 	                                  * seconds, default 60 (tests shorten it) */
 	struct tls_listen_conf *tls;     /* the "tls" group; NULL when absent */
+	struct frontend_conf *frontend;  /* the "frontend" group; NULL when absent */
 };
 
 /* Loads and validates <path>. Returns a new conf owned by the caller (free it

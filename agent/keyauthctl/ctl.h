@@ -5,7 +5,8 @@
  * keyauthctl.c holds main() and the command table; each command is one
  * struct ctl_cmd (name, summary, options, help, run) defined beside its code
  * in ctl_keys.c (key lifecycle), ctl_render.c (haproxy), ctl_deploy.c
- * (deploy) and ctl_stats.c (stats). ctl_cmd.c finds a command by its words
+ * (deploy; how HAProxy is run in ctl_deploy_service.c, master CLI reloads in
+ * ctl_deploy_master.c) and ctl_stats.c (stats). ctl_cmd.c finds a command by its words
  * and parses its command line; ctl_json.c writes and reads JSON (jansson);
  * ctl_util.c holds helpers shared by all of them. Everything here runs in
  * one short-lived, single-threaded process. Commands return an exit code
@@ -205,7 +206,9 @@ enum ctl_haproxy_version {
 };
 
 struct ctl_render_opts {
-	const char *bind;                    /* frontend bind address */
+	/* --bind: replaces the config's frontend.bind (its TLS and HTTP/2
+	 * still apply); NULL: frontend.bind, else CTL_DEFAULT_BIND */
+	const char *bind;
 	const char *spoe_path;               /* the SPOE file's path, as haproxy.cfg names it */
 	enum ctl_haproxy_version version;
 };
@@ -233,6 +236,9 @@ struct ctl_hap_opts {
 	const char *dir;                 /* deploy --haproxy-dir DIR */
 	const char *reload;              /* deploy --reload-haproxy CMD */
 	const char *haproxy;             /* deploy --haproxy PATH */
+	const char *service;             /* deploy --haproxy-service debian|none, NULL: auto */
+	const char *defaults;            /* deploy --haproxy-defaults FILE, NULL: auto */
+	bool version_set;                /* --haproxy-version given: no detection */
 };
 void ctl_hap_opts_init(void *opts);
 int ctl_hap_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg);
@@ -247,5 +253,93 @@ const char *ctl_haproxy_find(const char *hint, char *buf, size_t len);
 /* Runs "<haproxy> -c -q -f <cfg>". Returns its exit status (0 = valid), or -1
  * when it could not be run; its output goes to <out> (NUL-terminated). */
 int ctl_haproxy_check(const char *haproxy, const char *cfg, char *out, size_t outlen);
+
+/* Runs <argv> (argv[0] a path), its output (stdout and stderr) captured into
+ * <out> (NUL-terminated, the head kept) when not NULL, else inherited.
+ * Returns the exit status, 128+N for signal N, or -1 (127: exec failed). */
+int ctl_run_child(char *const argv[], char *out, size_t outlen);
+
+/* ---- ctl_deploy_service.c: how HAProxy is run ------------------------------ */
+
+/* What Debian's haproxy.service (haproxy package) sets and runs:
+ *   ExecStart=/usr/sbin/haproxy -Ws -f $CONFIG -p $PIDFILE $EXTRAOPTS
+ * with CONFIG and EXTRAOPTS from /etc/default/haproxy over the unit's own. */
+#define CTL_DEB_DEFAULTS   "/etc/default/haproxy"
+#define CTL_DEB_UNIT       "/lib/systemd/system/haproxy.service"
+#define CTL_DEB_CONFIG     "/etc/haproxy/haproxy.cfg"
+#define CTL_DEB_EXTRAOPTS  "-S /run/haproxy-master.sock"
+#define CTL_DEB_HAPROXY    "/usr/sbin/haproxy"
+#define CTL_SVC_MAX_CFG    32
+
+/* The configuration HAProxy's service loads, as its defaults file says. */
+struct ctl_svc {
+	bool defaults_read;              /* the defaults file existed and was read */
+	char *config;                    /* CONFIG, as in effect */
+	char *extraopts;                 /* EXTRAOPTS, as in effect */
+	char *cfg[CTL_SVC_MAX_CFG];      /* every -f, in HAProxy's order (CONFIG first) */
+	size_t ncfg;
+	char *master;                    /* the -S unix socket's path, or NULL */
+};
+
+/* Reads the defaults file <path> (KEY=value lines, values maybe quoted, as
+ * systemd's EnvironmentFile= reads them; a missing file leaves the unit's
+ * values) into <s>. Returns 0, or -1 with <err>. ctl_svc_free() either way. */
+int ctl_svc_load(const char *path, struct ctl_svc *s, char *err, size_t errlen);
+void ctl_svc_free(struct ctl_svc *s);
+
+/* What deploy found out about HAProxy before writing anything. */
+struct ctl_deploy_plan {
+	bool debian;                     /* run by Debian's haproxy.service */
+	const char *defaults;            /* its defaults file */
+	struct ctl_svc svc;              /* with debian: what it loads */
+	const char *haproxy;             /* binary for -v and -c, NULL: none found */
+	char hbuf[4096];
+	char version[64];                /* from haproxy -v, "" when not run */
+	const char *reload;              /* shell command to reload, or NULL */
+	const char *master;              /* master CLI socket to reload through, or NULL */
+	const char *reload_why;          /* how the default reload was chosen, or NULL */
+};
+
+/* Decides how deploy finds, checks and reloads HAProxy from <h> (options)
+ * and what the host runs, for files going to <dir> (a real path); refuses
+ * (reported, nothing written) when HAProxy's service would not load them,
+ * when the haproxy binary is missing or older than 2.6. Sets <render>'s
+ * version unless --haproxy-version did. Returns 0, 1 (usage error) or -1.
+ * ctl_deploy_plan_free() either way. */
+int ctl_deploy_plan(const struct ctl_ctx *ctx, const struct ctl_hap_opts *h, const char *dir,
+                    struct ctl_render_opts *render, struct ctl_deploy_plan *p);
+void ctl_deploy_plan_free(struct ctl_deploy_plan *p);
+
+/* True when HAProxy, run as <s> says, loads <dir>/<name> (<dir> a real path):
+ * a -f names that file, or a -f names <dir> (HAProxy loads a directory's
+ * *.cfg files). */
+bool ctl_svc_loads(const struct ctl_svc *s, const char *dir, const char *name);
+
+/* Runs "<haproxy> -c -f ..." on every file HAProxy run as <s> loads, with
+ * <tmpcfg> in place of <dir>/<name> (added where HAProxy would read it when
+ * <dir> is a configuration directory). As ctl_haproxy_check returns. */
+int ctl_svc_check(const char *haproxy, const struct ctl_svc *s, const char *dir,
+                  const char *name, const char *tmpcfg, char *out, size_t outlen);
+
+/* Warns when a file HAProxy loads (other than <dir>'s haproxy-keyauth.cfg)
+ * chroots HAProxy while <c>'s agent listens on a unix socket, which HAProxy
+ * then looks for inside the chroot, and says how to bind it in. */
+void ctl_svc_chroot_warn(const struct ctl_ctx *ctx, const struct ctl_svc *s, const char *dir,
+                         const struct conf *c);
+
+/* Runs "<haproxy> -v": the version ("2.6.12-1+deb12u4") into <ver> and its
+ * rendering variant into <v>. Returns 0, or -1 with <err> (not run, not
+ * understood, or older than 2.6). */
+int ctl_haproxy_version(const char *haproxy, enum ctl_haproxy_version *v, char *ver,
+                        size_t verlen, char *err, size_t errlen);
+
+/* ---- ctl_deploy_master.c: reloads through HAProxy's master CLI ----------- */
+
+/* Reloads the HAProxy master whose CLI is the unix socket <path>: "reload",
+ * then HAProxy 3.x's "Success=" answer, else (2.6) "show proc" until the
+ * master counts the reload (bounded). Returns 0 when a new worker runs the new
+ * configuration, 1 when HAProxy refused it (its messages in <msg>), -1 when
+ * the socket failed (<msg> says why). <worker> gets the new worker's pid. */
+int ctl_master_reload(const char *path, long *worker, char *msg, size_t msglen);
 
 #endif /* AGENT_CTL_H */

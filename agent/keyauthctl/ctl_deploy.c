@@ -51,10 +51,8 @@ ctl_haproxy_find(const char *hint, char *buf, size_t len)
 	return NULL;
 }
 
-/* Runs <argv> (or "/bin/sh -c <shell>"), output captured into <out> when not
- * NULL (else inherited). Returns the exit status, 128+N for a signal, or -1. */
-static int
-run_child(char *const argv[], char *out, size_t outlen)
+int
+ctl_run_child(char *const argv[], char *out, size_t outlen)
 {
 	int pfd[2] = { -1, -1 }, status;
 	size_t n = 0;
@@ -115,7 +113,7 @@ ctl_haproxy_check(const char *haproxy, const char *cfg, char *out, size_t outlen
 {
 	char *argv[] = { (char *)haproxy, (char *)"-c", (char *)"-f", (char *)cfg, NULL };
 
-	return run_child(argv, out, outlen);
+	return ctl_run_child(argv, out, outlen);
 }
 
 /* ---- deploy steps ------------------------------------------------------------- */
@@ -131,12 +129,14 @@ struct dep_file {
 	bool written;
 };
 
-/* Checks the rendered files with haproxy -c in a private directory. Returns
- * 0 when valid, 1 when HAProxy rejected them, -1 when the check could not be
- * run (all reported). */
+/* Checks the rendered files with haproxy -c in a private directory, with
+ * everything else HAProxy loads when <svc> says how it is run (the files
+ * must work together: one frontend name, one global section's worth of
+ * settings). Returns 0 when valid, 1 when HAProxy rejected them, -1 when the
+ * check could not be run (all reported). */
 static int
 check_rendered(const struct ctl_ctx *ctx, const struct conf *c, const struct ctl_render_opts *o,
-               const char *haproxy)
+               const char *haproxy, const struct ctl_svc *svc, const char *dir)
 {
 	struct ctl_render_opts co = *o;
 	char tmpl[PATH_MAX], spoe_path[PATH_MAX + 64], cfg_path[PATH_MAX + 64];
@@ -165,14 +165,18 @@ check_rendered(const struct ctl_ctx *ctx, const struct conf *c, const struct ctl
 		ctl_err(ctx, "preparing haproxy -c: %s", err);
 		goto out;
 	}
-	st = ctl_haproxy_check(haproxy, cfg_path, out, 16384);
+	if (svc != NULL)
+		st = ctl_svc_check(haproxy, svc, dir, CTL_HAPROXY_FILE, cfg_path, out, 16384);
+	else
+		st = ctl_haproxy_check(haproxy, cfg_path, out, 16384);
 	if (st == 0) {
 		rc = 0;
 	} else if (st == -1 || st == 127) {
 		ctl_err(ctx, "could not run %s", haproxy);
 	} else {
-		ctl_err(ctx, "%s -c rejected the rendered configuration (exit %d); nothing was "
-		        "written:\n%s", haproxy, st, out);
+		ctl_err(ctx, "%s -c rejected the rendered configuration%s (exit %d); nothing was "
+		        "written:\n%s", haproxy, svc != NULL ? " with the files HAProxy's service "
+		        "loads" : "", st, out);
 		rc = 1;
 	}
 out:
@@ -275,7 +279,7 @@ ctl_hap_opts_init(void *opts)
 {
 	struct ctl_hap_opts *h = opts;
 
-	h->render.bind = CTL_DEFAULT_BIND;
+	h->render.bind = NULL;       /* the config's frontend.bind */
 	h->render.version = CTL_HAPROXY_26;
 	h->dir = CTL_DEFAULT_HAPROXY_DIR;
 }
@@ -295,7 +299,14 @@ ctl_hap_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg)
 	case 'v':
 		if (ctl_parse_haproxy_version(arg, &h->render.version) == -1)
 			return ctl_usage_err(ctx, "--haproxy-version: '%s' is not 2.6..3.x", arg);
+		h->version_set = true;
 		break;
+	case 'S':
+		if (strcmp(arg, "debian") != 0 && strcmp(arg, "none") != 0)
+			return ctl_usage_err(ctx, "--haproxy-service: '%s' is not debian or none", arg);
+		h->service = arg;
+		break;
+	case 'D': h->defaults = arg; break;
 	default:
 		return ctl_usage_err(ctx, "unexpected option");
 	}
@@ -305,29 +316,52 @@ ctl_hap_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg)
 /* ---- keyauthctl deploy ----------------------------------------------------------- */
 
 static const char deploy_help[] =
-	"usage: keyauthctl deploy [--haproxy-dir DIR] [--reload-haproxy CMD] [--json]\n"
-	"                         [--bind ADDR] [--haproxy-version 2.6|3.2] [--haproxy PATH]\n"
+	"usage: keyauthctl deploy [--haproxy-dir DIR] [--reload-haproxy HOW]\n"
+	"                         [--haproxy-service debian|none] [--haproxy-defaults F]\n"
+	"                         [--haproxy-version 2.6|3.2] [--haproxy PATH] [--json]\n"
 	"\n"
 	"Makes configuration changes (routes, key names and locations, listeners) live:\n"
 	"  1. validates the keyauth config (on failure nothing is written);\n"
-	"  2. renders " CTL_SPOE_FILE " and " CTL_HAPROXY_FILE ";\n"
-	"  3. checks them with 'haproxy -c' when haproxy is installed (on failure\n"
-	"     nothing is written);\n"
-	"  4. replaces the changed files in DIR atomically;\n"
-	"  5. sends SIGHUP to keyauthd through the config's pid_file;\n"
-	"  6. runs CMD with /bin/sh -c to reload HAProxy, if given.\n"
+	"  2. with Debian's haproxy service, makes sure it loads\n"
+	"     DIR/" CTL_HAPROXY_FILE " (CONFIG, and -f in EXTRAOPTS, of its\n"
+	"     defaults file); if not, says which file it loads and how to fix that,\n"
+	"     and writes nothing;\n"
+	"  3. asks 'haproxy -v' for the version to render for (2.6 or newer);\n"
+	"  4. renders " CTL_SPOE_FILE " and " CTL_HAPROXY_FILE ";\n"
+	"  5. checks them with 'haproxy -c' when haproxy is installed, together with\n"
+	"     every other file the service loads (on failure nothing is written);\n"
+	"  6. replaces the changed files in DIR atomically;\n"
+	"  7. sends SIGHUP to keyauthd through the config's pid_file;\n"
+	"  8. reloads HAProxy (HOW).\n"
 	"Key changes (create, revoke, rotate) need no deploy.\n"
 	"\n"
 	"  --haproxy-dir DIR      where the files go (default " CTL_DEFAULT_HAPROXY_DIR ")\n"
-	"  --reload-haproxy CMD   e.g. 'systemctl reload haproxy'\n"
-	"  --haproxy PATH         the haproxy binary for the check (default: from $PATH)\n"
-	"  --bind, --haproxy-version   as for 'keyauthctl haproxy'\n"
+	"  --reload-haproxy HOW   a shell command, e.g. 'systemctl reload haproxy';\n"
+	"                         master:SOCKET, 'reload' on the master CLI of an\n"
+	"                         HAProxy run with -W -S SOCKET (new worker confirmed);\n"
+	"                         or none. Default with Debian's service: 'systemctl\n"
+	"                         reload haproxy' when systemd runs, else master:SOCKET\n"
+	"                         of the -S in its EXTRAOPTS; without: none\n"
+	"  --haproxy-service S    debian: HAProxy runs as Debian's haproxy.service;\n"
+	"                         none: it does not, what it loads is not checked.\n"
+	"                         Default: debian when " CTL_DEB_DEFAULTS "\n"
+	"                         or " CTL_DEB_UNIT " exists\n"
+	"  --haproxy-defaults F   the service's defaults file (KEY=value lines;\n"
+	"                         default " CTL_DEB_DEFAULTS ")\n"
+	"  --haproxy PATH         the haproxy for -v and -c (default " CTL_DEB_HAPROXY "\n"
+	"                         with Debian's service, else haproxy from $PATH)\n"
+	"  --haproxy-version V    render for V (2.6 or 3.2), not what haproxy -v says\n"
 	"  --json                 a JSON report\n"
+	"\n"
+	"The frontend binds frontend.bind of the keyauth config, with its tls and\n"
+	"http2: deploy refuses a config without frontend.bind, and takes no --bind.\n"
 	"\n"
 	"Exit status: 0 deployed, 1 failed (see messages), 2 usage.\n"
 	"\n"
-	"example:\n"
-	"  keyauthctl deploy --reload-haproxy 'systemctl reload haproxy'\n";
+	"examples:\n"
+	"  keyauthctl deploy      # Debian's haproxy service, reloaded as it runs\n"
+	"  keyauthctl deploy --haproxy-service none \\\n"
+	"      --reload-haproxy master:/run/haproxy-master.sock\n";
 
 /* What a deploy did, for its report. */
 struct dep_report {
@@ -336,7 +370,10 @@ struct dep_report {
 	const char *check;           /* haproxy -c: "ok" or "skipped" */
 	enum sig_result sig;
 	long pid;
-	int reload_st;               /* the reload command's status; -2: none given */
+	int reload_st;               /* the reload's status (0 ok); -2: none */
+	long worker;                 /* master reload: the new worker's pid */
+	const struct ctl_deploy_plan *plan;
+	enum ctl_haproxy_version variant;
 	bool ok;
 };
 
@@ -413,12 +450,28 @@ report_json(const struct dep_report *r)
 	for (size_t i = 0; i < 2; i++)
 		json_array_append_new(files, json_pack("{s:s,s:b}", "name", r->fl[i].name,
 		                                       "changed", r->fl[i].changed));
-	return json_pack("{s:b,s:o,s:o,s:s,s:{s:b,s:o},s:o}", "ok", r->ok,
-	                 "dir", ctl_json_text(r->dir), "files", files, "haproxy_check", r->check,
+	const struct ctl_deploy_plan *p = r->plan;
+	json_t *loads = json_array(), *reload = json_null();
+
+	for (size_t i = 0; p->debian && i < p->svc.ncfg; i++)
+		json_array_append_new(loads, ctl_json_text(p->svc.cfg[i]));
+	if (p->reload != NULL || p->master != NULL)
+		reload = json_pack("{s:s,s:o,s:i,s:o}", "method", p->master != NULL ? "master" : "command",
+		                   "target", ctl_json_text(p->master != NULL ? p->master : p->reload),
+		                   "status", r->reload_st,
+		                   "worker", r->worker > 0 ? json_integer(r->worker) : json_null());
+	return json_pack("{s:b,s:o,s:o,s:s,s:{s:o,s:o,s:s},s:{s:s,s:o,s:o},s:{s:b,s:o},s:o}",
+	                 "ok", r->ok, "dir", ctl_json_text(r->dir), "files", files,
+	                 "haproxy_check", r->check,
+	                 "haproxy", "path", ctl_json_text(p->haproxy),
+	                 "version", p->version[0] != '\0' ? json_string(p->version) : json_null(),
+	                 "rendered_for", r->variant == CTL_HAPROXY_32 ? "3.1+" : "2.6..3.0",
+	                 "service", "name", p->debian ? "debian" : "none",
+	                 "defaults", p->debian ? ctl_json_text(p->defaults) : json_null(),
+	                 "loads", loads,
 	                 "agent", "signalled", r->sig == SIG_SENT,
 	                 "pid", r->pid > 0 ? json_integer(r->pid) : json_null(),
-	                 "reload", r->reload_st == -2 ? json_null()
-	                                              : json_pack("{s:i}", "status", r->reload_st));
+	                 "reload", reload);
 }
 
 static void
@@ -426,24 +479,48 @@ report_text(const struct dep_report *r)
 {
 	for (size_t i = 0; i < 2; i++)
 		printf("%s/%s: %s\n", r->dir, r->fl[i].name, r->fl[i].changed ? "changed" : "unchanged");
+	const struct ctl_deploy_plan *p = r->plan;
+
+	if (p->haproxy != NULL)
+		printf("haproxy: %s%s%s (rendered for %s)\n", p->haproxy,
+		       p->version[0] != '\0' ? " " : "", p->version,
+		       r->variant == CTL_HAPROXY_32 ? "3.1+" : "2.6..3.0");
+	if (p->debian) {
+		printf("haproxy service: debian (%s%s): loads", p->defaults,
+		       p->svc.defaults_read ? "" : " absent: the unit's defaults");
+		for (size_t i = 0; i < p->svc.ncfg; i++)
+			printf(" %s", p->svc.cfg[i]);
+		printf("\n");
+	} else {
+		printf("haproxy service: none\n");
+	}
 	printf("haproxy -c: %s\n", r->check);
 	if (r->sig == SIG_SENT)
 		printf("keyauthd: signalled pid %ld (SIGHUP)\n", r->pid);
 	else
 		printf("keyauthd: not signalled\n");
-	if (r->reload_st != -2)
-		printf("haproxy reload: %s (exit %d)\n", r->reload_st == 0 ? "ok" : "failed",
-		       r->reload_st);
+	if (p->master != NULL && r->reload_st == 0)
+		printf("haproxy reload: ok, master socket %s, new worker pid %ld%s%s%s\n", p->master,
+		       r->worker > 0 ? r->worker : 0L, p->reload_why ? " (" : "",
+		       p->reload_why ? p->reload_why : "", p->reload_why ? ")" : "");
+	else if (p->master != NULL)
+		printf("haproxy reload: failed, master socket %s\n", p->master);
+	else if (p->reload != NULL)
+		printf("haproxy reload: %s (exit %d): %s%s%s%s\n", r->reload_st == 0 ? "ok" : "failed",
+		       r->reload_st, p->reload, p->reload_why ? " (" : "",
+		       p->reload_why ? p->reload_why : "", p->reload_why ? ")" : "");
+	else if (p->reload_why != NULL)
+		printf("haproxy reload: %s\n", p->reload_why);
 }
 
 /* Renders the files and checks them with haproxy -c when it is there.
  * Returns 0, or -1 (reported: nothing was deployed). */
 static int
 render_checked(const struct ctl_ctx *ctx, const struct conf *c, const struct ctl_render_opts *o,
-               const char *hint, struct dep_file *fl, const char **check)
+               const struct ctl_deploy_plan *p, const char *dir, struct dep_file *fl,
+               const char **check)
 {
-	char hbuf[PATH_MAX], err[1024];
-	const char *haproxy;
+	char err[1024];
 	char *spoe = NULL, *cfg = NULL;
 	size_t spoe_len = 0, cfg_len = 0;
 
@@ -454,19 +531,36 @@ render_checked(const struct ctl_ctx *ctx, const struct conf *c, const struct ctl
 	}
 	fl[0] = (struct dep_file){ .name = CTL_SPOE_FILE, .data = spoe, .len = spoe_len };
 	fl[1] = (struct dep_file){ .name = CTL_HAPROXY_FILE, .data = cfg, .len = cfg_len };
-	haproxy = ctl_haproxy_find(hint, hbuf, sizeof(hbuf));
-	if (haproxy != NULL) {
-		if (check_rendered(ctx, c, o, haproxy) != 0)
+	if (p->haproxy != NULL) {
+		if (check_rendered(ctx, c, o, p->haproxy, p->debian ? &p->svc : NULL, dir) != 0)
 			return -1;
 		*check = "ok";
-	} else if (hint != NULL) {
-		ctl_err(ctx, "--haproxy %s is not executable; nothing was deployed", hint);
-		return -1;
-	} else {
-		fprintf(stderr, "%s: warning: haproxy not found; the files are not checked\n",
-		        ctx->prog);
 	}
 	return 0;
+}
+
+/* Reloads HAProxy as <p> planned: a shell command, or the master CLI. */
+static void
+reload_haproxy(const struct ctl_ctx *ctx, const struct ctl_deploy_plan *p, struct dep_report *r)
+{
+	char msg[8192];
+
+	if (p->reload != NULL) {
+		char *sh[] = { (char *)"/bin/sh", (char *)"-c", (char *)p->reload, NULL };
+
+		r->reload_st = ctl_run_child(sh, NULL, 0);
+		if (r->reload_st != 0)
+			ctl_err(ctx, "the HAProxy reload command failed (status %d); the new files are "
+			        "in place", r->reload_st);
+	} else if (p->master != NULL) {
+		r->reload_st = ctl_master_reload(p->master, &r->worker, msg, sizeof(msg));
+		if (r->reload_st == 1)
+			ctl_err(ctx, "HAProxy refused the reload (master socket %s); it keeps serving "
+			        "the previous configuration, the new files are in place:\n%s",
+			        p->master, msg);
+		else if (r->reload_st != 0)
+			ctl_err(ctx, "HAProxy not reloaded: %s; the new files are in place", msg);
+	}
 }
 
 static int
@@ -477,37 +571,57 @@ deploy_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 	char dir[PATH_MAX], spoe_path[PATH_MAX + 64], why[256];
 	struct dep_file fl[2];
 	struct dep_report r = { .dir = dir, .fl = fl, .check = "skipped", .reload_st = -2 };
+	struct ctl_deploy_plan *p = calloc(1, sizeof(*p));
 	struct conf *c = NULL;
 	int rc;
 
 	memset(fl, 0, sizeof(fl));
-	if (!ctl_bind_ok(o.bind))
-		return ctl_usage_err(ctx, "--bind: '%s' is not an address like 127.0.0.1:8080", o.bind);
+	if (p == NULL) {
+		ctl_err(ctx, "out of memory");
+		return CTL_EXIT_FAIL;
+	}
+	/* A deployed gateway binds only what the config names: an address
+	 * given here would be lost at the next plain deploy. */
+	if (o.bind != NULL) {
+		free(p);
+		return ctl_usage_err(ctx, "--bind is for 'keyauthctl haproxy' previews only: deploy "
+		                     "binds frontend.bind of the keyauth config (set it there)");
+	}
 	c = ctl_conf_load(ctx);
 	if (c == NULL) {
 		fprintf(stderr, "%s: nothing was deployed.\n", ctx->prog);
+		free(p);
 		return CTL_EXIT_FAIL;
 	}
 	rc = CTL_EXIT_FAIL;
+	if (c->frontend == NULL || c->frontend->nbind == 0) {
+		ctl_err(ctx, "%s has no frontend.bind, and deploy never picks an address the config "
+		        "does not name: add e.g. frontend = { bind = [ \"0.0.0.0:443\" ]; tls = { "
+		        "certificate = \"/etc/haproxy/certs/gateway.pem\"; }; }; (see keyauth.conf(5)); "
+		        "nothing was deployed", c->path);
+		goto out;
+	}
 	if (realpath(h->dir, dir) == NULL) {
 		ctl_err(ctx, "--haproxy-dir %s: %s; nothing was deployed", h->dir, strerror(errno));
 		goto out;
 	}
+	r.plan = p;
+	switch (ctl_deploy_plan(ctx, h, dir, &o, p)) {
+	case 0: break;
+	case 1: rc = CTL_EXIT_USAGE; goto out;
+	default: goto out;
+	}
+	if (p->debian)
+		ctl_svc_chroot_warn(ctx, &p->svc, dir, c);
 	snprintf(spoe_path, sizeof(spoe_path), "%s/%s", dir, CTL_SPOE_FILE);
 	o.spoe_path = spoe_path;
-	if (render_checked(ctx, c, &o, h->haproxy, fl, &r.check) == -1 ||
+	r.variant = o.version;
+	if (render_checked(ctx, c, &o, p, dir, fl, &r.check) == -1 ||
 	    install_files(ctx, dir, fl, 2) == -1)
 		goto out;
 	r.sig = signal_agent(c, &r.pid, why, sizeof(why));
 	signal_warn(ctx, c, r.sig, r.pid, why);
-	if (h->reload != NULL) {
-		char *sh[] = { (char *)"/bin/sh", (char *)"-c", (char *)h->reload, NULL };
-
-		r.reload_st = run_child(sh, NULL, 0);
-		if (r.reload_st != 0)
-			ctl_err(ctx, "the HAProxy reload command failed (status %d); the new files are "
-			        "in place", r.reload_st);
-	}
+	reload_haproxy(ctx, p, &r);
 	rc = r.reload_st > 0 || r.reload_st == -1 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
 	r.ok = rc == CTL_EXIT_OK;
 	if (!a->json)
@@ -519,6 +633,8 @@ out:
 		free(fl[i].old);
 		free((char *)fl[i].data);
 	}
+	ctl_deploy_plan_free(p);
+	free(p);
 	conf_free(c);
 	return rc;
 }
@@ -529,6 +645,8 @@ static const struct option deploy_opts[] = {
 	{ "haproxy",         required_argument, NULL, 'x' },
 	{ "bind",            required_argument, NULL, 'b' },
 	{ "haproxy-version", required_argument, NULL, 'v' },
+	{ "haproxy-service", required_argument, NULL, 'S' },
+	{ "haproxy-defaults", required_argument, NULL, 'D' },
 	CTL_JSON_LONGOPT,
 	{ NULL, 0, NULL, 0 }
 };

@@ -49,6 +49,11 @@ unsigned ctl_group_routes(struct rroute *rr, unsigned n, struct rgroup *g);
  * does not allow, the fail-closed 503s, 403 and 401 per group and the
  * backstop; the rate limit and its 429; the request line in origin-form,
  * every key carrier removed and each route's provider credential added. */
+/* The frontend's bind lines: o->bind if set, else the config's
+ * frontend.bind, else CTL_DEFAULT_BIND; each with the frontend's client TLS
+ * (certificate or crt-list, minimum version, ALPN) when it has some. */
+void ctl_render_binds(FILE *f, const struct conf *c, const struct ctl_render_opts *o);
+
 void ctl_render_denials(FILE *f, const struct rroute *rr, unsigned n, const struct rgroup *g,
                         unsigned ng);
 void ctl_render_rate_rules(FILE *f, const struct conf *c, const struct rgroup *g, unsigned ng);

@@ -437,9 +437,9 @@ render_cfg(FILE *f, const struct conf *c, struct rroute *rr, const struct rroute
 	      "    # Start even when a provider's name does not resolve yet.\n"
 	      "    default-server init-addr last,libc,none\n\n", f);
 
-	fprintf(f, "frontend fe_keyauth\n"
-	        "    bind %s\n"
-	        "    # Of what the client wrote, only a standard method and the path as\n"
+	fputs("frontend fe_keyauth\n", f);
+	ctl_render_binds(f, c, o);
+	fprintf(f, "    # Of what the client wrote, only a standard method and the path as\n"
 	        "    # txn.keyauth_lpath has it (below): no %%r, %%HU, %%HP, header or capture,\n"
 	        "    # which would log a key put in the path, its parameters or the query.\n"
 	        "    log-format \"%%ci:%%cp [%%tr] %%ft %%b/%%s %%TR/%%Tw/%%Tc/%%Tr/%%Ta %%ST %%B %%tsc "
@@ -451,7 +451,7 @@ render_cfg(FILE *f, const struct conf *c, struct rroute *rr, const struct rroute
 	        "    # small chunk back for up to 200 ms waiting for more (measured: events\n"
 	        "    # 100 ms apart arrived in bursts, the first 200 ms late).\n"
 	        "    option http-no-delay\n",
-	        o->bind, o->spoe_path);
+	        o->spoe_path);
 
 	/* First, before any rule can end the request: what the log line may
 	 * show. The path loses everything from its first ';' (parameters, and
@@ -548,6 +548,17 @@ check_others(const struct conf *c, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	/* conf_load checked the frontend already; this keeps the rendering
+	 * safe on its own, as for every other value. */
+	for (unsigned i = 0; c->frontend != NULL && i < c->frontend->nbind; i++) {
+		const struct frontend_conf *fe = c->frontend;
+
+		if (!ctl_bind_ok(fe->bind[i]) || (fe->certificate != NULL && !path_ok(fe->certificate)) ||
+		    (fe->crt_list != NULL && !path_ok(fe->crt_list))) {
+			snprintf(err, errlen, "frontend '%s' cannot be rendered", fe->bind[i]);
+			return -1;
+		}
+	}
 	if (c->tls != NULL && ((c->tls->haproxy_ca != NULL && !path_ok(c->tls->haproxy_ca)) ||
 	    (c->tls->haproxy_client_cert != NULL && !path_ok(c->tls->haproxy_client_cert)))) {
 		snprintf(err, errlen, "tls haproxy_ca or haproxy_client_cert cannot be rendered");
@@ -585,7 +596,7 @@ ctl_render(const struct conf *c, const struct ctl_render_opts *o,
 
 	*spoe = NULL;
 	*cfg = NULL;
-	if (!ctl_bind_ok(o->bind)) {
+	if (o->bind != NULL && !ctl_bind_ok(o->bind)) {
 		snprintf(err, errlen, "bind address '%s' cannot be rendered", o->bind);
 		return -1;
 	}
@@ -652,7 +663,11 @@ static const char haproxy_help[] =
 	"\n"
 	"  --out DIR              write the two files into DIR (created, with its\n"
 	"                         parents, mode 0755, when missing)\n"
-	"  --bind ADDR            frontend bind address (default " CTL_DEFAULT_BIND ")\n"
+	"  --bind ADDR            bind the frontend to ADDR instead of the config's\n"
+	"                         frontend.bind (its tls and http2 still apply), for\n"
+	"                         previews and tests; without either, " CTL_DEFAULT_BIND "\n"
+	"                         ('keyauthctl deploy' takes no --bind: it needs\n"
+	"                         frontend.bind in the config)\n"
 	"  --haproxy-version V    2.6 (also 2.7..3.0, the default) or 3.1+ (e.g. 3.2)\n"
 	"  --spoe-path PATH       where haproxy.cfg looks for the SPOE file (default:\n"
 	"                         DIR/" CTL_SPOE_FILE ", or " CTL_DEFAULT_HAPROXY_DIR "/" CTL_SPOE_FILE ")\n"
@@ -672,7 +687,7 @@ haproxy_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 	struct conf *c = NULL;
 	int rc;
 
-	if (!ctl_bind_ok(o.bind))
+	if (o.bind != NULL && !ctl_bind_ok(o.bind))
 		return ctl_usage_err(ctx, "--bind: '%s' is not an address like 127.0.0.1:8080", o.bind);
 	c = ctl_conf_load(ctx);
 	if (c == NULL)

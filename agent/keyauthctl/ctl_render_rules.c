@@ -4,13 +4,17 @@
  * group — refusals in the route's provider error shape (OpenAI, Anthropic,
  * Google), methods a route does not allow, the rate limit with an honest
  * Retry-After, and what an allowed request loses (an absolute-form authority,
- * every key carrier) and gains (the provider's credential).
+ * every key carrier) and gains (the provider's credential); and where the
+ * frontend takes clients (bind, client TLS, HTTP/2).
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/tls1.h>
+
 #include "conf.h"
+#include "ctl.h"
 #include "ctl_render-int.h"
 
 #define AGENT_MSG    "%[var(txn.keyauth.message),json(utf8s)]"
@@ -478,5 +482,51 @@ ctl_render_credentials(FILE *f, const struct rroute *rr, unsigned n)
 			        u->name, r->env, nm, r->env);
 			break;
 		}
+	}
+}
+
+/*
+ * The bind lines. With frontend.tls every address is TLS: HAProxy holds the
+ * certificate (or the crt-list, for several names chosen by SNI), refuses
+ * protocols below min_version and offers HTTP/2 by ALPN when http2 is on.
+ * Nothing else of the frontend depends on TLS: an HTTP/2 request reaches
+ * the rules in absolute form (scheme and authority from :scheme and
+ * :authority), which the origin-form rewrite below already turns into the
+ * path a provider expects, and each backend sets the provider's own Host.
+ * No X-Forwarded-Proto is added (no X-Forwarded-* goes to a provider at
+ * all), and no Strict-Transport-Security: API clients ignore it and it is
+ * a policy for the whole domain, the operator's to add.
+ */
+void
+ctl_render_binds(FILE *f, const struct conf *c, const struct ctl_render_opts *o)
+{
+	const struct frontend_conf *fe = c->frontend;
+	const char *dflt = CTL_DEFAULT_BIND;
+	const char *const *addr = &dflt;
+	unsigned n = 1;
+
+	if (o->bind != NULL) {
+		addr = &o->bind;
+		fputs("    # --bind given: it replaces the config's frontend.bind.\n", f);
+	} else if (fe != NULL && fe->nbind > 0) {
+		addr = (const char *const *)fe->bind;
+		n = fe->nbind;
+	} else {
+		fputs("    # No frontend.bind in the config: a preview on " CTL_DEFAULT_BIND
+		      " ('keyauthctl deploy' refuses it).\n", f);
+	}
+	if (fe != NULL && fe->tls)
+		fprintf(f, "    # Client TLS %s+, ALPN %s.\n",
+		        fe->min_version == TLS1_3_VERSION ? "1.3" : "1.2",
+		        fe->http2 ? "h2 then http/1.1" : "http/1.1 only (http2 = false)");
+	for (unsigned i = 0; i < n; i++) {
+		fprintf(f, "    bind %s", addr[i]);
+		if (fe != NULL && fe->tls)
+			fprintf(f, " ssl %s %s ssl-min-ver %s alpn %s",
+			        fe->crt_list != NULL ? "crt-list" : "crt",
+			        fe->crt_list != NULL ? fe->crt_list : fe->certificate,
+			        fe->min_version == TLS1_3_VERSION ? "TLSv1.3" : "TLSv1.2",
+			        fe->http2 ? "h2,http/1.1" : "http/1.1");
+		fputc('\n', f);
 	}
 }

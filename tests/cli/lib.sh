@@ -106,6 +106,7 @@ listen = [ "127.0.0.1:$AGENT_PORT" ];
 allow_plain_tcp = true;
 store = { path = "$2"; };
 pid_file = "$T/keyauthd.pid";
+frontend = { bind = [ "127.0.0.1:8080" ]; };
 routes = (
 	{ name = "openai"; context = "/openai"; upstream = "127.0.0.1:9";
 	  security = { key_name = "Authorization"; key_location = "header"; }; },

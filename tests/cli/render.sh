@@ -306,3 +306,89 @@ sed -i 's/identity_headers = false; },$/identity_headers = "yes"; },/' "$T/idh.c
 run "$K" -c "$T/idh.conf" haproxy --out "$T/idh"
 expect_rc 1 "identity_headers must be a boolean"
 expect_err "identity_headers" "the bad setting is named"
+
+# ---- the frontend: bind, client TLS, HTTP/2 (issue 21) ------------------------------------
+# frontend.bind is what the gateway binds; --bind replaces it for a preview and
+# keeps its TLS; deploy binds only what the config names.
+H32=$(cd "$CLI/../.." && pwd)/.haproxy32/bin/haproxy
+[ -x "$H32" ] || H32=
+FE=$T/fe
+mkdir -p "$FE/certs"
+if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+	-keyout "$FE/certs/gw.key" -out "$FE/certs/gw.crt" >/dev/null 2>&1; then
+	cat "$FE/certs/gw.crt" "$FE/certs/gw.key" >"$FE/certs/gw.pem"
+	printf '%s\n' "$FE/certs/gw.pem" >"$FE/certs/list.txt"
+	ok
+else bad "openssl made a test certificate"; fi
+# fe_conf FILE FRONTEND-GROUP: a config with one route and that frontend line.
+fe_conf() {
+	cat >"$1" <<EOC
+listen = [ "127.0.0.1:$AGENT_PORT" ];
+allow_plain_tcp = true;
+store = { path = "$FE/keys.db"; };
+$2
+routes = ( { name = "openai"; context = "/openai"; upstream = "127.0.0.1:9"; } );
+EOC
+}
+# fe_haproxy_c CFG WHAT: haproxy -c accepts CFG on 2.6 and on 3.2 (when there).
+fe_haproxy_c() {
+	local h
+	for h in "$HAPROXY" "$H32"; do
+		[ -n "$h" ] || continue
+		run "$h" -c -f "$1"; expect_rc 0 "$h -c: $2"
+	done
+}
+fe_conf "$FE/tls.conf" "frontend = { bind = [ \"127.0.0.1:18443\", \"[::1]:18443\" ]; tls = { certificate = \"$FE/certs/gw.pem\"; }; };"
+run "$KD" -t -c "$FE/tls.conf"; expect_rc 0 "keyauthd -t accepts a frontend with tls"
+run "$K" -c "$FE/tls.conf" haproxy --out "$FE/r1"; expect_rc 0 "render a TLS frontend"
+if [ "$(grep -c '^    bind ' "$FE/r1/haproxy-keyauth.cfg")" -eq 2 ] &&
+   grep -qxF "    bind 127.0.0.1:18443 ssl crt $FE/certs/gw.pem ssl-min-ver TLSv1.2 alpn h2,http/1.1" "$FE/r1/haproxy-keyauth.cfg" &&
+   grep -qxF "    bind [::1]:18443 ssl crt $FE/certs/gw.pem ssl-min-ver TLSv1.2 alpn h2,http/1.1" "$FE/r1/haproxy-keyauth.cfg"
+then ok; else bad "every frontend.bind address with ssl crt, TLSv1.2+ and ALPN h2,http/1.1"; grep -n 'bind' "$FE/r1/haproxy-keyauth.cfg" >&2; fi
+fe_haproxy_c "$FE/r1/haproxy-keyauth.cfg" "TLS frontend with h2"
+run "$K" -c "$FE/tls.conf" haproxy --out "$FE/r1v32" --haproxy-version 3.2; expect_rc 0 "render a TLS frontend for 3.2"
+[ -z "$H32" ] || { run "$H32" -c -f "$FE/r1v32/haproxy-keyauth.cfg"; expect_rc 0 "3.2 accepts its TLS rendering"; }
+fe_conf "$FE/list.conf" "frontend = { bind = [ \"0.0.0.0:18444\" ]; http2 = false; tls = { crt_list = \"$FE/certs/list.txt\"; min_version = \"1.3\"; }; };"
+run "$K" -c "$FE/list.conf" haproxy --out "$FE/r2"; expect_rc 0 "render a crt-list frontend"
+if grep -qxF "    bind 0.0.0.0:18444 ssl crt-list $FE/certs/list.txt ssl-min-ver TLSv1.3 alpn http/1.1" "$FE/r2/haproxy-keyauth.cfg"
+then ok; else bad "crt-list, TLSv1.3+, http2 = false: ALPN http/1.1 only"; grep -n 'bind' "$FE/r2/haproxy-keyauth.cfg" >&2; fi
+fe_haproxy_c "$FE/r2/haproxy-keyauth.cfg" "crt-list frontend"
+# --bind: one address instead of frontend.bind, the TLS kept.
+run "$K" -c "$FE/tls.conf" haproxy --out "$FE/r3" --bind 127.0.0.1:18445; expect_rc 0 "--bind over a TLS frontend"
+if [ "$(grep -c '^    bind ' "$FE/r3/haproxy-keyauth.cfg")" -eq 1 ] &&
+   grep -qxF "    bind 127.0.0.1:18445 ssl crt $FE/certs/gw.pem ssl-min-ver TLSv1.2 alpn h2,http/1.1" "$FE/r3/haproxy-keyauth.cfg"
+then ok; else bad "--bind replaces frontend.bind and keeps its tls"; fi
+# Plain frontend: bind lines without ssl.
+fe_conf "$FE/plain.conf" 'frontend = { bind = [ "127.0.0.1:18446", "127.0.0.2:18446" ]; };'
+run "$K" -c "$FE/plain.conf" haproxy --out "$FE/r4"; expect_rc 0 "render a plain frontend"
+if [ "$(grep -c '^    bind ' "$FE/r4/haproxy-keyauth.cfg")" -eq 2 ] && grep -qx '    bind 127.0.0.1:18446' "$FE/r4/haproxy-keyauth.cfg" &&
+   grep -qx '    bind 127.0.0.2:18446' "$FE/r4/haproxy-keyauth.cfg"; then ok; else bad "plain frontend: bare bind lines"; fi
+# Bad frontends: keyauthctl refuses to render them, naming the setting.
+fe_conf "$FE/bad.conf" 'frontend = { bind = [ "gateway.example:443" ]; tls = { certificate = "certs/gw.pem"; }; };'
+run "$K" -c "$FE/bad.conf" haproxy --out "$FE/r5"; expect_rc 1 "a bad frontend is not rendered"
+expect_err "bad bind address \"gateway.example:443\" in frontend" "a host name in frontend.bind is named"
+expect_err "bad certificate \"certs/gw.pem\" in frontend.tls" "a relative certificate path is named"
+run "$KD" -t -c "$FE/bad.conf"; expect_rc 1 "keyauthd -t refuses a bad frontend"
+# No frontend.bind: haproxy previews on 127.0.0.1:8080, deploy refuses and writes nothing.
+# (--haproxy-service none: deploy itself, whatever runs HAProxy on this host.)
+fe_conf "$FE/none.conf" ''
+run "$K" -c "$FE/none.conf" haproxy --out "$FE/r6"; expect_rc 0 "render without a frontend"
+if grep -qx '    bind 127.0.0.1:8080' "$FE/r6/haproxy-keyauth.cfg"; then ok; else bad "no frontend: a 127.0.0.1:8080 preview"; fi
+mkdir -p "$FE/dep"
+run "$K" -c "$FE/none.conf" deploy --haproxy-service none --haproxy-dir "$FE/dep"
+expect_rc 1 "deploy refuses a config without frontend.bind"
+expect_err "has no frontend.bind.*nothing was deployed" "deploy says to set frontend.bind"
+if [ -z "$(ls -A "$FE/dep")" ]; then ok; else bad "deploy without frontend.bind writes nothing"; fi
+run "$K" -c "$FE/plain.conf" deploy --haproxy-service none --haproxy-dir "$FE/dep" --bind 127.0.0.1:18447
+expect_rc 2 "deploy --bind is a usage error"
+expect_err "deploy binds frontend.bind" "deploy --bind says where the address goes"
+if [ -z "$(ls -A "$FE/dep")" ]; then ok; else bad "deploy --bind writes nothing"; fi
+run "$K" -c "$FE/tls.conf" deploy --haproxy-service none --haproxy-dir "$FE/dep"
+expect_rc 0 "deploy a TLS frontend"
+if grep -qxF "    bind 127.0.0.1:18443 ssl crt $FE/certs/gw.pem ssl-min-ver TLSv1.2 alpn h2,http/1.1" "$FE/dep/haproxy-keyauth.cfg"
+then ok; else bad "deploy binds frontend.bind with its tls"; fi
+# The help says what --bind is now.
+run "$K" haproxy --help
+expect_out "instead of the config's" "haproxy --help: --bind replaces frontend.bind"
+run "$K" deploy --help
+if grep -q -- '--bind' "$T/out"; then expect_out "takes no --bind" "deploy --help: no --bind"; else ok; fi

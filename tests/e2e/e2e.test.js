@@ -43,6 +43,7 @@ workers = 2;
 pid_file = "${g.dir}/keyauthd.pid";
 store = { backend = "file"; path = "${store}"; };
 log = { level = "debug"; target = "stderr"; };
+frontend = { bind = [ "127.0.0.1:${g.gwPort}" ]; };
 routes = (
 	{ name = "openai"; type = "provider"; context = "/openai"; upstream = "${up}";
 	  security = { authentication = "apiKey"; key_name = "${openaiKeyName}"; key_location = "header"; }; },
@@ -377,7 +378,7 @@ forEachHaproxy('e2e on HAProxy', { timeout: 240000, beforeTimeout: 90000 }, star
 		const agentReloads0 = countLines(g.agent.err, /event=reload result=ok/);
 		const up0 = (await providerRequests(g)).length;
 		const r = await ctl(g.conf, ['deploy', '--haproxy-dir', g.hapDir, '--reload-haproxy', `kill -USR2 ${master}`,
-			'--haproxy', g.hapBin, '--haproxy-version', hap.render, '--bind', `127.0.0.1:${g.gwPort}`, '--json'],
+			'--haproxy-service', 'none', '--haproxy', g.hapBin, '--haproxy-version', hap.render, '--json'],
 		{ logFile: g.ctlLog });
 		assert.equal(r.status, 0, `keyauthctl deploy failed: ${redact(r.stderr)}`);
 		const rep = JSON.parse(r.stdout);
