@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "keystore.h"
 
@@ -49,7 +50,29 @@ struct ks_set {
 	struct ks_slot *id_slots;        /* id table */
 	size_t mask;                     /* table capacity - 1 */
 	bool deny_all;                   /* ks_set_deny_all's sentinel */
+	/* An overlay (keystore_overlay.c): <base>, a plain set (one reference
+	 * held), seen through this set's own entries <ents> (the records
+	 * changed since <base> was built) and <masks> (the base entries those
+	 * changes hide: changed or deleted ids). Both tables index the own
+	 * entries (idx) and the masks (idx | KS_SLOT_MASK; a mask's digest or
+	 * id is left out when an own entry has it): a lookup probes them
+	 * first, then <base>. NULL <base>: a plain set, no masks. */
+	struct ks_set *base;
+	struct ks_mask *masks;
+	size_t nmask;
 };
+
+#define KS_SLOT_MASK     0x80000000u               /* slot idx: a mask, not an entry */
+
+/* A base entry hidden by an overlay: its digest and id. */
+struct ks_mask {
+	uint8_t digest[KEY_DIGEST_LEN];
+	char id[KEY_ID_LEN + 1];
+};
+
+/* Entries copied into sets (ks_set_add) and masks laid out, since start:
+ * ks_entries_copied(). */
+extern _Atomic uint64_t ks_copied;
 
 /* The fields of an entry in the file, in the order the writer packs them
  * (the loader tries that order first). The first KS_F_REQUIRED are in every
@@ -60,6 +83,7 @@ enum {
 	KS_F_CREATED, KS_F_EXPIRES, KS_F_REVOKED, KS_F_RPM,
 	KS_F_REQUIRED,
 	KS_F_ROUTES = KS_F_REQUIRED, KS_F_ALIAS, KS_F_TAGS, KS_F_ROTATED_FROM, KS_F_ROTATED_TO,
+	KS_F_SCOPES,
 	KS_F_ENTRIES
 };
 
@@ -77,9 +101,40 @@ struct ks_raw_entry {
 	struct ks_slice id, route, routes, owner, alias, tags, rotated_from, rotated_to;
 	int64_t created, expires, revoked;
 	uint32_t rpm;
+	uint32_t scopes;                 /* KS_SCOPE_* bits, 0 = none */
 };
 
 /* ---- shared helpers (keystore.c) ---- */
+
+/* The id table's hash: 64-bit FNV-1a. */
+static inline uint64_t
+ks_id_hash(const char *id, size_t len)
+{
+	uint64_t h = 14695981039346656037u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)id[i]) * 1099511628211u;
+	return h;
+}
+
+/* Slot position and tag of a digest: independent bits of a uniform hash. */
+static inline uint64_t
+ks_digest_pos(const uint8_t *digest)
+{
+	uint64_t h;
+
+	memcpy(&h, digest, sizeof(h));
+	return h;
+}
+
+static inline uint32_t
+ks_digest_tag(const uint8_t *digest)
+{
+	uint32_t t;
+
+	memcpy(&t, digest + 8, sizeof(t));
+	return t;
+}
 
 /* Formats into <err> (nothing when <err> is NULL or <errlen> is 0). */
 void ks_err(char *err, size_t errlen, const char *fmt, ...)

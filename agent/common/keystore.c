@@ -51,35 +51,6 @@ ks_printable(char buf[48], const char *p, size_t len)
 	return buf;
 }
 
-static uint64_t
-ks_id_hash(const char *id, size_t len)
-{
-	uint64_t h = 14695981039346656037u;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)id[i]) * 1099511628211u;
-	return h;
-}
-
-/* Slot position and tag of a digest: independent bits of a uniform hash. */
-static uint64_t
-ks_digest_pos(const uint8_t *digest)
-{
-	uint64_t h;
-
-	memcpy(&h, digest, sizeof(h));
-	return h;
-}
-
-static uint32_t
-ks_digest_tag(const uint8_t *digest)
-{
-	uint32_t t;
-
-	memcpy(&t, digest + 8, sizeof(t));
-	return t;
-}
-
 static bool
 ks_is_b62(unsigned char c)
 {
@@ -306,6 +277,11 @@ ks_check_raw(const struct ks_raw_entry *r, char *err, size_t errlen)
 	    (r->rotated_to.len > 0 &&
 	     ks_check_id("rotated_to", r->rotated_to.p, r->rotated_to.len, err, errlen) == -1))
 		return -1;
+	if (r->scopes & ~KS_SCOPES_ALL) {
+		ks_err(err, errlen, "unknown scope bits 0x%x (known: read=1, write=2, deploy=4)",
+		       (unsigned)(r->scopes & ~KS_SCOPES_ALL));
+		return -1;
+	}
 	if (r->created < 0 || r->expires < 0 || r->revoked < 0) {
 		ks_err(err, errlen, "negative time (created, expires and revoked are Unix seconds >= 0)");
 		return -1;
@@ -337,6 +313,7 @@ ks_raw_from_entry(struct ks_raw_entry *r, const struct ks_entry *e)
 	r->expires = e->expires;
 	r->revoked = e->revoked;
 	r->rpm = e->rpm;
+	r->scopes = e->scopes;
 }
 
 int
@@ -400,6 +377,8 @@ ks_set_free(struct ks_set *s)
 	free(s->pool);
 	free(s->slots);
 	free(s->id_slots);
+	free(s->masks);
+	ks_set_unref(s->base);
 	free(s);
 }
 
@@ -546,7 +525,9 @@ ks_set_add(struct ks_set *s, const struct ks_raw_entry *r, char *err, size_t err
 	e->expires = r->expires;
 	e->revoked = r->revoked;
 	e->rpm = r->rpm;
+	e->scopes = r->scopes;
 	s->n++;
+	atomic_fetch_add_explicit(&ks_copied, 1, memory_order_relaxed);
 	s->slots[i].idx = (uint32_t)s->n;
 	s->slots[i].tag = dtag;
 	s->id_slots[j].idx = (uint32_t)s->n;
@@ -636,20 +617,28 @@ ks_set_build(const struct ks_entry *v, size_t n, char *err, size_t errlen)
 
 /* ---- queries (any thread, no locks) ----------------------------------------- */
 
+/* An overlay's own table first (its entries, and the masks hiding base
+ * entries: a hit on a mask means "not there"), then its base: one more probe
+ * into a small table that stays in cache. */
 const struct ks_entry *
 ks_lookup(const struct ks_set *s, const uint8_t digest[KEY_DIGEST_LEN])
 {
 	uint32_t tag;
 
-	if (s == NULL || s->n == 0)
+	if (s == NULL)
 		return NULL;
 	tag = ks_digest_tag(digest);
 	for (size_t i = ks_digest_pos(digest) & s->mask; s->slots[i].idx != 0; i = (i + 1) & s->mask) {
-		const struct ks_entry *e = &s->ents[s->slots[i].idx - 1];
-		if (s->slots[i].tag == tag && CRYPTO_memcmp(e->digest, digest, KEY_DIGEST_LEN) == 0)
-			return e;
+		uint32_t x = s->slots[i].idx;
+		const uint8_t *d;
+
+		if (s->slots[i].tag != tag)
+			continue;
+		d = (x & KS_SLOT_MASK) ? s->masks[(x & ~KS_SLOT_MASK) - 1].digest : s->ents[x - 1].digest;
+		if (CRYPTO_memcmp(d, digest, KEY_DIGEST_LEN) == 0)
+			return (x & KS_SLOT_MASK) ? NULL : &s->ents[x - 1];
 	}
-	return NULL;
+	return s->base != NULL ? ks_lookup(s->base, digest) : NULL;
 }
 
 const struct ks_entry *
@@ -658,33 +647,54 @@ ks_find_id(const struct ks_set *s, const char *id)
 	uint64_t h;
 	size_t len;
 
-	if (s == NULL || s->n == 0 || id == NULL || (len = strlen(id)) > KEY_ID_LEN)
+	if (s == NULL || id == NULL || (len = strlen(id)) > KEY_ID_LEN)
 		return NULL;
 	h = ks_id_hash(id, len);
 	for (size_t i = h & s->mask; s->id_slots[i].idx != 0; i = (i + 1) & s->mask) {
-		const struct ks_entry *e = &s->ents[s->id_slots[i].idx - 1];
-		if (s->id_slots[i].tag == (uint32_t)(h >> 32) && strcmp(e->id, id) == 0)
-			return e;
+		uint32_t x = s->id_slots[i].idx;
+		const char *eid;
+
+		if (s->id_slots[i].tag != (uint32_t)(h >> 32))
+			continue;
+		eid = (x & KS_SLOT_MASK) ? s->masks[(x & ~KS_SLOT_MASK) - 1].id : s->ents[x - 1].id;
+		if (strcmp(eid, id) == 0)
+			return (x & KS_SLOT_MASK) ? NULL : &s->ents[x - 1];
 	}
-	return NULL;
+	return s->base != NULL ? ks_find_id(s->base, id) : NULL;
 }
 
 size_t
 ks_count(const struct ks_set *s)
 {
-	return s ? s->n : 0;
+	return s == NULL ? 0 : s->base != NULL ? s->base->n - s->nmask + s->n : s->n;
 }
 
+size_t
+ks_span(const struct ks_set *s)
+{
+	return s == NULL ? 0 : s->base != NULL ? s->base->n + s->n : s->n;
+}
+
+/* Positions of an overlay: its base's entries, then its own. */
 const struct ks_entry *
 ks_entry_at(const struct ks_set *s, size_t i)
 {
-	return (s && i < s->n) ? &s->ents[i] : NULL;
+	const struct ks_entry *e;
+
+	if (s == NULL)
+		return NULL;
+	if (s->base == NULL)
+		return i < s->n ? &s->ents[i] : NULL;
+	if (i >= s->base->n)
+		return i - s->base->n < s->n ? &s->ents[i - s->base->n] : NULL;
+	e = &s->base->ents[i];
+	return s->nmask > 0 && ks_find_id(s, e->id) != e ? NULL : e;
 }
 
 uint64_t
 ks_generation(const struct ks_set *s)
 {
-	return s ? s->generation : 0;
+	return s == NULL ? 0 : s->base != NULL ? s->base->generation : s->generation;
 }
 
 struct ks_set *

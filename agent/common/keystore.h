@@ -6,7 +6,9 @@
  * SHA-256 digest in an open-addressing table (lookup cost independent of the
  * number of keys). Sets are reference counted; the daemon hands a new set to
  * each worker and the last worker to let go of the old one frees it, so the
- * request path never takes a lock.
+ * request path never takes a lock. A set changed in a few keys
+ * (ks_set_apply) is an overlay on a shared base: the changed records, looked
+ * up first, over the large set they change (keystore_overlay.c).
  *
  * The file (msgpack, written only by keyauthctl through ks_file_write) is
  * validated whole before use: a bad file yields an error and no set.
@@ -56,7 +58,20 @@ struct ks_entry {
 	int64_t expires;         /* 0 = never */
 	int64_t revoked;         /* 0 = not revoked, else revocation time */
 	uint32_t rpm;            /* requests per minute limit, 0 = none (rate-limit issue) */
+	uint32_t scopes;         /* admin-route keys: KS_SCOPE_* bits; 0 = none (other keys) */
 };
+
+/* What an admin-route key may do (keyauth-admin, issue #22): bits of
+ * ks_entry.scopes, in the canonical order read, write, deploy. */
+#define KS_SCOPE_READ   1u
+#define KS_SCOPE_WRITE  2u
+#define KS_SCOPE_DEPLOY 4u
+#define KS_SCOPES_ALL   7u
+/* "read", "read,write", ... for <scopes> (bits outside KS_SCOPES_ALL
+ * ignored); "" for 0. A static string: no allocation. */
+const char *ks_scopes_str(uint32_t scopes);
+/* The bit of scope <name> ("read", "write", "deploy"), or 0 when unknown. */
+uint32_t ks_scope_bit(const char *name, size_t len);
 
 /* The route list of <e>: <routes>, or <route> when it has no list. */
 const char *ks_entry_routes(const struct ks_entry *e);
@@ -117,8 +132,64 @@ struct ks_set *ks_set_build(const struct ks_entry *v, size_t n, char *err, size_
 
 const struct ks_entry *ks_lookup(const struct ks_set *s, const uint8_t digest[KEY_DIGEST_LEN]);
 const struct ks_entry *ks_find_id(const struct ks_set *s, const char *id);
+/* The number of keys. */
 size_t ks_count(const struct ks_set *s);
+
+/*
+ * Positions. A plain set (built, loaded, parsed) has ks_count positions,
+ * every one an entry. An overlay (ks_set_apply) has its base's positions,
+ * then its own entries': ks_span of them, and ks_entry_at returns NULL for a
+ * base position the overlay hides (the key changed or was deleted since
+ * the base was built). So a walk over any set is
+ *     for (i = 0; i < ks_span(s); i++) if ((e = ks_entry_at(s, i)) != NULL) ...
+ * and the entries of one set are one array (plain) or two (overlay: its
+ * base's, then its own; see ks_set_base).
+ */
+size_t ks_span(const struct ks_set *s);
 const struct ks_entry *ks_entry_at(const struct ks_set *s, size_t i);
+/* The position of <e>, an entry of <s> (ks_entry_at(s, pos) == e), or
+ * SIZE_MAX when <e> is not one of its entries. */
+size_t ks_entry_pos(const struct ks_set *s, const struct ks_entry *e);
+/* The base of overlay <s>; NULL when <s> is a plain set. */
+const struct ks_set *ks_set_base(const struct ks_set *s);
+
+/*
+ * The set <prev> with the keys whose ids are <ids>[0..<nids>) replaced by
+ * <v>[0..<n>) (their records now; an id of <ids> with no entry in <v> was
+ * deleted; every entry of <v> has an id of <ids>). The cost is the size of
+ * the changes since <prev>'s base was built, not the number of keys: the
+ * result is an overlay on <prev>'s base (or on <prev> when it is plain),
+ * sharing it, with a new small table of the changed records. When the
+ * changes since the base outgrow ks_overlay_limit(base keys), the result is
+ * a new plain set instead (a merge: every key copied once). Returns the set
+ * with one reference, or NULL with <err> on a duplicate digest (two live
+ * keys would have one) or allocation failure; <prev> is unchanged.
+ */
+struct ks_set *ks_set_apply(struct ks_set *prev, const char *const *ids, size_t nids,
+                            const struct ks_entry *v, size_t n, char *err, size_t errlen);
+/* ks_set_apply without the merge: always an overlay, however large (for a
+ * caller that merges elsewhere, e.g. on another thread). */
+struct ks_set *ks_set_overlay(struct ks_set *prev, const char *const *ids, size_t nids,
+                              const struct ks_entry *v, size_t n, char *err, size_t errlen);
+/* Every key of <s> in a new plain set (one reference; <s> unchanged): the
+ * merge. Reads only <s>, which is immutable: any thread. NULL with <err>. */
+struct ks_set *ks_set_flatten(const struct ks_set *s, char *err, size_t errlen);
+/* After a merge done aside (ks_set_flatten of an older set <old>, while
+ * <cur> moved on from <old> by changes to the ids <ids>, repeats allowed):
+ * <flat> with those ids' records as <cur> has them (absent there: deleted),
+ * an overlay on <flat> with exactly <cur>'s keys. NULL with <err>. */
+struct ks_set *ks_set_rebase(struct ks_set *flat, const struct ks_set *cur,
+                             const char *const *ids, size_t nids, char *err, size_t errlen);
+/* Overlay records (changed entries plus hidden base entries) past which
+ * ks_set_apply merges into a new base: <nbase>/64, at least 256, at most
+ * 8192 (with 1M keys: a merge every ~8000 changed records). */
+size_t ks_overlay_limit(size_t nbase);
+/* The records of <s>'s overlay (0 for a plain set). */
+size_t ks_overlay_size(const struct ks_set *s);
+
+/* Entries copied into sets (built, loaded, overlays, merges) by this
+ * process since it started: what a change costs, for tests and stats. */
+uint64_t ks_entries_copied(void);
 
 /* The file's "generation" counter (bumped by each keyauthctl write); 0 for
  * sets not loaded from a file. */

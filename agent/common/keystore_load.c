@@ -44,7 +44,9 @@
  *                                       of [a-z0-9_.-], values 0..KS_TAG_VAL_MAX
  *                                       printable, without ',' and '='
  *         "rotated_from": str,          the key id this key replaced
- *         "rotated_to":   str },        the key id that replaced this key
+ *         "rotated_to":   str,          the key id that replaced this key
+ *         "scopes":  uint },            admin-route keys: 1..7, bits read=1,
+ *                                       write=2, deploy=4
  *       ...
  *     ]
  *   }
@@ -70,7 +72,7 @@
 
 static const char *const ks_field_names[KS_F_ENTRIES] = {
 	"id", "digest", "route", "owner", "created", "expires", "revoked", "rpm",
-	"routes", "alias", "tags", "rotated_from", "rotated_to",
+	"routes", "alias", "tags", "rotated_from", "rotated_to", "scopes",
 };
 
 /* Room for the joined "routes" and "tags" of one entry. */
@@ -262,6 +264,12 @@ ks_parse_entry(const msgpack_object *o, struct ks_raw_entry *r, struct ks_lists 
 			if (ks_get_time(v, &r->revoked) == -1)
 				goto type;
 			break;
+		case KS_F_SCOPES:
+			if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 == 0 ||
+			    v->via.u64 > UINT32_MAX)
+				goto type;
+			r->scopes = (uint32_t)v->via.u64;
+			break;
 		default: /* KS_F_RPM */
 			if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > UINT32_MAX)
 				goto type;
@@ -278,6 +286,7 @@ type:
 		ks_err(err, errlen, "field \"%s\" must be %s", ks_field_names[f],
 		       f == KS_F_DIGEST ? "binary" :
 		       f == KS_F_RPM ? "an unsigned 32-bit integer" :
+		       f == KS_F_SCOPES ? "a positive integer (scope bits; absent when none)" :
 		       (f >= KS_F_CREATED && f < KS_F_REQUIRED) ? "a non-negative integer" :
 		       "a string");
 		return -1;
@@ -726,4 +735,29 @@ ks_set_parse(const void *buf, size_t len, char *err, size_t errlen)
 	s = ks_parse(&ld);
 	msgpack_unpacked_destroy(&ld.up);
 	return s;
+}
+
+/* ---- scopes ------------------------------------------------------------------- */
+
+/* Indexed by the scope bits: the canonical "read,write,deploy" order. */
+static const char *const ks_scope_lists[KS_SCOPES_ALL + 1] = {
+	"", "read", "write", "read,write", "deploy", "read,deploy", "write,deploy",
+	"read,write,deploy",
+};
+
+const char *
+ks_scopes_str(uint32_t scopes)
+{
+	return ks_scope_lists[scopes & KS_SCOPES_ALL];
+}
+
+uint32_t
+ks_scope_bit(const char *name, size_t len)
+{
+	static const char *const names[] = { "read", "write", "deploy" };
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+			return 1u << i;
+	return 0;
 }

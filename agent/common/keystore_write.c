@@ -185,6 +185,12 @@ ks_pack_optional(msgpack_packer *pk, const struct ks_entry *e)
 		rc |= ks_pack_str(pk, "rotated_to");
 		rc |= ks_pack_str(pk, e->rotated_to);
 	}
+	/* only admin-route keys have scopes: other stores stay readable by
+	 * agents that predate them */
+	if (e->scopes != 0) {
+		rc |= ks_pack_str(pk, "scopes");
+		rc |= msgpack_pack_uint32(pk, e->scopes);
+	}
 	return rc;
 }
 
@@ -208,7 +214,8 @@ ks_pack(msgpack_sbuffer *sb, const struct ks_entry *v, size_t n, uint64_t genera
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct ks_entry *e = &v[i];
 		size_t nf = KS_F_REQUIRED + ks_has_routes(e) + ks_has(e->alias) + ks_has(e->tags) +
-		            (e->rotated_from[0] != '\0') + (e->rotated_to[0] != '\0');
+		            (e->rotated_from[0] != '\0') + (e->rotated_to[0] != '\0') +
+		            (e->scopes != 0);
 
 		rc |= msgpack_pack_map(&pk, nf);
 		rc |= ks_pack_str(&pk, "id");

@@ -309,6 +309,10 @@ sr_record(struct sr_read *rd, const char *ns, const redisReply *idr, const redis
 			if (parse_i64(v, &rpm) == -1 || rpm > UINT32_MAX)
 				goto badnum;
 			e.rpm = (uint32_t)rpm;
+		} else if (strcmp(k->str, "scopes") == 0) {
+			if (parse_i64(v, &rpm) == -1 || rpm > KS_SCOPES_ALL)
+				goto badnum;
+			e.scopes = (uint32_t)rpm;
 		}
 		/* Unknown fields are ignored: newer writers may add some. */
 	}
@@ -501,7 +505,7 @@ entry_same(const struct ks_entry *a, const struct ks_entry *b)
 	    strcmp(a->rotated_from, b->rotated_from) == 0 &&
 	    strcmp(a->rotated_to, b->rotated_to) == 0 &&
 	    a->created == b->created && a->expires == b->expires &&
-	    a->revoked == b->revoked && a->rpm == b->rpm;
+	    a->revoked == b->revoked && a->rpm == b->rpm && a->scopes == b->scopes;
 }
 
 int
@@ -544,6 +548,12 @@ store_redis_commit(struct redisContext *c, const char *ns, const struct ks_set *
 		                   v[i].rotated_to);
 		redisAppendCommand(c, "SADD %s:ids %s", ns, v[i].id);
 		queued += 2;
+		/* admin-route keys only, like the file's field */
+		if (v[i].scopes != 0)
+			redisAppendCommand(c, "HSET %s:key:%s scopes %" PRIu32, ns, v[i].id, v[i].scopes);
+		else if (o != NULL && o->scopes != 0)
+			redisAppendCommand(c, "HDEL %s:key:%s scopes", ns, v[i].id);
+		queued += v[i].scopes != 0 || (o != NULL && o->scopes != 0);
 		sr_event_add(msg, &nids, v[i].id);
 	}
 	for (size_t i = 0; old != NULL && i < ks_count(old); i++) {

@@ -44,6 +44,7 @@ struct usage_agent {
 	bool oom_logged;
 	uint64_t flushes, failures;
 	bool fail_logged;
+	uint64_t epoch;                  /* collections so far (usage_part.epoch) */
 };
 
 static const char ua_script[] =
@@ -66,17 +67,27 @@ static const char ua_script[] =
 
 /* ---- layouts ------------------------------------------------------------------ */
 
+static void
+ua_part_put(struct usage_part *pt)
+{
+	if (pt == NULL || atomic_fetch_sub_explicit(&pt->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(pt->off);
+	free(pt->route);
+	free(pt->cells);
+	free((void *)pt->other);
+	free(pt->seen);
+	free(pt->seen_t);
+	free(pt);
+}
+
 void
 usage_layout_free(struct usage_layout *ul)
 {
 	if (ul == NULL)
 		return;
-	free(ul->off);
-	free(ul->route);
-	free(ul->cells);
-	free((void *)ul->other);
-	free(ul->seen);
-	free(ul->seen_t);
+	ua_part_put(ul->part[0]);
+	ua_part_put(ul->part[1]);
 	free(ul);
 }
 
@@ -106,22 +117,28 @@ ua_nroutes(const char *list)
 	return n;
 }
 
-static struct usage_layout *
-ua_layout_new(const struct conf *c, const struct ks_set *ks, unsigned nworkers)
+/* The counters of the <nkeys> entries from <base> (an array of <ks>) under
+ * configuration <c>, one reference. */
+static struct usage_part *
+ua_part_new(const struct conf *c, const struct ks_set *ks, const struct ks_entry *base,
+            size_t nkeys, unsigned nworkers)
 {
-	struct usage_layout *ul = calloc(1, sizeof(*ul));
-	size_t nkeys = ks_count(ks), ncells = 0, i, j;
+	struct usage_part *ul = calloc(1, sizeof(*ul));
+	size_t ncells = 0, i, j;
 
 	if (ul == NULL)
 		return NULL;
+	atomic_init(&ul->refs, 1);
 	ul->nkeys = nkeys;
 	ul->nworkers = nworkers;
-	ul->base = ks_entry_at(ks, 0);
+	ul->base = base;
+	ul->ks = ks;
+	ul->conf = c;
 	if ((ul->off = malloc((nkeys + 1) * sizeof(*ul->off))) == NULL)
 		goto fail;
 	for (i = 0; i < nkeys; i++) {
 		ul->off[i] = (uint32_t)ncells;
-		ncells += ua_nroutes(ua_routes_of(ks_entry_at(ks, i))) + 1;
+		ncells += ua_nroutes(ua_routes_of(&base[i])) + 1;
 		if (ncells > UINT32_MAX / 2)
 			goto fail;
 	}
@@ -147,7 +164,7 @@ ua_layout_new(const struct conf *c, const struct ks_set *ks, unsigned nworkers)
 	for (i = 0; i < nkeys * nworkers; i++)
 		atomic_init(&ul->other[i], USAGE_OTHER_NONE);
 	for (i = 0; i < nkeys; i++) {
-		const char *p = ua_routes_of(ks_entry_at(ks, i));
+		const char *p = ua_routes_of(&base[i]);
 
 		for (j = ul->off[i]; j < ul->off[i + 1] - 1; j++) {
 			size_t len = strcspn(p, ",");
@@ -156,6 +173,48 @@ ua_layout_new(const struct conf *c, const struct ks_set *ks, unsigned nworkers)
 			p += len + (p[len] == ',');
 		}
 		ul->route[j] = USAGE_OTHER_NONE;
+	}
+	return ul;
+fail:
+	ua_part_put(ul);
+	return NULL;
+}
+
+/* The part for the entries of plain set <ks> under <c>: <prev>'s part [0]
+ * (the last layout built) when it is the same, else a new one. */
+static struct usage_part *
+ua_part_of(const struct conf *c, const struct ks_set *ks, const struct usage_layout *prev,
+           unsigned nworkers)
+{
+	struct usage_part *pt = prev != NULL ? prev->part[0] : NULL;
+
+	if (pt != NULL && pt->ks == ks && pt->conf == c && pt->nkeys == ks_count(ks)) {
+		atomic_fetch_add_explicit(&pt->refs, 1, memory_order_relaxed);
+		return pt;
+	}
+	return ua_part_new(c, ks, ks_entry_at(ks, 0), ks_count(ks), nworkers);
+}
+
+/* <ks>'s layout under <c>: its plain set's part (shared with <prev> when it
+ * is the same), and an overlay's own part. */
+static struct usage_layout *
+ua_layout_new(const struct conf *c, const struct ks_set *ks, const struct usage_layout *prev,
+              unsigned nworkers)
+{
+	struct usage_layout *ul = calloc(1, sizeof(*ul));
+	const struct ks_set *base = ks_set_base(ks);
+
+	if (ul == NULL)
+		return NULL;
+	ul->part[0] = ua_part_of(c, base != NULL ? base : ks, prev, nworkers);
+	if (ul->part[0] == NULL)
+		goto fail;
+	if (base != NULL) {
+		size_t nb = ks_count(base), own = ks_span(ks) - nb;
+
+		ul->part[1] = ua_part_new(c, ks, own > 0 ? ks_entry_at(ks, nb) : NULL, own, nworkers);
+		if (ul->part[1] == NULL)
+			goto fail;
 	}
 	return ul;
 fail:
@@ -257,14 +316,13 @@ ua_add(struct usage_agent *ua, const char *id, const char *route, uint64_t n, in
 
 /* ---- merging ---------------------------------------------------------------------- */
 
+/* Adds what part <ul>'s cells counted since the last read to the table. */
 static void
-ua_read_layout(struct usage_agent *ua, const struct snap *s)
+ua_read_part(struct usage_agent *ua, struct usage_part *ul)
 {
-	struct usage_layout *ul = s->usage;
-	const struct conf *c = snap_conf(s);
+	const struct conf *c = ul->conf;
 
-	if (ul == NULL)
-		return;
+	ul->epoch = ua->epoch;
 	for (size_t k = 0; k < ul->nkeys; k++) {
 		for (uint32_t i = ul->off[k]; i < ul->off[k + 1]; i++) {
 			uint32_t sum = 0, t = 0, d;
@@ -294,25 +352,39 @@ ua_read_layout(struct usage_agent *ua, const struct snap *s)
 	}
 }
 
+/* Reads <s>'s parts, each once per collection unless <again> (a part
+ * shared by several snapshots is read with the first). */
+static void
+ua_read_layout(struct usage_agent *ua, const struct snap *s, bool again)
+{
+	for (int p = 0; s->usage != NULL && p < 2; p++)
+		if (s->usage->part[p] != NULL && (again || s->usage->part[p]->epoch != ua->epoch))
+			ua_read_part(ua, s->usage->part[p]);
+}
+
 void
 usage_agent_collect(struct usage_agent *ua)
 {
-	size_t o = 0;
+	bool retired[UA_TRACK_MAX];
+	size_t o = 0, i;
 
 	if (ua == NULL)
 		return;
-	for (size_t i = 0; i < ua->ntrack; i++) {
-		struct snap *s = ua->track[i];
-		/* Ours is the last reference: no worker writes there any more, and
-		 * the acquire makes their last writes visible. */
-		bool retired = i + 1 < ua->ntrack &&
-		    atomic_load_explicit(&s->refs, memory_order_acquire) == 1;
-
-		ua_read_layout(ua, s);
-		if (retired)
-			snap_put(s);
+	/* Ours is the last reference: no worker writes there any more, and
+	 * the acquire makes their last writes visible. Every snapshot is
+	 * judged before any part is read, as a part shared by several is read
+	 * once, and must be read after the last of them was let go. */
+	for (i = 0; i < ua->ntrack; i++)
+		retired[i] = i + 1 < ua->ntrack &&
+		    atomic_load_explicit(&ua->track[i]->refs, memory_order_acquire) == 1;
+	ua->epoch++;
+	for (i = 0; i < ua->ntrack; i++)
+		ua_read_layout(ua, ua->track[i], false);
+	for (i = 0; i < ua->ntrack; i++) {
+		if (retired[i])
+			snap_put(ua->track[i]);
 		else
-			ua->track[o++] = s;
+			ua->track[o++] = ua->track[i];
 	}
 	ua->ntrack = o;
 }
@@ -322,7 +394,9 @@ usage_agent_track(struct usage_agent *ua, struct snap *s)
 {
 	if (ua == NULL)
 		return;
-	s->usage = ua_layout_new(snap_conf(s), s->ks, ua->nworkers);
+	s->usage = ua_layout_new(snap_conf(s), s->ks,
+	                         ua->ntrack > 0 ? ua->track[ua->ntrack - 1]->usage : NULL,
+	                         ua->nworkers);
 	if (s->usage == NULL)
 		log_err("event=usage_not_counted keys=%zu error=\"out of memory\"", ks_count(s->ks));
 	if (ua->ntrack == UA_TRACK_MAX) {
@@ -334,7 +408,7 @@ usage_agent_track(struct usage_agent *ua, struct snap *s)
 		/* Still full: workers hold old snapshots. Drop the oldest's
 		 * tracking (its last counts are lost, and logged). */
 		log_err("event=usage_tracking_full action=drop_oldest");
-		ua_read_layout(ua, ua->track[0]);
+		ua_read_layout(ua, ua->track[0], true);
 		snap_put(ua->track[0]);
 		memmove(ua->track, ua->track + 1, (UA_TRACK_MAX - 1) * sizeof(*ua->track));
 		ua->ntrack--;
@@ -559,8 +633,9 @@ usage_agent_free(struct usage_agent *ua)
 {
 	if (ua == NULL)
 		return;
+	ua->epoch++;
 	for (size_t i = 0; i < ua->ntrack; i++)
-		ua_read_layout(ua, ua->track[i]);
+		ua_read_layout(ua, ua->track[i], false);
 	if (ua->dirty)
 		usage_agent_flush(ua, 0);
 	for (size_t i = 0; i < ua->ntrack; i++)
@@ -587,7 +662,7 @@ usage_agent_stats(struct usage_agent *ua, int64_t now, struct usage_stats *out)
 	out->flushes = ua->flushes;
 	out->flush_failures = ua->failures;
 	ks = ua_current_set(ua);
-	n = ks_count(ks);
+	n = ks_span(ks);
 	if (n == 0 || (recent = calloc(n, 1)) == NULL)
 		return;
 	for (size_t i = 0; i < ua->cap; i++) {
@@ -595,12 +670,16 @@ usage_agent_stats(struct usage_agent *ua, int64_t now, struct usage_stats *out)
 
 		if (ua->tab[i].id[0] == '\0' || ua->tab[i].last <= now - 30 * 86400)
 			continue;
-		if ((e = ks_find_id(ks, ua->tab[i].id)) != NULL)
-			recent[e - ks_entry_at(ks, 0)] = 1;
+		if ((e = ks_find_id(ks, ua->tab[i].id)) != NULL && ks_entry_pos(ks, e) < n)
+			recent[ks_entry_pos(ks, e)] = 1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct ks_entry *e = ks_entry_at(ks, i);
-		bool live = e->revoked == 0 && (e->expires == 0 || e->expires > now);
+		bool live;
+
+		if (e == NULL)               /* hidden by its overlay */
+			continue;
+		live = e->revoked == 0 && (e->expires == 0 || e->expires > now);
 
 		if (live && e->expires != 0 && e->expires <= now + 7 * 86400)
 			out->keys_expiring_7d++;

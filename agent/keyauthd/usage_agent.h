@@ -5,8 +5,12 @@
  *
  * HOW IT WORKS
  * Every published snapshot gets a usage layout (struct usage_layout), built
- * by the main thread before the workers see the snapshot: for each key of
- * the snapshot's set, one cell per route the key is bound to (that route's
+ * by the main thread before the workers see the snapshot, in one or two
+ * parts (struct usage_part): one per array of entries of the snapshot's set
+ * (a plain set has one; an overlay, its base's and its own, keystore.h). A
+ * part is shared by the snapshots whose sets share the array, under one
+ * configuration: after a change to a few keys only the overlay's small part
+ * is new. In a part, for each key, one cell per route the key is bound to (that route's
  * index in the snapshot's configuration) plus one "other" cell (verdicts on
  * a route the key is not bound to: forbidden, or revoked/expired there), and
  * one array of those cells per worker. A worker counts a verdict that named
@@ -17,7 +21,8 @@
  * USAGE_PERIOD seconds (and at shutdown) it sums each cell over the workers,
  * takes the difference with the sum it read last time (modulo 2^32: a cell
  * cannot take 4 billion verdicts in one period) and the latest second, and
- * accumulates them per (key id, route name) in its table. A snapshot no
+ * accumulates them per (key id, route name) in its table (a part shared by
+ * several snapshots is read once per merge). A snapshot no
  * worker holds any more (its reference count fell to ours) is read one
  * last time and released: no count is lost across a swap.
  * Persistence: file backend, the whole table in usage_path() (atomic
@@ -55,10 +60,17 @@ struct usage_cell {
 	_Atomic uint32_t t;              /* Unix seconds of the last one; 0: none */
 };
 
-/* One snapshot's counters. Immutable but for the cells and <other>. */
-struct usage_layout {
-	const struct ks_entry *base;     /* the set's first entry */
+/* The counters of one array of entries: a plain set's, or one of an
+ * overlay's two (its base's, its own; keystore.h). A part is shared by every
+ * snapshot with the same entries and configuration (successive overlays on
+ * one base share the base's part: a change lays out only the overlay's).
+ * Immutable but for the cells, <other> and the main thread's fields. */
+struct usage_part {
+	_Atomic unsigned refs;           /* layouts holding it */
+	const struct ks_entry *base;     /* the first entry */
 	size_t nkeys;
+	const struct ks_set *ks;         /* whose entries (identity only) */
+	const struct conf *conf;         /* route indexes are this conf's */
 	uint32_t *off;                   /* [nkeys + 1]: key k's cells; the last is "other" */
 	/* Cells per key when every key has the same number of routes (then key
 	 * k's cells start at k * per: no <off> read on the request path); 0
@@ -73,6 +85,13 @@ struct usage_layout {
 	/* main thread only */
 	uint32_t *seen;                  /* [ncells]: the sum read last time */
 	uint32_t *seen_t;                /* [ncells]: the latest second read last time */
+	uint64_t epoch;                  /* the collection that read it last */
+};
+
+/* One snapshot's counters: [0] its plain set's, or its overlay's base's;
+ * [1] its overlay's own entries' (NULL for a plain set). */
+struct usage_layout {
+	struct usage_part *part[2];
 };
 
 /*
@@ -83,32 +102,41 @@ static inline void
 usage_count_verdict(struct usage_layout *ul, unsigned wid, const struct conf *c,
                     const struct verdict *v, int64_t now)
 {
+	struct usage_part *pt;
 	struct usage_cell *cell;
-	size_t k;
+	size_t k = 0;
 	uint32_t i, end;
 	uint16_t r;
+	int p;
 
-	if (ul == NULL || v->entry == NULL || v->route == NULL || wid >= ul->nworkers)
+	if (ul == NULL || v->entry == NULL || v->route == NULL)
 		return;
-	k = (size_t)(v->entry - ul->base);
-	if (k >= ul->nkeys)
+	/* The entry's array: unsigned differences, so an entry of the other
+	 * array (below or above) is out of range. */
+	for (p = 0; p < 2; p++) {
+		pt = ul->part[p];
+		if (pt != NULL && (k = (size_t)((uintptr_t)v->entry - (uintptr_t)pt->base) /
+		                   sizeof(*v->entry)) < pt->nkeys && v->entry == pt->base + k)
+			break;
+	}
+	if (p == 2 || wid >= pt->nworkers)
 		return;
 	r = (uint16_t)(v->route - c->routes);
-	if (ul->per != 0) {
-		i = (uint32_t)k * ul->per;
-		end = i + ul->per - 1;
+	if (pt->per != 0) {
+		i = (uint32_t)k * pt->per;
+		end = i + pt->per - 1;
 	} else {
-		i = ul->off[k];
-		end = ul->off[k + 1] - 1;
+		i = pt->off[k];
+		end = pt->off[k + 1] - 1;
 	}
 	/* ok with a one-route key: that route (verdict_eval checked it). */
-	if (!(ul->per == 2 && v->status == VERDICT_OK))
-		for (; i < end && ul->route[i] != r; i++)
+	if (!(pt->per == 2 && v->status == VERDICT_OK))
+		for (; i < end && pt->route[i] != r; i++)
 			;
 	if (i == end)
-		atomic_store_explicit(&ul->other[(size_t)wid * ul->nkeys + k], r,
+		atomic_store_explicit(&pt->other[(size_t)wid * pt->nkeys + k], r,
 		                      memory_order_relaxed);
-	cell = &ul->cells[(size_t)wid * ul->stride + i];
+	cell = &pt->cells[(size_t)wid * pt->stride + i];
 	atomic_store_explicit(&cell->n, atomic_load_explicit(&cell->n, memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
 	atomic_store_explicit(&cell->t, (uint32_t)now, memory_order_relaxed);
