@@ -1,6 +1,6 @@
 # keyauth: build, test, fuzz, bench, install.
 #
-#   make              keyauthd, keyauthctl, libspop.a (build/)
+#   make              keyauthd, keyauthctl, keyauth-admin, libspop.a (build/)
 #   make test         deps, unit tests (plain and ASan+UBSan), fuzz corpus replay, integration
 #   make fuzz         each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench        benchmarks with release flags
@@ -12,8 +12,9 @@
 #   make deps         install missing Debian packages (root), or print the command
 #
 # Sources are picked up by convention: spop/*.c is the codec library;
-# agent/common/*.c the modules both programs share, agent/keyauthd/*.c and
-# agent/keyauthctl/*.c each program (its main aside), each its own archive;
+# agent/common/*.c the modules the programs share, agent/keyauthd/*.c,
+# agent/keyauthctl/*.c and agent/admin/*.c each program (its main aside),
+# each its own archive (only agent/admin/ uses libmicrohttpd);
 # tests/unit/test_*.c and
 # tests/integ/test_*.c are cmocka programs, tests/fuzz/fuzz_*.c are libFuzzer targets.
 
@@ -37,14 +38,19 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libev ships no .pc file on Debian.
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -lm
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# libmicrohttpd: keyauth-admin only (its objects, tests and fuzz targets);
+# keyauthd and keyauthctl never link it.
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS   := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 
 SPOP_SRC  = $(sort $(wildcard spop/*.c))
-AGENT_MAINS = agent/keyauthd/keyauthd.c agent/keyauthctl/keyauthctl.c
+AGENT_MAINS = agent/keyauthd/keyauthd.c agent/keyauthctl/keyauthctl.c agent/admin/keyauth-admin.c
 COMMON_SRC = $(sort $(wildcard agent/common/*.c))
 DAEMON_SRC = $(sort $(filter-out $(AGENT_MAINS),$(wildcard agent/keyauthd/*.c)))
 CTL_SRC    = $(sort $(filter-out $(AGENT_MAINS),$(wildcard agent/keyauthctl/*.c)))
-AGENT_SRC  = $(COMMON_SRC) $(DAEMON_SRC) $(CTL_SRC)
-AGENT_INC  = -Iagent/common -Iagent/keyauthd -Iagent/keyauthctl
+ADMIN_SRC  = $(sort $(filter-out $(AGENT_MAINS),$(wildcard agent/admin/*.c)))
+AGENT_SRC  = $(COMMON_SRC) $(DAEMON_SRC) $(CTL_SRC) $(ADMIN_SRC)
+AGENT_INC  = -Iagent/common -Iagent/keyauthd -Iagent/keyauthctl -Iagent/admin
 # spop/ stands alone: its tests see only spop/ and tests/lib/testutil.
 SPOP_TEST_SRC = $(sort $(wildcard tests/unit/test_spop_*.c))
 UNIT_SRC  = $(sort $(filter-out $(SPOP_TEST_SRC),$(wildcard tests/unit/test_*.c)))
@@ -64,8 +70,9 @@ SPOP_OBJ  = $(SPOP_SRC:%.c=$(B)/%.o)
 COMMON_OBJ = $(COMMON_SRC:%.c=$(B)/%.o)
 DAEMON_OBJ = $(DAEMON_SRC:%.c=$(B)/%.o)
 CTL_OBJ    = $(CTL_SRC:%.c=$(B)/%.o)
+ADMIN_OBJ  = $(ADMIN_SRC:%.c=$(B)/%.o)
 # Tests and benchmarks reach into every module: all archives, dependents first.
-ALL_LIBS   = $(B)/libkeyauthd.a $(B)/libkeyauthctl.a $(B)/libkeyauth-common.a $(B)/libspop.a
+ALL_LIBS   = $(B)/libkeyauthd.a $(B)/libkeyauth-admin.a $(B)/libkeyauthctl.a $(B)/libkeyauth-common.a $(B)/libspop.a
 TESTLIB_OBJ = $(TESTLIB_SRC:%.c=$(B)/%.o)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 SPOP_TEST_BIN = $(SPOP_TEST_SRC:tests/unit/%.c=$(B)/spop-tests/%)
@@ -76,7 +83,7 @@ BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 .PHONY: all deps test test-spop test-unit test-integ test-cli test-e2e test-examples test-run test-doc test-fuzz-replay fuzz fuzz-build bench bench-run install uninstall clean run \
 	deb test-pkg
 
-all: $(B)/keyauthd $(B)/keyauthctl $(B)/libspop.a
+all: $(B)/keyauthd $(B)/keyauthctl $(B)/keyauth-admin $(B)/libspop.a
 
 # Debian packages, then HAProxy 3.2 from Debian sid beside the system's 2.6
 # (exit 3 = not obtainable here: the 3.2 runs are skipped, loudly).
@@ -97,6 +104,7 @@ $(B)/%.o: %.c $(HDRS)
 $(B)/agent/common/%.o: AGENT_INC = -Iagent/common
 $(B)/agent/keyauthd/%.o: AGENT_INC = -Iagent/common -Iagent/keyauthd
 $(B)/agent/keyauthctl/%.o: AGENT_INC = -Iagent/common -Iagent/keyauthctl
+$(B)/agent/admin/%.o: AGENT_INC = -Iagent/common -Iagent/admin $(MHD_CFLAGS)
 
 $(B)/libspop.a: $(SPOP_OBJ)
 	@rm -f $@
@@ -114,11 +122,18 @@ $(B)/libkeyauthctl.a: $(CTL_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(B)/libkeyauth-admin.a: $(ADMIN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(B)/keyauthd: $(B)/agent/keyauthd/keyauthd.o $(B)/libkeyauthd.a $(B)/libkeyauth-common.a $(B)/libspop.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(B)/keyauthctl: $(B)/agent/keyauthctl/keyauthctl.o $(B)/libkeyauthctl.a $(B)/libkeyauth-common.a $(B)/libspop.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(B)/keyauth-admin: $(B)/agent/admin/keyauth-admin.o $(B)/libkeyauth-admin.a $(B)/libkeyauth-common.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(MHD_LIBS) $(PKG_LIBS)
 
 # The codec's own tests: no agent header, no library but libspop.a and cmocka.
 $(B)/spop-tests/%: tests/unit/%.c tests/lib/testutil.c $(B)/libspop.a $(wildcard spop/*.h) tests/lib/testutil.h tests/unit/spop-vectors.h
@@ -127,15 +142,15 @@ $(B)/spop-tests/%: tests/unit/%.c tests/lib/testutil.c $(B)/libspop.a $(wildcard
 
 $(B)/tests/%: tests/unit/%.c $(TESTLIB_OBJ) $(ALL_LIBS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(ALL_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(ALL_LIBS) $(MHD_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 $(B)/tests/%: tests/integ/%.c $(TESTLIB_OBJ) $(ALL_LIBS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(ALL_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(ALL_LIBS) $(MHD_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 $(B)/bench/%: tests/bench/%.c $(TESTLIB_OBJ) $(ALL_LIBS) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(ALL_LIBS) $(PKG_LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TESTLIB_OBJ) $(ALL_LIBS) $(MHD_LIBS) $(PKG_LIBS)
 
 # ---- tests ----------------------------------------------------------------
 
@@ -213,11 +228,11 @@ test-cli: $(B)/keyauthctl $(B)/keyauthd
 
 # End to end: real HAProxy 2.6 (and 3.2 when scripts/haproxy32.sh could get
 # it), real keyauthd, curl and the openai SDK pinned in tests/e2e's lockfile.
-test-e2e: $(B)/keyauthd $(B)/keyauthctl
+test-e2e: $(B)/keyauthd $(B)/keyauthctl $(B)/keyauth-admin
 	@npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 	@# The vendor stand-ins refuse what the vendors refuse (each SDK, directly).
 	node tests/e2e/sdk-selftest.mjs
-	KEYAUTHD=$(B)/keyauthd KEYAUTHCTL=$(B)/keyauthctl node --test --test-reporter=spec tests/e2e/
+	KEYAUTHD=$(B)/keyauthd KEYAUTHCTL=$(B)/keyauthctl KEYAUTH_ADMIN=$(B)/keyauth-admin node --test --test-reporter=spec tests/e2e/
 
 # haproxy-examples/ match what keyauthctl renders, load in HAProxy 2.6 and 3.2; 03-query runs live.
 test-examples: $(B)/keyauthd $(B)/keyauthctl
@@ -255,7 +270,7 @@ $(FB)/obj/%.o: %.c $(HDRS)
 
 $(FB)/%: tests/fuzz/%.c $(FUZZ_OBJ) $(HDRS)
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS)
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(MHD_LIBS) $(PKG_LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 
@@ -265,10 +280,14 @@ test-fuzz-replay: $(FUZZ_BIN)
 	  echo "== replay $$n ($$(ls $$d | wc -l) inputs)"; \
 	  $(FUZZ_ENV) $$f $(FUZZ_OPTS) -runs=0 $$d >/dev/null 2>build/fuzz/$$n.log || { cat build/fuzz/$$n.log; exit 1; }; done
 
+# Each target uses tests/fuzz/<target>.dict when there is one (fuzz_admin_*:
+# admin.dict), else spop.dict.
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
 	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
-	  $(FUZZ_ENV) $$f $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/spop.dict -artifact_prefix=build/fuzz/$$n- \
+	  dict=tests/fuzz/$${n#fuzz_}.dict; case $$n in fuzz_admin_*) dict=tests/fuzz/admin.dict;; esac; \
+	  [ -f $$dict ] || dict=tests/fuzz/spop.dict; \
+	  $(FUZZ_ENV) $$f $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) -dict=$$dict -artifact_prefix=build/fuzz/$$n- \
 	      build/fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
 
 # ---- benchmarks (release flags) ---------------------------------------------
@@ -284,8 +303,9 @@ bench-run: $(BENCH_BIN) $(B)/keyauthd $(B)/keyauthctl
 # make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]
 # Binaries, man pages, the example configuration (always, in share/doc) and
 # SYSCONFDIR/keyauth/keyauth.conf only when absent (an operator's file is
-# never overwritten), the systemd unit, sysusers.d and tmpfiles.d entries,
-# the bash completion.
+# never overwritten), the systemd units (keyauthd, keyauth-admin),
+# sysusers.d and tmpfiles.d entries, the bash completion, keyauth-admin's
+# OpenAPI document and console under share/keyauth.
 # As root on a live system, then: systemd-sysusers; systemd-tmpfiles --create;
 # systemctl daemon-reload (doc/README-ops.md).
 
@@ -295,22 +315,33 @@ UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 COMPLDIR    ?= $(PREFIX)/share/bash-completion/completions
+# keyauth-admin's OpenAPI document and console (admin.console_dir defaults
+# to /usr/share/keyauth/console: set it for another PREFIX). The console's
+# files are exactly these three names: the daemon serves nothing else.
+SHAREDIR    ?= $(PREFIX)/share/keyauth
+CONSOLE_FILES = $(wildcard agent/admin/console/index.html agent/admin/console/console.css agent/admin/console/console.js)
 DIST_SED     = -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/keyauth \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
-	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(COMPLDIR)
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(COMPLDIR) \
+	    $(DESTDIR)$(SHAREDIR)/console
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/keyauth
 	install -m 0755 $(B)/keyauthd $(DESTDIR)$(PREFIX)/sbin/keyauthd
 	install -m 0755 $(B)/keyauthctl $(DESTDIR)$(PREFIX)/bin/keyauthctl
+	install -m 0755 $(B)/keyauth-admin $(DESTDIR)$(PREFIX)/sbin/keyauth-admin
+	install -m 0644 agent/admin/openapi.json $(DESTDIR)$(SHAREDIR)/openapi.json
+	$(if $(CONSOLE_FILES),install -m 0644 $(CONSOLE_FILES) $(DESTDIR)$(SHAREDIR)/console/)
 	install -m 0644 agent/keyauth.conf $(DESTDIR)$(PREFIX)/share/doc/keyauth/keyauth.conf.example
 	install -m 0644 doc/README-ops.md $(DESTDIR)$(PREFIX)/share/doc/keyauth/README-ops.md
 	install -m 0644 doc/keyauth.conf.5 $(DESTDIR)$(MANDIR)/man5/keyauth.conf.5
-	install -m 0644 doc/keyauthd.8 doc/keyauthctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 doc/keyauthd.8 doc/keyauthctl.8 doc/keyauth-admin.8 $(DESTDIR)$(MANDIR)/man8/
 	sed $(DIST_SED) dist/keyauthd.service > $(DESTDIR)$(UNITDIR)/keyauthd.service
+	sed $(DIST_SED) dist/keyauth-admin.service > $(DESTDIR)$(UNITDIR)/keyauth-admin.service
 	sed $(DIST_SED) dist/keyauth.tmpfiles > $(DESTDIR)$(TMPFILESDIR)/keyauth.conf
-	chmod 0644 $(DESTDIR)$(UNITDIR)/keyauthd.service $(DESTDIR)$(TMPFILESDIR)/keyauth.conf
+	chmod 0644 $(DESTDIR)$(UNITDIR)/keyauthd.service $(DESTDIR)$(UNITDIR)/keyauth-admin.service \
+	    $(DESTDIR)$(TMPFILESDIR)/keyauth.conf
 	install -m 0644 dist/keyauth.sysusers $(DESTDIR)$(SYSUSERSDIR)/keyauth.conf
 	install -m 0644 dist/keyauthctl.bash-completion $(DESTDIR)$(COMPLDIR)/keyauthctl
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf ]; then \
@@ -328,10 +359,15 @@ INSTALLED = $(PREFIX)/sbin/keyauthd $(PREFIX)/bin/keyauthctl \
 	$(PREFIX)/share/doc/keyauth/keyauth.conf.example $(PREFIX)/share/doc/keyauth/README-ops.md \
 	$(MANDIR)/man5/keyauth.conf.5 $(MANDIR)/man8/keyauthd.8 $(MANDIR)/man8/keyauthctl.8 \
 	$(UNITDIR)/keyauthd.service $(SYSUSERSDIR)/keyauth.conf $(TMPFILESDIR)/keyauth.conf \
-	$(COMPLDIR)/keyauthctl
+	$(COMPLDIR)/keyauthctl \
+	$(PREFIX)/sbin/keyauth-admin $(SHAREDIR)/openapi.json $(MANDIR)/man8/keyauth-admin.8 \
+	$(UNITDIR)/keyauth-admin.service \
+	$(addprefix $(SHAREDIR)/console/,index.html console.css console.js)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@for d in $(DESTDIR)$(SHAREDIR)/console $(DESTDIR)$(SHAREDIR); do \
+	  if [ -d $$d ] && [ -z "$$(ls -A $$d)" ]; then echo "rmdir $$d"; rmdir $$d; fi; done
 	@d=$(DESTDIR)$(PREFIX)/share/doc/keyauth; if [ -d $$d ] && [ -z "$$(ls -A $$d)" ]; then echo "rmdir $$d"; rmdir $$d; fi
 	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/keyauth/keyauth.conf (the operator's configuration) and the key store /var/lib/keyauth"
 

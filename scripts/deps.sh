@@ -7,10 +7,13 @@ set -eu
 PKGS="build-essential pkg-config libev-dev libssl-dev libmsgpack-dev libconfig-dev
 libcmocka-dev clang libclang-rt-14-dev llvm haproxy curl ca-certificates
 wrk gnuplot-nox mandoc openssl libhiredis-dev redis-server redis-tools iproute2
-libjansson-dev"
+libjansson-dev libmicrohttpd-dev"
 # make deb and tests/pkg/deb.sh (the package needs systemd's sysusers and
 # tmpfiles, not a running systemd).
 PKGS="$PKGS debhelper dpkg-dev fakeroot lintian systemd"
+# The admin console test (tests/e2e/console.test.js) drives Debian's chromium
+# headless with npm playwright-core (which downloads no browser of its own).
+PKGS="$PKGS chromium"
 PKGS="$PKGS ${KEYAUTH_EXTRA_PKGS:-}"
 
 missing=""

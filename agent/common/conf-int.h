@@ -4,7 +4,8 @@
  * the keyword walk, loading; conf_listen.c: listeners, TLS, metrics, peers
  * and the small top-level settings; conf_store.c: the store and log groups;
  * conf_route.c: routes and their provider settings; conf_frontend.c: the
- * frontend group, HAProxy's side towards clients). Not for use outside
+ * frontend group, HAProxy's side towards clients; conf_deploy.c: the deploy
+ * group, keyauthctl deploy's defaults). Not for use outside
  * conf*.c: the rest of the program sees only conf.h.
  */
 #ifndef AGENT_CONF_INT_H
@@ -56,6 +57,8 @@ struct conf_ctx {
 	 * lines of duplicate errors */
 	const config_setting_t **route_name_s;
 	const config_setting_t **route_ctx_s;
+	const struct conf_load_opts *opts;  /* how to read route_overrides, NULL: default */
+	struct conf_ovr *ovr;          /* the overrides file being applied (conf_overrides.c) */
 };
 
 /* Expected types in keyword tables. CONF_T_INT accepts both libconfig
@@ -118,5 +121,26 @@ bool conf_hostport_ok(const char *v);
 void conf_kw_routes(struct conf_ctx *x, const config_setting_t *s, void *obj);
 void conf_kw_frontend(struct conf_ctx *x, const config_setting_t *s, void *obj);
 void conf_frontend_free(struct frontend_conf *fe);
+const char *conf_context_problem(const char *v);
+void conf_kw_admin(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_admin_finish(struct conf_ctx *x, struct conf *c);
+void conf_admin_free(struct admin_conf *a);
+void conf_kw_deploy(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_deploy_free(struct deploy_conf *d);
+void conf_err_line(struct conf_ctx *x, const char *file, unsigned lineno, const char *msg);
+void conf_kw_route_security(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_set_route_rpm(void *obj, long long v);
+#define CONF_OVR_EXAMPLE "route_overrides = \"/var/lib/keyauth/routes.override\";"
+/* conf_overrides.c: read before the walk, applied to each route after its
+ * own settings (before the profile settles the rest), closed after. */
+void conf_kw_route_overrides(struct conf_ctx *x, const config_setting_t *s, void *obj);
+void conf_overrides_open(struct conf_ctx *x, const config_setting_t *root);
+void conf_overrides_apply(struct conf_ctx *x, const config_setting_t *e, struct route *r,
+                          const char *where);
+void conf_overrides_close(struct conf_ctx *x);
+void conf_overrides_free(struct conf_overrides *o);
+/* conf_scan.c: integer literals libconfig wrapped around, in the main file. */
+void conf_scan_wrapped_ints(struct conf_ctx *x);
+bool conf_int_wrapped(const struct conf_ctx *x, const config_setting_t *s);
 
 #endif /* AGENT_CONF_INT_H */

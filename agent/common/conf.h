@@ -80,6 +80,8 @@ struct route {
 	                          * limit, 0..CONF_MAX_RPM; 0 = none (default) */
 	unsigned methods;        /* allowed HTTP methods, 1u << ROUTE_M_* bits, never 0
 	                          * after conf_load; ROUTE_METHODS_DEFAULT unless set */
+	bool admin;              /* the reserved route the "admin" group defines
+	                          * (conf_admin.c): rendered apart, its keys carry scopes */
 };
 
 /* One HAProxy node of the "peers" section keyauthctl renders, so that several
@@ -129,6 +131,33 @@ struct frontend_conf {
 	bool http2;                      /* ALPN h2,http/1.1; default true with tls, else false */
 };
 
+/* The "admin" group (conf_admin.c): the admin API and console, served by
+ * keyauth-admin on a unix socket behind HAProxy under <context>. Its
+ * presence defines the reserved route "admin" (the last of conf.routes). */
+#define CONF_ADMIN_ROUTE      "admin"
+#define CONF_ADMIN_RPM        120
+struct admin_conf {
+	char *context;                   /* URL prefix, default "/admin" */
+	char *socket;                    /* keyauth-admin's unix socket, absolute, < 108 bytes */
+	char *user;                      /* the web process's user; NULL: do not change */
+	char *keyauthctl;                /* the binary keyauth-admin executes */
+	char *console_dir;               /* the console's static files */
+	uint32_t rate_limit_rpm;         /* per admin key, default CONF_ADMIN_RPM */
+	bool user_set;                   /* "user" was written in the file */
+};
+
+/* The "deploy" group (conf_deploy.c): keyauthctl deploy's defaults for how
+ * HAProxy is found, checked and reloaded; each one is overridden by the flag
+ * of the same name (--haproxy-dir, ...). NULL: not set (the flag's own
+ * default or detection applies). */
+struct deploy_conf {
+	char *haproxy_dir;               /* where the rendered files go, absolute */
+	char *reload_haproxy;            /* "none", "master:/abs.sock" or a shell command */
+	char *haproxy_service;           /* "debian" or "none" */
+	char *haproxy_defaults;          /* Debian service's defaults file, absolute */
+	char *haproxy;                   /* the haproxy binary for -v and -c, absolute */
+};
+
 struct conf {
 	char *path;                      /* file this was loaded from */
 	struct listen_conf listen[CONF_MAX_LISTENERS];
@@ -176,6 +205,28 @@ struct conf {
 	                                  * seconds, default 60 (tests shorten it) */
 	struct tls_listen_conf *tls;     /* the "tls" group; NULL when absent */
 	struct frontend_conf *frontend;  /* the "frontend" group; NULL when absent */
+	struct admin_conf *admin;        /* the "admin" group; NULL when absent */
+	struct deploy_conf *deploy;      /* the "deploy" group; NULL when absent */
+	struct conf_overrides *overrides; /* "route_overrides"; NULL when not set */
+};
+
+/* route_overrides (conf_overrides.c): route security edits made with
+ * `keyauthctl route set`, kept out of keyauth.conf (which stays as its
+ * author wrote it) in a machine-written libconfig file: <path> (applied,
+ * what conf_load reads) and <path>.pending (edits not deployed yet). */
+#define CONF_OVR_PENDING ".pending"
+struct conf_overrides {
+	char *path;              /* the applied file, as configured (absolute) */
+	char *read;              /* the file read; NULL when it did not exist, or none was */
+	char **orphans;          /* routes the file overrides that the config lacks */
+	unsigned norphans;
+};
+
+/* How conf_load_opts reads route_overrides' files. */
+struct conf_load_opts {
+	const char *overrides;   /* not NULL: read this file instead (a candidate) */
+	bool pending;            /* read <path>.pending when it exists, else <path> */
+	bool no_overrides;       /* read none: the config file alone */
 };
 
 /* Loads and validates <path>. Returns a new conf owned by the caller (free it
@@ -185,6 +236,9 @@ struct conf {
  * no line (file unreadable, routes missing) read "file: message". <err> may
  * be NULL when <errlen> is 0. Never prints. */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
+/* conf_load, reading route_overrides' files as <o> says (NULL: as conf_load). */
+struct conf *conf_load_opts(const char *path, const struct conf_load_opts *o, char *err,
+                            size_t errlen);
 
 /* Frees <c> and everything it owns. conf_free(NULL) is a no-op. */
 void conf_free(struct conf *c);
@@ -201,6 +255,9 @@ const struct route *conf_route_by_context(const struct conf *c, const char *path
 /* Parses tls.min_version, "1.2" or "1.3", into OpenSSL's version constant
  * (TLS1_2_VERSION, TLS1_3_VERSION); 0 when invalid or NULL. */
 int conf_tls_version(const char *s);
+
+/* The reserved admin route of <c> (route.admin), or NULL without an admin group. */
+const struct route *conf_admin_route(const struct conf *c);
 
 /* Short names as written in the config file ("provider", "header", ...). */
 const char *route_type_str(enum route_type t);

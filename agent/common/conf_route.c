@@ -52,8 +52,9 @@ static void conf_kw_route_type(struct conf_ctx *x, const config_setting_t *s, vo
 			 conf_quote(q, sizeof(q), v));
 }
 
-/* A context is "/" or "/seg(/seg)*" over [A-Za-z0-9_.-], without "..". */
-static const char *conf_context_problem(const char *v)
+/* A context is "/" or "/seg(/seg)*" over [A-Za-z0-9_.-], without "..".
+ * Also judges the admin group's context (conf_admin.c). */
+const char *conf_context_problem(const char *v)
 {
 	size_t len = strlen(v);
 
@@ -132,7 +133,7 @@ static void conf_set_route_tunnel(void *obj, long long v)
 	((struct route *)obj)->tunnel_timeout_s = (unsigned)v;
 }
 
-static void conf_set_route_rpm(void *obj, long long v)
+void conf_set_route_rpm(void *obj, long long v)
 {
 	((struct route *)obj)->rate_limit_rpm = (uint32_t)v;
 }
@@ -314,7 +315,7 @@ static const struct conf_kw conf_security_kws[] = {
 	  "carriers = [ \"bearer\", \"header:x-api-key\" ];" },
 };
 
-static void conf_kw_route_security(struct conf_ctx *x, const config_setting_t *s, void *obj)
+void conf_kw_route_security(struct conf_ctx *x, const config_setting_t *s, void *obj)
 {
 	conf_walk(x, s, " in security", conf_security_kws, COUNTOF(conf_security_kws), obj);
 }
@@ -499,6 +500,7 @@ void conf_kw_routes(struct conf_ctx *x, const config_setting_t *s, void *obj)
 		}
 		snprintf(where, sizeof(where), " in route %s", label);
 		conf_walk(x, e, where, conf_route_kws, COUNTOF(conf_route_kws), r);
+		conf_overrides_apply(x, e, r, where);
 		conf_route_settle(x, e, r);
 		/* a name or context of the wrong type was reported by the walk */
 		if (!config_setting_get_member(e, "name"))

@@ -90,6 +90,15 @@ verdict_rpm(const struct ks_entry *e, const struct route *r)
 	return r != NULL ? r->rate_limit_rpm : 0;
 }
 
+const char *
+verdict_scopes(const struct verdict *v)
+{
+	if (v->status != VERDICT_OK || v->route == NULL || !v->route->admin ||
+	    v->entry == NULL || v->entry->scopes == 0)
+		return NULL;
+	return ks_scopes_str(v->entry->scopes);
+}
+
 static void
 verdict_set(struct verdict *v, enum verdict_status s)
 {

@@ -65,4 +65,10 @@ const char *verdict_status_str(enum verdict_status s);
  * that side). verdict_eval stores it in v->rpm for ok verdicts. */
 uint32_t verdict_rpm(const struct ks_entry *e, const struct route *r);
 
+/* What txn.keyauth.scopes carries: the key's scopes ("read,write", canonical
+ * order read, write, deploy) for an ok verdict on the admin route (conf.h,
+ * route.admin) by a key that has some; NULL otherwise, and then the ACK
+ * has no such variable (each one costs HAProxy a variable per request). */
+const char *verdict_scopes(const struct verdict *v);
+
 #endif /* AGENT_VERDICT_H */

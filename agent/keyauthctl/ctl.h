@@ -27,6 +27,11 @@ struct conf;
 #define CTL_EXIT_OK     0
 #define CTL_EXIT_FAIL   1        /* the command ran and failed */
 #define CTL_EXIT_USAGE  2        /* bad command line; nothing was done */
+#define CTL_EXIT_NOTFOUND 3      /* no such key id (or route); nothing was done */
+#define CTL_EXIT_PRECOND  4      /* a precondition (If-Match, preview id) no longer holds */
+/* the operation contradicts the key's state (rotating a revoked or already
+ * rotated key, importing a key the store holds); nothing was done */
+#define CTL_EXIT_CONFLICT 5
 
 #define CTL_DEFAULT_DAYS   90
 #define CTL_MAX_DAYS       3650  /* ten years: anything longer is a typo */
@@ -58,6 +63,7 @@ enum ctl_operand {
 	CTL_OPERAND_STDIN,       /* nothing: its input (a key) comes on stdin */
 	CTL_OPERAND_ID,          /* exactly one key id */
 	CTL_OPERAND_ID_OPT,      /* at most one key id (ctl_args.id NULL without) */
+	CTL_OPERAND_NAME,        /* exactly one route name (in ctl_args.id) */
 };
 
 /* A parsed command line, as a command's run() gets it. */
@@ -107,7 +113,7 @@ int ctl_cmd_run(struct ctl_ctx *ctx, const struct ctl_cmd *cmd, int argc, char *
 /* The commands (keyauthctl.c lists them). */
 extern const struct ctl_cmd ctl_cmd_key_create, ctl_cmd_key_list, ctl_cmd_key_revoke,
 	ctl_cmd_key_rotate, ctl_cmd_key_import, ctl_cmd_key_verify, ctl_cmd_key_set,
-	ctl_cmd_key_purge,
+	ctl_cmd_key_purge, ctl_cmd_key_show,
 	ctl_cmd_haproxy, ctl_cmd_deploy, ctl_cmd_stats, ctl_cmd_audit;
 
 /* ---- ctl_json.c: JSON output and input, with jansson ---------------------------- */
@@ -189,6 +195,12 @@ int ctl_write_atomic(const char *dir, const char *name, const void *data, size_t
  * symlink to one). Returns 0 or -1 with <err> naming the component at fault. */
 int ctl_mkdir_p(const char *path, unsigned mode, char *err, size_t errlen);
 
+/* Run as root: gives <fd> (the file at <path>) the owner of its directory when
+ * that is not root (the service's state directory), so that keyauthctl run
+ * as the service's user can still write it. Not root: nothing to do.
+ * Returns 0, or -1 with errno when the owner could not be given. */
+int ctl_file_give_dir_owner(int fd, const char *path);
+
 /* Reads the whole file at <path> into a new NUL-terminated buffer (owned by
  * the caller). Returns 0, 1 when the file does not exist, -1 on error. */
 int ctl_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen);
@@ -239,6 +251,8 @@ struct ctl_hap_opts {
 	const char *service;             /* deploy --haproxy-service debian|none, NULL: auto */
 	const char *defaults;            /* deploy --haproxy-defaults FILE, NULL: auto */
 	bool version_set;                /* --haproxy-version given: no detection */
+	bool preview;                    /* deploy --preview: diff and id, no side effect */
+	const char *if_preview;          /* deploy --if-preview ID, or NULL */
 };
 void ctl_hap_opts_init(void *opts);
 int ctl_hap_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg);
@@ -341,5 +355,45 @@ int ctl_haproxy_version(const char *haproxy, enum ctl_haproxy_version *v, char *
  * configuration, 1 when HAProxy refused it (its messages in <msg>), -1 when
  * the socket failed (<msg> says why). <worker> gets the new worker's pid. */
 int ctl_master_reload(const char *path, long *worker, char *msg, size_t msglen);
+
+/* ---- ctl_route.c: route edits (route_overrides) ---------------------------- */
+
+extern const struct ctl_cmd ctl_cmd_route_list, ctl_cmd_route_show, ctl_cmd_route_set;
+
+#define CTL_ETAG_LEN 32          /* hex digits of a route's ETag */
+
+/* The configuration with the applied and with the pending route overrides
+ * (the same conf when route_overrides is not set), and the overrides' lock. */
+struct ctl_ovr_state {
+	struct conf *applied;
+	struct conf *pending;            /* what deploy renders */
+	int lockfd;                      /* flock on <path>.lock held, or -1 */
+};
+/* Loads both (errors printed), under the lock when <lock>. 0 or -1. */
+int ctl_ovr_open(const struct ctl_ctx *ctx, struct ctl_ovr_state *s, bool lock);
+void ctl_ovr_close(struct ctl_ovr_state *s);
+/* The names of the routes whose pending settings differ from the applied ones. */
+json_t *ctl_ovr_pending_routes(const struct ctl_ovr_state *s);
+/* Makes <path>.pending the applied <path> (atomic rename): 0, or -1 (said). */
+int ctl_ovr_promote(const struct ctl_ctx *ctx, const struct ctl_ovr_state *s);
+struct route;
+void ctl_route_etag(const struct route *r, char out[CTL_ETAG_LEN + 1]);
+
+/* ---- ctl_deploy_preview.c: deploy --preview / --if-preview --------------------- */
+
+/* With --preview: prints diff -u of <dir>'s installed files against the
+ * rendered SPOE file <spoe> and haproxy.cfg <cfg>, the routes with pending
+ * edits and the preview id (a JSON object with <json>), and returns the exit
+ * code. With --if-preview ID: returns CTL_EXIT_PRECOND (said why) when the
+ * preview id is no longer ID, else -1: go on deploying. The preview id is the
+ * SHA-256 of the rendered files and of the pending route edits. */
+int ctl_deploy_preview_step(const struct ctl_ctx *ctx, const struct ctl_ovr_state *s,
+                            const struct ctl_hap_opts *h, const char *dir, const char *spoe,
+                            size_t spoe_len, const char *cfg, size_t cfg_len, bool json);
+/* After a deploy installed the files (<spoe_changed>, <cfg_changed>) and
+ * applied the pending edits: the audit entry "deployed" (a warning when it
+ * cannot be written: the deploy is done). */
+void ctl_deploy_audit(const struct ctl_ctx *ctx, const struct ctl_ovr_state *s,
+                      bool spoe_changed, bool cfg_changed);
 
 #endif /* AGENT_CTL_H */

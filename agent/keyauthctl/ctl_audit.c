@@ -9,6 +9,8 @@
  *   ts, time          Unix seconds and the same in RFC 3339 UTC
  *   user, uid         getpwuid(getuid()), and the uid itself
  *   sudo_user         $SUDO_USER, or null
+ *   actor             $KEYAUTH_ACTOR (who asked keyauth-admin, e.g.
+ *                     "keyauth-admin key_id=... owner=..."), or null
  *   host              gethostname()
  *   command, argv     "key create", and the command line (a value that
  *                     looks like a key is replaced by "<redacted>")
@@ -16,7 +18,8 @@
  *   change            "added", "changed" or "removed"
  *   fields            { name: { "old": x, "new": y } } for what differs:
  *                     routes, owner, alias, tags, rotated_from, rotated_to,
- *                     expires, revoked (RFC 3339 or null), rpm (null: none)
+ *                     expires, revoked (RFC 3339 or null), rpm (null: none),
+ *                     scopes ("read,write"; null: none)
  *   outcome           "committed", or "unconfirmed" with "note": why
  * Digests are never written: they identify keys as well as keys do for
  * anyone holding a candidate list.
@@ -108,8 +111,8 @@ static json_t *
 audit_who(const struct ctl_ctx *ctx, const struct conf *c)
 {
 	const struct passwd *pw = getpwuid(getuid());
-	const char *sudo = getenv("SUDO_USER"), *cmd = ctx->prog;
-	char host[256] = "", uid[32];
+	const char *sudo = getenv("SUDO_USER"), *cmd = ctx->prog, *actor = getenv("KEYAUTH_ACTOR");
+	char host[256] = "", uid[32], act[257];
 	json_t *who = json_object(), *argv = json_array();
 
 	if (gethostname(host, sizeof(host) - 1) == -1)
@@ -117,6 +120,12 @@ audit_who(const struct ctl_ctx *ctx, const struct conf *c)
 	snprintf(uid, sizeof(uid), "%u", (unsigned)getuid());
 	if (strncmp(cmd, "keyauthctl ", 11) == 0)
 		cmd += 11;
+	/* Free text from the environment: bounded, printable, and redacted
+	 * when it looks like a key, like argv. */
+	snprintf(act, sizeof(act), "%s", actor != NULL ? actor : "");
+	for (char *p = act; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 	if (who == NULL || argv == NULL)
 		goto fail;
 	for (int i = 0; i < ctx->argc; i++)
@@ -126,6 +135,9 @@ audit_who(const struct ctl_ctx *ctx, const struct conf *c)
 	    json_object_set_new(who, "uid", json_integer(getuid())) ||
 	    json_object_set_new(who, "sudo_user",
 	                        ctl_json_text(sudo != NULL && *sudo != '\0' ? sudo : NULL)) ||
+	    json_object_set_new(who, "actor", act[0] == '\0' ? json_null() :
+	                        audit_keylike(c->key_prefix, act) ? json_string(AUDIT_REDACTED) :
+	                        ctl_json_text(act)) ||
 	    json_object_set_new(who, "host", ctl_json_text(host)) ||
 	    json_object_set_new(who, "command", ctl_json_text(cmd)) ||
 	    json_object_set_new(who, "argv", argv))
@@ -178,6 +190,12 @@ audit_open_file(struct ctl_audit *a, char *err, size_t errlen)
 	}
 	if (fstat(a->fd, &st) == -1 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "the audit log %s is not a regular file", a->path);
+		return -1;
+	}
+	/* New: the agent's user must append to it too. */
+	if (st.st_size == 0 && ctl_file_give_dir_owner(a->fd, a->path) == -1) {
+		snprintf(err, errlen, "cannot give the audit log %s its directory's owner: %s",
+		         a->path, strerror(errno));
 		return -1;
 	}
 	/* The descriptor's own file: no window between the check and the use. */
@@ -306,7 +324,9 @@ audit_fields(const char *px, const struct ks_entry *o, const struct ks_entry *n)
 	                audit_time(n, n != NULL ? n->expires : 0)) == -1 ||
 	    audit_field(f, "revoked", audit_time(o, o != NULL ? o->revoked : 0),
 	                audit_time(n, n != NULL ? n->revoked : 0)) == -1 ||
-	    audit_field(f, "rpm", audit_rpm(o), audit_rpm(n)) == -1) {
+	    audit_field(f, "rpm", audit_rpm(o), audit_rpm(n)) == -1 ||
+	    audit_field(f, "scopes", audit_str(NULL, o, o != NULL ? ks_scopes_str(o->scopes) : NULL),
+	                audit_str(NULL, n, n != NULL ? ks_scopes_str(n->scopes) : NULL)) == -1) {
 		json_decref(f);
 		return NULL;
 	}
@@ -435,6 +455,38 @@ ctl_audit_write(struct ctl_audit *a, const struct ks_set *before, const struct k
 out:
 	free(ids);
 	return r == -1 ? -1 : written;
+}
+
+/* One entry about no key (ctl_audit.h): the writer's who, then the change. */
+int
+ctl_audit_event(struct ctl_audit *a, const char *change, const char *route, json_t *fields,
+                char *err, size_t errlen)
+{
+	int64_t now = ctl_now(a->ctx);
+	json_t *ent = json_deep_copy(a->who);
+	char *text = NULL, *line = NULL;
+	int rc = -1;
+
+	if (ent == NULL || fields == NULL ||
+	    json_object_set_new(ent, "ts", json_integer(now)) ||
+	    json_object_set_new(ent, "time", ctl_json_time(now, false)) ||
+	    json_object_set_new(ent, "key_id", json_null()) ||
+	    json_object_set_new(ent, "route", ctl_json_text(route)) ||
+	    json_object_set_new(ent, "change", json_string(change)) ||
+	    json_object_set(ent, "fields", fields) ||
+	    json_object_set_new(ent, "outcome", json_string("committed")) ||
+	    (text = json_dumps(ent, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL ||
+	    asprintf(&line, "%s\n", text) == -1) {
+		line = NULL;
+		snprintf(err, errlen, "out of memory building an audit entry");
+	} else {
+		rc = audit_append(a, line, strlen(line), err, errlen);
+	}
+	free(text);
+	free(line);
+	json_decref(fields);
+	json_decref(ent);
+	return rc;
 }
 
 /* ---- keyauthctl audit ------------------------------------------------------------- */
@@ -677,6 +729,8 @@ audit_print_line(const json_t *e)
 	       json_string_value(json_object_get(e, "host")) ?: "-",
 	       json_string_value(json_object_get(e, "command")) ?: "-",
 	       json_string_value(json_object_get(e, "key_id")) ?: "-");
+	if (json_string_value(json_object_get(e, "actor")) != NULL)
+		printf(" (actor: %s)", json_string_value(json_object_get(e, "actor")));
 	printf(" %s", json_string_value(json_object_get(e, "change")) ?: "-");
 	json_object_foreach(json_object_get(e, "fields"), name, f) {
 		printf("%s %s: ", first ? "" : ";", name);

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 struct conf;
 struct ctl_ctx;
 struct ks_entry;
@@ -40,6 +42,12 @@ struct ctl_audit *ctl_audit_open(const struct ctl_ctx *ctx, const struct conf *c
 int ctl_audit_write(struct ctl_audit *a, const struct ks_set *before,
                     const struct ks_entry *after, size_t n, const char *note, char *err,
                     size_t errlen);
+
+/* Appends one entry about no key: <change> ("route_changed", "deployed"),
+ * <route> (or NULL) and <fields> ({name: {old, new}}, consumed). 0, or -1
+ * with <err>. */
+int ctl_audit_event(struct ctl_audit *a, const char *change, const char *route,
+                    json_t *fields, char *err, size_t errlen);
 
 /* ctl_audit_close(NULL) is a no-op. */
 void ctl_audit_close(struct ctl_audit *a);

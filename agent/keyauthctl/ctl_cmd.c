@@ -161,6 +161,13 @@ parse_operands(const struct ctl_ctx *ctx, const struct ctl_cmd *cmd, struct ctl_
 			return ctl_usage_err(ctx, "'%s' is not a key id (%d characters, as shown by "
 			                     "'keyauthctl key list')", a->id, KEY_ID_LEN);
 		return 0;
+	case CTL_OPERAND_NAME:
+		if (optind >= argc)
+			return ctl_usage_err(ctx, "the route name is required");
+		if (optind + 1 < argc)
+			return ctl_usage_err(ctx, "unexpected argument '%s'", argv[optind + 1]);
+		a->id = argv[optind];
+		return 0;
 	case CTL_OPERAND_NONE:
 	default:
 		if (optind < argc)

@@ -281,7 +281,8 @@ ctl_hap_opts_init(void *opts)
 
 	h->render.bind = NULL;       /* the config's frontend.bind */
 	h->render.version = CTL_HAPROXY_26;
-	h->dir = CTL_DEFAULT_HAPROXY_DIR;
+	h->dir = NULL;               /* deploy: the config's deploy.haproxy_dir, else
+	                              * CTL_DEFAULT_HAPROXY_DIR (deploy_opts_merge) */
 }
 
 int
@@ -307,6 +308,8 @@ ctl_hap_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg)
 		h->service = arg;
 		break;
 	case 'D': h->defaults = arg; break;
+	case 'P': h->preview = true; break;
+	case 'I': h->if_preview = arg; break;
 	default:
 		return ctl_usage_err(ctx, "unexpected option");
 	}
@@ -319,6 +322,7 @@ static const char deploy_help[] =
 	"usage: keyauthctl deploy [--haproxy-dir DIR] [--reload-haproxy HOW]\n"
 	"                         [--haproxy-service debian|none] [--haproxy-defaults F]\n"
 	"                         [--haproxy-version 2.6|3.2] [--haproxy PATH] [--json]\n"
+	"                         [--preview | --if-preview ID]\n"
 	"\n"
 	"Makes configuration changes (routes, key names and locations, listeners) live:\n"
 	"  1. validates the keyauth config (on failure nothing is written);\n"
@@ -331,6 +335,7 @@ static const char deploy_help[] =
 	"  5. checks them with 'haproxy -c' when haproxy is installed, together with\n"
 	"     every other file the service loads (on failure nothing is written);\n"
 	"  6. replaces the changed files in DIR atomically;\n"
+	"  6b. applies the pending route edits (keyauthctl route set);\n"
 	"  7. sends SIGHUP to keyauthd through the config's pid_file;\n"
 	"  8. reloads HAProxy (HOW).\n"
 	"Key changes (create, revoke, rotate) need no deploy.\n"
@@ -352,16 +357,32 @@ static const char deploy_help[] =
 	"                         with Debian's service, else haproxy from $PATH)\n"
 	"  --haproxy-version V    render for V (2.6 or 3.2), not what haproxy -v says\n"
 	"  --json                 a JSON report\n"
+	"  --preview              steps 1-5 only, with the pending route edits: prints\n"
+	"                         diff -u of the installed files against the rendered\n"
+	"                         ones, the routes with pending edits and a preview id;\n"
+	"                         writes nothing\n"
+	"  --if-preview ID        deploy only if what would be deployed still has the\n"
+	"                         preview id ID (else exit 4, nothing written)\n"
+	"\n"
+	"The config's deploy group gives the defaults of --haproxy-dir,\n"
+	"--reload-haproxy, --haproxy-service, --haproxy-defaults and --haproxy\n"
+	"(haproxy_dir, reload_haproxy, haproxy_service, haproxy_defaults, haproxy;\n"
+	"see keyauth.conf(5)); a flag given overrides its setting. So does keyauth-\n"
+	"admin's deploy, which runs 'keyauthctl deploy' without these flags.\n"
 	"\n"
 	"The frontend binds frontend.bind of the keyauth config, with its tls and\n"
 	"http2: deploy refuses a config without frontend.bind, and takes no --bind.\n"
 	"\n"
-	"Exit status: 0 deployed, 1 failed (see messages), 2 usage.\n"
+	"Exit status: 0 deployed, 1 failed (see messages), 2 usage, 4 the preview id\n"
+	"differs.\n"
 	"\n"
 	"examples:\n"
 	"  keyauthctl deploy      # Debian's haproxy service, reloaded as it runs\n"
 	"  keyauthctl deploy --haproxy-service none \\\n"
-	"      --reload-haproxy master:/run/haproxy-master.sock\n";
+	"      --reload-haproxy master:/run/haproxy-master.sock\n"
+	"  # the same, set once in keyauth.conf:\n"
+	"  #   deploy = { haproxy_service = \"none\";\n"
+	"  #              reload_haproxy = \"master:/run/haproxy-master.sock\"; };\n";
 
 /* What a deploy did, for its report. */
 struct dep_report {
@@ -563,15 +584,53 @@ reload_haproxy(const struct ctl_ctx *ctx, const struct ctl_deploy_plan *p, struc
 	}
 }
 
+/* The options deploy runs with: each flag given, else the setting of the
+ * config's deploy group, else the flag's own default. A flag that names
+ * Debian's service (--haproxy-defaults) or leaves it (--haproxy-service
+ * none) also overrides the settings that would contradict it. */
+static void
+deploy_opts_merge(const struct conf *c, const struct ctl_hap_opts *h, struct ctl_hap_opts *m)
+{
+	const struct deploy_conf *d = c->deploy;
+
+	*m = *h;
+	if (d != NULL) {
+		if (m->dir == NULL)
+			m->dir = d->haproxy_dir;
+		if (m->reload == NULL)
+			m->reload = d->reload_haproxy;
+		if (m->haproxy == NULL)
+			m->haproxy = d->haproxy;
+		if (m->service == NULL &&
+		    !(h->defaults != NULL && d->haproxy_service != NULL &&
+		      strcmp(d->haproxy_service, "none") == 0))
+			m->service = d->haproxy_service;
+		if (m->defaults == NULL && !(m->service != NULL && strcmp(m->service, "none") == 0))
+			m->defaults = d->haproxy_defaults;
+	}
+	if (m->dir == NULL)
+		m->dir = CTL_DEFAULT_HAPROXY_DIR;
+}
+
+/* How to name a setting in a message: the flag when given (or defaulted),
+ * else the config's setting. */
+static const char *
+deploy_opt_name(const char *flag_val, const char *conf_val, const char *flag, const char *setting)
+{
+	return flag_val == NULL && conf_val != NULL ? setting : flag;
+}
+
 static int
 deploy_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 {
-	const struct ctl_hap_opts *h = a->opts;
+	const struct ctl_hap_opts *cli = a->opts;
+	struct ctl_hap_opts merged = *cli, *h = &merged;
 	struct ctl_render_opts o = h->render;
 	char dir[PATH_MAX], spoe_path[PATH_MAX + 64], why[256];
 	struct dep_file fl[2];
 	struct dep_report r = { .dir = dir, .fl = fl, .check = "skipped", .reload_st = -2 };
 	struct ctl_deploy_plan *p = calloc(1, sizeof(*p));
+	struct ctl_ovr_state ovr = { .lockfd = -1 };
 	struct conf *c = NULL;
 	int rc;
 
@@ -587,13 +646,25 @@ deploy_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 		return ctl_usage_err(ctx, "--bind is for 'keyauthctl haproxy' previews only: deploy "
 		                     "binds frontend.bind of the keyauth config (set it there)");
 	}
-	c = ctl_conf_load(ctx);
+	if (h->preview && h->if_preview != NULL) {
+		free(p);
+		return ctl_usage_err(ctx, "--preview and --if-preview exclude each other");
+	}
+	/* with the pending route edits, under their lock until the end */
+	c = ctl_ovr_open(ctx, &ovr, !h->preview) == 0 ? ovr.pending : NULL;
 	if (c == NULL) {
 		fprintf(stderr, "%s: nothing was deployed.\n", ctx->prog);
 		free(p);
 		return CTL_EXIT_FAIL;
 	}
 	rc = CTL_EXIT_FAIL;
+	deploy_opts_merge(c, cli, h);
+	/* the ones the deploy group gave, told apart from the flags */
+	if (cli->haproxy == NULL && h->haproxy != NULL && access(h->haproxy, X_OK) != 0) {
+		ctl_err(ctx, "deploy.haproxy %s in %s: %s; nothing was deployed", h->haproxy, c->path,
+		        strerror(errno));
+		goto out;
+	}
 	if (c->frontend == NULL || c->frontend->nbind == 0) {
 		ctl_err(ctx, "%s has no frontend.bind, and deploy never picks an address the config "
 		        "does not name: add e.g. frontend = { bind = [ \"0.0.0.0:443\" ]; tls = { "
@@ -602,7 +673,9 @@ deploy_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 		goto out;
 	}
 	if (realpath(h->dir, dir) == NULL) {
-		ctl_err(ctx, "--haproxy-dir %s: %s; nothing was deployed", h->dir, strerror(errno));
+		ctl_err(ctx, "%s %s: %s; nothing was deployed",
+		        deploy_opt_name(cli->dir, c->deploy ? c->deploy->haproxy_dir : NULL,
+		                        "--haproxy-dir", "deploy.haproxy_dir"), h->dir, strerror(errno));
 		goto out;
 	}
 	r.plan = p;
@@ -616,9 +689,22 @@ deploy_run(struct ctl_ctx *ctx, const struct ctl_args *a)
 	snprintf(spoe_path, sizeof(spoe_path), "%s/%s", dir, CTL_SPOE_FILE);
 	o.spoe_path = spoe_path;
 	r.variant = o.version;
-	if (render_checked(ctx, c, &o, p, dir, fl, &r.check) == -1 ||
-	    install_files(ctx, dir, fl, 2) == -1)
+	if (render_checked(ctx, c, &o, p, dir, fl, &r.check) == -1)
 		goto out;
+	if (h->preview || h->if_preview) {
+		rc = ctl_deploy_preview_step(ctx, &ovr, h, dir, fl[0].data, fl[0].len, fl[1].data,
+		                             fl[1].len, a->json);
+		if (rc != -1)
+			goto out;
+		rc = CTL_EXIT_FAIL;
+	}
+	if (install_files(ctx, dir, fl, 2) == -1)
+		goto out;
+	if (ctl_ovr_promote(ctx, &ovr) == -1) {
+		restore_files(ctx, dir, fl, 2);
+		goto out;
+	}
+	ctl_deploy_audit(ctx, &ovr, fl[0].changed, fl[1].changed);
 	r.sig = signal_agent(c, &r.pid, why, sizeof(why));
 	signal_warn(ctx, c, r.sig, r.pid, why);
 	reload_haproxy(ctx, p, &r);
@@ -635,7 +721,7 @@ out:
 	}
 	ctl_deploy_plan_free(p);
 	free(p);
-	conf_free(c);
+	ctl_ovr_close(&ovr);
 	return rc;
 }
 
@@ -647,6 +733,8 @@ static const struct option deploy_opts[] = {
 	{ "haproxy-version", required_argument, NULL, 'v' },
 	{ "haproxy-service", required_argument, NULL, 'S' },
 	{ "haproxy-defaults", required_argument, NULL, 'D' },
+	{ "preview",         no_argument,       NULL, 'P' },
+	{ "if-preview",      required_argument, NULL, 'I' },
 	CTL_JSON_LONGOPT,
 	{ NULL, 0, NULL, 0 }
 };

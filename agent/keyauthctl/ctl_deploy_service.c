@@ -487,7 +487,7 @@ plan_reload(const struct ctl_hap_opts *h, struct ctl_deploy_plan *p)
 
 	if (h->reload != NULL) {
 		if (strcmp(h->reload, "none") == 0)
-			p->reload_why = "none (--reload-haproxy none)";
+			p->reload_why = "none (as asked)";
 		else if (strncmp(h->reload, "master:", 7) == 0)
 			p->master = h->reload + 7;
 		else

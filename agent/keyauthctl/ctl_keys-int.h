@@ -48,6 +48,8 @@ struct key_opts {
 	bool yes;                    /* revoke --yes */
 	bool dry_run;                /* purge --dry-run */
 	const char *out;             /* create, rotate --out FILE */
+	uint32_t scopes;             /* every --scope, KS_SCOPE_* bits */
+	bool scopes_set;
 };
 
 #define KEY_OPT_ROUTE   { "route",   required_argument, NULL, 'r' }
@@ -59,6 +61,7 @@ struct key_opts {
 #define KEY_OPT_EXPIRES { "expires", required_argument, NULL, 'e' }
 #define KEY_OPT_NOEXP   { "no-expiry", no_argument,     NULL, 'N' }
 #define KEY_OPT_OUT     { "out",     required_argument, NULL, 'F' }
+#define KEY_OPT_SCOPE   { "scope",   required_argument, NULL, 'S' }
 #define KEY_OPT_END     CTL_JSON_LONGOPT, { NULL, 0, NULL, 0 }
 
 /* The descriptor of "key WORD": WORD_help, WORD_opts and key_WORD(). */
@@ -88,6 +91,9 @@ struct ctl_edit {
 #define EDIT_WRITE    0          /* write the working copy */
 #define EDIT_NOCHANGE 1          /* nothing to write; success */
 #define EDIT_FAIL     (-1)       /* the callback printed why */
+#define EDIT_NOTFOUND (-2)       /* no such key id (printed): exit CTL_EXIT_NOTFOUND */
+#define EDIT_USAGE    (-3)       /* refused as invalid input (printed): exit CTL_EXIT_USAGE */
+#define EDIT_CONFLICT (-4)       /* contradicts the key's state (printed): exit CTL_EXIT_CONFLICT */
 
 typedef int ctl_edit_fn(struct ctl_edit *ed, void *arg);
 
@@ -159,6 +165,18 @@ int key_print_new(const struct ctl_ctx *ctx, const char *key, const struct ks_en
 int key_make(const struct ctl_ctx *ctx, const struct conf *c, const struct key_opts *o,
              bool json, ctl_edit_fn *fn, void *arg, const char *key, const struct ks_entry *made,
              void (*note_fn)(const void *arg, char *buf, size_t len));
+/* --days / --expires / --no-expiry into an expiry time (0: never): 0 or an
+ * exit code (printed). ctl_keys.c. */
+int expiry_from_opts(const struct ctl_ctx *ctx, const char *days, const char *date, bool never,
+                     int64_t now, int64_t *expires);
+/* The admin-key rules (issue #22) for a key on the routes <routes>
+ * (','-joined) with <scopes>: a key bound to the admin route is bound to it
+ * alone and has at least one scope; scopes on any other key are refused.
+ * 0, or CTL_EXIT_USAGE after printing why (ctl_keys_show.c). */
+int key_scopes_check(const struct ctl_ctx *ctx, const struct conf *c, const char *routes,
+                     uint32_t scopes);
+/* The key's scopes as a JSON array of names ([] when none). */
+json_t *key_json_scopes(uint32_t scopes);
 /* Does <e> carry the labels <o> selects: --owner, and every --tag? */
 bool key_labels_match(const struct key_opts *o, const struct ks_entry *e);
 /* key revoke --owner/--tag (ctl_keys_bulk.c). */

@@ -26,7 +26,7 @@ static const char create_help[] =
 	"usage: keyauthctl key create --route ROUTE [--route ROUTE ...] [--owner LABEL]\n"
 	"                             [--alias NAME] [--tag K=V ...]\n"
 	"                             [--days N | --expires YYYY-MM-DD | --no-expiry]\n"
-	"                             [--rpm N] [--out FILE] [--json]\n"
+	"                             [--rpm N] [--scope SCOPE ...] [--out FILE] [--json]\n"
 	"\n"
 	"Creates an API key for one or more routes and prints it once, alone on stdout.\n"
 	"The key id, route, owner and expiry go to stderr. Only the key's SHA-256\n"
@@ -43,6 +43,9 @@ static const char create_help[] =
 	"  --no-expiry         a key that never expires (only when asked for explicitly)\n"
 	"  --rpm N             at most N requests per minute, counted by HAProxy\n"
 	"                      (0..1000000; default 0: the route's rate_limit_rpm, if any)\n"
+	"  --scope SCOPE       read, write or deploy (repeatable): what a key of the\n"
+	"                      admin route may do; required there (at least one), and\n"
+	"                      such a key is bound to the admin route only\n"
 	"  --out FILE          write the key to FILE instead, a new file of mode 0600\n"
 	"                      (an existing FILE is refused, before any change)\n"
 	"  --json              print a JSON object (which includes the key) instead\n"
@@ -50,7 +53,8 @@ static const char create_help[] =
 	"\n"
 	"examples:\n"
 	"  KEY=$(keyauthctl key create --route openai --owner alice@example.com)\n"
-	"  keyauthctl key create --route openai --owner alice@example.com --out alice.key\n";
+	"  keyauthctl key create --route openai --owner alice@example.com --out alice.key\n"
+	"  keyauthctl key create --route admin --scope read --scope write --owner ops\n";
 
 struct create_arg {
 	const char *route;
@@ -60,6 +64,7 @@ struct create_arg {
 	char routes[KS_ROUTES_STR_MAX + 1];
 	int64_t expires;
 	uint32_t rpm;
+	uint32_t scopes;
 	char key[KEY_GEN_MAX + 1];
 	struct kept_entry made;      /* the new entry, for printing */
 };
@@ -76,13 +81,14 @@ create_edit(struct ctl_edit *ed, void *arg)
 	e->routes = a->routes;
 	e->alias = a->alias;
 	e->tags = a->tags;
+	e->scopes = a->scopes;
 	key_keep_entry(&a->made, e);
 	return EDIT_WRITE;
 }
 
 /* Resolves --days / --expires / --no-expiry into an expiry time (0: never).
  * Returns 0 or an exit code. */
-static int
+int
 expiry_from_opts(const struct ctl_ctx *ctx, const char *days, const char *date, bool never,
                  int64_t now, int64_t *expires)
 {
@@ -137,6 +143,7 @@ key_create(struct ctl_ctx *ctx, const struct ctl_args *args)
 	a->alias = o->alias != NULL ? o->alias : "";
 	a->tags = o->tags;
 	a->rpm = o->rpm;
+	a->scopes = o->scopes;
 	key_routes_join(o, a->routes, sizeof(a->routes));
 	if (a->route == NULL) {
 		rc = ctl_usage_err(ctx, "--route is required");
@@ -153,7 +160,8 @@ key_create(struct ctl_ctx *ctx, const struct ctl_args *args)
 	c = ctl_conf_load(ctx);
 	if (c == NULL)
 		goto out;
-	if ((rc = key_routes_check(ctx, c, o)) != 0)
+	if ((rc = key_routes_check(ctx, c, o)) != 0 ||
+	    (rc = key_scopes_check(ctx, c, a->routes, a->scopes)) != 0)
 		goto out;
 	rc = key_make(ctx, c, o, args->json, create_edit, a, a->key, &a->made.e, NULL);
 out:
@@ -165,7 +173,7 @@ out:
 
 static const struct option create_opts[] = {
 	KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_DAYS, KEY_OPT_EXPIRES, KEY_OPT_NOEXP,
-	KEY_OPT_ALIAS, KEY_OPT_TAG, KEY_OPT_RPM, KEY_OPT_OUT, KEY_OPT_END
+	KEY_OPT_ALIAS, KEY_OPT_TAG, KEY_OPT_RPM, KEY_OPT_SCOPE, KEY_OPT_OUT, KEY_OPT_END
 };
 KEY_CMD(create, CTL_OPERAND_NONE, "create a key for a route and print it once");
 
@@ -181,6 +189,7 @@ static const char revoke_help[] =
 	"With --owner or --tag instead of an id, revokes every active key (grace\n"
 	"included) of that owner, or carrying every tag given, in one store\n"
 	"transaction. Without --yes it only says how many keys match and exits 1.\n"
+	"Exit status 3 when no key has this id.\n"
 	"\n"
 	"examples:\n"
 	"  keyauthctl key revoke 3xK9pQ2mZ7aB\n"
@@ -222,7 +231,7 @@ revoke_edit(struct ctl_edit *ed, void *arg)
 	struct ks_entry *e = find_or_complain(ed, a->id);
 
 	if (e == NULL)
-		return EDIT_FAIL;
+		return EDIT_NOTFOUND;
 	if (e->revoked != 0) {
 		a->already = true;
 		key_keep_entry(&a->old, e);
@@ -296,7 +305,7 @@ static const char rotate_help[] =
 	"usage: keyauthctl key rotate ID [--grace DURATION] [--days N] [--rpm N]\n"
 	"                             [--route ROUTE ...] [--out FILE] [--json]\n"
 	"\n"
-	"Creates a new key for the same routes, owner, alias and tags and prints it\n"
+	"Creates a new key for the same routes, owner, alias, tags and scopes and prints it\n"
 	"once on stdout. The old key stays valid for the grace period (listed as\n"
 	"'grace'), then reads as expired (its expiry only ever moves earlier). The\n"
 	"records name each other (rotated_from, rotated_to).\n"
@@ -311,6 +320,9 @@ static const char rotate_help[] =
 	"                     (an existing FILE is refused, before any change)\n"
 	"  --json             a JSON object (which includes the new key)\n"
 	"\n"
+	"Exit status 3 when no key has this id, 5 when the key is revoked or was\n"
+	"already rotated (nothing is changed).\n"
+	"\n"
 	"examples:\n"
 	"  NEW=$(keyauthctl key rotate 3xK9pQ2mZ7aB --grace 1h)\n"
 	"  keyauthctl key rotate 3xK9pQ2mZ7aB --grace 7d --out new.key\n";
@@ -324,11 +336,11 @@ rotate_edit(struct ctl_edit *ed, void *arg)
 	size_t oldi;
 
 	if (old == NULL)
-		return EDIT_FAIL;
+		return EDIT_NOTFOUND;
 	if (old->revoked != 0) {
 		ctl_err(ed->ctx, "key %s is revoked; create a new key instead "
 		        "('keyauthctl key create --route %s')", old->id, old->route);
-		return EDIT_FAIL;
+		return EDIT_CONFLICT;
 	}
 	if (a->o->nroutes == 0) {
 		const char *p = ks_entry_routes(old), *c;
@@ -349,10 +361,12 @@ rotate_edit(struct ctl_edit *ed, void *arg)
 		}
 		snprintf(a->routes, sizeof(a->routes), "%s", ks_entry_routes(old));
 	}
+	if (key_scopes_check(ed->ctx, ed->conf, a->routes, old->scopes) != 0)
+		return EDIT_USAGE;
 	if (old->rotated_to[0] != '\0') {
 		ctl_err(ed->ctx, "key %s was already rotated (to %s); rotate that key instead",
 		        old->id, old->rotated_to);
-		return EDIT_FAIL;
+		return EDIT_CONFLICT;
 	}
 	until = ed->now + a->grace;
 	if (old->expires == 0 || old->expires > until)
@@ -368,6 +382,7 @@ rotate_edit(struct ctl_edit *ed, void *arg)
 	e->routes = a->routes;
 	e->alias = old->alias;
 	e->tags = old->tags;
+	e->scopes = old->scopes;     /* an admin key's successor may do as much */
 	memcpy(e->rotated_from, old->id, sizeof(old->id));
 	memcpy(old->rotated_to, e->id, sizeof(e->id));
 	key_keep_entry(&a->made, e);
@@ -426,163 +441,13 @@ static const struct option rotate_opts[] = {
 };
 KEY_CMD(rotate, CTL_OPERAND_ID, "replace a key, keeping the old one valid for a grace period");
 
-/* ---- key import ----------------------------------------------------------------- */
-
-static const char import_help[] =
-	"usage: keyauthctl key import --route ROUTE [--route ROUTE ...] [--owner LABEL]\n"
-	"                             [--alias NAME] [--tag K=V ...]\n"
-	"                             [--days N | --no-expiry] [--rpm N] [--json] < KEYFILE\n"
-	"\n"
-	"Stores a key generated elsewhere. The key is read from stdin (never from the\n"
-	"command line, so it stays out of shell history and ps); one trailing newline\n"
-	"is ignored. It must be 20..256 printable ASCII characters without spaces; a\n"
-	"key with this deployment's prefix must also have a valid checksum. Prints the\n"
-	"new key id. --rpm N sets a requests-per-minute limit (0..1000000, 0 = none).\n"
-	"--route, --alias, --tag, --days and --no-expiry are as for 'key create'.\n"
-	"\n"
-	"example:\n"
-	"  keyauthctl key import --route openai --owner batch-job < key.txt\n";
-
-struct import_arg {
-	const char *route;
-	const char *owner;
-	const char *alias;
-	const char *tags;
-	char routes[KS_ROUTES_STR_MAX + 1];
-	int64_t expires;
-	uint32_t rpm;
-	uint8_t digest[KEY_DIGEST_LEN];
-	struct ks_entry made;
-};
-
-static int
-import_edit(struct ctl_edit *ed, void *arg)
-{
-	struct import_arg *a = arg;
-	const struct ks_entry *dup = ks_lookup(ed->set, a->digest);
-	struct ks_entry *e;
-	char id[KEY_ID_LEN + 1];
-
-	if (dup != NULL) {
-		ctl_err(ed->ctx, "this key is already in the store (id %s, route %s)",
-		        dup->id, dup->route);
-		return EDIT_FAIL;
-	}
-	do {
-		if (keyfmt_new_id(id) == -1) {
-			ctl_err(ed->ctx, "cannot generate a key id (CSPRNG failure)");
-			return EDIT_FAIL;
-		}
-	} while (key_edit_find(ed, id) != NULL);
-	e = key_edit_append(ed);
-	if (e == NULL)
-		return EDIT_FAIL;
-	memcpy(e->digest, a->digest, sizeof(a->digest));
-	memcpy(e->id, id, sizeof(id));
-	e->route = a->route;
-	e->routes = a->routes;
-	e->owner = a->owner;
-	e->alias = a->alias;
-	e->tags = a->tags;
-	e->created = ed->now;
-	e->expires = a->expires;
-	e->rpm = a->rpm;
-	a->made = *e;
-	return EDIT_WRITE;
-}
-
-static int
-key_import(struct ctl_ctx *ctx, const struct ctl_args *args)
-{
-	const struct key_opts *o = args->opts;
-	struct import_arg a;
-	struct conf *c = NULL;
-	char key[KEY_MAX_LEN + 2], t[32];
-	size_t len = 0;
-	int rc, r;
-
-	memset(&a, 0, sizeof(a));
-	a.route = o->route;
-	a.owner = o->owner;
-	a.alias = o->alias != NULL ? o->alias : "";
-	a.tags = o->tags;
-	a.rpm = o->rpm;
-	key_routes_join(o, a.routes, sizeof(a.routes));
-	if (a.route == NULL)
-		return ctl_usage_err(ctx, "--route is required");
-	if (!key_owner_ok(a.owner))
-		return ctl_usage_err(ctx, "--owner: at most %d printable characters", KS_OWNER_MAX - 1);
-	rc = expiry_from_opts(ctx, o->days, NULL, o->no_expiry, ctl_now(ctx), &a.expires);
-	if (rc != 0)
-		return rc;
-	rc = CTL_EXIT_FAIL;
-	c = ctl_conf_load(ctx);
-	if (c == NULL)
-		goto out;
-	if ((rc = key_routes_check(ctx, c, o)) != 0)
-		goto out;
-	rc = CTL_EXIT_FAIL;
-	r = key_read_stdin(ctx, key, sizeof(key), &len);
-	if (r == -1)
-		goto out;
-	if (r == 1 || len > KEY_MAX_LEN) {
-		ctl_err(ctx, "the key is longer than %d characters", KEY_MAX_LEN);
-		goto out;
-	}
-	if (len == 0) {
-		ctl_err(ctx, "no key on stdin (e.g. keyauthctl key import --route %s < key.txt)",
-		        a.route);
-		goto out;
-	}
-	if (!keyfmt_charset_ok(key, len, true)) {
-		ctl_err(ctx, "the key must be %d..%d printable ASCII characters without spaces "
-		        "(got %zu characters%s)", KEY_MIN_LEN, KEY_MAX_LEN, len,
-		        len >= KEY_MIN_LEN ? ", some not allowed" : "");
-		goto out;
-	}
-	if (keyfmt_check(c->key_prefix, key, len) == KEYFMT_BAD) {
-		ctl_err(ctx, "the key starts with this deployment's prefix '%s' but is not a valid "
-		        "key of that format (length or checksum); check for a copy error",
-		        c->key_prefix);
-		goto out;
-	}
-	keyfmt_digest(key, len, a.digest);
-	explicit_bzero(key, sizeof(key));
-	rc = key_store_edit(ctx, c, import_edit, &a);
-	if (rc == CTL_EXIT_OK) {
-		if (args->json) {
-			rc = ctl_json_print(ctx, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I}",
-			    "id", ctl_json_text(a.made.id), "route", ctl_json_text(a.made.route),
-			    "routes", ctl_json_text(a.routes),
-			    "owner", ctl_json_text(a.made.owner),
-			    "expires", ctl_json_time(a.made.expires, true),
-			    "rpm", (json_int_t)a.made.rpm));
-		} else {
-			ctl_fmt_time(a.made.expires, t, sizeof(t));
-			printf("%s\n", a.made.id);
-			fprintf(stderr, "Imported key %s for route%s %s, expires %s.\n",
-			        a.made.id, strchr(a.routes, ',') ? "s" : "", a.routes,
-			        a.made.expires != 0 ? t : "never");
-		}
-	}
-out:
-	explicit_bzero(key, sizeof(key));
-	conf_free(c);
-	return rc;
-}
-
-static const struct option import_opts[] = {
-	KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_DAYS, KEY_OPT_NOEXP, KEY_OPT_ALIAS, KEY_OPT_TAG,
-	KEY_OPT_RPM, KEY_OPT_END
-};
-KEY_CMD(import, CTL_OPERAND_STDIN, "store a key generated elsewhere (read from stdin)");
-
 /* ---- key set ------------------------------------------------------------------- */
 
 static const char set_help[] =
 	"usage: keyauthctl key set ID [--rpm N] [--route ROUTE ...] [--owner LABEL]\n"
 	"                          [--alias NAME] [--tag K=V ...] [--untag K ...]\n"
-	"                          [--days N | --expires DATE | --no-expiry] [--json]\n"
+	"                          [--days N | --expires DATE | --no-expiry]\n"
+	"                          [--scope SCOPE ...] [--json]\n"
 	"\n"
 	"Changes a stored key's settings. Running agents apply the change within a\n"
 	"second; no deploy is needed.\n"
@@ -597,7 +462,11 @@ static const char set_help[] =
 	"  --untag K        removes tag K (repeatable)\n"
 	"  --days N, --expires DATE, --no-expiry\n"
 	"                   a new expiry, counted from now (as for 'key create')\n"
+	"  --scope SCOPE    replaces an admin-route key's scopes (repeatable: read,\n"
+	"                   write, deploy)\n"
 	"  --json           print the key's new state as a JSON object\n"
+	"\n"
+	"Exit status 3 when no key has this id.\n"
 	"\n"
 	"example:\n"
 	"  keyauthctl key set 3xK9pQ2mZ7aB --rpm 600 --route openai --route azure\n";
@@ -654,7 +523,7 @@ set_edit(struct ctl_edit *ed, void *arg)
 	struct ks_entry *e = find_or_complain(ed, a->id), before;
 
 	if (e == NULL)
-		return EDIT_FAIL;
+		return EDIT_NOTFOUND;
 	before = *e;
 	if (a->rpm_set)
 		e->rpm = a->rpm;
@@ -673,11 +542,15 @@ set_edit(struct ctl_edit *ed, void *arg)
 	}
 	if (a->expiry_set)
 		e->expires = a->new_expires;
+	if (o->scopes_set)
+		e->scopes = o->scopes;
+	if (key_scopes_check(ed->ctx, ed->conf, ks_entry_routes(e), e->scopes) != 0)
+		return EDIT_USAGE;
 	a->already = strcmp(ks_entry_routes(&before), ks_entry_routes(e)) == 0 &&
 	             before.rpm == e->rpm && strcmp(before.owner, e->owner) == 0 &&
 	             strcmp(before.alias ? before.alias : "", e->alias ? e->alias : "") == 0 &&
 	             strcmp(before.tags ? before.tags : "", e->tags ? e->tags : "") == 0 &&
-	             before.expires == e->expires;
+	             before.expires == e->expires && before.scopes == e->scopes;
 	key_keep_entry(&a->old, e);
 	return a->already ? EDIT_NOCHANGE : EDIT_WRITE;
 }
@@ -700,9 +573,9 @@ key_set(struct ctl_ctx *ctx, const struct ctl_args *args)
 	a->o = o;
 	a->expiry_set = o->days != NULL || o->date != NULL || o->no_expiry;
 	if (!a->rpm_set && o->nroutes == 0 && !o->owner_set && o->alias == NULL && o->ntags == 0 &&
-	    o->nuntags == 0 && !a->expiry_set) {
+	    o->nuntags == 0 && !a->expiry_set && !o->scopes_set) {
 		rc = ctl_usage_err(ctx, "nothing to set: give --rpm, --route, --owner, --alias, "
-		                   "--tag, --untag, --days, --expires or --no-expiry");
+		                   "--tag, --untag, --days, --expires, --no-expiry or --scope");
 		goto out;
 	}
 	if (o->owner_set && !key_owner_ok(o->owner)) {
@@ -748,17 +621,18 @@ key_set(struct ctl_ctx *ctx, const struct ctl_args *args)
 			json_decref(full);
 			rc = ctl_json_print(ctx, j);
 		} else if (o->nroutes == 0 && !o->owner_set && o->alias == NULL && o->ntags == 0 &&
-		           o->nuntags == 0 && !a->expiry_set) {
+		           o->nuntags == 0 && !a->expiry_set && !o->scopes_set) {
 			printf("key %s (route %s): rpm %s%s\n", e->id, ks_entry_routes(e),
 			       key_rpm_str(e->rpm, rpm, sizeof(rpm)), a->already ? " (unchanged)" : "");
 		} else {
 			if (e->expires != 0)
 				ctl_fmt_time(e->expires, t, sizeof(t));
-			printf("key %s (route%s %s): rpm %s, owner %s, alias %s, tags %s, expires %s%s\n",
+			printf("key %s (route%s %s): rpm %s, owner %s, alias %s, tags %s, expires %s%s%s%s\n",
 			       e->id, strchr(ks_entry_routes(e), ',') ? "s" : "", ks_entry_routes(e),
 			       key_rpm_str(e->rpm, rpm, sizeof(rpm)), e->owner[0] ? e->owner : "-",
 			       e->alias[0] ? e->alias : "-", e->tags[0] ? e->tags : "-",
-			       e->expires != 0 ? t : "never", a->already ? " (unchanged)" : "");
+			       e->expires != 0 ? t : "never", e->scopes ? ", scopes " : "",
+			       ks_scopes_str(e->scopes), a->already ? " (unchanged)" : "");
 		}
 	}
 out:
@@ -770,6 +644,6 @@ out:
 static const struct option set_opts[] = {
 	KEY_OPT_RPM, KEY_OPT_ROUTE, KEY_OPT_OWNER, KEY_OPT_ALIAS, KEY_OPT_TAG,
 	{ "untag", required_argument, NULL, 'u' }, KEY_OPT_DAYS, KEY_OPT_EXPIRES, KEY_OPT_NOEXP,
-	KEY_OPT_END
+	KEY_OPT_SCOPE, KEY_OPT_END
 };
 KEY_CMD(set, CTL_OPERAND_ID, "change a key's settings (rpm, routes, labels, expiry) live, by id");

@@ -24,7 +24,8 @@ static const char list_help[] =
 	"Lists keys: id, alias, routes, owner, created, expires, status (active, grace:\n"
 	"rotated away but still valid, expired, revoked), rpm (the key's own\n"
 	"requests-per-minute limit, '-' when it has none), last use and requests\n"
-	"(counted by keyauthd; '-' and 0 for a key never used). Keys and digests are\n"
+	"(counted by keyauthd; '-' and 0 for a key never used), and SCOPES when an\n"
+	"admin-route key is listed. Keys and digests are\n"
 	"never shown. Without --all only keys that still work (active, grace).\n"
 	"Warns, on stderr, about keys that never expire.\n"
 	"\n"
@@ -61,6 +62,7 @@ key_list(struct ctl_ctx *ctx, const struct ctl_args *args)
 	struct ks_set *set = NULL;
 	struct conf *c = NULL;
 	size_t nrows = 0, wroute = 6, wowner = 5, walias = 5, forever = 0;
+	bool scopes = false;         /* a SCOPES column, only when a listed key has some */
 	char err[512];
 	int64_t now;
 	int rc;
@@ -100,6 +102,7 @@ key_list(struct ctl_ctx *ctx, const struct ctl_args *args)
 				continue;
 		}
 		rows[nrows++] = e;
+		scopes |= e->scopes != 0;
 		if (strlen(ks_entry_routes(e)) > wroute)
 			wroute = strlen(ks_entry_routes(e));
 		if (strlen(e->owner) > wowner)
@@ -125,9 +128,10 @@ key_list(struct ctl_ctx *ctx, const struct ctl_args *args)
 		if (ctl_json_print(ctx, list) != CTL_EXIT_OK)
 			goto out;
 	} else {
-		printf("%-*s  %-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %-5s  %-20s  %s\n", KEY_ID_LEN,
+		printf("%-*s  %-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %-5s  %-20s  %s%s\n", KEY_ID_LEN,
 		       "ID", (int)walias, "ALIAS", (int)wroute, "ROUTES", (int)wowner, "OWNER",
-		       "CREATED", "EXPIRES", "STATUS", "RPM", "LAST_USED", "REQUESTS");
+		       "CREATED", "EXPIRES", "STATUS", "RPM", "LAST_USED", scopes ? "REQUESTS  " : "REQUESTS",
+		       scopes ? "SCOPES" : "");
 		for (size_t i = 0; i < nrows; i++) {
 			const struct ks_entry *e = rows[i];
 			char cr[32], ex[32], rpm[16], lu[32];
@@ -144,11 +148,12 @@ key_list(struct ctl_ctx *ctx, const struct ctl_args *args)
 				ctl_fmt_time(last, lu, sizeof(lu));
 			else
 				snprintf(lu, sizeof(lu), "-");
-			printf("%-*s  %-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %-5s  %-20s  %llu\n",
+			printf("%-*s  %-*s  %-*s  %-*s  %-20s  %-20s  %-7s  %-5s  %-20s  %-*llu%s\n",
 			       KEY_ID_LEN, e->id, (int)walias, e->alias[0] != '\0' ? e->alias : "-",
 			       (int)wroute, ks_entry_routes(e), (int)wowner,
 			       e->owner[0] != '\0' ? e->owner : "-", cr, ex, key_entry_status(e, now),
-			       key_rpm_str(e->rpm, rpm, sizeof(rpm)), lu, (unsigned long long)req);
+			       key_rpm_str(e->rpm, rpm, sizeof(rpm)), lu, scopes ? 10 : 0,
+			       (unsigned long long)req, !scopes ? "" : e->scopes ? ks_scopes_str(e->scopes) : "-");
 		}
 	}
 	if (forever > 0)

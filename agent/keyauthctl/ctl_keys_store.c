@@ -207,8 +207,11 @@ key_store_edit_note(const struct ctl_ctx *ctx, const struct conf *c, ctl_edit_fn
 		*e = *ks_entry_at(set, i);
 	}
 	r = fn(&ed, arg);
-	if (r == EDIT_FAIL)
+	if (r == EDIT_FAIL || r == EDIT_NOTFOUND || r == EDIT_USAGE || r == EDIT_CONFLICT) {
+		rc = r == EDIT_NOTFOUND ? CTL_EXIT_NOTFOUND : r == EDIT_USAGE ? CTL_EXIT_USAGE
+		   : r == EDIT_CONFLICT ? CTL_EXIT_CONFLICT : CTL_EXIT_FAIL;
 		goto out;
+	}
 	if (r == EDIT_NOCHANGE) {
 		rc = CTL_EXIT_OK;
 		goto out;

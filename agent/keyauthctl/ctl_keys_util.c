@@ -304,6 +304,18 @@ key_opt(struct ctl_ctx *ctx, void *opts, int opt, const char *arg)
 		o->untags[o->nuntags++] = arg;
 		break;
 	}
+	case 'S': {
+		uint32_t bit = ks_scope_bit(arg, strlen(arg));
+
+		if (bit == 0)
+			return ctl_usage_err(ctx, "--scope: '%s' is not a scope (read, write or "
+			                     "deploy)", arg);
+		if (o->scopes & bit)
+			return ctl_usage_err(ctx, "--scope '%s' is given twice", arg);
+		o->scopes |= bit;
+		o->scopes_set = true;
+		break;
+	}
 	case 'N': o->no_expiry = true; break;
 	case 'F': o->out = arg; break;
 	case 'W':
@@ -379,6 +391,19 @@ key_write_fd(int fd, const char *key)
 	return bad ? -1 : 0;
 }
 
+/* <j> with the rest of <e>'s list entry (routes, alias, tags, scopes, ...):
+ * what keyauth-admin answers for a created key, from one place. */
+static json_t *
+key_json_with_entry(const struct ctl_ctx *ctx, json_t *j, const struct ks_entry *e)
+{
+	json_t *full = key_json_entry(e, ctl_now(ctx));
+
+	if (j != NULL && full != NULL)
+		json_object_update_missing(j, full);
+	json_decref(full);
+	return j;
+}
+
 int
 key_print_new(const struct ctl_ctx *ctx, const char *key, const struct ks_entry *e,
               bool json, const char *note, int out_fd, const char *out_path)
@@ -395,18 +420,18 @@ key_print_new(const struct ctl_ctx *ctx, const char *key, const struct ks_entry 
 			return CTL_EXIT_FAIL;
 		}
 		if (json)
-			bad = ctl_json_print(ctx, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}",
+			bad = ctl_json_print(ctx, key_json_with_entry(ctx, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}",
 			    "id", ctl_json_text(e->id), "route", ctl_json_text(e->route),
 			    "owner", ctl_json_text(e->owner),
 			    "created", ctl_json_time(e->created, false),
 			    "expires", ctl_json_time(e->expires, true), "rpm", (json_int_t)e->rpm,
-			    "key_file", ctl_json_text(out_path))) != CTL_EXIT_OK;
+			    "key_file", ctl_json_text(out_path)), e)) != CTL_EXIT_OK;
 	} else if (json) {
-		bad = ctl_json_print(ctx, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}",
+		bad = ctl_json_print(ctx, key_json_with_entry(ctx, json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o}",
 		    "id", ctl_json_text(e->id), "route", ctl_json_text(e->route),
 		    "owner", ctl_json_text(e->owner), "created", ctl_json_time(e->created, false),
 		    "expires", ctl_json_time(e->expires, true), "rpm", (json_int_t)e->rpm,
-		    "key", ctl_json_text(key))) != CTL_EXIT_OK;
+		    "key", ctl_json_text(key)), e)) != CTL_EXIT_OK;
 	} else {
 		fputs(key, stdout);
 		fputc('\n', stdout);
@@ -474,7 +499,7 @@ key_json_tags(const struct ks_entry *e)
 json_t *
 key_json_entry(const struct ks_entry *e, int64_t now)
 {
-	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:o}",
+	json_t *o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:o}",
 	                 "id", ctl_json_text(e->id), "route", ctl_json_text(e->route),
 	                 "routes", key_json_routes(e), "owner", ctl_json_text(e->owner),
 	                 "created", ctl_json_time(e->created, false),
@@ -485,6 +510,10 @@ key_json_entry(const struct ks_entry *e, int64_t now)
 	                 "tags", key_json_tags(e),
 	                 "rotated_from", ctl_json_text(e->rotated_from[0] ? e->rotated_from : NULL),
 	                 "rotated_to", ctl_json_text(e->rotated_to[0] ? e->rotated_to : NULL));
+
+	if (o != NULL)
+		json_object_set_new(o, "scopes", key_json_scopes(e->scopes));
+	return o;
 }
 
 json_t *

@@ -59,4 +59,15 @@ void ctl_render_denials(FILE *f, const struct rroute *rr, unsigned n, const stru
 void ctl_render_rate_rules(FILE *f, const struct conf *c, const struct rgroup *g, unsigned ng);
 void ctl_render_credentials(FILE *f, const struct rroute *rr, unsigned n);
 
+/* The admin route (ctl_render_admin.c), each a no-op without an admin
+ * group. The routes rendered as provider routes: the first
+ * ctl_render_admin_split of conf.routes (the admin route is the last). */
+unsigned ctl_render_admin_split(const struct conf *c);
+int ctl_render_admin_check(const struct conf *c, char *err, size_t errlen);
+void ctl_render_admin_spoe_list(FILE *f, const struct conf *c);
+void ctl_render_admin_spoe(FILE *f, const struct conf *c);
+void ctl_render_admin_rules(FILE *f, const struct conf *c);
+void ctl_render_admin_use(FILE *f, const struct conf *c);
+void ctl_render_admin_backend(FILE *f, const struct conf *c);
+
 #endif /* AGENT_CTL_RENDER_INT_H */

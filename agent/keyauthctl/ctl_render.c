@@ -216,6 +216,7 @@ render_spoe(FILE *f, const struct conf *c, const struct rroute *rr, unsigned n,
 	      "spoe-agent keyauth-agent\n", f);
 	for (unsigned i = 0; i < n; i++)
 		fprintf(f, "    messages keyauth-%s\n", rr[i].r->name);
+	ctl_render_admin_spoe_list(f, c);
 	fputs("    # Verdicts arrive as txn.keyauth.{ok,status,key_id,rpm,owner,message}.\n"
 	      "    option var-prefix keyauth\n"
 	      "    # Any SPOE failure (timeout, agent down, I/O) sets txn.keyauth.err: 503.\n"
@@ -279,6 +280,7 @@ render_spoe(FILE *f, const struct conf *c, const struct rroute *rr, unsigned n,
 		fprintf(f, "    event on-frontend-http-request if keyauth_ctx%s keyauth_meth\n",
 		        has_sub ? " !keyauth_sub" : "");
 	}
+	ctl_render_admin_spoe(f, c);
 }
 
 /* ---- haproxy.cfg ---------------------------------------------------------- */
@@ -468,6 +470,7 @@ render_cfg(FILE *f, const struct conf *c, struct rroute *rr, const struct rroute
 	        "    http-request set-var(txn.keyauth_lmethod) method if { method GET HEAD POST PUT PATCH "
 	        "DELETE OPTIONS TRACE CONNECT }\n", c->key_prefix);
 
+	ctl_render_admin_rules(f, c);
 	/* Route selection: shortest context first, so the most specific one
 	 * sets the variable last; the SPOE messages make the same choice. */
 	fputs("\n    # Which route a path belongs to (the most specific context wins).\n", f);
@@ -488,11 +491,13 @@ render_cfg(FILE *f, const struct conf *c, struct rroute *rr, const struct rroute
 	ctl_render_rate_rules(f, c, groups, ng);
 	ctl_render_credentials(f, rr, n);
 	fputc('\n', f);
+	ctl_render_admin_use(f, c);
 	for (unsigned i = 0; i < n; i++)
 		fprintf(f, "    use_backend be_%s if keyauth_is_%s\n", rr[i].r->name, rr[i].r->name);
 
 	for (unsigned i = 0; i < n; i++)
 		render_backend(f, &rr[i]);
+	ctl_render_admin_backend(f, c);
 	render_rate_table(f, c);
 
 	fputs("\n# keyauthd. 'mode tcp': 2.6 does not know 'mode spop'; 3.1+ converts it.\n"
@@ -512,7 +517,7 @@ render_cfg(FILE *f, const struct conf *c, struct rroute *rr, const struct rroute
 static int
 check_routes(const struct conf *c, struct rroute *rr, char *err, size_t errlen)
 {
-	for (unsigned i = 0; i < c->nroutes; i++) {
+	for (unsigned i = 0; i < ctl_render_admin_split(c); i++) {
 		if (check_route(&c->routes[i], &rr[i], err, errlen) == -1)
 			return -1;
 		for (unsigned j = 0; j < i; j++) {
@@ -592,6 +597,7 @@ ctl_render(const struct conf *c, const struct ctl_render_opts *o,
 {
 	struct rroute *rr, *byctx;
 	FILE *f1 = NULL, *f2 = NULL;
+	unsigned n = ctl_render_admin_split(c);   /* the provider routes */
 	int rc = -1;
 
 	*spoe = NULL;
@@ -605,7 +611,7 @@ ctl_render(const struct conf *c, const struct ctl_render_opts *o,
 		         o->spoe_path);
 		return -1;
 	}
-	if (c->nroutes == 0) {
+	if (n == 0) {
 		snprintf(err, errlen, "%s has no routes: nothing to protect", c->path);
 		return -1;
 	}
@@ -615,18 +621,19 @@ ctl_render(const struct conf *c, const struct ctl_render_opts *o,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (check_routes(c, rr, err, errlen) == -1 || check_others(c, err, errlen) == -1)
+	if (check_routes(c, rr, err, errlen) == -1 || check_others(c, err, errlen) == -1 ||
+	    ctl_render_admin_check(c, err, errlen) == -1)
 		goto out;
-	memcpy(byctx, rr, c->nroutes * sizeof(*byctx));
-	qsort(byctx, c->nroutes, sizeof(*byctx), cmp_ctxlen);
+	memcpy(byctx, rr, n * sizeof(*byctx));
+	qsort(byctx, n, sizeof(*byctx), cmp_ctxlen);
 	f1 = open_memstream(spoe, spoe_len);
 	f2 = open_memstream(cfg, cfg_len);
 	if (f1 == NULL || f2 == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	render_spoe(f1, c, rr, c->nroutes, o);
-	render_cfg(f2, c, rr, byctx, c->nroutes, o);
+	render_spoe(f1, c, rr, n, o);
+	render_cfg(f2, c, rr, byctx, n, o);
 	if (ferror(f1) || ferror(f2)) {
 		snprintf(err, errlen, "out of memory");
 		goto out;

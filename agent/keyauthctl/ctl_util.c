@@ -245,6 +245,24 @@ fail:
 	return -1;
 }
 
+int
+ctl_file_give_dir_owner(int fd, const char *path)
+{
+	char dir[PATH_MAX], *slash;
+	struct stat st;
+
+	if (geteuid() != 0 || snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return 0;
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	if (stat(dir, &st) == 0 && st.st_uid != 0 && fchown(fd, st.st_uid, st.st_gid) == -1)
+		return -1;
+	return 0;
+}
+
 /* Makes one component; <whole> is the path the user gave, for messages. */
 static int
 mkdir_one(const char *p, const char *whole, mode_t mode, char *err, size_t errlen)

@@ -5,7 +5,8 @@
  * main() reads the global options, picks the command from the table by its
  * words (each exact or a unique prefix: "key create", "k cr") and has
  * ctl_cmd_run parse the rest of the command line and run it. The commands
- * live in ctl_*.c. Exit status: 0 ok, 1 failure, 2 usage error.
+ * live in ctl_*.c. Exit status: 0 ok, 1 failure, 2 usage error, 3 not
+ * found, 4 precondition failed, 5 conflict with the key's state (ctl.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 static const struct ctl_cmd *const commands[] = {
 	&ctl_cmd_key_create, &ctl_cmd_key_list, &ctl_cmd_key_revoke, &ctl_cmd_key_rotate,
 	&ctl_cmd_key_import, &ctl_cmd_key_verify, &ctl_cmd_key_set, &ctl_cmd_key_purge,
+	&ctl_cmd_key_show,
+	&ctl_cmd_route_list, &ctl_cmd_route_show, &ctl_cmd_route_set,
 	&ctl_cmd_haproxy, &ctl_cmd_deploy, &ctl_cmd_stats, &ctl_cmd_audit,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -38,7 +41,10 @@ usage(FILE *f)
 	      "  -V, --version      print the version\n"
 	      "\n"
 	      "'keyauthctl COMMAND --help' shows a command's options and an example.\n"
-	      "Exit status: 0 ok, 1 failure, 2 usage error.\n"
+	      "Exit status: 0 ok, 1 failure, 2 usage error, 3 not found (an unknown key id\n"
+	      "or route), 4 precondition failed (a stale --if-match or --if-preview),\n"
+	      "5 conflict with the key's state (rotating a revoked or already rotated key,\n"
+	      "importing a key the store holds).\n"
 	      "\n"
 	      "examples:\n"
 	      "  KEY=$(keyauthctl key create --route openai --owner alice)\n"
@@ -60,7 +66,9 @@ group_usage(FILE *f, const char *group)
 			fprintf(f, "  %-8s %s\n", name + gl + 1, commands[i]->summary);
 	}
 	fprintf(f, "\n'keyauthctl %s COMMAND --help' shows a command's options and an example.\n"
-	        "\nexample:\n  KEY=$(keyauthctl key create --route openai --owner alice)\n", group);
+	        "\nexample:\n  %s\n", group, strcmp(group, "route") == 0 ?
+	        "keyauthctl route set openai --key-name X-Custom-Key" :
+	        "KEY=$(keyauthctl key create --route openai --owner alice)");
 }
 
 /* The command of <group> named by argv[1] (argv[0] is the group's word), or

@@ -84,7 +84,7 @@ build_ack(uint8_t *buf, size_t cap, const struct spop_frame *f, const struct ver
 {
 	struct spop_fb b;
 	struct spop_data d;
-	const char *status = verdict_status_str(v->status);
+	const char *status = verdict_status_str(v->status), *scopes;
 
 	spop_fb_begin(&b, buf, cap, SPOP_FRM_ACK, f->sid, f->fid);
 	d.type = SPOP_DATA_BOOL;
@@ -105,6 +105,12 @@ build_ack(uint8_t *buf, size_t cap, const struct spop_frame *f, const struct ver
 		d.u.i = v->rpm;
 		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "rpm", 3, &d);
 		d.type = SPOP_DATA_STR;
+	}
+	/* Essential too: the admin route's rules deny by it (admin route only). */
+	if ((scopes = verdict_scopes(v)) != NULL) {
+		d.u.s.ptr = (const uint8_t *)scopes;
+		d.u.s.len = strlen(scopes);
+		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "scopes", 6, &d);
 	}
 	if (full) {
 		if (v->entry != NULL && v->entry->owner[0] != '\0') {

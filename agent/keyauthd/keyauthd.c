@@ -246,6 +246,17 @@ listeners_equal(const struct conf *a, const struct conf *b)
 	return 1;
 }
 
+/* Route overrides naming a route the config no longer has are ignored
+ * (conf_overrides.c): said, never a reason to refuse the config. */
+static void
+overrides_note(const struct conf *c)
+{
+	for (unsigned i = 0; c->overrides != NULL && i < c->overrides->norphans; i++)
+		log_warning("event=route_override_ignored route=%s reason=no_such_route "
+		            "fix=\"keyauthctl route set %s --reset\"", c->overrides->orphans[i],
+		            c->overrides->orphans[i]);
+}
+
 static int
 reload_config(struct daemon *d)
 {
@@ -309,6 +320,7 @@ reload_config(struct daemon *d)
 	d->config_last_time = ev_now(d->loop);
 	d->config_last_ok = true;
 	log_info("event=reload result=ok routes=%u", c->nroutes);
+	overrides_note(c);
 	return 0;
 }
 
@@ -721,6 +733,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "keyauthd: configuration %s rejected\n", d.conf_path);
 		return 1;
 	}
+	overrides_note(c);
 	if (check_only) {
 		rc = startup_check_config(c, d.conf_path);
 		conf_free(c);

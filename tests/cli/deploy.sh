@@ -100,6 +100,79 @@ rm -f "$T/keyauthd.pid"
 run "$K" -c "$C" deploy --haproxy-service none --haproxy-dir "$T/deploy" --reload-haproxy "exit 3"
 expect_rc 1 "a failing reload command fails the deploy"
 
+# ---- the deploy group of keyauth.conf: the flags' defaults -----------------------------------
+
+# A plain `keyauthctl deploy` (what keyauth-admin runs) deploys as the group says.
+DG=$T/dgroup
+mkdir -p "$DG/a" "$DG/b"
+write_conf "$DG/k.conf" "$T/store/keys.db"
+cat >>"$DG/k.conf" <<EOF
+deploy = {
+	haproxy_dir = "$DG/a";
+	haproxy_service = "none";
+	reload_haproxy = "touch $DG/reloaded";
+};
+EOF
+run "$K" -c "$DG/k.conf" deploy
+expect_rc 0 "deploy with the deploy group's settings, no flags"
+if [ -s "$DG/a/haproxy-keyauth.cfg" ] && [ -s "$DG/a/keyauth-spoe.conf" ]; then ok
+else bad "deploy.haproxy_dir: the files go there"; fi
+if [ -e "$DG/reloaded" ]; then ok; else bad "deploy.reload_haproxy: the reload command ran"; fi
+run "$K" -c "$DG/k.conf" deploy --preview --json
+expect_rc 0 "deploy --preview with the deploy group"
+if json_ok "$T/out" && grep -q '"changed":false' "$T/out"; then ok
+else bad "deploy --preview compares against deploy.haproxy_dir"; fi
+# Flags override the group.
+rm -f "$DG/reloaded"
+run "$K" -c "$DG/k.conf" deploy --haproxy-dir "$DG/b" --reload-haproxy none
+expect_rc 0 "flags override the deploy group"
+if [ -s "$DG/b/haproxy-keyauth.cfg" ]; then ok; else bad "--haproxy-dir overrides deploy.haproxy_dir"; fi
+if [ ! -e "$DG/reloaded" ]; then ok; else bad "--reload-haproxy none overrides deploy.reload_haproxy"; fi
+# A missing directory from the group is named as the group's setting.
+sed -i "s|haproxy_dir = \"$DG/a\"|haproxy_dir = \"$DG/missing\"|" "$DG/k.conf"
+run "$K" -c "$DG/k.conf" deploy
+expect_rc 1 "deploy.haproxy_dir that does not exist"
+expect_err "deploy.haproxy_dir $DG/missing" "the error names the setting"
+# deploy.haproxy is the haproxy that checks the files (the fake refuses them).
+write_conf "$DG/h.conf" "$T/store/keys.db"
+printf 'deploy = { haproxy_dir = "%s"; haproxy_service = "none"; haproxy = "%s"; };\n' \
+	"$DG/a" "$T/fakehaproxy" >>"$DG/h.conf"
+sed -i 's|"/mistral"|"/mistral2"|' "$DG/h.conf"
+cp "$DG/a/haproxy-keyauth.cfg" "$DG/a.orig"
+run "$K" -c "$DG/h.conf" deploy --reload-haproxy none
+expect_rc 1 "deploy.haproxy is the haproxy that checks the files"
+expect_err "fake haproxy says no" "deploy.haproxy ran haproxy -c"
+if cmp -s "$DG/a/haproxy-keyauth.cfg" "$DG/a.orig"; then ok; else bad "deploy.haproxy refusal writes nothing"; fi
+if [ -n "$HAPROXY" ]; then
+	run "$K" -c "$DG/h.conf" deploy --reload-haproxy none --haproxy "$HAPROXY"
+	expect_rc 0 "--haproxy overrides deploy.haproxy"
+fi
+# Bad values: refused with file:line, by keyauthctl and keyauthd -t alike.
+dg_bad() { # dg_bad 'deploy = {...};' 'expected error (regex)' 'what'
+	write_conf "$DG/bad.conf" "$T/store/keys.db"
+	printf '%s\n' "$1" >>"$DG/bad.conf"
+	run "$K" -c "$DG/bad.conf" deploy --haproxy-service none --haproxy-dir "$DG/b"
+	expect_rc 1 "deploy group: $3"
+	expect_err "bad.conf:13: .*$2" "deploy group: $3 (file:line, why)"
+	if [ -n "${KEYAUTHD:-}" ] && [ -x "${KEYAUTHD:-}" ]; then
+		run "$KEYAUTHD" -t -c "$DG/bad.conf"
+		if [ "$rc" -ne 0 ]; then ok; else bad "keyauthd -t: deploy group: $3"; fi
+	fi
+}
+dg_bad 'deploy = { haproxy_dir = "etc/haproxy"; };' 'bad haproxy_dir "etc/haproxy" in deploy' "relative haproxy_dir"
+dg_bad 'deploy = { haproxy_dir = "/etc/../haproxy"; };' 'bad haproxy_dir' "haproxy_dir with .."
+dg_bad 'deploy = { haproxy_service = "systemd"; };' 'bad haproxy_service "systemd" in deploy' "unknown haproxy_service"
+dg_bad 'deploy = { haproxy_defaults = "default/haproxy"; };' 'bad haproxy_defaults' "relative haproxy_defaults"
+dg_bad 'deploy = { haproxy = "haproxy"; };' 'bad haproxy "haproxy" in deploy' "relative haproxy"
+dg_bad 'deploy = { reload_haproxy = "master:run/haproxy.sock"; };' 'master: takes the absolute path' "relative master socket"
+dg_bad 'deploy = { reload_haproxy = ""; };' 'bad reload_haproxy' "empty reload_haproxy"
+dg_bad 'deploy = { reload_haproxy = "systemctl reload haproxy\nrm -rf /tmp/x"; };' 'one-line shell command' "a two-line reload_haproxy"
+dg_bad 'deploy = { haproxy_service = "none"; haproxy_defaults = "/etc/default/haproxy"; };' 'does not go with haproxy_service = "none"' "haproxy_defaults with haproxy_service none"
+dg_bad 'deploy = { haproxy_dirs = "/etc/haproxy"; };' 'haproxy_dirs' "unknown setting"
+dg_bad 'deploy = { haproxy_dir = 1; };' 'haproxy_dir' "haproxy_dir not a string"
+if [ -z "$(find "$DG/b" -newer "$DG/bad.conf" -type f)" ]; then ok
+else bad "deploy group errors write nothing"; fi
+
 # ---- how HAProxy is run: Debian's service, its defaults file (issue 21) ---------------------
 
 SV=$T/svc
@@ -119,6 +192,17 @@ expect_err "loads $SV/haproxy.cfg" "the refusal names the file HAProxy loads"
 expect_err "EXTRAOPTS=\"-S /run/haproxy-master.sock -f $SV/dep/haproxy-keyauth.cfg\"" \
 	"the refusal gives the EXTRAOPTS line (the unit's -S kept)"
 expect_err "--haproxy-service none" "the refusal names the way out for another HAProxy"
+# The same defaults file from the deploy group; --haproxy-service none overrides it.
+write_conf "$SV/dg.conf" "$T/store/keys.db"
+printf 'deploy = { haproxy_defaults = "%s"; haproxy_dir = "%s"; reload_haproxy = "none"; };\n' \
+	"$SV/default" "$SV/dep" >>"$SV/dg.conf"
+run "$K" -c "$SV/dg.conf" deploy
+expect_rc 1 "deploy.haproxy_defaults is the defaults file read"
+expect_err "loads $SV/haproxy.cfg" "deploy.haproxy_defaults: the refusal names its CONFIG"
+if [ -z "$(ls -A "$SV/dep")" ]; then ok; else bad "deploy.haproxy_defaults refusal: nothing is written"; fi
+run "$K" -c "$SV/dg.conf" deploy --haproxy-service none
+expect_rc 0 "--haproxy-service none overrides deploy.haproxy_defaults"
+rm -f "$SV/dep/haproxy-keyauth.cfg" "$SV/dep/keyauth-spoe.conf"
 # The operator's EXTRAOPTS replaces the unit's: the fix keeps it.
 printf 'CONFIG=%s\nEXTRAOPTS="-S %s/m.sock -m 256"\n' "$SV/haproxy.cfg" "$SV" >>"$SV/default"
 run "$K" -c "$C" deploy --haproxy-defaults "$SV/default" --haproxy-dir "$SV/dep" --reload-haproxy none

@@ -119,7 +119,7 @@ ALICE_ID=$(grep -o '"id":"[A-Za-z0-9]*","route":"openai","owner":"alice"' "$T/ou
 
 # ---- key revoke -------------------------------------------------------------------
 
-run "$K" -c "$C" key revoke AAAAAAAAAAAA;  expect_rc 1 "revoke an unknown id"
+run "$K" -c "$C" key revoke AAAAAAAAAAAA;  expect_rc 3 "revoke an unknown id (exit 3: not found)"
 expect_err "no key with id" "unknown id is explained"
 run "$K" -c "$C" key revoke short;         expect_rc 2 "revoke a malformed id"
 run "$K" -c "$C" key revoke;               expect_rc 2 "revoke without an id"
@@ -154,8 +154,11 @@ verify "$C" mistral "$T/k_rot_old" --now $((T0 + 3599)); expect_rc 0 "old key va
 verify "$C" mistral "$T/k_rot_old" --now $((T0 + 3600)); expect_rc 1 "old key expired after the grace"
 expect_out "^status: +expired" "old key reads as expired"
 verify "$C" mistral "$T/k_rot_new" --now $((T0 + 3600)); expect_rc 0 "new key valid after the grace"
-run "$K" -c "$C" key rotate "$VICTIM_ID";  expect_rc 1 "rotating a revoked key"
-run "$K" -c "$C" key rotate AAAAAAAAAAAA;  expect_rc 1 "rotating an unknown id"
+run "$K" -c "$C" key rotate "$VICTIM_ID";  expect_rc 5 "rotating a revoked key (exit 5: conflict)"
+expect_err "is revoked" "rotating a revoked key is explained"
+run "$K" -c "$C" key rotate "$ROT_ID";     expect_rc 5 "rotating an already rotated key (exit 5: conflict)"
+expect_err "already rotated" "rotating a rotated key is explained"
+run "$K" -c "$C" key rotate AAAAAAAAAAAA;  expect_rc 3 "rotating an unknown id (exit 3: not found)"
 run "$K" -c "$C" key create --route mistral --owner rot0
 key_file k_rot0
 R0=$(sed -n 's/^Key id: *//p' "$T/err")
@@ -180,7 +183,7 @@ expect_out "^[A-Za-z0-9]{12}$" "import prints the id"
 printf 'sk-imported0123456789abcdefghijklmnopq' >"$T/imp_nonl"
 verify "$C" chat "$T/imp_nonl";            expect_rc 0 "imported key verifies (newline trimmed)"
 run_in "$T/imp" "$K" -c "$C" key import --route chat
-expect_rc 1 "import a duplicate"
+expect_rc 5 "import a duplicate (exit 5: conflict)"
 expect_err "already in the store" "duplicate is explained"
 printf 'tooshort\n' >"$T/imp_short"
 run_in "$T/imp_short" "$K" -c "$C" key import --route chat; expect_rc 1 "import a short key"

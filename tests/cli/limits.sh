@@ -46,7 +46,7 @@ expect_out "rpm -$" "rpm 0 shows as no limit"
 verify "$C" openai "$T/k_rl60"; expect_out "^rpm: +-$" "the limit is removed"
 run "$K" -c "$C" key set "$RL_ID";                expect_rc 2 "key set with nothing to set"
 run "$K" -c "$C" key set --rpm 5;                 expect_rc 2 "key set without an id"
-run "$K" -c "$C" key set AAAAAAAAAAAA --rpm 5;    expect_rc 1 "key set on an unknown id"
+run "$K" -c "$C" key set AAAAAAAAAAAA --rpm 5;    expect_rc 3 "key set on an unknown id (exit 3: not found)"
 expect_err "no key with id" "unknown id is explained"
 run "$K" -c "$C" key set "$RL_ID" --rpm 60;       expect_rc 0 "key set back to 60"
 

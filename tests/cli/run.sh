@@ -28,6 +28,8 @@
 #   audit.sh    the store's audit log (file and Redis stream), keyauthctl audit
 #   render.sh   haproxy rendering, haproxy -c, live fail-closed, rate limits
 #   deploy.sh   deploy, keyauthd -t on provider settings
+#   route.sh    route list/show/set (route_overrides), deploy --preview
+#   admin.sh    the admin group, --scope, key show, exit 3, the admin route
 #
 # Ends with exactly one line "N passed, N failed"; exit status 1 on any failure.
 
@@ -72,6 +74,10 @@ KD=${KEYAUTHD:-$(dirname "$K")/keyauthd}
 . "$CLI/render.sh"
 # shellcheck source=tests/cli/deploy.sh
 . "$CLI/deploy.sh"
+# shellcheck source=tests/cli/route.sh
+. "$CLI/route.sh"
+# shellcheck source=tests/cli/admin.sh
+. "$CLI/admin.sh"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -40,7 +40,7 @@ check() {
 
 # ---- man pages -----------------------------------------------------------------
 if command -v mandoc >/dev/null 2>&1; then
-	for m in doc/keyauthd.8 doc/keyauthctl.8 doc/keyauth.conf.5; do
+	for m in doc/keyauthd.8 doc/keyauthctl.8 doc/keyauth-admin.8 doc/keyauth.conf.5; do
 		check "mandoc lint $m" mandoc -T lint -W warning "$m"
 	done
 else
@@ -76,6 +76,10 @@ want="0755 usr/local/sbin/keyauthd
 0644 usr/local/lib/sysusers.d/keyauth.conf
 0644 usr/local/lib/tmpfiles.d/keyauth.conf
 0644 usr/local/share/bash-completion/completions/keyauthctl
+0755 usr/local/sbin/keyauth-admin
+0644 usr/local/share/man/man8/keyauth-admin.8
+0644 usr/local/lib/systemd/system/keyauth-admin.service
+0644 usr/local/share/keyauth/openapi.json
 0640 etc/keyauth/keyauth.conf
 0750 etc/keyauth"
 layout_bad=""
@@ -172,6 +176,11 @@ done
 check "tmpfiles: /run/keyauth is keyauth:haproxy 2750" \
 	grep -qxF 'd /run/keyauth 2750 keyauth haproxy -' dist/keyauth.tmpfiles
 check "unit leaves /run/keyauth to tmpfiles" sh -c '! grep -q "^RuntimeDirectory" dist/keyauthd.service'
+# keyauth-admin's socket directory: root creates the socket (0660, group
+# haproxy) there, nobody else may create entries, HAProxy's group enters.
+check "tmpfiles: /run/keyauth-admin is root:haproxy 0750" \
+	grep -qxF 'd /run/keyauth-admin 0750 root haproxy -' dist/keyauth.tmpfiles
+check "sysusers: the keyauth-admin user" grep -q '^u keyauth-admin ' dist/keyauth.sysusers
 
 if command -v systemd-analyze >/dev/null 2>&1; then
 	# Installed under a private PREFIX (no DESTDIR), so that ExecStart names
@@ -183,6 +192,8 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 		check "systemd-analyze verify" systemd-analyze verify --man=no "$u"
 		check "systemd-analyze security <= 2.0" \
 			systemd-analyze security --offline=yes --threshold=20 "$u"
+		check "systemd-analyze verify keyauth-admin.service" \
+			systemd-analyze verify --man=no "$root/usr/lib/systemd/system/keyauth-admin.service"
 		if command -v systemd-sysusers >/dev/null 2>&1 && command -v systemd-tmpfiles >/dev/null 2>&1; then
 			systemd-sysusers --root="$root" "$root/usr/lib/sysusers.d/keyauth.conf" >/dev/null 2>&1
 			uid=$(awk -F: '$1 == "keyauth" { print $3 }' "$root/etc/passwd" 2>/dev/null)

@@ -562,6 +562,8 @@ int spc_ack_parse(const uint8_t *payload, size_t len, struct spc_ack *a)
 			dst = a->owner, cap = sizeof(a->owner), has = &a->has_owner;
 		} else if (spc_name_is(name, "message")) {
 			dst = a->message, cap = sizeof(a->message), has = &a->has_message;
+		} else if (spc_name_is(name, "scopes")) {
+			dst = a->scopes, cap = sizeof(a->scopes), has = &a->has_scopes;
 		}
 		if (!dst)
 			continue;

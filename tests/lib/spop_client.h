@@ -79,6 +79,8 @@ struct spc_ack {
 	char owner[SPC_STR_MAX];
 	bool has_message;
 	char message[SPC_STR_MAX];
+	bool has_scopes;             /* the admin route's ok verdicts only */
+	char scopes[SPC_STATUS_MAX];
 	bool truncated;
 	bool wrong_type;             /* a known variable had an unexpected type */
 };
