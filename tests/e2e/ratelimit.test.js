@@ -147,6 +147,15 @@ async function startGateway(hap) {
 	for (const n of g.nodes)
 		await waitFor(`HAProxy ${n.name}'s peer session`, async () =>
 			/status=ESTA/.test(await hapCmd(n.sock, 'show peers')), { timeout: 15000, interval: 100 });
+	// And each node's initial resync is over (flags 0x1 local and 0x2 remote
+	// resync finished, on the section's line): until then a node may still be
+	// taught the other's copy of an entry, which replaces its own count (seen
+	// once: a 61st request admitted after 60 within 130 ms).
+	for (const n of g.nodes)
+		await waitFor(`HAProxy ${n.name}'s initial peers resync`, async () => {
+			const m = /^\S+: \[[^\]]*\] id=\S+ .*?\bflags=(0x[0-9a-f]+)/m.exec(await hapCmd(n.sock, 'show peers'));
+			return m !== null && (Number(m[1]) & 3) === 3;
+		}, { timeout: 15000, interval: 100 });
 	await waitFor('a first request through HAProxy and keyauthd', async () =>
 		(await hit(g.nodes[0], '/openai/v1/models', g.keys.free)).status === 200, { timeout: 15000, interval: 100 });
 	return g;
