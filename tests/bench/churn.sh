@@ -14,6 +14,8 @@
 #   quiet   loadgen paced at CHURN_RATE NOTIFYs/s in total (-R; CHURN_CONNS
 #           connections, at most CHURN_DEPTH in flight on each; mix 80% valid
 #           keys of the store, 15% unknown, 5% none), nothing else
+#   writer  (CHURN_CONTROL=1, the default) the same, while churnw makes the
+#           churn window's writes into a namespace the agent does not watch
 #   churn   the same, while churnw (tests/bench/churnw.c) creates and revokes
 #           keys at CHURN_WRITES per second in total through the project's
 #           Redis write path (store_redis_commit: WATCH, MULTI, HSET, SADD,
@@ -31,7 +33,7 @@
 #   tests/bench/churn.sh [BUILD_DIR]        default build/rel
 #   tests/bench/churn.sh --report RESULTS   the BENCHMARKS.md section (markdown)
 #   env: CHURN_KEYS=1000000 CHURN_RATE=10000 CHURN_SECONDS=10 CHURN_WRITES=100
-#        CHURN_ROUNDS=1 CHURN_WORKERS=1 CHURN_CONNS=4 CHURN_DEPTH=32
+#        CHURN_ROUNDS=1 CHURN_WORKERS=1 CHURN_CONNS=4 CHURN_DEPTH=32 CHURN_CONTROL=1
 #        REDIS_SERVER=/usr/bin/redis-server REDIS_CLI=redis-cli
 #        RESULTS=<file to append "result ..." lines to>
 set -eu
@@ -55,9 +57,11 @@ if [ "${1:-}" = --report ]; then
 		}
 		r = f("round"); w = f("window")
 		if (w == "quiet") qp99[r] = f("p99_us")
+		else if (w == "writer") wp99[r] = f("p99_us")
 		else cp99[r] = f("p99_us")
+		if (w == "churn" && wp99[r] > 0) { nw++; cw = cw sprintf("%s%.2f", nw > 1 ? ", " : "", f("p99_us") / wp99[r]) }
 		err += f("errors")
-		ratio = (w == "churn" && qp99[r] > 0) ? sprintf("%.2f", f("p99_us") / qp99[r]) : "-"
+		ratio = (w != "quiet" && qp99[r] > 0) ? sprintf("%.2f", f("p99_us") / qp99[r]) : "-"
 		if (w == "churn" && qp99[r] > 0) { nr++; if (f("p99_us") / qp99[r] > maxratio) maxratio = f("p99_us") / qp99[r] }
 		row[++n] = sprintf("| %s | %s | %s | %d | %d | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %d | %s |",
 			r, w, f("writes") + 0 > 0 ? sprintf("%d (%s/s)", f("writes"), f("write_rate")) : "0",
@@ -71,7 +75,9 @@ if [ "${1:-}" = --report ]; then
 		printf "`sh tests/bench/churn.sh BUILD_DIR`, run of %s UTC on %s; load average\n", meta["date"], meta["machine"]
 		printf "before %s, after %s. keyauthd: %s worker(s), Redis backend (its own redis-server on loopback\n", meta["load_before"], meta["load_after"], meta["workers"]
 		printf "TCP), loopback TCP listener. loadgen paced at the target rate (%s connections, at most %s\n", meta["conns"], meta["depth"]
-		print "NOTIFYs in flight on each; 80% valid, 15% unknown, 5% no key). quiet = nothing else; churn = the"
+		print "NOTIFYs in flight on each; 80% valid, 15% unknown, 5% no key). quiet = nothing else; writer ="
+		print "the same writes into a namespace the agent does not watch (what the writer and redis-server"
+		print "cost the shared CPUs, the agent applying nothing); churn = the"
 		print "same while `churnw` creates and revokes keys through the project'"'"'s Redis write path (one"
 		print "MULTI/EXEC per change, the id PUBLISHed; the full read keyauthctl does inside its transaction"
 		print "is left out, see the notes). Latency from the write of a NOTIFY to its ACK, µs; behind ms = the"
@@ -86,6 +92,8 @@ if [ "${1:-}" = --report ]; then
 		ok1 = (err == 0); ok2 = (nr > 0 && maxratio <= 1.10)
 		printf "Target (zero verdict errors, p99 under churn <= 1.10x quiet): errors %d%s, worst p99 ratio %.2f%s.\n",
 			err, ok1 ? "" : " **missed**", maxratio, ok2 ? "" : " **missed**"
+		if (nw > 0)
+			printf "p99 under churn / p99 with the writer alone (the agent'"'"'s own share), by round: %s.\n", cw
 		print ""
 	}' "$R"
 	exit 0
@@ -106,6 +114,7 @@ ROUNDS=${CHURN_ROUNDS:-1}
 WORKERS=${CHURN_WORKERS:-1}
 CONNS=${CHURN_CONNS:-4}
 DEPTH=${CHURN_DEPTH:-32}
+CONTROL=${CHURN_CONTROL:-1}
 REDIS_SERVER=${REDIS_SERVER:-/usr/bin/redis-server}
 REDIS_CLI=${REDIS_CLI:-redis-cli}
 RESULTS=${RESULTS:-/dev/null}
@@ -150,6 +159,8 @@ store = { backend = "redis"; address = "127.0.0.1:$RPORT"; namespace = "$NS"; re
 log = { level = "info"; target = "stderr"; };
 routes = ( { name = "openai"; type = "provider"; context = "/openai"; } );
 EOC
+sed "s/namespace = \"$NS\"/namespace = \"$NS-other\"/" "$DIR/keyauth.conf" >"$DIR/other.conf"
+grep -q "namespace = \"$NS-other\"" "$DIR/other.conf" || { echo "churn.sh: could not make the writer window's config" >&2; exit 1; }
 head -1 "$DIR/keys.txt" >"$DIR/one.txt"
 
 # probe KEYFILE: one NOTIFY with the (valid) key of KEYFILE, answered ok.
@@ -178,6 +189,15 @@ fail=0 probe_res=ok
 window() {
 	keys0=$(last_keys) loads0=$(loaded_lines)
 	wline= wr=0
+	if [ "$2" = writer ]; then
+		# The same writes into a namespace the agent does not watch: what
+		# the writer and redis-server cost the machine, without the agent
+		# applying anything.
+		"$CHURNW" -c "$DIR/other.conf" -w "$WRITES" -t "$(awk -v s="$SECS" 'BEGIN { print s + 0.5 }')" \
+			>"$DIR/churnw.out" 2>"$DIR/churnw.err" &
+		WRITER=$!
+		sleep 0.5
+	fi
 	if [ "$2" = churn ]; then
 		"$CHURNW" -c "$DIR/keyauth.conf" -w "$WRITES" -t "$(awk -v s="$SECS" 'BEGIN { print s + 0.5 }')" \
 			-P "$DIR/probe.txt" >"$DIR/churnw.out" 2>"$DIR/churnw.err" &
@@ -192,6 +212,15 @@ window() {
 	out=$(cat "$DIR/load.out")
 	[ $lrc -eq 0 ] || { cat "$DIR/load.err" >&2; echo "churn.sh: loadgen reported errors ($2 window)" >&2; fail=1; }
 	extra=
+	if [ "$2" = writer ]; then
+		wrc=0
+		wait "$WRITER" || wrc=$?
+		WRITER=
+		wline=$(cat "$DIR/churnw.out")
+		[ $wrc -eq 0 ] || { cat "$DIR/churnw.err" >&2; echo "churn.sh: churnw failed (writer window)" >&2; fail=1; }
+		wr=$(kv "$wline" writes)
+		extra=" write_rate=$(kv "$wline" rate) loads=$(($(loaded_lines) - loads0))"
+	fi
 	if [ "$2" = churn ]; then
 		wrc=0
 		wait "$WRITER" || wrc=$?
@@ -221,6 +250,7 @@ window() {
 r=1
 while [ $r -le "$ROUNDS" ]; do
 	window $r quiet
+	[ "$CONTROL" = 1 ] && window $r writer
 	window $r churn
 	r=$((r + 1))
 done
