@@ -232,4 +232,8 @@ int admin_reply(const struct admin_in *in, const struct admin_result *r, char **
 /* {"error":{"code":...,"message":...}} */
 char *admin_error_body(const struct admin_err *e, size_t *len);
 
+/* A date as YYYY-MM-DD (digits and dashes in place; the day itself is
+ * keyauthctl's to judge). admin_query.c. */
+bool admin_date_ok(const char *s);
+
 #endif /* AGENT_ADMIN_H */

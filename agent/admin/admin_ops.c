@@ -209,19 +209,6 @@ int_ok(const char *field, json_t *v, json_int_t lo, json_int_t hi, struct admin_
 	return 0;
 }
 
-static bool
-date_ok(const char *s)
-{
-	size_t i;
-
-	if (strlen(s) != 10)
-		return false;
-	for (i = 0; i < 10; i++)
-		if ((i == 4 || i == 7) ? s[i] != '-' : !isdigit((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
 /* Only the fields in <allowed> (NULL-terminated) may be in <o>. */
 static int
 fields_only(json_t *o, const char *const *allowed, struct admin_err *e)
@@ -338,7 +325,7 @@ expiry_opt(struct admin_argv *a, json_t *o, struct admin_err *e)
 		return int_ok("expires_in_days", d, 1, 3650, e) != 0 ? -1 :
 		       argv_optf(a, "--days", e, "%lld", (long long)json_integer_value(d));
 	if (on != NULL) {
-		if (!json_is_string(on) || !date_ok(json_string_value(on)))
+		if (!json_is_string(on) || !admin_date_ok(json_string_value(on)))
 			return admin_err_set(e, 400, "invalid_field", "expires_on: must be a date YYYY-MM-DD");
 		return argv_opt(a, "--expires", json_string_value(on), 10, e);
 	}

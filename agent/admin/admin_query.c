@@ -58,8 +58,8 @@ text(const char *s, size_t max)
 	return true;
 }
 
-static bool
-date(const char *s)
+bool
+admin_date_ok(const char *s)
 {
 	size_t i;
 
@@ -101,7 +101,7 @@ value_ok(const char *k, const char *v)
 	if (strcmp(k, "expiring_within") == 0 || strcmp(k, "unused_for") == 0)
 		return digits(v, 9);
 	if (strcmp(k, "since") == 0)
-		return digits(v, 10) || date(v);
+		return digits(v, 10) || admin_date_ok(v);
 	if (strcmp(k, "key") == 0)
 		return key_id(v);
 	if (strcmp(k, "limit") == 0)
@@ -156,7 +156,7 @@ admin_query_args(const struct admin_in *in, struct admin_argv *a, struct admin_e
 		else if (strcmp(k, "all") == 0 && strcmp(v, "true") == 0)
 			r = admin_argv_word(a, "--all", e);
 		else if (strcmp(k, "expiring_within") == 0 || strcmp(k, "unused_for") == 0 ||
-		         (strcmp(k, "since") == 0 && !date(v))) {
+		         (strcmp(k, "since") == 0 && !admin_date_ok(v))) {
 			snprintf(span, sizeof(span), "%ss", v);
 			r = admin_argv_opt(a, strcmp(k, "since") == 0 ? "--since" :
 			                      strcmp(k, "unused_for") == 0 ? "--unused-for" : "--expiring-within",
