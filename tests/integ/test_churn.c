@@ -56,7 +56,6 @@
 #define NOW      1760000000
 
 static char dir[TP_PATH_MAX];
-static char redis_log[TP_PATH_MAX + 32];
 static char redis_addr[64];
 static pid_t redis_pid;
 static struct store_redis_conf rconf;
@@ -74,35 +73,15 @@ static struct ks_set *cur;
 static unsigned loads, load_failures;
 static redisContext *wc;          /* the writer's connection */
 
-static const char *redis_server_path(void)
-{
-	const char *p = getenv("REDIS_SERVER");
-
-	return p != NULL ? p : "/usr/bin/redis-server";
-}
-
 static int setup(void **state)
 {
-	char port[16];
-	int p;
-
 	(void)state;
-	if (access(redis_server_path(), X_OK) != 0)
+	if (access(tp_redis_server_path(), X_OK) != 0)
 		return 0;
 	if (tp_mkdtemp("keyauth-churn", dir, sizeof(dir)) == -1)
 		return -1;
-	snprintf(redis_log, sizeof(redis_log), "%s/redis.log", dir);
-	if ((p = tp_free_port()) <= 0)
-		return -1;
-	snprintf(port, sizeof(port), "%d", p);
-	snprintf(redis_addr, sizeof(redis_addr), "127.0.0.1:%d", p);
-	{
-		char *argv[] = { (char *)redis_server_path(), "--port", port, "--bind", "127.0.0.1",
-		                 "--save", "", "--appendonly", "no", "--dir", dir, NULL };
-
-		redis_pid = tp_spawn(argv, redis_log);
-	}
-	if (redis_pid == -1 || tp_wait_connectable(redis_pid, redis_addr, 5000) == -1)
+	redis_pid = tp_redis_start(dir, "redis", 0, NULL, redis_addr, sizeof(redis_addr));
+	if (redis_pid <= 0)
 		return -1;
 	rconf = (struct store_redis_conf){ .address = redis_addr, .namespace = NS,
 	                                   .resync_interval = 3600, .max_staleness = 300,

@@ -52,7 +52,6 @@ struct agent {
 };
 
 static char dir[TP_PATH_MAX];
-static char redis_log[TP_PATH_MAX + 32];
 static struct tf_agent ctl;                   /* its conf: what keyauthctl reads */
 static int redis_port;
 static pid_t redis_pid;
@@ -64,26 +63,13 @@ static struct agent agents[NAGENTS];
 static pid_t replica_pid;
 static const char *cur_ctl_conf = ctl.conf;   /* the config keyauthctl is given */
 
-static const char *redis_server_path(void)
-{
-	const char *p = getenv("REDIS_SERVER");
-
-	return p != NULL ? p : "/usr/bin/redis-server";
-}
-
 static int redis_start(void)
 {
-	char port[16], addr[64];
-	char *argv[] = { (char *)redis_server_path(), "--port", port, "--bind", "127.0.0.1",
-	                 "--save", "", "--appendonly", "no", "--dir", dir,
-	                 "--dbfilename", "dump.rdb", NULL };
+	char *extra[] = { "--dbfilename", "dump.rdb", NULL };
+	char addr[64];
 
-	snprintf(port, sizeof(port), "%d", redis_port);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", redis_port);
-	redis_pid = tp_spawn(argv, redis_log);
-	if (redis_pid == -1 || tp_wait_connectable(redis_pid, addr, 5000) == -1)
-		return -1;
-	return 0;
+	redis_pid = tp_redis_start(dir, "redis", redis_port, extra, addr, sizeof(addr));
+	return redis_pid > 0 ? 0 : -1;
 }
 
 static redisContext *rds(void)
@@ -287,11 +273,10 @@ static bool ge(double v, double ref)
 static int setup(void **state)
 {
 	(void)state;
-	if (access(redis_server_path(), X_OK) != 0)
+	if (access(tp_redis_server_path(), X_OK) != 0)
 		return 0;
 	if (tp_mkdtemp("keyauth-redis", dir, sizeof(dir)) == -1)
 		return -1;
-	snprintf(redis_log, sizeof(redis_log), "%s/redis.log", dir);
 	redis_port = tp_free_port();
 	if (redis_port <= 0 || redis_start() == -1)
 		return -1;
@@ -678,19 +663,15 @@ static bool replica_linked(int port)
 
 static void test_write_replicas(void **state)
 {
-	char out[TP_PATH_MAX + 16], port[16], master[16], rlog[TP_PATH_MAX + 32];
+	char out[TP_PATH_MAX + 16], master[16], raddr[64];
 	struct tf_agent w;
-	char *argv[] = { (char *)redis_server_path(), "--port", port, "--bind", "127.0.0.1",
-	                 "--save", "", "--appendonly", "no", "--dir", dir,
-	                 "--dbfilename", "replica.rdb", "--replicaof", "127.0.0.1", master, NULL };
+	char *extra[] = { "--dbfilename", "replica.rdb", "--replicaof", "127.0.0.1", master, NULL };
 	struct tf_key k;
 	long long t0, ms;
-	int rport;
 
 	(void)state;
 	NEED_REDIS();
 	snprintf(out, sizeof(out), "%s/ctlw.out", dir);
-	snprintf(rlog, sizeof(rlog), "%s/replica.log", dir);
 	assert_int_equal(write_conf(&w, "ctlw", "write_replicas = 1; write_timeout_ms = 300;"), 0);
 	cur_ctl_conf = w.conf;
 	/* No replica: written, the key still printed, then the error, exit 1
@@ -716,11 +697,8 @@ static void test_write_replicas(void **state)
 		fail_msg("unconfirmed key not in the store");
 	print_message("write_replicas = 1 without a replica: exit 1 after %lld ms\n", ms);
 	/* A real replica: WAIT is satisfied. */
-	rport = tp_free_port();
-	assert_true(rport > 0);
-	snprintf(port, sizeof(port), "%d", rport);
 	snprintf(master, sizeof(master), "%d", redis_port);
-	replica_pid = tp_spawn(argv, rlog);
+	replica_pid = tp_redis_start(dir, "replica", 0, extra, raddr, sizeof(raddr));
 	assert_true(replica_pid > 0);
 	{
 		long long deadline = tp_now_ms() + tp_scaled_ms(10000);

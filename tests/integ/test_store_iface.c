@@ -28,42 +28,20 @@
 
 static char dir[TP_PATH_MAX];
 static char store_path[TP_PATH_MAX + 32];
-static char redis_log[TP_PATH_MAX + 32];
 static char redis_addr[64];
 static pid_t redis_pid;
 static struct store_redis_conf rconf;
 
-static const char *redis_server_path(void)
-{
-	const char *p = getenv("REDIS_SERVER");
-
-	return p != NULL ? p : "/usr/bin/redis-server";
-}
-
 static int setup(void **state)
 {
-	char port[16];
-	int p;
-
 	(void)state;
 	if (tp_mkdtemp("keyauth-store-iface", dir, sizeof(dir)) == -1)
 		return -1;
 	snprintf(store_path, sizeof(store_path), "%s/keys.msgpack", dir);
-	snprintf(redis_log, sizeof(redis_log), "%s/redis.log", dir);
-	if (access(redis_server_path(), X_OK) != 0)
+	redis_pid = tp_redis_start(dir, "redis", 0, NULL, redis_addr, sizeof(redis_addr));
+	if (redis_pid == 0)
 		return 0;
-	p = tp_free_port();
-	if (p <= 0)
-		return -1;
-	snprintf(port, sizeof(port), "%d", p);
-	snprintf(redis_addr, sizeof(redis_addr), "127.0.0.1:%d", p);
-	{
-		char *argv[] = { (char *)redis_server_path(), "--port", port, "--bind", "127.0.0.1",
-		                 "--save", "", "--appendonly", "no", "--dir", dir, NULL };
-
-		redis_pid = tp_spawn(argv, redis_log);
-	}
-	if (redis_pid == -1 || tp_wait_connectable(redis_pid, redis_addr, 5000) == -1)
+	if (redis_pid == -1)
 		return -1;
 	rconf = (struct store_redis_conf){ .address = redis_addr, .namespace = "kaiface",
 	                                   .resync_interval = 60, .max_staleness = 300,

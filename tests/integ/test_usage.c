@@ -291,43 +291,24 @@ static void test_prometheus_gauges(void **state)
 
 /* ---- Redis ----------------------------------------------------------------------------- */
 
-static const char *redis_server_path(void)
-{
-	const char *p = getenv("REDIS_SERVER");
-
-	return p != NULL ? p : "/usr/bin/redis-server";
-}
-
 static void test_redis_two_agents_sum_and_restart(void **state)
 {
-	char dir[TP_PATH_MAX], rlog[TP_PATH_MAX + 32], port[16], addr[64], store[512], err[512];
+	char dir[TP_PATH_MAX], addr[64], store[512], err[512];
 	struct tf_agent ag[2], paper;
 	struct tf_key k;
 	struct conf *c;
 	redisContext *rc;
 	pid_t rpid;
-	int rport;
 	int64_t last, t0 = (int64_t)time(NULL);
 
 	(void)state;
-	if (access(redis_server_path(), X_OK) != 0) {
+	if (access(tp_redis_server_path(), X_OK) != 0) {
 		print_message("redis-server not installed: skipped\n");
 		skip();
 	}
 	assert_int_equal(tp_mkdtemp("keyauth-usage-redis", dir, sizeof(dir)), 0);
-	snprintf(rlog, sizeof(rlog), "%s/redis.log", dir);
-	rport = tp_free_port();
-	assert_true(rport > 0);
-	snprintf(port, sizeof(port), "%d", rport);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", rport);
-	{
-		char *argv[] = { (char *)redis_server_path(), "--port", port, "--bind", "127.0.0.1",
-		                 "--save", "", "--appendonly", "no", "--dir", dir, NULL };
-
-		rpid = tp_spawn(argv, rlog);
-		assert_true(rpid > 0);
-		assert_int_equal(tp_wait_connectable(rpid, addr, 5000), 0);
-	}
+	rpid = tp_redis_start(dir, "redis", 0, NULL, addr, sizeof(addr));
+	assert_true(rpid > 0);
 	snprintf(store, sizeof(store), "backend = \"redis\"; address = \"%s\"; namespace = \"kausage\";",
 	         addr);
 

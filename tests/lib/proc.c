@@ -353,6 +353,40 @@ pid_t tp_spawn_keyauthd(const char *conf_path, const char *log_path)
 	return tp_spawn(argv, log_path);
 }
 
+const char *tp_redis_server_path(void)
+{
+	const char *p = getenv("REDIS_SERVER");
+
+	return p != NULL ? p : "/usr/bin/redis-server";
+}
+
+pid_t tp_redis_start(const char *dir, const char *name, int port, char *const extra[],
+                     char *addr, size_t addrlen)
+{
+	char portstr[16], log_path[TP_PATH_MAX + 64];
+	char *argv[32] = { (char *)tp_redis_server_path(), "--port", portstr, "--bind", "127.0.0.1",
+	                   "--save", "", "--appendonly", "no", "--dir", (char *)dir };
+	size_t n = 11;
+	pid_t pid;
+
+	if (access(argv[0], X_OK) != 0)
+		return 0;
+	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+		if (n + 1 >= sizeof(argv) / sizeof(argv[0]))
+			return -1;
+		argv[n++] = extra[i];
+	}
+	if (port <= 0 && (port = tp_free_port()) <= 0)
+		return -1;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	snprintf(addr, addrlen, "127.0.0.1:%d", port);
+	snprintf(log_path, sizeof(log_path), "%s/%s.log", dir, name);
+	pid = tp_spawn(argv, log_path);
+	if (pid == -1 || tp_wait_connectable(pid, addr, 5000) == -1)
+		return -1;
+	return pid;
+}
+
 int tp_run_keyauthd_check(const char *conf_path, const char *log_path)
 {
 	char *argv[] = { (char *)tp_keyauthd_path(), "-t", "-c", (char *)conf_path, NULL };

@@ -57,6 +57,19 @@ pid_t tp_spawn(char *const argv[], const char *log_path);
 /* Spawns "keyauthd -c <conf_path>" with its output in <log_path>. */
 pid_t tp_spawn_keyauthd(const char *conf_path, const char *log_path);
 
+/* The redis-server the tests run: $REDIS_SERVER, else /usr/bin/redis-server. */
+const char *tp_redis_server_path(void);
+
+/*
+ * Starts a throwaway redis-server on 127.0.0.1:<port> (0: a free port) with
+ * no persistence, its files in <dir> and its output in <dir>/<name>.log,
+ * <extra> (NULL-terminated, or NULL) added to its arguments, and waits until
+ * it accepts connections. Fills <addr> ("127.0.0.1:PORT"). Returns its pid,
+ * 0 when redis-server is not installed (the caller skips), -1 on failure.
+ */
+pid_t tp_redis_start(const char *dir, const char *name, int port, char *const extra[],
+                     char *addr, size_t addrlen);
+
 /* Runs "keyauthd -t -c <conf_path>" to completion (bounded) with its output
  * in <log_path>; returns its exit status, or -1 if it did not exit normally. */
 int tp_run_keyauthd_check(const char *conf_path, const char *log_path);
