@@ -325,9 +325,13 @@ render_haproxy() {
 		>/dev/null 2>"$T/render.err" || die "keyauthctl haproxy: $(cat "$T/render.err")"
 	chmod 0644 "$1"/*
 }
-# start_haproxy BIN DIR NAME: as the haproxy user, in the foreground, tracked by pid.
+# start_haproxy BIN DIR NAME: as the haproxy user, in the foreground, tracked by pid;
+# from DIR, since HAProxy returns to its working directory while it reads the
+# configuration and the checkout's may be closed to haproxy (a clone in a 0700
+# directory, as CI makes).
 start_haproxy() {
-	setpriv --reuid=haproxy --regid=haproxy --init-groups "$1" -db -f "$2/haproxy-keyauth.cfg" >"$T/$3.log" 2>&1 &
+	(cd "$2" && exec setpriv --reuid=haproxy --regid=haproxy --init-groups "$1" -db \
+		-f "$2/haproxy-keyauth.cfg") >"$T/$3.log" 2>&1 &
 	PIDS+=($!)
 	HAPROXY_PID=$!
 }
@@ -348,6 +352,13 @@ gateway_checks() {
 	expect "$2: without a key" 401 "$(code "$1")"
 }
 
+# HAProxy 3.2 is unpacked inside the checkout, which haproxy may not be able to
+# enter: a copy where it may (bin/ and root/, what its wrapper uses).
+if "$HAPROXY32" -v >/dev/null 2>&1; then
+	mkdir -p "$H/haproxy32" && chmod 0755 "$H/haproxy32" && cp -a "$ROOT/.haproxy32/bin" "$ROOT/.haproxy32/root" "$H/haproxy32/" ||
+		die "cannot copy HAProxy 3.2 for the haproxy user"
+	HAPROXY32=$H/haproxy32/bin/haproxy
+fi
 FP=$(free_port)
 render_haproxy "$H/26" "$FP" 2.6
 start_haproxy "$HAPROXY26" "$H/26" haproxy26
