@@ -112,8 +112,16 @@ build_ack(uint8_t *buf, size_t cap, const struct spop_frame *f, const struct ver
 		d.u.s.len = strlen(scopes);
 		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "scopes", 6, &d);
 	}
+	/* The rest only where a rendered rule reads it: each variable is work
+	 * for HAProxy on every request (BENCHMARKS.md, issue 19). On the allowed
+	 * path the owner goes to the routes with identity headers and to the
+	 * admin route (X-Keyauth-Owner); the message to denials only (the JSON
+	 * error bodies). */
 	if (full) {
-		if (v->entry != NULL && v->entry->owner[0] != '\0') {
+		bool allowed = v->status == VERDICT_OK;
+		bool identity = v->route != NULL && (v->route->identity_headers || v->route->admin);
+
+		if (v->entry != NULL && v->entry->owner[0] != '\0' && (!allowed || identity)) {
 			d.u.s.ptr = (const uint8_t *)v->entry->owner;
 			d.u.s.len = strlen(v->entry->owner);
 			spop_fb_set_var(&b, SPOP_SCOPE_TXN, "owner", 5, &d);
@@ -131,9 +139,11 @@ build_ack(uint8_t *buf, size_t cap, const struct spop_frame *f, const struct ver
 				spop_fb_set_var(&b, SPOP_SCOPE_TXN, "tags", 4, &d);
 			}
 		}
-		d.u.s.ptr = (const uint8_t *)v->message;
-		d.u.s.len = strlen(v->message);
-		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "message", 7, &d);
+		if (!allowed) {
+			d.u.s.ptr = (const uint8_t *)v->message;
+			d.u.s.len = strlen(v->message);
+			spop_fb_set_var(&b, SPOP_SCOPE_TXN, "message", 7, &d);
+		}
 	}
 	return spop_fb_end(&b);
 }
