@@ -29,12 +29,30 @@
 #      path (their regsub()s: what a configuration that does not log saves)
 #   e  as d with `no option pipelining` (2.6 only; not in the default runs)
 #   f  as d with `maxconn 5` on the agent server (not in the default runs)
+# Levers of issue 19, not in the default runs (BENCHMARKS.md, "What keyauth
+# controls"); with the floor agent, so that only HAProxy's side moves:
+#   l m n o p  g without one group of rules: log sanitizing, refusals (503,
+#      403, 401), rate limit, carrier stripping, identity/credential headers
+#   L M N O P  g with that group repeated ten times (each rule idempotent or
+#      false on the allowed path): (X - g) / 9 is the group's cost, which
+#      stands above the round-to-round noise where a removal (l-p) cannot
+#   q  g without `option http-no-delay`
+#   s  g without the message's route= argument; S: ten more arguments
+#   t  g with an agent that sends no txn.keyauth.ok (rules test status);
+#      T: ten more variables in each ACK (floor_agent pad10)
+#   u  g with every refusal moved into a backend only refused requests
+#      reach (the allowed path tests one condition instead of eight rules);
+#      U: the same with keyauthd
+#   v  c with `timeout processing 5s` instead of 500ms
+#   C  c with the keyauthd binary E2E_KEYAUTHD_B (an A/B of two builds)
 # The only edits to the rendered files: the global log line is removed (no
 # configuration logs per request here), @GLOBAL@ is added. wrk runs
-# tests/bench/mix.lua, every answer checked, in two request mixes: "valid"
+# tests/bench/mix.lua, every answer checked, in three request mixes: "valid"
 # (100% valid keys: every request goes upstream; the headline, the worst
-# case for the ratio to no authentication) and "mix" (80% valid, 15%
-# unknown, 5% none). E2E_RUNS lists CONFIG:MIX pairs; each gets a 1 s
+# case for the ratio to no authentication), "mix" (80% valid, 15%
+# unknown, 5% none) and "light" (100% valid over E2E_LIGHT_CONNS=4
+# connections: HAProxy not saturated, so the added latency is the
+# exchange's own, not queueing behind a lower throughput). E2E_RUNS lists CONFIG:MIX pairs; each gets a 1 s
 # warm-up, then E2E_SECONDS of measurement, all in turn (per HAProxy
 # version), E2E_ROUNDS times, so that the ratios of one run hold on a noisy
 # machine. Reported per run: req/s, latency p50/p99/p99.9, errors (see
@@ -44,9 +62,9 @@
 #   tests/bench/e2e.sh [BUILD_DIR]      default build/rel
 #   env: E2E_SECONDS=5 E2E_ROUNDS=1 E2E_CONNS=64 E2E_THREADS=1 (wrk)
 #        E2E_RUNS="a:valid b:valid c:valid d:valid g:valid i:valid h:valid j:valid k:valid
-#        a:mix b:mix c:mix"
+#        a:mix b:mix c:mix a:light b:light c:light"
 #        (h is skipped on 2.6, e on 3.x) E2E_NBTHREAD=2 (HAProxy)
-#        E2E_WORKERS=1 (keyauthd) E2E_KEYS=10000
+#        E2E_WORKERS=1 (keyauthd) E2E_KEYS=10000 E2E_KEYAUTHD_B (config C)
 #        E2E_HAPROXIES="/usr/sbin/haproxy .haproxy32/bin/haproxy" RESULTS=<file>
 #        E2E_HOOK=<sh command run beside each measurement, with AGENT_PID,
 #        PROXY_PID, CONFIG, HV, SECS and HAPSOCK (HAProxy's admin socket) set;
@@ -71,8 +89,9 @@ fi
 WRK=${WRK:-wrk}
 SECS=${E2E_SECONDS:-5}
 ROUNDS=${E2E_ROUNDS:-1}
-RUNS=${E2E_RUNS:-a:valid b:valid c:valid d:valid g:valid i:valid h:valid j:valid k:valid a:mix b:mix c:mix}
+RUNS=${E2E_RUNS:-a:valid b:valid c:valid d:valid g:valid i:valid h:valid j:valid k:valid a:mix b:mix c:mix a:light b:light c:light}
 CONNS=${E2E_CONNS:-64}
+LIGHT_CONNS=${E2E_LIGHT_CONNS:-4}
 THREADS=${E2E_THREADS:-1}
 NBTHREAD=${E2E_NBTHREAD:-2}
 WORKERS=${E2E_WORKERS:-1}
@@ -168,6 +187,7 @@ configure() {
 	subst "$HERE/haproxy-native.cfg" "$v/b.cfg"
 	render "$v/c" "unix:$DIR/agent.sock" "$1"
 	cp "$v/c/haproxy.cfg" "$v/c.cfg"
+	[ -z "${E2E_KEYAUTHD_B:-}" ] || cp "$v/c.cfg" "$v/C.cfg"
 	render "$v/d" "127.0.0.1:$APORT" "$1"
 	cp "$v/d/haproxy.cfg" "$v/d.cfg"
 	# g: the rendered c, its agent replaced by the floor agent on the same socket.
@@ -200,6 +220,71 @@ configure() {
 		mv "$v/e/spoe.tmp" "$v/e/keyauth-spoe.conf"
 		cp "$v/e/haproxy.cfg" "$v/e.cfg"
 	fi
+	# Ablations of the rendered rules, all with the floor agent (so only
+	# HAProxy's side moves): (g) - (X) is what the removed group costs.
+	ablate() { # NAME PATTERN: g without the lines matching PATTERN (grep -E)
+		grep -v -E "$2" "$v/g.cfg" >"$v/$1.cfg"
+		! cmp -s "$v/g.cfg" "$v/$1.cfg" ||
+			{ echo "e2e.sh: the rendered configuration changed shape ($1); update e2e.sh" >&2; exit 1; }
+	}
+	ablate l 'set-var\(txn\.keyauth_l(path|method)\)'
+	ablate m '^    http-request return status (503|403|401) '
+	ablate n '^    http-request .*(keyauth_rate|sc-inc-gpc0|status 429 )'
+	ablate o 'del-header (Proxy-Authorization|X-API-Key|api-key|x-goog-api-key)$|keyauth_q|set-uri '
+	ablate p 'del-header x(-|_)keyauth|set-header Authorization '
+	# Amplified: the same groups repeated ten times (each rule is idempotent
+	# or its condition false on the allowed path), so that (X10 - g) / 9 is
+	# one group's cost, well above the round-to-round noise of ~2 us.
+	amplify() { # NAME PATTERN
+		awk -v re="$2" '$0 ~ re { for (i = 0; i < 10; i++) print; next } { print }' "$v/g.cfg" >"$v/$1.cfg"
+	}
+	amplify L 'set-var\(txn\.keyauth_l(path|method)\)'
+	amplify M '^    http-request return status (503|403|401) '
+	amplify N '^    http-request .*(keyauth_rate|sc-inc-gpc0|status 429 )'
+	amplify O 'del-header (Proxy-Authorization|X-API-Key|api-key|x-goog-api-key)$|keyauth_q|set-uri '
+	amplify P 'del-header x(-|_)keyauth|set-header Authorization '
+	# S: ten more arguments in the message (str(), as route= is); T: ten more
+	# variables in each ACK (floor_agent pad10).
+	mkdir -p "$v/S"
+	sed 's/ route=str(\([^)]*\))/ route=str(\1) a0=str(\1) a1=str(\1) a2=str(\1) a3=str(\1) a4=str(\1) a5=str(\1) a6=str(\1) a7=str(\1) a8=str(\1) a9=str(\1)/' \
+		"$v/c/keyauth-spoe.conf" >"$v/S/keyauth-spoe.conf"
+	sed "s|$v/c/keyauth-spoe.conf|$v/S/keyauth-spoe.conf|" "$v/c.cfg" >"$v/S.cfg"
+	cp "$v/g.cfg" "$v/T.cfg"
+	# q: g without `option http-no-delay` (what the streaming fix costs).
+	ablate q '^    option http-no-delay$'
+	# v: c with the SPOE processing timeout at 5s instead of the rendered
+	# 500ms (a timer armed per exchange either way).
+	mkdir -p "$v/v"
+	sed 's/^    timeout processing .*/    timeout processing 5s/' "$v/c/keyauth-spoe.conf" >"$v/v/keyauth-spoe.conf"
+	! cmp -s "$v/c/keyauth-spoe.conf" "$v/v/keyauth-spoe.conf" ||
+		{ echo "e2e.sh: the rendered configuration changed shape (v); update e2e.sh" >&2; exit 1; }
+	sed "s|$v/c/keyauth-spoe.conf|$v/v/keyauth-spoe.conf|" "$v/c.cfg" >"$v/v.cfg"
+	# s: g without the message's route= argument (HAProxy's side of it).
+	mkdir -p "$v/s"
+	sed 's/ route=str([^)]*)//' "$v/c/keyauth-spoe.conf" >"$v/s/keyauth-spoe.conf"
+	! cmp -s "$v/c/keyauth-spoe.conf" "$v/s/keyauth-spoe.conf" ||
+		{ echo "e2e.sh: the rendered configuration changed shape (s); update e2e.sh" >&2; exit 1; }
+	sed "s|$v/c/keyauth-spoe.conf|$v/s/keyauth-spoe.conf|" "$v/c.cfg" >"$v/s.cfg"
+	# t: g with an agent that sends no txn.keyauth.ok, the rules testing
+	# status "ok" instead (one variable fewer per ACK).
+	sed 's/var(txn\.keyauth\.ok) -m bool/var(txn.keyauth.status) -m str ok/g' "$v/g.cfg" >"$v/t.cfg"
+	! cmp -s "$v/g.cfg" "$v/t.cfg" ||
+		{ echo "e2e.sh: the rendered configuration changed shape (t); update e2e.sh" >&2; exit 1; }
+	# u: g with every refusal (404, 405, 503, 403, 401, the backstop) moved
+	# into a backend that only refused requests reach: the allowed path
+	# tests one condition (on use_backend) instead of eight rules.
+	refusals_in_backend() { # IN OUT
+		awk '/^    http-request (return status (404|405|503|403|401) |deny deny_status 503 unless)/ { r[++n] = $0; next }
+			/^    use_backend be_openai if keyauth_is_openai$/ {
+				print $0 " { var(txn.keyauth.ok) -m bool }"; print "    default_backend keyauth_refuse"; next }
+			{ print }
+			END { print ""; print "backend keyauth_refuse"; for (i = 1; i <= n; i++) print r[i]
+			      print "    http-request deny deny_status 503" }' "$1" >"$2"
+	}
+	refusals_in_backend "$v/g.cfg" "$v/u.cfg"
+	refusals_in_backend "$v/c.cfg" "$v/U.cfg"
+	grep -q 'default_backend keyauth_refuse' "$v/u.cfg" ||
+		{ echo "e2e.sh: the rendered configuration changed shape (u); update e2e.sh" >&2; exit 1; }
 	# j: c with `balance first` on the agent backend (one agent: no
 	# round-robin write lock per NOTIFY in 3.x).
 	render "$v/j" "unix:$DIR/agent.sock" "$1"
@@ -233,6 +318,25 @@ label() {
 	i) echo "bare spoe, floor agent" ;;
 	j) echo "keyauth balance first" ;;
 	k) echo "keyauth no log sanitizing" ;;
+	l) echo "floor, no log sanitizing" ;;
+	m) echo "floor, no refusal rules" ;;
+	n) echo "floor, no rate-limit rules" ;;
+	o) echo "floor, no carrier stripping" ;;
+	p) echo "floor, no identity/credential headers" ;;
+	s) echo "floor, no route= argument" ;;
+	t) echo "floor, no ok variable" ;;
+	u) echo "floor, refusals in a backend" ;;
+	q) echo "floor, no http-no-delay" ;;
+	U) echo "keyauth, refusals in a backend" ;;
+	v) echo "keyauth, timeout processing 5s" ;;
+	C) echo "keyauth, agent B" ;;
+	L) echo "floor, log sanitizing x10" ;;
+	M) echo "floor, refusal rules x10" ;;
+	N) echo "floor, rate-limit rules x10" ;;
+	O) echo "floor, carrier stripping x10" ;;
+	P) echo "floor, identity/credential headers x10" ;;
+	S) echo "floor, 10 more message arguments" ;;
+	T) echo "floor, 10 more ACK variables" ;;
 	esac
 }
 
@@ -240,11 +344,17 @@ label() {
 
 start_agent() { # HV CONFIG
 	rm -f "$DIR/agent.sock"
-	case $2 in k) set -- "$1" c ;; esac
-	if [ "$2" = g ] || [ "$2" = i ]; then
+	bin_agent=$KEYAUTHD
+	case $2 in C) bin_agent=${E2E_KEYAUTHD_B:?C needs E2E_KEYAUTHD_B} ;; esac
+	case $2 in k|U|v|C) set -- "$1" c ;; esac
+	if [ "$2" = t ]; then
+		"$FLOOR" "unix:$DIR/agent.sock" nook >"$DIR/agent.log" 2>&1 &
+	elif [ "$2" = T ]; then
+		"$FLOOR" "unix:$DIR/agent.sock" pad10 >"$DIR/agent.log" 2>&1 &
+	elif echo "g i l m n o p q s u L M N O P S" | grep -qw "$2"; then
 		"$FLOOR" "unix:$DIR/agent.sock" >"$DIR/agent.log" 2>&1 &
 	else
-		"$KEYAUTHD" -c "$DIR/$1/$2/keyauth.conf" 2>"$DIR/agent.log" &
+		"$bin_agent" -c "$DIR/$1/$2/keyauth.conf" 2>"$DIR/agent.log" &
 	fi
 	AGENT=$!
 }
@@ -266,11 +376,14 @@ wait_http() {
 }
 
 run_wrk() { # SECONDS EXPECT MIX OUTFILE
-	vp=80
-	[ "$3" = valid ] && vp=100 mp=0 || mp=5
+	vp=80 mp=5 n=$CONNS
+	case $3 in
+	valid) vp=100 mp=0 ;;
+	light) vp=100 mp=0 n=$LIGHT_CONNS ;;
+	esac
 	MIX_KEYS="$DIR/valid.txt" MIX_INVALID="$DIR/invalid.txt" MIX_EXPECT=$2 \
 	MIX_VALID_PCT=$vp MIX_MISSING_PCT=$mp \
-	MIX_CONNS=$CONNS "$WRK" -t"$THREADS" -c"$CONNS" -d"$1"s --timeout 2s \
+	MIX_CONNS=$n "$WRK" -t"$THREADS" -c"$n" -d"$1"s --timeout 2s \
 		-s "$HERE/mix.lua" "$URL" >"$4" 2>&1 || true
 }
 
@@ -279,9 +392,9 @@ bench_config() { # HV BIN CONFIG MIX ROUND
 	expect=auth want=401
 	[ "$c" = a ] && expect=noauth want=200
 	# The floor agent allows everything: a 200 without a key shows it is up.
-	case $c in g|i) want=200 ;; esac
+	case $c in g|i|l|m|n|o|p|q|s|t|u|L|M|N|O|P|S|T) want=200 ;; esac
 	case $c in
-	c|d|e|f|g|h|i|j|k) start_agent "$hv" "$c" ;;
+	c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|s|t|u|v|C|L|M|N|O|P|S|T|U) start_agent "$hv" "$c" ;;
 	esac
 	"$bin" -db -f "$DIR/$hv/$c.cfg" >"$DIR/haproxy.log" 2>&1 &
 	PROXY=$!

@@ -10,7 +10,11 @@
  * read() in one write(). HELLO and DISCONNECT are answered as keyauthd does
  * (pipelining announced). Benchmark use only: it trusts its peer.
  *
- *   floor_agent ADDRESS      "unix:/path" or "127.0.0.1:PORT"
+ *   floor_agent ADDRESS [nook|pad10]
+ *       ADDRESS "unix:/path" or "127.0.0.1:PORT"; nook: leave txn.keyauth.ok
+ *       out (status and key_id only), e2e.sh's lever (t); pad10: ten more
+ *       string variables (txn.keyauth.pad0..9), e2e.sh's (T), the cost of
+ *       one variable per ACK
  *
  * Prints "listening" when ready; stops on SIGTERM or SIGINT.
  */
@@ -42,7 +46,7 @@ struct fconn {
 };
 
 static volatile sig_atomic_t stop;
-static uint8_t ack_actions[256];
+static uint8_t ack_actions[512];
 static size_t ack_actions_len;
 
 static void on_signal(int sig)
@@ -53,9 +57,9 @@ static void on_signal(int sig)
 
 /* The ACK payload (the actions) once, from a template frame with sid = fid
  * = 0 (one varint byte each). */
-static int make_actions(void)
+static int make_actions(int with_ok, int pad)
 {
-	uint8_t buf[512];
+	uint8_t buf[1024];
 	struct spop_fb b;
 	struct spop_data d;
 	int n;
@@ -63,7 +67,8 @@ static int make_actions(void)
 	spop_fb_begin(&b, buf, sizeof(buf), SPOP_FRM_ACK, 0, 0);
 	d.type = SPOP_DATA_BOOL;
 	d.u.b = true;
-	spop_fb_set_var(&b, SPOP_SCOPE_TXN, "ok", 2, &d);
+	if (with_ok)
+		spop_fb_set_var(&b, SPOP_SCOPE_TXN, "ok", 2, &d);
 	d.type = SPOP_DATA_STR;
 	d.u.s.ptr = (const uint8_t *)"ok";
 	d.u.s.len = 2;
@@ -71,6 +76,12 @@ static int make_actions(void)
 	d.u.s.ptr = (const uint8_t *)"floor0000000";
 	d.u.s.len = 12;
 	spop_fb_set_var(&b, SPOP_SCOPE_TXN, "key_id", 6, &d);
+	for (int i = 0; i < pad; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "pad%d", i);
+		spop_fb_set_var(&b, SPOP_SCOPE_TXN, name, strlen(name), &d);
+	}
 	n = spop_fb_end(&b);
 	if (n < 0)
 		return -1;
@@ -219,11 +230,13 @@ int main(int argc, char **argv)
 	struct fconn **conns;
 	int lfd, ep;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: floor_agent unix:/path | 127.0.0.1:PORT\n");
+	if (argc < 2 || argc > 3 ||
+	    (argc == 3 && strcmp(argv[2], "nook") != 0 && strcmp(argv[2], "pad10") != 0)) {
+		fprintf(stderr, "usage: floor_agent unix:/path | 127.0.0.1:PORT [nook|pad10]\n");
 		return 2;
 	}
-	if (make_actions() == -1 || (lfd = listen_on(argv[1])) == -1) {
+	if (make_actions(argc == 2 || strcmp(argv[2], "nook") != 0,
+	    argc == 3 && strcmp(argv[2], "pad10") == 0 ? 10 : 0) == -1 || (lfd = listen_on(argv[1])) == -1) {
 		perror("floor_agent");
 		return 1;
 	}
