@@ -202,8 +202,8 @@ fi
 	echo
 	echo "wrk: ${E2E_THREADS:-1} thread, ${E2E_CONNS:-64} keep-alive connections, POST of 68 bytes, \`Authorization: Bearer <key>\`;"
 	echo "valid = 100% valid keys (every request goes upstream: the headline); mix = 80% valid, 15% unknown,"
-	echo "5% no key; light = 100% valid over ${E2E_LIGHT_CONNS:-4} connections only (HAProxy not saturated: the latency"
-	echo "an exchange adds, not queueing). Means of $E2E_ROUNDS round(s) of $E2E_SECONDS s. Ratio and added p99 are against (a) in the"
+	echo "5% no key; light = 100% valid over ${E2E_LIGHT_CONNS:-4} connections only (little queueing: the latency"
+	echo "an exchange adds, not the throughput ratio again). Means of $E2E_ROUNDS round(s) of $E2E_SECONDS s. Ratio and added p99 are against (a) in the"
 	echo "same mix and HAProxy version. CPU = user+system time of the process over the measurement, per"
 	echo "request; wrk's and the upstream stub's are not counted. HAProxy $(nproc)-CPU box, nbthread ${E2E_NBTHREAD:-2}."
 	echo

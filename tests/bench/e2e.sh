@@ -44,6 +44,8 @@
 #      reach (the allowed path tests one condition instead of eight rules);
 #      U: the same with keyauthd
 #   v  c with `timeout processing 5s` instead of 500ms
+#   w  g with no frontend http-request rule but the route's and the backstop
+#   y  g without the provider backend's Host header and tunnel timeout
 #   C  c with the keyauthd binary E2E_KEYAUTHD_B (an A/B of two builds)
 # The only edits to the rendered files: the global log line is removed (no
 # configuration logs per request here), @GLOBAL@ is added. wrk runs
@@ -51,8 +53,8 @@
 # (100% valid keys: every request goes upstream; the headline, the worst
 # case for the ratio to no authentication), "mix" (80% valid, 15%
 # unknown, 5% none) and "light" (100% valid over E2E_LIGHT_CONNS=4
-# connections: HAProxy not saturated, so the added latency is the
-# exchange's own, not queueing behind a lower throughput). E2E_RUNS lists CONFIG:MIX pairs; each gets a 1 s
+# connections: little queueing, so the added latency is the exchange's
+# own, not the wait behind a lower throughput). E2E_RUNS lists CONFIG:MIX pairs; each gets a 1 s
 # warm-up, then E2E_SECONDS of measurement, all in turn (per HAProxy
 # version), E2E_ROUNDS times, so that the ratios of one run hold on a noisy
 # machine. Reported per run: req/s, latency p50/p99/p99.9, errors (see
@@ -250,6 +252,12 @@ configure() {
 		"$v/c/keyauth-spoe.conf" >"$v/S/keyauth-spoe.conf"
 	sed "s|$v/c/keyauth-spoe.conf|$v/S/keyauth-spoe.conf|" "$v/c.cfg" >"$v/S.cfg"
 	cp "$v/g.cfg" "$v/T.cfg"
+	# w: g with no frontend http-request rule but the route's and the
+	# backstop (deny unless ok): what the rendered rules cost together.
+	# y: g without the provider backend's Host header and tunnel timeout.
+	awk '/^    http-request / && !/set-var\(txn\.keyauth_route\)|deny deny_status 503 unless|set-path|replace-path|set-header Host/ { next }
+		{ print }' "$v/g.cfg" >"$v/w.cfg"
+	ablate y '^    http-request set-header Host |^    timeout tunnel '
 	# q: g without `option http-no-delay` (what the streaming fix costs).
 	ablate q '^    option http-no-delay$'
 	# v: c with the SPOE processing timeout at 5s instead of the rendered
@@ -326,6 +334,8 @@ label() {
 	s) echo "floor, no route= argument" ;;
 	t) echo "floor, no ok variable" ;;
 	u) echo "floor, refusals in a backend" ;;
+	w) echo "floor, only the route and backstop rules" ;;
+	y) echo "floor, no Host header or tunnel timeout" ;;
 	q) echo "floor, no http-no-delay" ;;
 	U) echo "keyauth, refusals in a backend" ;;
 	v) echo "keyauth, timeout processing 5s" ;;
@@ -351,7 +361,7 @@ start_agent() { # HV CONFIG
 		"$FLOOR" "unix:$DIR/agent.sock" nook >"$DIR/agent.log" 2>&1 &
 	elif [ "$2" = T ]; then
 		"$FLOOR" "unix:$DIR/agent.sock" pad10 >"$DIR/agent.log" 2>&1 &
-	elif echo "g i l m n o p q s u L M N O P S" | grep -qw "$2"; then
+	elif echo "g i l m n o p q s u w y L M N O P S" | grep -qw "$2"; then
 		"$FLOOR" "unix:$DIR/agent.sock" >"$DIR/agent.log" 2>&1 &
 	else
 		"$bin_agent" -c "$DIR/$1/$2/keyauth.conf" 2>"$DIR/agent.log" &
@@ -392,9 +402,9 @@ bench_config() { # HV BIN CONFIG MIX ROUND
 	expect=auth want=401
 	[ "$c" = a ] && expect=noauth want=200
 	# The floor agent allows everything: a 200 without a key shows it is up.
-	case $c in g|i|l|m|n|o|p|q|s|t|u|L|M|N|O|P|S|T) want=200 ;; esac
+	case $c in g|i|l|m|n|o|p|q|s|t|u|w|y|L|M|N|O|P|S|T) want=200 ;; esac
 	case $c in
-	c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|s|t|u|v|C|L|M|N|O|P|S|T|U) start_agent "$hv" "$c" ;;
+	c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|s|t|u|v|w|y|C|L|M|N|O|P|S|T|U) start_agent "$hv" "$c" ;;
 	esac
 	"$bin" -db -f "$DIR/$hv/$c.cfg" >"$DIR/haproxy.log" 2>&1 &
 	PROXY=$!
