@@ -58,6 +58,9 @@ else
 	export RESULTS="$WORK/results.txt"
 	: >"$RESULTS"
 	echo "meta started=$(date -u '+%Y-%m-%dT%H:%M') load_before=$(cut -d' ' -f1 /proc/loadavg),$(cut -d' ' -f2 /proc/loadavg),$(cut -d' ' -f3 /proc/loadavg)" >>"$RESULTS"
+	dirty=0
+	[ -z "$(git -C "$HERE" status --porcelain --untracked-files=no 2>/dev/null)" ] || dirty=1
+	echo "meta commit=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown) dirty=$dirty" >>"$RESULTS"
 	echo "meta SECONDS_PER_RUN=$SECONDS_PER_RUN BIG_KEYS=$BIG_KEYS E2E_SECONDS=$E2E_SECONDS E2E_ROUNDS=$E2E_ROUNDS E2E_CONNS=${E2E_CONNS:-64} E2E_THREADS=${E2E_THREADS:-1} E2E_NBTHREAD=${E2E_NBTHREAD:-2} E2E_WORKERS=${E2E_WORKERS:-1} E2E_KEYS=${E2E_KEYS:-10000}" >>"$RESULTS"
 	t_start=$(now_ms)
 
@@ -174,10 +177,10 @@ e2e_field() {
 
 # ---- BENCHMARKS.md ---------------------------------------------------------------
 
-commit=$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$HERE" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-	commit="$commit (with uncommitted changes)"
-fi
+# The commit measured (recorded when the run started), not the one rendering.
+commit=$(meta commit)
+[ -n "$commit" ] || commit=unknown
+[ "$(meta dirty)" != 1 ] || commit="$commit (with uncommitted changes)"
 {
 	echo "# Benchmarks"
 	echo
