@@ -181,6 +181,32 @@ EOC
 		/^[ \t]*log stdout / { next } { print }' "$1/haproxy-keyauth.cfg" >"$1/haproxy.cfg"
 }
 
+# shape_error NAME: the rendered configuration no longer has the shape
+# e2e.sh edits for configuration NAME.
+shape_error() {
+	echo "e2e.sh: the rendered configuration changed shape ($1); update e2e.sh" >&2
+	exit 1
+}
+
+# must_differ A B NAME: a variant B that did not change A is a shape error.
+must_differ() {
+	! cmp -s "$1" "$2" || shape_error "$3"
+}
+
+# ablate NAME PATTERN: g without the lines matching PATTERN (grep -E).
+ablate() {
+	grep -v -E "$2" "$v/g.cfg" >"$v/$1.cfg"
+	must_differ "$v/g.cfg" "$v/$1.cfg" "$1"
+}
+
+# spoe_variant NAME SED: c with its SPOE file edited by SED.
+spoe_variant() {
+	mkdir -p "$v/$1"
+	sed "$2" "$v/c/keyauth-spoe.conf" >"$v/$1/keyauth-spoe.conf"
+	must_differ "$v/c/keyauth-spoe.conf" "$v/$1/keyauth-spoe.conf" "$1"
+	sed "s|$v/c/keyauth-spoe.conf|$v/$1/keyauth-spoe.conf|" "$v/c.cfg" >"$v/$1.cfg"
+}
+
 # configure HV BIN: every configuration for one HAProxy version under $DIR/$HV.
 configure() {
 	v=$DIR/$1
@@ -206,15 +232,13 @@ configure() {
 		"$v/a.cfg" >"$v/i.cfg"
 	awk '/^backend keyauth_agents$/ { on = 1; print "" } on && /^(backend|frontend|peers) / && !/keyauth_agents/ { on = 0 }
 		on { print }' "$v/c.cfg" >>"$v/i.cfg"
-	grep -q '^backend keyauth_agents$' "$v/i.cfg" ||
-		{ echo "e2e.sh: the rendered configuration changed shape (i); update e2e.sh" >&2; exit 1; }
+	grep -q '^backend keyauth_agents$' "$v/i.cfg" || shape_error i
 	if [ "$1" != 2.6 ]; then
 		render "$v/h" "unix:$DIR/agent.sock" "$1"
 		awk '/^backend keyauth_agents$/ { inb = 1 } /^backend / && !/keyauth_agents/ { inb = 0 }
 			inb && $1 == "mode" && $2 == "tcp" { sub(/mode tcp/, "mode spop") } { print }' \
 			"$v/h/haproxy.cfg" >"$v/h.cfg"
-		grep -q '^    mode spop$' "$v/h.cfg" ||
-			{ echo "e2e.sh: the rendered configuration changed shape (h); update e2e.sh" >&2; exit 1; }
+		grep -q '^    mode spop$' "$v/h.cfg" || shape_error h
 	else
 		render "$v/e" "127.0.0.1:$APORT" "$1"
 		awk '{ print } /^spoe-agent / { print "    no option pipelining" }' \
@@ -224,90 +248,67 @@ configure() {
 	fi
 	# Ablations of the rendered rules, all with the floor agent (so only
 	# HAProxy's side moves): (g) - (X) is what the removed group costs.
-	ablate() { # NAME PATTERN: g without the lines matching PATTERN (grep -E)
-		grep -v -E "$2" "$v/g.cfg" >"$v/$1.cfg"
-		! cmp -s "$v/g.cfg" "$v/$1.cfg" ||
-			{ echo "e2e.sh: the rendered configuration changed shape ($1); update e2e.sh" >&2; exit 1; }
-	}
-	ablate l 'set-var\(txn\.keyauth_l(path|method)\)'
-	ablate m '^    http-request return status (503|403|401) '
-	ablate n '^    http-request .*(keyauth_rate|sc-inc-gpc0|status 429 )'
-	ablate o 'del-header (Proxy-Authorization|X-API-Key|api-key|x-goog-api-key)$|keyauth_q|set-uri '
-	ablate p 'del-header x(-|_)keyauth|set-header Authorization '
-	# Amplified: the same groups repeated ten times (each rule is idempotent
-	# or its condition false on the allowed path), so that (X10 - g) / 9 is
-	# one group's cost, well above the round-to-round noise of ~2 us.
-	amplify() { # NAME PATTERN
-		awk -v re="$2" '$0 ~ re { for (i = 0; i < 10; i++) print; next } { print }' "$v/g.cfg" >"$v/$1.cfg"
-	}
-	amplify L 'set-var\(txn\.keyauth_l(path|method)\)'
-	amplify M '^    http-request return status (503|403|401) '
-	amplify N '^    http-request .*(keyauth_rate|sc-inc-gpc0|status 429 )'
-	amplify O 'del-header (Proxy-Authorization|X-API-Key|api-key|x-goog-api-key)$|keyauth_q|set-uri '
-	amplify P 'del-header x(-|_)keyauth|set-header Authorization '
-	# S: ten more arguments in the message (str(), as route= is); T: ten more
-	# variables in each ACK (floor_agent pad10).
-	mkdir -p "$v/S"
-	sed 's/ route=str(\([^)]*\))/ route=str(\1) a0=str(\1) a1=str(\1) a2=str(\1) a3=str(\1) a4=str(\1) a5=str(\1) a6=str(\1) a7=str(\1) a8=str(\1) a9=str(\1)/' \
-		"$v/c/keyauth-spoe.conf" >"$v/S/keyauth-spoe.conf"
-	sed "s|$v/c/keyauth-spoe.conf|$v/S/keyauth-spoe.conf|" "$v/c.cfg" >"$v/S.cfg"
-	cp "$v/g.cfg" "$v/T.cfg"
-	# w: g with no frontend http-request rule but the route's and the
-	# backstop (deny unless ok): what the rendered rules cost together.
-	# y: g without the provider backend's Host header and tunnel timeout.
-	awk '/^    http-request / && !/set-var\(txn\.keyauth_route\)|deny deny_status 503 unless|set-path|replace-path|set-header Host/ { next }
-		{ print }' "$v/g.cfg" >"$v/w.cfg"
-	ablate y '^    http-request set-header Host |^    timeout tunnel '
+	# Amplified (capitals): the same group repeated ten times (each rule is
+	# idempotent or its condition false on the allowed path), so that
+	# (X10 - g) / 9 is one group's cost, well above the round-to-round noise
+	# of ~2 us where a removal is not.
+	for group in \
+		'l:set-var\(txn\.keyauth_l(path|method)\)' \
+		'm:^    http-request return status (503|403|401) ' \
+		'n:^    http-request .*(keyauth_rate|sc-inc-gpc0|status 429 )' \
+		'o:del-header (Proxy-Authorization|X-API-Key|api-key|x-goog-api-key)$|keyauth_q|set-uri ' \
+		'p:del-header x(-|_)keyauth|set-header Authorization '; do
+		name=${group%%:*} re=${group#*:}
+		ablate "$name" "$re"
+		awk -v re="$re" '$0 ~ re { for (i = 0; i < 10; i++) print; next } { print }' "$v/g.cfg" \
+			>"$v/$(echo "$name" | tr a-z A-Z).cfg"
+	done
 	# q: g without `option http-no-delay` (what the streaming fix costs).
 	ablate q '^    option http-no-delay$'
-	# v: c with the SPOE processing timeout at 5s instead of the rendered
-	# 500ms (a timer armed per exchange either way).
-	mkdir -p "$v/v"
-	sed 's/^    timeout processing .*/    timeout processing 5s/' "$v/c/keyauth-spoe.conf" >"$v/v/keyauth-spoe.conf"
-	! cmp -s "$v/c/keyauth-spoe.conf" "$v/v/keyauth-spoe.conf" ||
-		{ echo "e2e.sh: the rendered configuration changed shape (v); update e2e.sh" >&2; exit 1; }
-	sed "s|$v/c/keyauth-spoe.conf|$v/v/keyauth-spoe.conf|" "$v/c.cfg" >"$v/v.cfg"
-	# s: g without the message's route= argument (HAProxy's side of it).
-	mkdir -p "$v/s"
-	sed 's/ route=str([^)]*)//' "$v/c/keyauth-spoe.conf" >"$v/s/keyauth-spoe.conf"
-	! cmp -s "$v/c/keyauth-spoe.conf" "$v/s/keyauth-spoe.conf" ||
-		{ echo "e2e.sh: the rendered configuration changed shape (s); update e2e.sh" >&2; exit 1; }
-	sed "s|$v/c/keyauth-spoe.conf|$v/s/keyauth-spoe.conf|" "$v/c.cfg" >"$v/s.cfg"
+	# w: g with no frontend http-request rule but the route's and the
+	# backstop (deny unless ok): what the rendered rules cost together.
+	awk '/^    http-request / && !/set-var\(txn\.keyauth_route\)|deny deny_status 503 unless|set-path|replace-path|set-header Host/ { next }
+		{ print }' "$v/g.cfg" >"$v/w.cfg"
+	must_differ "$v/g.cfg" "$v/w.cfg" w
+	# y: g without the provider backend's Host header and tunnel timeout.
+	ablate y '^    http-request set-header Host |^    timeout tunnel '
+	# s: without the message's route= argument (HAProxy's side of it); S: ten
+	# more arguments (str(), as route= is); v: the SPOE processing timeout at
+	# 5s instead of the rendered 500ms (a timer armed per exchange either way).
+	spoe_variant s 's/ route=str([^)]*)//'
+	spoe_variant S 's/ route=str(\([^)]*\))/ route=str(\1) a0=str(\1) a1=str(\1) a2=str(\1) a3=str(\1) a4=str(\1) a5=str(\1) a6=str(\1) a7=str(\1) a8=str(\1) a9=str(\1)/'
+	spoe_variant v 's/^    timeout processing .*/    timeout processing 5s/'
 	# t: g with an agent that sends no txn.keyauth.ok, the rules testing
-	# status "ok" instead (one variable fewer per ACK).
+	# status "ok" instead (one variable fewer per ACK); T: ten more variables
+	# in each ACK (floor_agent pad10).
 	sed 's/var(txn\.keyauth\.ok) -m bool/var(txn.keyauth.status) -m str ok/g' "$v/g.cfg" >"$v/t.cfg"
-	! cmp -s "$v/g.cfg" "$v/t.cfg" ||
-		{ echo "e2e.sh: the rendered configuration changed shape (t); update e2e.sh" >&2; exit 1; }
+	must_differ "$v/g.cfg" "$v/t.cfg" t
+	cp "$v/g.cfg" "$v/T.cfg"
 	# u: g with every refusal (404, 405, 503, 403, 401, the backstop) moved
 	# into a backend that only refused requests reach: the allowed path
-	# tests one condition (on use_backend) instead of eight rules.
-	refusals_in_backend() { # IN OUT
+	# tests one condition (on use_backend) instead of eight rules; U: the
+	# same with keyauthd.
+	for x in g:u c:U; do
 		awk '/^    http-request (return status (404|405|503|403|401) |deny deny_status 503 unless)/ { r[++n] = $0; next }
 			/^    use_backend be_openai if keyauth_is_openai$/ {
 				print $0 " { var(txn.keyauth.ok) -m bool }"; print "    default_backend keyauth_refuse"; next }
 			{ print }
 			END { print ""; print "backend keyauth_refuse"; for (i = 1; i <= n; i++) print r[i]
-			      print "    http-request deny deny_status 503" }' "$1" >"$2"
-	}
-	refusals_in_backend "$v/g.cfg" "$v/u.cfg"
-	refusals_in_backend "$v/c.cfg" "$v/U.cfg"
-	grep -q 'default_backend keyauth_refuse' "$v/u.cfg" ||
-		{ echo "e2e.sh: the rendered configuration changed shape (u); update e2e.sh" >&2; exit 1; }
+			      print "    http-request deny deny_status 503" }' "$v/${x%:*}.cfg" >"$v/${x#*:}.cfg"
+		grep -q 'default_backend keyauth_refuse' "$v/${x#*:}.cfg" || shape_error "${x#*:}"
+	done
 	# j: c with `balance first` on the agent backend (one agent: no
 	# round-robin write lock per NOTIFY in 3.x).
 	render "$v/j" "unix:$DIR/agent.sock" "$1"
 	sed 's/^    balance roundrobin$/    balance first/' "$v/j/haproxy.cfg" >"$v/j.cfg"
-	grep -q '^    balance first$' "$v/j.cfg" ||
-		{ echo "e2e.sh: the rendered configuration changed shape (j); update e2e.sh" >&2; exit 1; }
+	grep -q '^    balance first$' "$v/j.cfg" || shape_error j
 	# k: c without the two rules that fill the sanitized log method and path
 	# (their regsub()s run on every request, logged or not).
 	grep -v 'set-var(txn.keyauth_lpath)\|set-var(txn.keyauth_lmethod)' "$v/c.cfg" >"$v/k.cfg"
-	! cmp -s "$v/c.cfg" "$v/k.cfg" ||
-		{ echo "e2e.sh: the rendered configuration changed shape (k); update e2e.sh" >&2; exit 1; }
+	must_differ "$v/c.cfg" "$v/k.cfg" k
 	render "$v/f" "127.0.0.1:$APORT" "$1"
 	sed 's/^\(    server agent1 .*\)$/\1 maxconn 5/' "$v/f/haproxy.cfg" >"$v/f.cfg"
-	grep -q '^    server agent1 .* maxconn 5$' "$v/f.cfg" ||
-		{ echo "e2e.sh: the rendered configuration changed shape (f); update e2e.sh" >&2; exit 1; }
+	grep -q '^    server agent1 .* maxconn 5$' "$v/f.cfg" || shape_error f
 	for c in "$v"/?.cfg; do
 		"$2" -c -q -f "$c" || { echo "e2e.sh: config $c rejected by $2" >&2; exit 1; }
 	done
@@ -352,17 +353,21 @@ label() {
 
 # ---- processes ------------------------------------------------------------------
 
+# floor_config CONFIG: true when CONFIG runs floor_agent instead of keyauthd.
+floor_config() {
+	case $1 in g|i|l|m|n|o|p|q|s|t|u|w|y|L|M|N|O|P|S|T) return 0 ;; esac
+	return 1
+}
+
 start_agent() { # HV CONFIG
 	rm -f "$DIR/agent.sock"
 	bin_agent=$KEYAUTHD
 	case $2 in C) bin_agent=${E2E_KEYAUTHD_B:?C needs E2E_KEYAUTHD_B} ;; esac
 	case $2 in k|U|v|C) set -- "$1" c ;; esac
-	if [ "$2" = t ]; then
-		"$FLOOR" "unix:$DIR/agent.sock" nook >"$DIR/agent.log" 2>&1 &
-	elif [ "$2" = T ]; then
-		"$FLOOR" "unix:$DIR/agent.sock" pad10 >"$DIR/agent.log" 2>&1 &
-	elif echo "g i l m n o p q s u w y L M N O P S" | grep -qw "$2"; then
-		"$FLOOR" "unix:$DIR/agent.sock" >"$DIR/agent.log" 2>&1 &
+	if floor_config "$2"; then
+		mode=
+		case $2 in t) mode=nook ;; T) mode=pad10 ;; esac
+		"$FLOOR" "unix:$DIR/agent.sock" $mode >"$DIR/agent.log" 2>&1 &
 	else
 		"$bin_agent" -c "$DIR/$1/$2/keyauth.conf" 2>"$DIR/agent.log" &
 	fi
@@ -402,10 +407,8 @@ bench_config() { # HV BIN CONFIG MIX ROUND
 	expect=auth want=401
 	[ "$c" = a ] && expect=noauth want=200
 	# The floor agent allows everything: a 200 without a key shows it is up.
-	case $c in g|i|l|m|n|o|p|q|s|t|u|w|y|L|M|N|O|P|S|T) want=200 ;; esac
-	case $c in
-	c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|s|t|u|v|w|y|C|L|M|N|O|P|S|T|U) start_agent "$hv" "$c" ;;
-	esac
+	! floor_config "$c" || want=200
+	case $c in a|b) ;; *) start_agent "$hv" "$c" ;; esac
 	"$bin" -db -f "$DIR/$hv/$c.cfg" >"$DIR/haproxy.log" 2>&1 &
 	PROXY=$!
 	wait_http $want

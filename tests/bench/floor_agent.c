@@ -228,15 +228,15 @@ int main(int argc, char **argv)
 {
 	struct epoll_event ev, evs[64];
 	struct fconn **conns;
+	const char *mode = argc == 3 ? argv[2] : "";
 	int lfd, ep;
 
-	if (argc < 2 || argc > 3 ||
-	    (argc == 3 && strcmp(argv[2], "nook") != 0 && strcmp(argv[2], "pad10") != 0)) {
+	if (argc < 2 || argc > 3 || (argc == 3 && strcmp(mode, "nook") != 0 && strcmp(mode, "pad10") != 0)) {
 		fprintf(stderr, "usage: floor_agent unix:/path | 127.0.0.1:PORT [nook|pad10]\n");
 		return 2;
 	}
-	if (make_actions(argc == 2 || strcmp(argv[2], "nook") != 0,
-	    argc == 3 && strcmp(argv[2], "pad10") == 0 ? 10 : 0) == -1 || (lfd = listen_on(argv[1])) == -1) {
+	if (make_actions(strcmp(mode, "nook") != 0, strcmp(mode, "pad10") == 0 ? 10 : 0) == -1 ||
+	    (lfd = listen_on(argv[1])) == -1) {
 		perror("floor_agent");
 		return 1;
 	}
